@@ -1,0 +1,1 @@
+"""chaosgenesys.conversations."""

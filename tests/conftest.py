@@ -1,0 +1,53 @@
+"""Shared fixtures: a real sandbox on a free loopback port, and the configuration to reach it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+AGENT_1 = "0b6b3c5e-0000-4000-8000-000000000001"
+AGENT_2 = "0b6b3c5e-0000-4000-8000-000000000002"
+AGENT_3 = "0b6b3c5e-0000-4000-8000-000000000003"
+QUEUE = "7c1d2a90-0000-4000-8000-0000000000aa"
+CLIENT_ID = "chaos-client"
+CLIENT_SECRET = "chaos-secret-value-never-printed"
+
+
+def make_seed(**overrides: Any) -> dict[str, Any]:
+    """The seed most tests use: two On Queue agents in the chaos queue, one Available outsider."""
+    seed: dict[str, Any] = {
+        "clients": [
+            {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "token_lifetime": 86400}
+        ],
+        "users": [
+            {"id": AGENT_1, "name": "Test Agent 1", "presence": "On Queue"},
+            {"id": AGENT_2, "name": "Test Agent 2", "presence": "On Queue"},
+            {"id": AGENT_3, "name": "Outside Agent", "presence": "Available"},
+        ],
+        "queues": [{"id": QUEUE, "name": "Chaos Queue", "members": [AGENT_1, AGENT_2]}],
+    }
+    seed.update(overrides)
+    return seed
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Any]:
+    """A sandbox on a free port with :func:`make_seed`, stopped after the test."""
+    from chaosgenesys.sandbox import Sandbox
+
+    with Sandbox(seed=make_seed()) as sb:
+        yield sb
+
+
+@pytest.fixture
+def configuration(sandbox: Any) -> dict[str, Any]:
+    """Experiment configuration pointing the platform client at the sandbox."""
+    return {"genesys_api_url": sandbox.url, "genesys_login_url": sandbox.url, "genesys_timeout": 5}
+
+
+@pytest.fixture
+def secrets() -> dict[str, str]:
+    """Secrets as chaoslib hands them to an activity (scopes already flattened)."""
+    return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}

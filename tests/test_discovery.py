@@ -1,0 +1,164 @@
+"""``chaos discover`` sees every activity of the public contract, typed and documented."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import chaosgenesys
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+
+#: The rows of design.md's public contract that this package implements, with their arguments.
+CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
+    "chaosgenesys.users.probes": {
+        "get_user": ("user_id",),
+        "get_presence": ("user_id",),
+        "get_routing_status": ("user_id",),
+        "presence_is": ("user_id", "expected"),
+        "routing_status_is": ("user_id", "expected"),
+        "wait_for_presence": ("user_id", "expected", "timeout", "interval"),
+        "presence_and_routing_agree": ("user_id",),
+        "agents_state": ("user_ids",),
+    },
+    "chaosgenesys.users.actions": {
+        "set_presence": ("user_id", "presence"),
+        "restore_presence": ("user_id",),
+    },
+    "chaosgenesys.conversations.probes": {
+        "get_conversation": ("conversation_id",),
+        "participant_state": ("conversation_id", "user_id"),
+        "call_is_connected": ("conversation_id", "user_id"),
+        "active_interactions": ("user_id",),
+        "wrapup_state": ("conversation_id", "user_id"),
+    },
+    "chaosgenesys.routing.probes": {
+        "queue_members": ("queue_id",),
+        "queue_observations": ("queue_id",),
+        "queue_is_isolated": ("queue_id", "user_ids"),
+    },
+    "chaosgenesys.auth.probes": {"token_info": ()},
+    "chaosgenesys.auth.actions": {
+        "revoke_token": (),
+        "wait_until_token_expiry": ("seconds_before",),
+    },
+    "chaosgenesys.sandbox.actions": {
+        "inject_api_fault": ("path_pattern", "delay_ms", "status"),
+        "expire_tokens": (),
+        "close_notification_sockets": ("code", "user_ids"),
+        "route_call": ("queue_id",),
+        "clear_sandbox_faults": (),
+    },
+}
+
+
+EXPECTED_TYPES = {
+    "user_id": "string",
+    "conversation_id": "string",
+    "queue_id": "string",
+    "path_pattern": "string",
+    "presence": "string",
+    "user_ids": "list",
+    "timeout": "number",
+    "interval": "number",
+    "configuration": "mapping",
+    "secrets": "mapping",
+}
+
+
+@pytest.fixture(scope="module")
+def discovery(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    path = tmp_path_factory.mktemp("discover") / "discovery.json"
+    result = subprocess.run(
+        [
+            CHAOS,
+            "--no-version-check",
+            "--no-log-file",
+            "discover",
+            "--no-install",
+            "--no-system-info",
+            "--discovery-path",
+            str(path),
+            "chaosgenesys",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded: dict[str, object] = json.loads(path.read_text())
+    return loaded
+
+
+def test_discovery_lists_every_contract_activity_with_its_type(discovery: dict) -> None:
+    found = {(a["mod"], a["name"]): a for a in discovery["activities"]}
+    for module, functions in CONTRACT.items():
+        kind = "probe" if module.endswith(".probes") else "action"
+        for name, arguments in functions.items():
+            activity = found.get((module, name))
+            assert activity is not None, f"{module}.{name} is not discovered"
+            assert activity["type"] == kind, f"{module}.{name} is a {activity['type']}"
+            assert activity["doc"], f"{module}.{name} has no docstring"
+            names = [arg["name"] for arg in activity["arguments"]]
+            assert names[: len(arguments)] == list(arguments), f"{module}.{name}: {names}"
+            for arg in activity["arguments"]:
+                # `chaos init` prompts with the portable type: every argument must have one.
+                assert arg.get("type") in {
+                    "string",
+                    "integer",
+                    "number",
+                    "boolean",
+                    "list",
+                    "mapping",
+                    "object",
+                }, f"{module}.{name}({arg['name']}) has type {arg.get('type')!r}"
+                # String annotations (``from __future__ import annotations``) would all port as
+                # "object": the obvious ones must come out precise.
+                expected_type = EXPECTED_TYPES.get(arg["name"])
+                if expected_type:
+                    assert arg["type"] == expected_type, f"{module}.{name}({arg['name']})"
+
+
+def test_discovery_names_the_extension(discovery: dict) -> None:
+    assert discovery["extension"]["name"] == "chaosgenesys"
+    assert discovery["extension"]["version"] == chaosgenesys.__version__
+
+
+def test_every_public_function_is_in_all_and_takes_configuration_and_secrets() -> None:
+    import importlib
+    import inspect
+
+    for module_name in (*chaosgenesys.ACTION_MODULES, *chaosgenesys.PROBE_MODULES):
+        module = importlib.import_module(module_name)
+        public = {
+            name
+            for name, obj in vars(module).items()
+            if inspect.isfunction(obj)
+            and obj.__module__ == module_name
+            and not name.startswith("_")
+        }
+        assert public == set(module.__all__), module_name
+        for name in module.__all__:
+            params = list(inspect.signature(getattr(module, name)).parameters)
+            assert params[-2:] == ["configuration", "secrets"], f"{module_name}.{name}"
+
+
+def test_platform_probes_do_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "import chaosgenesys.users.probes, chaosgenesys.users.actions\n"
+        "import chaosgenesys.conversations.probes, chaosgenesys.routing.probes\n"
+        "import chaosgenesys.auth.probes, chaosgenesys.auth.actions\n"
+        "import chaosgenesys.sandbox.actions\n"
+        "heavy = sorted(m for m in ('aiohttp', 'pyroute2', 'mitmproxy') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -1,0 +1,66 @@
+"""Every example experiment validates and runs with ``chaos run`` against the embedded sandbox.
+
+These run the real ``chaos`` command in a subprocess, exactly as a user does, and read the
+journal it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(
+    p
+    for p in (ROOT / "examples").iterdir()
+    if p.suffix in {".json", ".yaml", ".yml"} and p.name != "seed.yaml"
+)
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+
+
+def _chaos(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHAOS, "--no-version-check", "--log-file", str(tmp_path / "chaostoolkit.log"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_there_are_json_and_yaml_examples() -> None:
+    suffixes = {p.suffix for p in EXAMPLES}
+    assert ".json" in suffixes
+    assert {".yaml", ".yml"} & suffixes
+
+
+@pytest.mark.parametrize("experiment", EXAMPLES, ids=lambda p: p.name)
+def test_example_validates(experiment: Path, tmp_path: Path) -> None:
+    result = _chaos("validate", str(experiment), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("experiment", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs_and_holds(experiment: Path, tmp_path: Path) -> None:
+    journal_path = tmp_path / "journal.json"
+    result = _chaos("run", "--journal-path", str(journal_path), str(experiment), tmp_path=tmp_path)
+    journal: dict[str, Any] = json.loads(journal_path.read_text())
+    log = (tmp_path / "chaostoolkit.log").read_text()
+    assert result.returncode == 0, result.stdout + result.stderr + log
+    assert journal["status"] == "completed", log
+    assert journal["deviated"] is False, log
+    failed = [run["activity"]["name"] for run in journal["run"] if run["status"] != "succeeded"]
+    assert failed == [], log
+    rollbacks = [run for run in journal["rollbacks"] if run["status"] != "succeeded"]
+    assert rollbacks == [], log
+    after = journal["steady_states"]["after"]
+    assert after is not None and after["steady_state_met"] is True
+    # No secret ever reaches the journal or the log.
+    for text in (journal_path.read_text(), log):
+        assert "chaos-secret" not in text
+        assert "access_token" not in text

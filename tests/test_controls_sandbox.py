@@ -1,0 +1,66 @@
+"""The sandbox control starts one sandbox per experiment and always stops it."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from chaoslib.exceptions import ActivityFailed
+
+from chaosgenesys.controls import sandbox as control
+from chaosgenesys.users import probes
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT_1 = "0b6b3c5e-0000-4000-8000-000000000001"
+
+
+def _port_is_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_control_points_configuration_at_a_running_sandbox_and_stops_it() -> None:
+    configuration: dict[str, Any] = {"genesys_api_url": "https://api.mypurecloud.ie"}
+    control.configure_control(
+        configuration=configuration, secrets={}, seed=str(ROOT / "examples/seed.yaml")
+    )
+    try:
+        url = configuration["genesys_api_url"]
+        assert url.startswith("http://127.0.0.1:")
+        assert configuration["genesys_login_url"] == url
+        # An activity with no secrets at all reaches the sandbox with the seeded client.
+        assert probes.presence_is(AGENT_1, "On Queue", configuration=configuration) is True
+    finally:
+        control.after_experiment_control(context={}, state={})
+    assert control.running_sandbox() is None
+    assert not _port_is_open(url)
+    control.cleanup_control()  # idempotent
+
+
+def test_cleanup_control_stops_a_sandbox_left_by_an_interrupted_run() -> None:
+    configuration: dict[str, Any] = {}
+    control.configure_control(configuration=configuration, secrets={}, seed={"users": []})
+    url = configuration["genesys_api_url"]
+    assert requests.get(url + "/sandbox/v1/state", timeout=5).status_code == 200
+    control.cleanup_control()
+    assert control.running_sandbox() is None
+    assert not _port_is_open(url)
+
+
+def test_bad_port_is_refused_before_anything_starts() -> None:
+    with pytest.raises(ActivityFailed, match="port"):
+        control.configure_control(configuration={}, secrets={}, port=-1)
+    assert control.running_sandbox() is None
+
+
+def test_bad_seed_names_the_key() -> None:
+    with pytest.raises(Exception, match="presense"):
+        control.configure_control(
+            configuration={}, secrets={}, seed={"users": [{"id": "u", "presense": "Away"}]}
+        )
+    assert control.running_sandbox() is None

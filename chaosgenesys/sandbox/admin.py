@@ -1,0 +1,387 @@
+"""The admin surface: drive and inspect the sandbox, under ``/sandbox/v1`` (no auth, JSON).
+
+:class:`SandboxAdmin` holds the operations; the HTTP routes and the thread-safe methods of
+:class:`~chaosgenesys.sandbox.runner.Sandbox` both call it (on the event loop thread). Bad input
+raises :class:`AdminError` (a ``ValueError``) naming the field and the value; over HTTP that is a
+400 ErrorBody.
+
+=======  ======================================  ============================================
+method   path                                    body / answer
+=======  ======================================  ============================================
+GET      /sandbox/v1/state                       users, queues, conversations, faults, ...
+GET      /sandbox/v1/faults                      ``{"faults": [...]}``
+POST     /sandbox/v1/faults                      ``{path_pattern, delay_ms, status, method,
+                                                 count, duration, retry_after}`` -> ``{id}``
+DELETE   /sandbox/v1/faults[/{id}]               clear all (or one)
+POST     /sandbox/v1/tokens/expire|revoke        ``{client_id?}`` -> ``{count}``
+PATCH    /sandbox/v1/clients/{id}                ``{token_lifetime}``
+POST     /sandbox/v1/notifications/close         ``{code?, user_ids?}`` -> ``{closed}``
+POST     /sandbox/v1/notifications/socket-closing ``{user_ids?}`` -> ``{sent}``
+POST     /sandbox/v1/calls                       ``{queue_id, user_id?, answer?}`` -> ``{id}``
+POST     /sandbox/v1/conversations/{id}/disconnect  the customer hangs up
+PATCH    /sandbox/v1/users/{id}                  ``{presence}`` (any spelling)
+GET      /sandbox/v1/requests                    ``?path=regex&method=GET`` -> ``{total, requests}``
+DELETE   /sandbox/v1/requests                    reset the counters
+POST     /sandbox/v1/seed                        a seed (JSON) replaces the state
+=======  ======================================  ============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from chaosgenesys.sandbox.accounting import RequestLog
+from chaosgenesys.sandbox.errors import SandboxHTTPError, not_found
+from chaosgenesys.sandbox.faults import Fault, FaultError, FaultStore
+from chaosgenesys.sandbox.notifications import NotificationHub
+from chaosgenesys.sandbox.params import json_object
+from chaosgenesys.sandbox.ratelimit import RateLimiter
+from chaosgenesys.sandbox.seed import SeedError, SeedSource, load_seed
+from chaosgenesys.sandbox.state import SandboxState
+
+__all__ = ["AdminError", "SandboxAdmin"]
+
+logger = logging.getLogger("chaostoolkit")
+
+PREFIX = "/sandbox/v1"
+_FAULT_KEYS = ("path_pattern", "delay_ms", "status", "method", "count", "duration", "retry_after")
+
+
+class AdminError(ValueError):
+    """Bad input to an admin operation; the message names the field and the value."""
+
+
+def _check_keys(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise AdminError(f"unknown field {key!r} (allowed: {', '.join(allowed)})")
+
+
+def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise AdminError(f"{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _user_ids(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise AdminError(f"user_ids must be a list of user ids, not {value!r}")
+    return value
+
+
+class SandboxAdmin:
+    """Operations on a running sandbox (call them on its event loop thread)."""
+
+    def __init__(
+        self,
+        state: SandboxState,
+        hub: NotificationHub,
+        faults: FaultStore,
+        request_log: RequestLog,
+        limiter: RateLimiter,
+    ) -> None:
+        self.state = state
+        self.hub = hub
+        self.faults = faults
+        self.request_log = request_log
+        self.limiter = limiter
+
+    # ------------------------------------------------------------------ operations
+    def route_call(self, queue_id: str, user_id: str | None = None, answer: bool = False) -> str:
+        """A customer calls ``queue_id``; returns the conversation id."""
+        if not isinstance(queue_id, str) or not queue_id:
+            raise AdminError(f"queue_id must be a queue id, not {queue_id!r}")
+        if queue_id not in self.state.queues:
+            raise AdminError(f"queue_id {queue_id!r} is not a queue of the sandbox")
+        if user_id is not None and user_id not in self.state.users:
+            raise AdminError(f"user_id {user_id!r} is not a user of the sandbox")
+        if not isinstance(answer, bool):
+            raise AdminError(f"answer must be true or false, not {answer!r}")
+        try:
+            return self.state.route_call(queue_id, user_id, answer).id
+        except SandboxHTTPError as exc:
+            raise AdminError(exc.message) from None
+
+    def disconnect_call(self, conversation_id: str) -> None:
+        """The customer hangs up."""
+        if conversation_id not in self.state.conversations:
+            raise AdminError(f"conversation {conversation_id!r} does not exist")
+        self.state.customer_disconnect(conversation_id)
+
+    def set_presence(self, user_id: str, presence: str) -> None:
+        """Set a user's presence by system presence name (any spelling)."""
+        if user_id not in self.state.users:
+            raise AdminError(f"user_id {user_id!r} is not a user of the sandbox")
+        if not isinstance(presence, str):
+            raise AdminError(f"presence must be a system presence name, not {presence!r}")
+        try:
+            self.state.set_presence_by_name(user_id, presence)
+        except SandboxHTTPError as exc:
+            raise AdminError(exc.message) from None
+
+    def inject_fault(
+        self,
+        path_pattern: str,
+        *,
+        delay_ms: float = 0,
+        status: int | None = None,
+        method: str | None = None,
+        count: int | None = None,
+        duration: float | None = None,
+        retry_after: int | None = None,
+    ) -> Fault:
+        """Add a server-side fault."""
+        try:
+            fault = self.faults.add(
+                path_pattern,
+                delay_ms=delay_ms,
+                status=status,
+                method=method,
+                count=count,
+                duration=duration,
+                retry_after=retry_after,
+            )
+        except FaultError as exc:
+            raise AdminError(str(exc)) from None
+        logger.info(
+            "sandbox: fault %s on %r (method=%s delay_ms=%s status=%s count=%s duration=%s)",
+            fault.id, path_pattern, method, delay_ms, status, count, duration,
+        )
+        return fault
+
+    def remove_fault(self, fault_id: str) -> bool:
+        """Remove one fault."""
+        return self.faults.remove(fault_id)
+
+    def clear_faults(self) -> int:
+        """Remove every fault."""
+        cleared = self.faults.clear()
+        if cleared:
+            logger.info("sandbox: cleared %d fault(s)", cleared)
+        return cleared
+
+    def _client(self, client_id: str | None) -> str | None:
+        if client_id is not None and client_id not in self.state.tokens.clients:
+            raise AdminError(f"client_id {client_id!r} is not an OAuth client of the sandbox")
+        return client_id
+
+    def expire_tokens(self, client_id: str | None = None) -> int:
+        """Expire every valid token (of one client)."""
+        count = self.state.tokens.expire(self._client(client_id))
+        logger.info("sandbox: expired %d token(s)", count)
+        return count
+
+    def revoke_tokens(self, client_id: str | None = None) -> int:
+        """Revoke every valid token (of one client)."""
+        count = self.state.tokens.revoke(self._client(client_id))
+        logger.info("sandbox: revoked %d token(s)", count)
+        return count
+
+    def set_token_lifetime(self, client_id: str, seconds: int) -> None:
+        """Lifetime of tokens issued to ``client_id`` from now on."""
+        if client_id not in self.state.tokens.clients:
+            raise AdminError(f"client_id {client_id!r} is not an OAuth client of the sandbox")
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise AdminError(f"token_lifetime must be a whole number of seconds >= 1, "
+                             f"not {seconds!r}")
+        self.state.tokens.set_token_lifetime(client_id, seconds)
+
+    async def close_notification_sockets(
+        self, code: int = 1000, user_ids: Sequence[str] | None = None
+    ) -> int:
+        """Close notification WebSockets (all, or those watching these users)."""
+        if isinstance(code, bool) or not isinstance(code, int) or not 1000 <= code <= 4999:
+            raise AdminError(f"code must be a WebSocket close code 1000-4999, not {code!r}")
+        closed = await self.hub.close_sockets(code, list(user_ids) if user_ids else None)
+        logger.info("sandbox: closed %d notification socket(s) with %d", closed, code)
+        return closed
+
+    async def send_socket_closing(self, user_ids: Sequence[str] | None = None) -> int:
+        """Send ``v2.system.socket_closing`` to connected sockets."""
+        return await self.hub.send_socket_closing(list(user_ids) if user_ids else None)
+
+    def requests(self, path_regex: str | None = None, method: str | None = None) -> int:
+        """How many requests matched (admin requests are not counted)."""
+        self._check_regex(path_regex)
+        return self.request_log.count(path_regex, method)
+
+    @staticmethod
+    def _check_regex(path_regex: str | None) -> None:
+        if path_regex is None:
+            return
+        try:
+            re.compile(path_regex)
+        except re.error as exc:
+            raise AdminError(f"path {path_regex!r} is not a valid regex: {exc}") from None
+
+    def load_seed(self, seed: SeedSource | None) -> None:
+        """Replace the state with a new seed."""
+        try:
+            loaded = load_seed(seed)
+        except SeedError as exc:
+            raise AdminError(str(exc)) from None
+        self.state.load(loaded)
+        logger.info("sandbox: state replaced by a new seed")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the sandbox holds, as JSON."""
+        return {
+            **self.state.snapshot(),
+            "faults": [fault.to_json() for fault in self.faults.active()],
+            "notifications": self.hub.summary(),
+            "rateLimitPerMinute": self.limiter.limit,
+            "requests": self.request_log.count(),
+        }
+
+    # ------------------------------------------------------------------ HTTP
+    def add_routes(self, app: web.Application) -> None:
+        """Register the ``/sandbox/v1`` routes."""
+
+        async def get_state(request: web.Request) -> web.Response:
+            return web.json_response(self.snapshot())
+
+        async def list_faults(request: web.Request) -> web.Response:
+            return web.json_response({"faults": [f.to_json() for f in self.faults.active()]})
+
+        async def post_fault(request: web.Request) -> web.Response:
+            body = await json_object(request)
+            _check_keys(body, _FAULT_KEYS)
+            if "path_pattern" not in body:
+                raise AdminError("path_pattern is required")
+            fault = self.inject_fault(
+                body["path_pattern"],
+                delay_ms=body.get("delay_ms") or 0,
+                status=body.get("status"),
+                method=body.get("method"),
+                count=body.get("count"),
+                duration=body.get("duration"),
+                retry_after=body.get("retry_after"),
+            )
+            return web.json_response({"id": fault.id, "fault": fault.to_json()}, status=201)
+
+        async def delete_faults(request: web.Request) -> web.Response:
+            return web.json_response({"cleared": self.clear_faults()})
+
+        async def delete_fault(request: web.Request) -> web.Response:
+            fault_id = request.match_info["faultId"]
+            if not self.remove_fault(fault_id):
+                raise not_found("Fault", fault_id)
+            return web.json_response({"cleared": 1})
+
+        async def expire(request: web.Request) -> web.Response:
+            body = await json_object(request, required=False)
+            _check_keys(body, ("client_id",))
+            return web.json_response(
+                {"count": self.expire_tokens(_optional_str(body, "client_id"))}
+            )
+
+        async def revoke(request: web.Request) -> web.Response:
+            body = await json_object(request, required=False)
+            _check_keys(body, ("client_id",))
+            return web.json_response(
+                {"count": self.revoke_tokens(_optional_str(body, "client_id"))}
+            )
+
+        async def patch_client(request: web.Request) -> web.Response:
+            client_id = request.match_info["clientId"]
+            if client_id not in self.state.tokens.clients:
+                raise not_found("OAuth client", client_id)
+            body = await json_object(request)
+            _check_keys(body, ("token_lifetime",))
+            if "token_lifetime" not in body:
+                raise AdminError("token_lifetime is required")
+            self.set_token_lifetime(client_id, body["token_lifetime"])
+            return web.json_response(
+                {"client_id": client_id, "token_lifetime": body["token_lifetime"]}
+            )
+
+        async def close_sockets(request: web.Request) -> web.Response:
+            body = await json_object(request, required=False)
+            _check_keys(body, ("code", "user_ids"))
+            closed = await self.close_notification_sockets(
+                body.get("code", 1000), _user_ids(body.get("user_ids"))
+            )
+            return web.json_response({"closed": closed})
+
+        async def socket_closing(request: web.Request) -> web.Response:
+            body = await json_object(request, required=False)
+            _check_keys(body, ("user_ids",))
+            sent = await self.send_socket_closing(_user_ids(body.get("user_ids")))
+            return web.json_response({"sent": sent})
+
+        async def post_call(request: web.Request) -> web.Response:
+            body = await json_object(request)
+            _check_keys(body, ("queue_id", "user_id", "answer"))
+            if "queue_id" not in body:
+                raise AdminError("queue_id is required")
+            conversation_id = self.route_call(
+                body["queue_id"], _optional_str(body, "user_id"), body.get("answer", False)
+            )
+            return web.json_response(
+                {"id": conversation_id, "conversation_id": conversation_id}, status=201
+            )
+
+        async def disconnect(request: web.Request) -> web.Response:
+            conversation_id = request.match_info["conversationId"]
+            if conversation_id not in self.state.conversations:
+                raise not_found("Conversation", conversation_id)
+            self.disconnect_call(conversation_id)
+            return web.json_response({"id": conversation_id, "disconnected": True})
+
+        async def patch_user(request: web.Request) -> web.Response:
+            user_id = request.match_info["userId"]
+            if user_id not in self.state.users:
+                raise not_found("User", user_id)
+            body = await json_object(request)
+            _check_keys(body, ("presence",))
+            if "presence" not in body:
+                raise AdminError("presence is required")
+            self.set_presence(user_id, body["presence"])
+            user = self.state.users[user_id]
+            return web.json_response(
+                {"id": user_id, "presence": user.presence.name,
+                 "routingStatus": user.routing_status}
+            )
+
+        async def get_requests(request: web.Request) -> web.Response:
+            path = request.query.get("path") or None
+            method = request.query.get("method") or None
+            total = self.requests(path, method)
+            return web.json_response(
+                {"total": total, "requests": self.request_log.entries(path, method)}
+            )
+
+        async def reset_requests(request: web.Request) -> web.Response:
+            self.request_log.reset()
+            return web.json_response({"total": 0})
+
+        async def post_seed(request: web.Request) -> web.Response:
+            body = await json_object(request)
+            self.load_seed(body)
+            return web.json_response(self.snapshot())
+
+        router = app.router
+        router.add_get(f"{PREFIX}/state", get_state)
+        router.add_get(f"{PREFIX}/faults", list_faults)
+        router.add_post(f"{PREFIX}/faults", post_fault)
+        router.add_delete(f"{PREFIX}/faults", delete_faults)
+        router.add_delete(f"{PREFIX}/faults/{{faultId}}", delete_fault)
+        router.add_post(f"{PREFIX}/tokens/expire", expire)
+        router.add_post(f"{PREFIX}/tokens/revoke", revoke)
+        router.add_patch(f"{PREFIX}/clients/{{clientId}}", patch_client)
+        router.add_post(f"{PREFIX}/notifications/close", close_sockets)
+        router.add_post(f"{PREFIX}/notifications/socket-closing", socket_closing)
+        router.add_post(f"{PREFIX}/calls", post_call)
+        router.add_post(f"{PREFIX}/conversations/{{conversationId}}/disconnect", disconnect)
+        router.add_patch(f"{PREFIX}/users/{{userId}}", patch_user)
+        router.add_get(f"{PREFIX}/requests", get_requests)
+        router.add_delete(f"{PREFIX}/requests", reset_requests)
+        router.add_post(f"{PREFIX}/seed", post_seed)

@@ -1,0 +1,318 @@
+"""The sandbox seed: OAuth clients, users, queues and wrap-up codes, loaded and validated.
+
+A seed is a YAML or JSON file, or a dict of the same shape::
+
+    clients:
+      - client_id: chaos-client
+        client_secret: chaos-secret
+        token_lifetime: 86400          # seconds, default 86400
+    users:
+      - id: 0b6b3c5e-0000-4000-8000-000000000001   # optional: a uuid4 is generated
+        name: Test Agent 1
+        presence: On Queue             # any system presence, any spelling; default Offline
+        email: agent1@example.com      # optional
+    queues:
+      - id: 7c1d2a90-0000-4000-8000-0000000000aa
+        name: Chaos Queue
+        members: [0b6b3c5e-0000-4000-8000-000000000001]
+        wrapup_timeout: 60             # seconds of after-call work before timing out; 0 = never
+        alerting_timeout: 0            # seconds before an unanswered call times out; 0 = never
+    wrapup_codes:                      # optional; two defaults otherwise
+      - id: 4c4d5a11-0000-4000-8000-0000000000c1
+        name: Resolved
+
+Unknown keys, unknown member ids, duplicate ids and bad presence names raise :class:`SeedError`
+naming where the problem is (``users[1].presense``). A seed without clients gets the default
+client ``chaos-client`` / ``chaos-secret``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaosgenesys.sandbox.presence import find_presence
+
+__all__ = [
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_SEED",
+    "ClientSeed",
+    "QueueSeed",
+    "Seed",
+    "SeedError",
+    "SeedSource",
+    "UserSeed",
+    "WrapupCodeSeed",
+    "load_seed",
+]
+
+DEFAULT_CLIENT_ID = "chaos-client"
+DEFAULT_CLIENT_SECRET = "chaos-secret"
+
+#: What ``Sandbox(seed=None)`` runs with; the same as ``examples/seed.yaml``.
+DEFAULT_SEED: dict[str, Any] = {
+    "clients": [
+        {
+            "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET,
+            "token_lifetime": 86400,
+        }
+    ],
+    "users": [
+        {"id": "0b6b3c5e-0000-4000-8000-000000000001", "name": "Test Agent 1",
+         "presence": "On Queue"},
+        {"id": "0b6b3c5e-0000-4000-8000-000000000002", "name": "Test Agent 2",
+         "presence": "On Queue"},
+    ],
+    "queues": [
+        {
+            "id": "7c1d2a90-0000-4000-8000-0000000000aa",
+            "name": "Chaos Queue",
+            "members": [
+                "0b6b3c5e-0000-4000-8000-000000000001",
+                "0b6b3c5e-0000-4000-8000-000000000002",
+            ],
+        }
+    ],
+}
+
+DEFAULT_WRAPUP_CODES: tuple[tuple[str, str], ...] = (
+    ("4c4d5a11-0000-4000-8000-0000000000c1", "Resolved"),
+    ("4c4d5a11-0000-4000-8000-0000000000c2", "Follow-up"),
+)
+
+
+class SeedError(ValueError):
+    """The seed is invalid; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class ClientSeed:
+    """An OAuth client (client credentials grant)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    token_lifetime: int = 86400
+
+
+@dataclass(frozen=True)
+class UserSeed:
+    """A user; ``presence`` is the REST spelling of a system presence (``On Queue``)."""
+
+    id: str
+    name: str
+    presence: str = "Offline"
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueSeed:
+    """A queue and its members (user ids, all joined)."""
+
+    id: str
+    name: str
+    members: tuple[str, ...] = ()
+    wrapup_timeout: float = 60.0
+    alerting_timeout: float = 0.0
+
+
+@dataclass(frozen=True)
+class WrapupCodeSeed:
+    """A wrap-up code."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A validated seed."""
+
+    clients: tuple[ClientSeed, ...]
+    users: tuple[UserSeed, ...]
+    queues: tuple[QueueSeed, ...]
+    wrapup_codes: tuple[WrapupCodeSeed, ...]
+
+
+SeedSource = Seed | Mapping[str, Any] | str | os.PathLike[str]
+
+_TOP_KEYS = ("clients", "users", "queues", "wrapup_codes")
+_CLIENT_KEYS = ("client_id", "client_secret", "token_lifetime")
+_USER_KEYS = ("id", "name", "presence", "email")
+_QUEUE_KEYS = ("id", "name", "members", "wrapup_timeout", "alerting_timeout")
+_CODE_KEYS = ("id", "name")
+
+
+def load_seed(source: SeedSource | None = None) -> Seed:
+    """Load and validate a seed from a file path, a dict, or ``None`` (:data:`DEFAULT_SEED`)."""
+    if source is None:
+        return _parse(DEFAULT_SEED)
+    if isinstance(source, Seed):
+        return source
+    if isinstance(source, Mapping):
+        return _parse(source)
+    path = Path(os.fspath(source))
+    if not path.is_file():
+        raise SeedError(f"seed file not found: {str(path)!r}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data: Any = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SeedError(f"seed file {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SeedError(f"seed file {str(path)!r} must hold a mapping, not {type(data).__name__}")
+    return _parse(data)
+
+
+def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            location = f"{where}.{key}" if where else str(key)
+            raise SeedError(
+                f"seed: unknown key {location!r} (allowed here: {', '.join(allowed)})"
+            )
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SeedError(f"seed: {key!r} must be a list, not {type(value).__name__}")
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise SeedError(f"seed: {key}[{index}] must be a mapping, not {type(item).__name__}")
+    return value
+
+
+def _string(item: Mapping[str, Any], key: str, where: str, *, required: bool) -> str | None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise SeedError(f"seed: {where}.{key} is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise SeedError(f"seed: {where}.{key} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def _number(item: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = item.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SeedError(f"seed: {where}.{key} must be a number >= 0, not {value!r}")
+    return float(value)
+
+
+def _parse(data: Mapping[str, Any]) -> Seed:
+    _check_keys(data, _TOP_KEYS, "")
+    clients = _parse_clients(_list(data, "clients"))
+    users = _parse_users(_list(data, "users"))
+    queues = _parse_queues(_list(data, "queues"), {user.id for user in users})
+    codes = _parse_codes(data)
+    return Seed(clients=clients, users=users, queues=queues, wrapup_codes=codes)
+
+
+def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:
+    clients: list[ClientSeed] = []
+    for index, item in enumerate(items):
+        where = f"clients[{index}]"
+        _check_keys(item, _CLIENT_KEYS, where)
+        client_id = _string(item, "client_id", where, required=True)
+        secret = _string(item, "client_secret", where, required=True)
+        lifetime = item.get("token_lifetime", 86400)
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
+            raise SeedError(
+                f"seed: {where}.token_lifetime must be a whole number of seconds >= 1, "
+                f"not {lifetime!r}"
+            )
+        assert client_id is not None and secret is not None
+        if any(client.client_id == client_id for client in clients):
+            raise SeedError(f"seed: {where}.client_id {client_id!r} is a duplicate")
+        clients.append(ClientSeed(client_id, secret, lifetime))
+    if not clients:
+        clients.append(ClientSeed(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+    return tuple(clients)
+
+
+def _parse_users(items: list[Mapping[str, Any]]) -> tuple[UserSeed, ...]:
+    users: list[UserSeed] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"users[{index}]"
+        _check_keys(item, _USER_KEYS, where)
+        user_id = _string(item, "id", where, required=False) or str(uuid.uuid4())
+        name = _string(item, "name", where, required=True)
+        presence_name = _string(item, "presence", where, required=False) or "Offline"
+        definition = find_presence(presence_name)
+        if definition is None:
+            raise SeedError(
+                f"seed: {where}.presence {presence_name!r} is not a system presence "
+                "(Available, Away, Busy, Offline, Idle, On Queue, Meal, Training, Meeting, Break)"
+            )
+        email = _string(item, "email", where, required=False)
+        if user_id in seen:
+            raise SeedError(f"seed: {where}.id {user_id!r} is a duplicate")
+        seen.add(user_id)
+        assert name is not None
+        users.append(UserSeed(user_id, name, definition.name, email))
+    return tuple(users)
+
+
+def _parse_queues(
+    items: list[Mapping[str, Any]], user_ids: set[str]
+) -> tuple[QueueSeed, ...]:
+    queues: list[QueueSeed] = []
+    for index, item in enumerate(items):
+        where = f"queues[{index}]"
+        _check_keys(item, _QUEUE_KEYS, where)
+        queue_id = _string(item, "id", where, required=False) or str(uuid.uuid4())
+        name = _string(item, "name", where, required=True)
+        members = item.get("members") or []
+        if not isinstance(members, list):
+            raise SeedError(f"seed: {where}.members must be a list of user ids")
+        for position, member in enumerate(members):
+            if member not in user_ids:
+                raise SeedError(
+                    f"seed: {where}.members[{position}]: unknown user id {member!r}"
+                )
+        if len(set(members)) != len(members):
+            raise SeedError(f"seed: {where}.members lists a user twice")
+        if any(queue.id == queue_id for queue in queues):
+            raise SeedError(f"seed: {where}.id {queue_id!r} is a duplicate")
+        assert name is not None
+        queues.append(
+            QueueSeed(
+                queue_id,
+                name,
+                tuple(members),
+                _number(item, "wrapup_timeout", where, 60.0),
+                _number(item, "alerting_timeout", where, 0.0),
+            )
+        )
+    return tuple(queues)
+
+
+def _parse_codes(data: Mapping[str, Any]) -> tuple[WrapupCodeSeed, ...]:
+    if "wrapup_codes" not in data:
+        return tuple(WrapupCodeSeed(code_id, name) for code_id, name in DEFAULT_WRAPUP_CODES)
+    codes: list[WrapupCodeSeed] = []
+    for index, item in enumerate(_list(data, "wrapup_codes")):
+        where = f"wrapup_codes[{index}]"
+        _check_keys(item, _CODE_KEYS, where)
+        code_id = _string(item, "id", where, required=False) or str(uuid.uuid4())
+        name = _string(item, "name", where, required=True)
+        if any(code.id == code_id for code in codes):
+            raise SeedError(f"seed: {where}.id {code_id!r} is a duplicate")
+        assert name is not None
+        codes.append(WrapupCodeSeed(code_id, name))
+    return tuple(codes)

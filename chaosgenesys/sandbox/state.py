@@ -1,0 +1,771 @@
+"""The sandbox's domain model: users, presence, routing status, queues and calls.
+
+Everything here runs on the sandbox's event loop thread (handlers, admin calls and timers), so
+there is no locking. Every change publishes its notification events on :class:`EventBus`.
+
+Routing status follows presence, as on the platform:
+
+* presence not ``On Queue`` -> ``OFF_QUEUE``;
+* ``On Queue`` with an alerting or connected ACD call, or in after-call work -> ``INTERACTING``;
+* ``On Queue`` after an unanswered alert (queue ``alerting_timeout``) -> ``NOT_RESPONDING`` until
+  the presence is set again or the routing status is put back to ``IDLE``;
+* otherwise ``IDLE``.
+
+A call routed to a queue goes to the longest-idle joined member who is ``IDLE``; without one it
+waits in the queue (``oWaiting``) and is offered as soon as a member becomes idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chaosgenesys.sandbox import views
+from chaosgenesys.sandbox.clock import iso, utcnow
+from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
+from chaosgenesys.sandbox.events import EventBus
+from chaosgenesys.sandbox.presence import (
+    ON_QUEUE,
+    SYSTEM_PRESENCES,
+    PresenceDefinition,
+    find_presence,
+)
+from chaosgenesys.sandbox.seed import Seed, load_seed
+from chaosgenesys.sandbox.tokens import TokenStore
+
+__all__ = [
+    "COMMUNICATING",
+    "IDLE",
+    "INTERACTING",
+    "NOT_RESPONDING",
+    "OFF_QUEUE",
+    "ROUTING_STATUSES",
+    "Conversation",
+    "Participant",
+    "Queue",
+    "QueueMember",
+    "SandboxState",
+    "User",
+]
+
+logger = logging.getLogger("chaostoolkit")
+
+OFF_QUEUE = "OFF_QUEUE"
+IDLE = "IDLE"
+INTERACTING = "INTERACTING"
+NOT_RESPONDING = "NOT_RESPONDING"
+COMMUNICATING = "COMMUNICATING"
+ROUTING_STATUSES = (OFF_QUEUE, IDLE, INTERACTING, NOT_RESPONDING, COMMUNICATING)
+
+#: The system wrap-up code applied when after-call work times out.
+WRAPUP_TIMEOUT_CODE = ("7fb334b0-0e9e-11e4-9191-0800200c9a66", "ININ-WRAP-UP-TIMEOUT")
+
+_MAX_ENDED_CONVERSATIONS = 1000
+
+
+@dataclass
+class User:
+    """A user (agent) of the sandbox organization."""
+
+    id: str
+    name: str
+    email: str | None
+    presence: PresenceDefinition
+    presence_modified: datetime
+    routing_status: str
+    routing_start: datetime
+    presence_message: str = ""
+    version: int = 1
+    not_responding: bool = False
+
+
+@dataclass
+class QueueMember:
+    """A user's membership of a queue."""
+
+    user_id: str
+    joined: bool = True
+
+
+@dataclass
+class Queue:
+    """An ACD queue."""
+
+    id: str
+    name: str
+    members: dict[str, QueueMember]
+    wrapup_timeout: float
+    alerting_timeout: float
+    date_created: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Participant:
+    """A conversation participant with its one call (communication)."""
+
+    id: str
+    purpose: str
+    name: str
+    address: str
+    start_time: datetime
+    state: str
+    initial_state: str
+    call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    direction: str = "inbound"
+    user_id: str | None = None
+    queue_id: str | None = None
+    end_time: datetime | None = None
+    connected_time: datetime | None = None
+    start_alerting_time: datetime | None = None
+    disconnect_type: str | None = None
+    held: bool = False
+    muted: bool = False
+    wrapup_required: bool = False
+    wrapup_prompt: str | None = None
+    wrapup_timeout_ms: int | None = None
+    alerting_timeout_ms: int | None = None
+    wrapup: dict[str, Any] | None = None
+    acw_state: str | None = None
+    acw_start: datetime | None = None
+    acw_end: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Alerting or connected."""
+        return self.state in ("alerting", "connected")
+
+    @property
+    def in_acw(self) -> bool:
+        """In after-call work, waiting for a wrap-up code."""
+        return self.acw_state == "pending"
+
+
+@dataclass
+class Conversation:
+    """A voice conversation routed through a queue."""
+
+    id: str
+    queue_id: str
+    address: str
+    start_time: datetime
+    participants: list[Participant]
+    end_time: datetime | None = None
+    target_user_id: str | None = None
+    auto_answer: bool = False
+    declined_by: set[str] = field(default_factory=set)
+
+    def by_purpose(self, purpose: str) -> Participant | None:
+        """The first participant with this purpose."""
+        return next((p for p in self.participants if p.purpose == purpose), None)
+
+    def current_agent(self) -> Participant | None:
+        """The agent participant that is alerting or connected, if any."""
+        return next((p for p in self.participants if p.purpose == "agent" and p.active), None)
+
+    @property
+    def waiting(self) -> bool:
+        """In the queue, waiting for an agent."""
+        acd = self.by_purpose("acd")
+        return (
+            self.end_time is None
+            and acd is not None
+            and acd.state == "connected"
+            and self.current_agent() is None
+        )
+
+
+class SandboxState:
+    """All the simulated platform state, seeded from a :class:`Seed`."""
+
+    def __init__(self, seed: Seed | None = None, events: EventBus | None = None) -> None:
+        self.events = events if events is not None else EventBus()
+        self.tokens = TokenStore()
+        self.users: dict[str, User] = {}
+        self.queues: dict[str, Queue] = {}
+        self.conversations: dict[str, Conversation] = {}
+        self.wrapup_codes: dict[str, str] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._dispatching = False
+        self.seed = seed if seed is not None else load_seed(None)
+        self.load(self.seed)
+
+    # ------------------------------------------------------------------ seeding
+    def load(self, seed: Seed) -> None:
+        """Replace users, queues, conversations, wrap-up codes and OAuth clients with ``seed``.
+
+        Tokens of clients that still exist stay valid.
+        """
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.seed = seed
+        self.tokens.set_clients(seed.clients)
+        now = utcnow()
+        self.seed_time = now
+        self.users = {}
+        for user_seed in seed.users:
+            definition = find_presence(user_seed.presence)
+            assert definition is not None  # validated by the seed loader
+            self.users[user_seed.id] = User(
+                id=user_seed.id,
+                name=user_seed.name,
+                email=user_seed.email,
+                presence=definition,
+                presence_modified=now,
+                routing_status=IDLE if definition == ON_QUEUE else OFF_QUEUE,
+                routing_start=now,
+            )
+        self.queues = {
+            queue_seed.id: Queue(
+                id=queue_seed.id,
+                name=queue_seed.name,
+                members={uid: QueueMember(uid) for uid in queue_seed.members},
+                wrapup_timeout=queue_seed.wrapup_timeout,
+                alerting_timeout=queue_seed.alerting_timeout,
+            )
+            for queue_seed in seed.queues
+        }
+        self.conversations = {}
+        self.wrapup_codes = {code.id: code.name for code in seed.wrapup_codes}
+
+    # ------------------------------------------------------------------ lookups
+    def user(self, user_id: str) -> User:
+        """The user, or 404 ``not.found``."""
+        user = self.users.get(user_id)
+        if user is None:
+            raise not_found("User", user_id)
+        return user
+
+    def queue(self, queue_id: str) -> Queue:
+        """The queue, or 404 ``not.found``."""
+        queue = self.queues.get(queue_id)
+        if queue is None:
+            raise not_found("Queue", queue_id)
+        return queue
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        """The conversation, or 404 ``not.found``."""
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            raise not_found("Conversation", conversation_id)
+        return conversation
+
+    def participant(self, conversation_id: str, participant_id: str) -> tuple[
+        Conversation, Participant
+    ]:
+        """The conversation and one of its participants, or 404 ``not.found``."""
+        conversation = self.conversation(conversation_id)
+        for participant in conversation.participants:
+            if participant.id == participant_id:
+                return conversation, participant
+        raise not_found("Participant", participant_id)
+
+    def user_queues(self, user_id: str) -> list[tuple[Queue, QueueMember]]:
+        """The queues ``user_id`` is a member of, with the membership."""
+        return [
+            (queue, queue.members[user_id]) for queue in self.queues.values()
+            if user_id in queue.members
+        ]
+
+    def agent_participants(self, user_id: str) -> Iterator[tuple[Conversation, Participant]]:
+        """Every agent participant of ``user_id``, oldest conversation first."""
+        for conversation in self.conversations.values():
+            for participant in conversation.participants:
+                if participant.purpose == "agent" and participant.user_id == user_id:
+                    yield conversation, participant
+
+    def conversation_counts(self, user_id: str) -> tuple[int, int]:
+        """``(active, acw)`` ACD calls of a user, for ``conversationSummary``."""
+        active = acw = 0
+        for _conversation, participant in self.agent_participants(user_id):
+            if participant.active:
+                active += 1
+            elif participant.in_acw:
+                acw += 1
+        return active, acw
+
+    def _busy(self, user_id: str) -> bool:
+        return any(p.active or p.in_acw for _c, p in self.agent_participants(user_id))
+
+    # ------------------------------------------------------------------ presence and routing
+    def _derive_routing_status(self, user: User) -> str:
+        if user.presence != ON_QUEUE:
+            return OFF_QUEUE
+        if self._busy(user.id):
+            return INTERACTING
+        if user.not_responding:
+            return NOT_RESPONDING
+        return IDLE
+
+    def _refresh(self, user: User, *, presence_changed: bool = False) -> None:
+        """Recompute the routing status and publish what changed."""
+        status = self._derive_routing_status(user)
+        status_changed = status != user.routing_status
+        if status_changed:
+            logger.debug("sandbox: %s routing %s -> %s", user.id, user.routing_status, status)
+            user.routing_status = status
+            user.routing_start = utcnow()
+        if presence_changed or status_changed:
+            user.version += 1
+        if presence_changed:
+            self.events.publish(f"v2.users.{user.id}.presence", views.presence_event(user))
+        if status_changed:
+            self.events.publish(
+                f"v2.users.{user.id}.routingStatus", views.routing_status_event(user)
+            )
+        if presence_changed or status_changed:
+            self.events.publish(f"v2.users.{user.id}.activity", views.activity_event(self, user))
+
+    def set_presence(
+        self, user_id: str, definition_id: str, message: str | None = None
+    ) -> User:
+        """PATCH presence: ``definition_id`` must be a presence definition id (400 otherwise)."""
+        user = self.user(user_id)
+        definition = next((d for d in SYSTEM_PRESENCES if d.id == definition_id), None)
+        if definition is None:
+            raise SandboxHTTPError(
+                400,
+                f"Presence definition {definition_id!r} was not found",
+                code="bad.request",
+                message_params={"presenceDefinitionId": definition_id},
+            )
+        return self._apply_presence(user, definition, message)
+
+    def set_presence_by_name(self, user_id: str, presence: str) -> User:
+        """Set presence by system presence name in any spelling (admin and tests)."""
+        user = self.user(user_id)
+        definition = find_presence(presence)
+        if definition is None:
+            raise bad_request(f"presence {presence!r} is not a system presence")
+        return self._apply_presence(user, definition, None)
+
+    def _apply_presence(
+        self, user: User, definition: PresenceDefinition, message: str | None
+    ) -> User:
+        user.presence = definition
+        user.presence_modified = utcnow()
+        if message is not None:
+            user.presence_message = message
+        user.not_responding = False
+        self._refresh(user, presence_changed=True)
+        self._dispatch()
+        return user
+
+    def put_routing_status(self, user_id: str, status: str) -> User:
+        """PUT routing status: ``IDLE`` clears NOT_RESPONDING, ``OFF_QUEUE`` goes Available."""
+        user = self.user(user_id)
+        status = status.upper()
+        if status == IDLE:
+            user.not_responding = False
+            self._refresh(user)
+            self._dispatch()
+        elif status == OFF_QUEUE:
+            if user.presence == ON_QUEUE:
+                self.set_presence_by_name(user.id, "Available")
+        else:
+            raise bad_request(
+                f"routing status {status!r} cannot be set; use IDLE or OFF_QUEUE "
+                "(go on queue through presence)"
+            )
+        return user
+
+    def set_joined(self, user_id: str, queue_id: str, joined: bool) -> QueueMember:
+        """Join or unjoin a queue the user is a member of."""
+        user = self.user(user_id)
+        queue = self.queue(queue_id)
+        member = queue.members.get(user_id)
+        if member is None:
+            raise bad_request(f"user {user_id} is not a member of queue {queue_id}")
+        if member.joined != joined:
+            member.joined = joined
+            user.version += 1
+            self.events.publish(f"v2.users.{user.id}.activity", views.activity_event(self, user))
+            self._dispatch()
+        return member
+
+    # ------------------------------------------------------------------ calls
+    def route_call(
+        self, queue_id: str, user_id: str | None = None, answer: bool = False
+    ) -> Conversation:
+        """A customer calls ``queue_id``; offered to an idle member (or ``user_id``) or waits."""
+        queue = self.queue(queue_id)
+        if user_id is not None and user_id not in queue.members:
+            raise bad_request(f"user_id {user_id!r} is not a member of queue {queue_id}")
+        now = utcnow()
+        number = f"+1555{uuid.uuid4().int % 10_000_000:07d}"
+        conversation = Conversation(
+            id=str(uuid.uuid4()),
+            queue_id=queue.id,
+            address=f"tel:{number}",
+            start_time=now,
+            participants=[
+                Participant(
+                    id=str(uuid.uuid4()),
+                    purpose="customer",
+                    name="Customer",
+                    address=f"tel:{number}",
+                    start_time=now,
+                    connected_time=now,
+                    state="connected",
+                    initial_state="connected",
+                ),
+                Participant(
+                    id=str(uuid.uuid4()),
+                    purpose="acd",
+                    name=queue.name,
+                    address=f"sip:{queue.id}@sandbox.invalid",
+                    start_time=now,
+                    connected_time=now,
+                    queue_id=queue.id,
+                    state="connected",
+                    initial_state="connected",
+                ),
+            ],
+            target_user_id=user_id,
+            auto_answer=answer,
+        )
+        self.conversations[conversation.id] = conversation
+        self._prune_conversations()
+        logger.debug("sandbox: call %s routed to queue %s", conversation.id, queue.id)
+        self._publish_conversation(conversation)
+        self._dispatch()
+        return conversation
+
+    def _candidates(self, conversation: Conversation) -> list[User]:
+        queue = self.queues.get(conversation.queue_id)
+        if queue is None:
+            return []
+        users = [
+            self.users[uid]
+            for uid, member in queue.members.items()
+            if member.joined and uid in self.users
+        ]
+        idle = [
+            user for user in users
+            if user.routing_status == IDLE and user.id not in conversation.declined_by
+        ]
+        if conversation.target_user_id is not None:
+            idle = [user for user in idle if user.id == conversation.target_user_id]
+        return sorted(idle, key=lambda user: user.routing_start)
+
+    def _dispatch(self) -> None:
+        """Offer waiting calls to idle members, oldest call first."""
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            progress = True
+            while progress:
+                progress = False
+                waiting = sorted(
+                    (c for c in self.conversations.values() if c.waiting),
+                    key=lambda c: c.start_time,
+                )
+                for conversation in waiting:
+                    candidates = self._candidates(conversation)
+                    if candidates:
+                        self._offer(conversation, candidates[0])
+                        progress = True
+        finally:
+            self._dispatching = False
+
+    def _offer(self, conversation: Conversation, user: User) -> None:
+        queue = self.queues[conversation.queue_id]
+        now = utcnow()
+        timeout_ms = int(queue.wrapup_timeout * 1000)
+        participant = Participant(
+            id=str(uuid.uuid4()),
+            purpose="agent",
+            name=user.name,
+            address=f"sip:{user.id}@sandbox.invalid",
+            start_time=now,
+            start_alerting_time=now,
+            state="alerting",
+            initial_state="alerting",
+            user_id=user.id,
+            queue_id=queue.id,
+            wrapup_prompt="timeout" if timeout_ms > 0 else "mandatory",
+            wrapup_timeout_ms=timeout_ms if timeout_ms > 0 else None,
+            alerting_timeout_ms=int(queue.alerting_timeout * 1000) or None,
+        )
+        conversation.participants.append(participant)
+        logger.debug("sandbox: call %s alerting on %s", conversation.id, user.id)
+        self._refresh(user)
+        self._publish_conversation(conversation)
+        if conversation.auto_answer:
+            self._connect(conversation, participant)
+        elif queue.alerting_timeout > 0:
+            self._schedule(
+                f"alert:{participant.id}",
+                queue.alerting_timeout,
+                lambda: self._alert_timeout(conversation.id, participant.id),
+            )
+
+    def update_participant(
+        self,
+        conversation_id: str,
+        participant_id: str,
+        *,
+        state: str | None = None,
+        held: bool | None = None,
+        muted: bool | None = None,
+    ) -> Participant:
+        """PATCH a participant: answer (``connected``), hang up (``disconnected``), hold, mute."""
+        conversation, participant = self.participant(conversation_id, participant_id)
+        changed = False
+        if state is not None:
+            if state == "connected":
+                if participant.state == "alerting":
+                    self._connect(conversation, participant)
+                elif participant.state != "connected":
+                    raise bad_request(
+                        f"participant {participant_id} is {participant.state} and cannot connect"
+                    )
+            elif state == "disconnected":
+                if participant.active:
+                    self._disconnect(conversation, participant)
+            else:
+                raise bad_request(
+                    f"state {state!r} is not supported; use connected or disconnected"
+                )
+        if held is not None and held != participant.held and participant.state == "connected":
+            participant.held = held
+            changed = True
+        if muted is not None and muted != participant.muted and participant.state == "connected":
+            participant.muted = muted
+            changed = True
+        if changed:
+            self._publish_conversation(conversation)
+        return participant
+
+    def _connect(self, conversation: Conversation, participant: Participant) -> None:
+        now = utcnow()
+        self._cancel(f"alert:{participant.id}")
+        participant.state = "connected"
+        participant.connected_time = now
+        participant.wrapup_required = participant.purpose == "agent"
+        acd = conversation.by_purpose("acd")
+        if acd is not None and acd.state == "connected":
+            acd.state = "disconnected"
+            acd.disconnect_type = "transfer"
+            acd.end_time = now
+        self._publish_conversation(conversation)
+
+    def _disconnect(self, conversation: Conversation, participant: Participant) -> None:
+        """The agent hangs up (or declines while alerting)."""
+        now = utcnow()
+        self._cancel(f"alert:{participant.id}")
+        was_connected = participant.state == "connected"
+        participant.state = "disconnected"
+        participant.disconnect_type = "client"
+        participant.end_time = now
+        participant.held = False
+        if was_connected:
+            customer = conversation.by_purpose("customer")
+            if customer is not None and customer.active:
+                customer.state = "disconnected"
+                customer.disconnect_type = "peer"
+                customer.end_time = now
+            conversation.end_time = now
+            self._start_acw(conversation, participant)
+        else:
+            participant.wrapup_required = False
+            if participant.user_id is not None:
+                conversation.declined_by.add(participant.user_id)
+        self._refresh_participant_user(participant)
+        self._publish_conversation(conversation)
+        self._dispatch()
+
+    def customer_disconnect(self, conversation_id: str) -> Conversation:
+        """The customer hangs up: the agent's call ends (after-call work if it was connected)."""
+        conversation = self.conversation(conversation_id)
+        if conversation.end_time is not None:
+            return conversation
+        now = utcnow()
+        customer = conversation.by_purpose("customer")
+        if customer is not None and customer.active:
+            customer.state = "disconnected"
+            customer.disconnect_type = "endpoint"
+            customer.end_time = now
+        acd = conversation.by_purpose("acd")
+        if acd is not None and acd.active:
+            acd.state = "disconnected"
+            acd.disconnect_type = "peer"
+            acd.end_time = now
+        conversation.end_time = now
+        agent = conversation.current_agent()
+        if agent is not None:
+            self._cancel(f"alert:{agent.id}")
+            was_connected = agent.state == "connected"
+            agent.state = "disconnected"
+            agent.disconnect_type = "peer"
+            agent.end_time = now
+            agent.held = False
+            if was_connected:
+                self._start_acw(conversation, agent)
+            else:
+                agent.wrapup_required = False
+            self._refresh_participant_user(agent)
+        self._publish_conversation(conversation)
+        self._dispatch()
+        return conversation
+
+    def _start_acw(self, conversation: Conversation, participant: Participant) -> None:
+        now = utcnow()
+        participant.wrapup_required = True
+        participant.acw_start = now
+        if participant.wrapup is not None:  # wrap-up code given while connected: no ACW
+            participant.acw_state = "complete"
+            participant.acw_end = now
+            return
+        participant.acw_state = "pending"
+        queue = self.queues.get(conversation.queue_id)
+        if queue is not None and queue.wrapup_timeout > 0:
+            self._schedule(
+                f"acw:{participant.id}",
+                queue.wrapup_timeout,
+                lambda: self._wrapup_timeout(conversation.id, participant.id),
+            )
+
+    def submit_wrapup(
+        self,
+        conversation_id: str,
+        participant_id: str,
+        communication_id: str,
+        *,
+        code: str,
+        notes: str | None = None,
+        tags: list[str] | None = None,
+        duration_seconds: int | None = None,
+    ) -> Participant:
+        """POST a wrap-up code; completes after-call work (the agent becomes IDLE)."""
+        conversation, participant = self.participant(conversation_id, participant_id)
+        if communication_id != participant.call_id:
+            raise not_found("Communication", communication_id)
+        if participant.purpose != "agent":
+            raise bad_request(f"participant {participant_id} is not an agent")
+        name = self.wrapup_codes.get(code)
+        if name is None:
+            raise bad_request(f"wrap-up code {code!r} does not exist")
+        now = utcnow()
+        participant.wrapup = {
+            "code": code,
+            "name": name,
+            "notes": notes or "",
+            "tags": list(tags or []),
+            "durationSeconds": duration_seconds
+            if duration_seconds is not None
+            else self._acw_seconds(participant, now),
+            "endTime": iso(now),
+        }
+        if participant.in_acw:
+            self._finish_acw(participant, now)
+        self._refresh_participant_user(participant)
+        self._publish_conversation(conversation)
+        self._dispatch()
+        return participant
+
+    @staticmethod
+    def _acw_seconds(participant: Participant, now: datetime) -> int:
+        if participant.acw_start is None:
+            return 0
+        return int((now - participant.acw_start).total_seconds())
+
+    def _finish_acw(self, participant: Participant, now: datetime) -> None:
+        self._cancel(f"acw:{participant.id}")
+        participant.acw_state = "complete"
+        participant.acw_end = now
+
+    def _wrapup_timeout(self, conversation_id: str, participant_id: str) -> None:
+        self._timers.pop(f"acw:{participant_id}", None)
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            return
+        participant = next((p for p in conversation.participants if p.id == participant_id), None)
+        if participant is None or not participant.in_acw:
+            return
+        now = utcnow()
+        participant.wrapup = {
+            "code": WRAPUP_TIMEOUT_CODE[0],
+            "name": WRAPUP_TIMEOUT_CODE[1],
+            "notes": "",
+            "tags": [],
+            "durationSeconds": self._acw_seconds(participant, now),
+            "endTime": iso(now),
+        }
+        self._finish_acw(participant, now)
+        logger.debug("sandbox: wrap-up timed out on %s", conversation_id)
+        self._refresh_participant_user(participant)
+        self._publish_conversation(conversation)
+        self._dispatch()
+
+    def _alert_timeout(self, conversation_id: str, participant_id: str) -> None:
+        self._timers.pop(f"alert:{participant_id}", None)
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            return
+        participant = next((p for p in conversation.participants if p.id == participant_id), None)
+        if participant is None or participant.state != "alerting":
+            return
+        participant.state = "disconnected"
+        participant.disconnect_type = "transfer.noanswer"
+        participant.end_time = utcnow()
+        participant.wrapup_required = False
+        logger.debug("sandbox: alert timed out on %s", conversation_id)
+        if participant.user_id is not None and participant.user_id in self.users:
+            user = self.users[participant.user_id]
+            if user.presence == ON_QUEUE:
+                user.not_responding = True
+            self._refresh(user)
+        self._publish_conversation(conversation)
+        self._dispatch()
+
+    def _refresh_participant_user(self, participant: Participant) -> None:
+        if participant.user_id is not None and participant.user_id in self.users:
+            self._refresh(self.users[participant.user_id])
+
+    def _publish_conversation(self, conversation: Conversation) -> None:
+        body = views.conversation(conversation)
+        notified: set[str] = set()
+        for participant in conversation.participants:
+            uid = participant.user_id
+            if participant.purpose == "agent" and uid is not None and uid not in notified:
+                notified.add(uid)
+                self.events.publish(f"v2.users.{uid}.conversations", body)
+        self.events.publish(f"v2.routing.queues.{conversation.queue_id}.conversations", body)
+
+    def _prune_conversations(self) -> None:
+        ended = [c.id for c in self.conversations.values() if c.end_time is not None and not any(
+            p.in_acw for p in c.participants)]
+        for conversation_id in ended[: max(0, len(ended) - _MAX_ENDED_CONVERSATIONS)]:
+            del self.conversations[conversation_id]
+
+    # ------------------------------------------------------------------ timers
+    def _schedule(self, key: str, delay: float, callback: Callable[[], None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the event loop (direct use in tests): no timers
+            return
+        self._cancel(key)
+        self._timers[key] = loop.call_later(delay, callback)
+
+    def _cancel(self, key: str) -> None:
+        handle = self._timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def close(self) -> None:
+        """Cancel every timer."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ------------------------------------------------------------------ admin view
+    def snapshot(self) -> dict[str, Any]:
+        """Users, queues and conversations as plain JSON (for ``GET /sandbox/v1/state``)."""
+        return views.snapshot(self)

@@ -1,0 +1,144 @@
+"""OAuth clients and bearer tokens of the sandbox (no HTTP here: see ``auth.py``).
+
+Tokens are opaque random strings; they are never logged. An expired or revoked token stays
+known so the API can answer ``401 bad.credentials`` for it, as the platform does.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from chaosgenesys.sandbox.clock import utcnow
+from chaosgenesys.sandbox.seed import ClientSeed
+
+__all__ = ["OAuthClient", "TokenRecord", "TokenStore"]
+
+_MAX_DEAD_TOKENS = 10_000
+
+
+@dataclass
+class OAuthClient:
+    """A client-credentials OAuth client."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    token_lifetime: int
+    date_created: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class TokenRecord:
+    """What the sandbox knows about one access token."""
+
+    client_id: str
+    issued_at: float
+    expires_at: float
+    revoked: bool = False
+
+    def is_valid(self, now: float | None = None) -> bool:
+        """Not revoked and not expired."""
+        return not self.revoked and (time.time() if now is None else now) < self.expires_at
+
+
+class TokenStore:
+    """OAuth clients and the tokens issued to them."""
+
+    def __init__(self, clients: Iterable[ClientSeed] = ()) -> None:
+        self.clients: dict[str, OAuthClient] = {}
+        self._tokens: dict[str, TokenRecord] = {}
+        self.set_clients(clients)
+
+    def set_clients(self, clients: Iterable[ClientSeed]) -> None:
+        """Replace the clients; tokens of clients that no longer exist stop working."""
+        self.clients = {
+            seed.client_id: OAuthClient(seed.client_id, seed.client_secret, seed.token_lifetime)
+            for seed in clients
+        }
+        for record in self._tokens.values():
+            if record.client_id not in self.clients:
+                record.revoked = True
+
+    def authenticate(self, client_id: str, client_secret: str) -> OAuthClient | None:
+        """The client if the credentials match, else ``None`` (constant-time comparison)."""
+        client = self.clients.get(client_id)
+        if client is None:
+            hmac.compare_digest(client_secret, client_secret)
+            return None
+        if not hmac.compare_digest(client.client_secret.encode(), client_secret.encode()):
+            return None
+        return client
+
+    def issue(self, client: OAuthClient) -> tuple[str, TokenRecord]:
+        """A new access token for ``client``."""
+        self._prune()
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        record = TokenRecord(client.client_id, now, now + client.token_lifetime)
+        self._tokens[token] = record
+        return token, record
+
+    def lookup(self, token: str) -> TokenRecord | None:
+        """The record of a known token (valid or not), or ``None``."""
+        return self._tokens.get(token)
+
+    def validate(self, token: str) -> TokenRecord | None:
+        """The record of a valid token, or ``None`` (unknown, expired or revoked)."""
+        record = self._tokens.get(token)
+        if record is None or not record.is_valid():
+            return None
+        return record
+
+    def _matching(self, client_id: str | None) -> list[TokenRecord]:
+        now = time.time()
+        return [
+            record
+            for record in self._tokens.values()
+            if record.is_valid(now) and (client_id is None or record.client_id == client_id)
+        ]
+
+    def expire(self, client_id: str | None = None) -> int:
+        """Expire every valid token (of one client); returns how many."""
+        now = time.time()
+        matching = self._matching(client_id)
+        for record in matching:
+            record.expires_at = now
+        return len(matching)
+
+    def revoke(self, client_id: str | None = None) -> int:
+        """Revoke every valid token (of one client); returns how many."""
+        matching = self._matching(client_id)
+        for record in matching:
+            record.revoked = True
+        return len(matching)
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke one token; ``True`` if it was valid."""
+        record = self._tokens.get(token)
+        if record is None or not record.is_valid():
+            return False
+        record.revoked = True
+        return True
+
+    def set_token_lifetime(self, client_id: str, seconds: int) -> None:
+        """Lifetime of tokens issued to ``client_id`` from now on (KeyError if unknown)."""
+        self.clients[client_id].token_lifetime = seconds
+
+    def active_count(self) -> dict[str, int]:
+        """Valid tokens per client id."""
+        counts = dict.fromkeys(self.clients, 0)
+        for record in self._matching(None):
+            counts[record.client_id] = counts.get(record.client_id, 0) + 1
+        return counts
+
+    def _prune(self) -> None:
+        if len(self._tokens) < _MAX_DEAD_TOKENS:
+            return
+        now = time.time()
+        dead = [token for token, record in self._tokens.items() if not record.is_valid(now)]
+        for token in dead[: len(dead) // 2]:
+            del self._tokens[token]

@@ -1,19 +1,204 @@
-"""Notification channels and their WebSocket (placeholder: being written)."""
+"""The sandbox's notification service: channels, subscriptions and the ``/channels/{id}`` socket.
+
+It behaves like Genesys Cloud's notifications API (``shared/docs/genesys-cloud-api.md`` §5):
+
+- ``POST /api/v2/notifications/channels`` creates a channel whose ``connectUri`` points at this
+  server (``ws://<Host>/channels/<id>``); ``GET`` lists the caller's channels; ``HEAD
+  /api/v2/notifications/channels/{id}`` answers 200, or 404 once the channel is gone.
+- ``GET|POST|PUT|DELETE /api/v2/notifications/channels/{id}/subscriptions`` reads, adds,
+  replaces or removes topics; each topic comes back ``Permitted`` or ``Rejected``.
+- Limits: 20 channels per OAuth client (the 21st evicts the oldest, unconnected ones first),
+  1,000 topics per channel (over: 400), a channel lifetime (24 h by default, extended by every
+  subscription change), one socket per channel (a new one displaces the old one).
+- The socket needs no authentication; it carries events in the platform's envelope, a
+  ``channel.metadata`` heartbeat every ``heartbeat_interval`` seconds, and answers the text
+  message ``{"message":"ping"}`` with ``pong``.
+
+Events come from the :class:`~chaosgenesys.sandbox.events.EventBus`. Publishing is synchronous
+on the event loop, so delivery only queues: each socket has one writer task that sends its
+queue (events, heartbeats, pongs, notices, the final close) in order. An event is serialized
+once, whatever the number of sockets it goes to.
+
+The fault-injection hooks (:meth:`NotificationHub.close_sockets`,
+:meth:`NotificationHub.send_socket_closing`) are driven by the sandbox's admin surface.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from chaosgenesys.sandbox.channels import (
+    Channel,
+    ChannelRegistry,
+    TopicLimitExceeded,
+    check_topic,
+    token_key,
+)
+from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 
 __all__ = ["NotificationHub"]
 
+logger = logging.getLogger("chaostoolkit")
+
+#: Sockets with more undelivered messages than this are closed (1008) as too slow.
+MAX_BACKLOG = 10_000
+#: How long a close waits for the writer to get the close frame out.
+CLOSE_TIMEOUT = 5.0
+
+_CHANNELS = "/api/v2/notifications/channels"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+HEARTBEAT_TEXT = _dumps(
+    {"topicName": "channel.metadata", "eventBody": {"message": "WebSocket Heartbeat"}}
+)
+PONG_TEXT = _dumps({"topicName": "channel.metadata", "eventBody": {"message": "pong"}})
+
+
+def _system_message(channel_id: str, topic_type: str, reason: str, message: str) -> str:
+    return _dumps(
+        {
+            "topicName": (
+                f"v2.system.{topic_type}.{channel_id}"
+                if topic_type != "socket_closing"
+                else "v2.system.socket_closing"
+            ),
+            "version": "2",
+            "eventBody": {
+                "channelId": channel_id,
+                "systemTopicType": topic_type,
+                "reason": reason,
+                "message": message,
+            },
+            "metadata": {"CorrelationId": str(uuid.uuid4())},
+        }
+    )
+
+
+@dataclass
+class _Close:
+    code: int
+    message: bytes
+    done: asyncio.Future[None]
+
+
+class _Socket:
+    """One connected WebSocket: a queue drained in order by a single writer task."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, channel_id: str, heartbeat_interval: float
+    ) -> None:
+        self.ws = ws
+        self.channel_id = channel_id
+        self.connected_at = time.monotonic()
+        self._interval = heartbeat_interval
+        self._queue: asyncio.Queue[str | _Close] = asyncio.Queue()
+        self._closing: _Close | None = None
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name=f"notification-socket-{channel_id}")
+
+    @property
+    def closing(self) -> bool:
+        """True once a close was requested: nothing more is queued."""
+        return self._closing is not None
+
+    def backlog(self) -> int:
+        """Messages queued and not yet written."""
+        return self._queue.qsize()
+
+    def send(self, text: str) -> bool:
+        """Queue one text frame; False when the socket is closing."""
+        if self._closing is not None:
+            return False
+        self._queue.put_nowait(text)
+        return True
+
+    def close(self, code: int, reason: str) -> asyncio.Future[None]:
+        """Queue a close frame after what is already queued; the future resolves once sent."""
+        if self._closing is None:
+            self._closing = _Close(code, reason.encode()[:120], self._loop.create_future())
+            self._queue.put_nowait(self._closing)
+        return self._closing.done
+
+    async def finish(self) -> None:
+        """Called once the reader is done: let a pending close complete, then stop writing."""
+        if self._closing is None:
+            self._task.cancel()
+        done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
+        if not done:
+            self._task.cancel()
+        self._resolve_close()
+
+    def _resolve_close(self) -> None:
+        if self._closing is not None and not self._closing.done.done():
+            self._closing.done.set_result(None)
+
+    async def _next(self, deadline: float | None) -> str | _Close | None:
+        """The next queued item, or None when the heartbeat is due first."""
+        if deadline is None:
+            return await self._queue.get()
+        delay = deadline - self._loop.time()
+        if delay <= 0:
+            return None
+        try:
+            async with asyncio.timeout(delay):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    async def _run(self) -> None:
+        interval = self._interval if self._interval > 0 else None
+        beat = self._loop.time() + interval if interval is not None else None
+        try:
+            while True:
+                item = await self._next(beat)
+                if item is None:
+                    assert interval is not None and beat is not None
+                    text = HEARTBEAT_TEXT
+                    beat += interval
+                    if beat <= self._loop.time():  # fell behind: no burst of heartbeats
+                        beat = self._loop.time() + interval
+                elif isinstance(item, _Close):
+                    if not self.ws.closed:
+                        await self.ws.close(code=item.code, message=item.message)
+                    return
+                else:
+                    text = item
+                if self.ws.closed:
+                    return
+                await self.ws.send_str(text)
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            logger.debug("notification socket %s: write failed: %s", self.channel_id, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("notification socket %s: writer failed", self.channel_id)
+        finally:
+            self._resolve_close()
+
 
 class NotificationHub:
-    """Channels, subscriptions and the ``/channels/{id}`` WebSocket of the sandbox."""
+    """Channels, subscriptions and the ``/channels/{id}`` WebSocket of the sandbox.
+
+    ``heartbeat_interval`` (seconds, float; 0 disables) is the gap between heartbeats on each
+    socket; ``channel_lifetime`` (seconds) is how long a channel lives after its creation or its
+    last subscription change. Both may be changed on a live hub; they apply to sockets and
+    channels created (or extended) afterwards.
+    """
 
     def __init__(
         self,
@@ -24,22 +209,341 @@ class NotificationHub:
     ) -> None:
         self.events = events
         self.heartbeat_interval = heartbeat_interval
-        self.channel_lifetime = channel_lifetime
+        self._registry = ChannelRegistry(channel_lifetime)
+        self._sockets: dict[str, _Socket] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closed = False
+        self.events_delivered = 0
+        events.subscribe(self._on_event)
+
+    @property
+    def channel_lifetime(self) -> float:
+        """Seconds a channel lives after creation or its last subscription change."""
+        return self._registry.lifetime
+
+    @channel_lifetime.setter
+    def channel_lifetime(self, value: float) -> None:
+        self._registry.lifetime = value
+
+    # ------------------------------------------------------------------ routes
 
     def add_routes(self, app: web.Application) -> None:
         """Register ``/api/v2/notifications/...`` and the ``/channels/{id}`` WebSocket route."""
+        router = app.router
+        router.add_post(_CHANNELS, self._create_channel)
+        router.add_get(_CHANNELS, self._list_channels, allow_head=False)
+        router.add_route("HEAD", _CHANNELS + "/{channelId}", self._head_channel)
+        subscriptions = _CHANNELS + "/{channelId}/subscriptions"
+        router.add_get(subscriptions, self._get_subscriptions, allow_head=False)
+        router.add_post(subscriptions, self._post_subscriptions)
+        router.add_put(subscriptions, self._put_subscriptions)
+        router.add_delete(subscriptions, self._delete_subscriptions)
+        router.add_get("/channels/{channelId}", self._websocket, allow_head=False)
+
+    @staticmethod
+    def _client_id(request: web.Request) -> str:
+        return str(request.get("client_id") or "")
+
+    def _live(self, channel_id: str) -> Channel | None:
+        """The channel if it exists and has not expired (an overdue one is expired now)."""
+        channel = self._registry.get(channel_id)
+        if channel is not None and channel.deadline <= time.monotonic():
+            self._drop(channel, "expired")
+            return None
+        return channel
+
+    def _owned(self, request: web.Request) -> Channel | None:
+        channel = self._live(request.match_info["channelId"])
+        if channel is None or channel.client_id != self._client_id(request):
+            return None
+        return channel
+
+    async def _create_channel(self, request: web.Request) -> web.Response:
+        if self._closed:
+            raise SandboxHTTPError(503, "The notification service is stopping")
+        client_id = self._client_id(request)
+        channel, evicted = self._registry.create(
+            client_id, token_key(request.headers.get("Authorization"))
+        )
+        for old in evicted:
+            logger.info(
+                "sandbox notifications: channel %s of client %s evicted (channel limit)",
+                old.id,
+                client_id,
+            )
+            self._drop(old, "evicted", already_removed=True)
+        self._schedule_expiry(channel)
+        logger.debug("sandbox notifications: channel %s created", channel.id)
+        return web.json_response(self._entity(request, channel), dumps=_dumps)
+
+    @staticmethod
+    def _entity(request: web.Request, channel: Channel) -> dict[str, str]:
+        return channel.as_entity(request.host, "wss" if request.secure else "ws")
+
+    async def _list_channels(self, request: web.Request) -> web.Response:
+        client_id = self._client_id(request)
+        token = token_key(request.headers.get("Authorization"))
+        across_tokens = request.query.get("includechannels", "token").lower() == "oauthclient"
+        entities: list[dict[str, str]] = []
+        for channel in self._registry:
+            if channel.client_id != client_id or self._live(channel.id) is None:
+                continue
+            if channel.token == token:
+                entities.append(self._entity(request, channel))
+            elif across_tokens:
+                # other tokens' channels are shown to exist, without their ids
+                entities.append({"expires": self._entity(request, channel)["expires"]})
+        return web.json_response({"entities": entities}, dumps=_dumps)
+
+    async def _head_channel(self, request: web.Request) -> web.Response:
+        return web.Response(status=200 if self._owned(request) is not None else 404)
+
+    async def _get_subscriptions(self, request: web.Request) -> web.Response:
+        channel = self._owned(request)
+        if channel is None:
+            raise not_found("Channel", request.match_info["channelId"])
+        return self._subscriptions_response(channel, [])
+
+    async def _post_subscriptions(self, request: web.Request) -> web.Response:
+        return await self._change_subscriptions(request, replace=False)
+
+    async def _put_subscriptions(self, request: web.Request) -> web.Response:
+        return await self._change_subscriptions(request, replace=True)
+
+    async def _delete_subscriptions(self, request: web.Request) -> web.Response:
+        channel = self._owned(request)
+        if channel is None:
+            raise not_found("Channel", request.match_info["channelId"])
+        self._registry.clear_subscriptions(channel)
+        return web.Response(status=204)
+
+    async def _change_subscriptions(self, request: web.Request, *, replace: bool) -> web.Response:
+        channel = self._owned(request)
+        if channel is None:
+            raise not_found("Channel", request.match_info["channelId"])
+        try:
+            body = await request.json()
+        except ValueError:
+            raise bad_request("The request body is not valid JSON") from None
+        if not isinstance(body, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("id"), str) for item in body
+        ):
+            raise bad_request('The body must be a list of topics: [{"id": "<topic>"}]')
+        checks = [check_topic(item["id"]) for item in body]
+        try:
+            self._registry.set_subscriptions(channel, checks, replace=replace)
+        except TopicLimitExceeded as exc:
+            raise bad_request(str(exc)) from None
+        self._registry.extend(channel)
+        self._schedule_expiry(channel)
+        rejected = [c for c in checks if not c.permitted]
+        logger.debug(
+            "sandbox notifications: channel %s has %d topics (%d rejected)",
+            channel.id,
+            channel.topic_count(),
+            len(rejected),
+        )
+        return self._subscriptions_response(channel, rejected)
+
+    @staticmethod
+    def _subscriptions_response(channel: Channel, rejected: Sequence[Any]) -> web.Response:
+        entities = [check.as_entity() for check in channel.subscriptions.values()]
+        entities.extend(check.as_entity() for check in rejected)
+        return web.json_response({"entities": entities}, dumps=_dumps)
+
+    # ------------------------------------------------------------------ socket
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        channel_id = request.match_info["channelId"]
+        channel = None if self._closed else self._live(channel_id)
+        if channel is None:
+            raise not_found("Channel", channel_id)
+        ws = web.WebSocketResponse(timeout=CLOSE_TIMEOUT, max_msg_size=64 * 1024)
+        if not ws.can_prepare(request).ok:
+            raise bad_request("Expected a WebSocket upgrade request")
+        await ws.prepare(request)
+        if self._registry.get(channel_id) is not channel:  # gone while upgrading
+            await ws.close(code=1000, message=b"channel is gone")
+            return ws
+        socket = _Socket(ws, channel_id, self.heartbeat_interval)
+        previous = self._sockets.get(channel_id)
+        self._sockets[channel_id] = socket
+        channel.connected = True
+        if previous is not None:
+            logger.info("sandbox notifications: channel %s: new socket displaces old", channel_id)
+            previous.close(1000, "Replaced by a new connection to this channel")
+        try:
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    self._on_client_text(socket, message.data)
+        finally:
+            self._detach(socket)
+            await socket.finish()
+        return ws
+
+    def _on_client_text(self, socket: _Socket, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            logger.debug("notification socket %s: ignored non-JSON text", socket.channel_id)
+            return
+        if isinstance(message, dict) and message.get("message") == "ping":
+            socket.send(PONG_TEXT)
+        else:
+            logger.debug("notification socket %s: ignored client message", socket.channel_id)
+
+    def _detach(self, socket: _Socket) -> None:
+        """Stop delivering to ``socket``; its channel counts as unconnected from now on."""
+        if self._sockets.get(socket.channel_id) is socket:
+            del self._sockets[socket.channel_id]
+            channel = self._registry.get(socket.channel_id)
+            if channel is not None:
+                channel.connected = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _schedule_expiry(self, channel: Channel) -> None:
+        loop = asyncio.get_running_loop()
+        timer = self._timers.pop(channel.id, None)
+        if timer is not None:
+            timer.cancel()
+        delay = max(0.0, channel.deadline - time.monotonic())
+        self._timers[channel.id] = loop.call_later(delay, self._on_expiry, channel.id)
+
+    def _on_expiry(self, channel_id: str) -> None:
+        self._timers.pop(channel_id, None)
+        channel = self._registry.get(channel_id)
+        if channel is None:
+            return
+        if channel.deadline > time.monotonic():  # extended since: wait again
+            self._schedule_expiry(channel)
+            return
+        logger.info("sandbox notifications: channel %s expired", channel_id)
+        self._drop(channel, "expired")
+
+    def _drop(self, channel: Channel, reason: str, *, already_removed: bool = False) -> None:
+        """Forget a channel; its socket gets ``no_longer_subscribed`` and is closed."""
+        if not already_removed:
+            self._registry.remove(channel.id)
+        timer = self._timers.pop(channel.id, None)
+        if timer is not None:
+            timer.cancel()
+        socket = self._sockets.get(channel.id)
+        if socket is None:
+            return
+        self._detach(socket)
+        text = (
+            "The channel reached its lifetime"
+            if reason == "expired"
+            else "The channel was replaced by a newer channel over the channel limit"
+        )
+        socket.send(_system_message(channel.id, "no_longer_subscribed", reason, text))
+        socket.close(1000, f"channel {reason}")
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, topic: str, body: dict[str, Any]) -> None:
+        """EventBus listener: queue the event on every socket subscribed to ``topic``."""
+        if self._closed:
+            return
+        channel_ids = self._registry.subscribers(topic)
+        if not channel_ids:
+            return
+        text: str | None = None
+        slow: list[_Socket] = []
+        for channel_id in channel_ids:
+            socket = self._sockets.get(channel_id)
+            if socket is None:
+                continue
+            if text is None:
+                text = _dumps(
+                    {
+                        "topicName": topic,
+                        "version": "2",
+                        "eventBody": body,
+                        "metadata": {"CorrelationId": str(uuid.uuid4())},
+                    }
+                )
+            if socket.send(text):
+                self.events_delivered += 1
+                if socket.backlog() > MAX_BACKLOG:
+                    slow.append(socket)
+        for socket in slow:
+            logger.warning(
+                "sandbox notifications: socket of channel %s has %d undelivered messages; "
+                "closing it",
+                socket.channel_id,
+                socket.backlog(),
+            )
+            self._detach(socket)
+            socket.close(1008, "Too many undelivered messages")
+
+    # ------------------------------------------------------------------ faults
+
+    def _select(self, user_ids: Sequence[str] | None) -> list[_Socket]:
+        if user_ids is None:
+            return list(self._sockets.values())
+        wanted = set(user_ids)
+        selected: list[_Socket] = []
+        for channel_id, socket in self._sockets.items():
+            channel = self._registry.get(channel_id)
+            if channel is not None and channel.user_ids() & wanted:
+                selected.append(socket)
+        return selected
 
     async def close_sockets(self, code: int = 1000, user_ids: Sequence[str] | None = None) -> int:
-        """Close connected sockets (all, or those subscribed to these users) with ``code``."""
-        return 0
+        """Close connected sockets (all, or those subscribed to these users) with ``code``.
+
+        The channels stay: a client can reconnect to the same ``connectUri``, as after a
+        network drop. Returns how many sockets were closed.
+        """
+        if not (
+            code == 1000 or 1001 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+        ):
+            raise ValueError(f"code: {code} is not a WebSocket close code a server may send")
+        sockets = self._select(user_ids)
+        for socket in sockets:
+            self._detach(socket)
+        waits = [socket.close(code, "Closed by the sandbox") for socket in sockets]
+        if waits:
+            await asyncio.wait(waits, timeout=CLOSE_TIMEOUT)
+        logger.info("sandbox notifications: closed %d socket(s) with code %d", len(sockets), code)
+        return len(sockets)
 
     async def send_socket_closing(self, user_ids: Sequence[str] | None = None) -> int:
         """Send ``v2.system.socket_closing`` to connected sockets; returns how many got it."""
-        return 0
+        count = 0
+        for socket in self._select(user_ids):
+            text = _system_message(
+                socket.channel_id,
+                "socket_closing",
+                "maintenance",
+                "This socket will close for maintenance; open a new connection within a minute",
+            )
+            count += socket.send(text)
+        logger.info("sandbox notifications: socket_closing sent to %d socket(s)", count)
+        return count
 
     async def shutdown(self) -> None:
-        """Close every socket and stop background tasks."""
+        """Close every socket (1001, going away), forget every channel, stop the timers."""
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        sockets = list(self._sockets.values())
+        for socket in sockets:
+            self._detach(socket)
+        waits = [socket.close(1001, "Server shutting down") for socket in sockets]
+        if waits:
+            await asyncio.wait(waits, timeout=CLOSE_TIMEOUT)
+        for channel in self._registry:
+            self._registry.remove(channel.id)
 
     def summary(self) -> dict[str, Any]:
-        """Channels and connected sockets, for the admin state view."""
-        return {"channels": 0, "connected": 0}
+        """Channels, connected sockets and topic subscriptions, for the admin state view."""
+        return {
+            "channels": len(self._registry),
+            "connected": len(self._sockets),
+            "subscriptions": self._registry.subscription_count(),
+            "eventsDelivered": self.events_delivered,
+        }

@@ -1,0 +1,354 @@
+"""Server-side faults of the embedded sandbox, driven over its admin HTTP surface.
+
+These actions only work against the chaosgenesys sandbox: they talk to ``/sandbox/v1/...`` at
+``genesys_api_url`` (no token needed) and refuse with ``ActivityFailed`` when that URL serves no
+sandbox admin API. Use them to make the simulated platform slow or failing (``inject_api_fault``),
+to expire or revoke every token, to close notification sockets from the server side, and to put
+a call on an agent (``route_call``). Importing this module does not import the sandbox server.
+"""
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosgenesys.arguments import (
+    require_bool,
+    require_http_status,
+    require_id,
+    require_ids,
+    require_int,
+    require_number,
+    require_regex,
+    require_text,
+)
+
+__all__ = [
+    "clear_sandbox_faults",
+    "close_notification_sockets",
+    "disconnect_call",
+    "expire_tokens",
+    "inject_api_fault",
+    "revoke_tokens",
+    "route_call",
+    "send_socket_closing",
+    "set_token_lifetime",
+]
+
+ADMIN = "/sandbox/v1"
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+#: Longest delay a fault may add (10 minutes).
+MAX_DELAY_MS = 600_000
+#: Close codes a server may send (RFC 6455: 1000-1014 defined, 3000-4999 for applications).
+_CLOSE_CODES = "1000-1014 or 3000-4999"
+
+
+def _admin_base(configuration: Configuration) -> tuple[str, float, bool | str]:
+    """(admin base URL, timeout, TLS verification) from the experiment's configuration."""
+    from chaosgenesys.platform.settings import normalize_base_url
+
+    config: dict[str, Any] = dict(configuration or {})
+    api = config.get("genesys_api_url")
+    if api in (None, ""):
+        raise ActivityFailed(
+            "sandbox actions need the configuration key genesys_api_url pointing at a "
+            "chaosgenesys sandbox (the chaosgenesys.controls.sandbox control sets it)"
+        )
+    base = normalize_base_url(api, "genesys_api_url")
+    timeout = config.get("genesys_timeout", 10.0)
+    if isinstance(timeout, str):
+        try:
+            timeout = float(timeout)
+        except ValueError:
+            timeout = 10.0
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        timeout = 10.0
+    verify = config.get("genesys_verify_tls", True)
+    if not isinstance(verify, bool | str):
+        verify = True
+    return base, float(timeout), verify
+
+
+def _admin(
+    configuration: Configuration, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
+    """Call the admin API and return its JSON answer (``{}`` for an empty one)."""
+    from chaosgenesys.platform import http
+    from chaosgenesys.platform.errors import parse_error_body
+
+    base, timeout, verify = _admin_base(configuration)
+    url = base + ADMIN + path
+    response = http.send(method, url, json=body, timeout=timeout, verify=verify)
+    if response.status_code in (404, 405) and not _serves_admin_api(base, timeout, verify):
+        raise ActivityFailed(
+            f"{method} {ADMIN}{path} answered {response.status_code}: genesys_api_url "
+            f"{http.safe_url(base)} does not serve the chaosgenesys sandbox admin API; sandbox "
+            "actions only work against the sandbox (chaosgenesys sandbox, or the "
+            "chaosgenesys.controls.sandbox control)"
+        )
+    if response.status_code >= 400:
+        error = parse_error_body(response.content)
+        message = error.get("message") or response.text[:300] or response.reason
+        code = f" {error['code']}" if error.get("code") else ""
+        raise ActivityFailed(
+            f"{method} {ADMIN}{path} failed: {response.status_code}{code}: {message}"
+        )
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        return {"answer": response.text}
+
+
+def _serves_admin_api(base: str, timeout: float, verify: bool | str) -> bool:
+    """Whether ``base`` is a sandbox (its 404 was about an entity, not a missing admin API)."""
+    from chaosgenesys.platform import http
+
+    try:
+        response = http.send("GET", base + ADMIN + "/state", timeout=timeout, verify=verify)
+    except ActivityFailed:
+        return False
+    return response.status_code == 200
+
+
+def _as_dict(answer: Any, key: str) -> dict[str, Any]:
+    return answer if isinstance(answer, dict) else {key: answer}
+
+
+def inject_api_fault(
+    path_pattern: str,
+    delay_ms: int = 0,
+    status: int = 0,
+    method: str = "",
+    count: int = 0,
+    duration: float = 0.0,
+    retry_after: int = 1,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Make the sandbox delay and/or fail requests whose path matches ``path_pattern``.
+
+    ``path_pattern`` is a regular expression searched in the request path (``/presences``,
+    ``^/oauth/token$``). ``delay_ms`` delays the answer (0-600000), ``status`` answers with that
+    HTTP status instead (e.g. 503, 429 with ``Retry-After``); at least one of them is required.
+    ``method`` limits the fault to one HTTP method (default any), ``count`` to the first N
+    matching requests (default 0: every one), ``duration`` to N seconds (default 0: until
+    ``clear_sandbox_faults``). ``retry_after`` is the ``Retry-After`` (seconds) that 429, 503
+    and 504 answers carry (default 1). Returns the admin API's answer, e.g.
+    ``{"id": "<fault id>", "fault": {...}}``.
+
+    ```json
+    {"type": "action", "name": "presence-reads-fail-with-503",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "inject_api_fault",
+                  "arguments": {"path_pattern": "/presences", "status": 503,
+                                "method": "GET", "duration": 30}}}
+    ```
+    """
+    pattern = require_regex("path_pattern", path_pattern)
+    delay = require_int("delay_ms", delay_ms, minimum=0, maximum=MAX_DELAY_MS)
+    code = require_http_status("status", status)
+    verb = require_text("method", method, allow_empty=True).strip().upper()
+    if verb and verb not in _METHODS:
+        raise ActivityFailed(
+            f"method must be one of {', '.join(_METHODS)} or empty, got {method!r}"
+        )
+    times = require_int("count", count, minimum=0)
+    seconds = require_number("duration", duration, minimum=0.0)
+    wait = require_int("retry_after", retry_after, minimum=0, maximum=3600)
+    if not delay and not code:
+        raise ActivityFailed(
+            f"inject_api_fault needs delay_ms > 0 or a status, got delay_ms={delay_ms!r} and "
+            f"status={status!r}"
+        )
+    body = {
+        "path_pattern": pattern,
+        "delay_ms": delay,
+        "status": code or None,
+        "method": verb or None,
+        "count": times or None,
+        "duration": seconds or None,
+        "retry_after": wait,
+    }
+    return _as_dict(_admin(configuration, "POST", "/faults", body), "id")
+
+
+def clear_sandbox_faults(
+    configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """Remove every fault injected into the sandbox (``DELETE /sandbox/v1/faults``).
+
+    Idempotent: a natural rollback. Returns the admin API's answer (e.g. ``{"cleared": 2}``).
+
+    ```json
+    {"type": "action", "name": "clear-sandbox-faults",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "clear_sandbox_faults"}}
+    ```
+    """
+    return _as_dict(_admin(configuration, "DELETE", "/faults"), "cleared")
+
+
+def expire_tokens(
+    client_id: str = "", configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """Expire every access token the sandbox issued (or only ``client_id``'s).
+
+    Clients holding one get 401 ``bad.credentials`` on their next call and must fetch a new
+    token: the guide's token-lifecycle trap on demand. Returns the admin API's answer, how many
+    tokens were expired (e.g. ``{"count": 3}``).
+
+    ```json
+    {"type": "action", "name": "expire-every-token",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "expire_tokens"}}
+    ```
+    """
+    body: dict[str, Any] = {}
+    if client_id:
+        body["client_id"] = require_id("client_id", client_id)
+    return _as_dict(_admin(configuration, "POST", "/tokens/expire", body), "expired")
+
+
+def revoke_tokens(configuration: Configuration = None, secrets: Secrets = None) -> dict[str, Any]:
+    """Revoke every access token the sandbox issued (``v2.system.token_revoked`` to sockets).
+
+    Returns the admin API's answer, how many tokens were revoked (e.g. ``{"count": 3}``).
+
+    ```json
+    {"type": "action", "name": "revoke-every-token",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "revoke_tokens"}}
+    ```
+    """
+    return _as_dict(_admin(configuration, "POST", "/tokens/revoke", {}), "revoked")
+
+
+def set_token_lifetime(
+    seconds: int,
+    client_id: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Set the lifetime of tokens the sandbox issues from now on to an OAuth client.
+
+    ``client_id`` defaults to the experiment's own client (from the secrets). Short lifetimes
+    (e.g. 120 s) make token-expiry experiments quick. Existing tokens keep their expiry.
+
+    ```json
+    {"type": "action", "name": "tokens-live-two-minutes",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "set_token_lifetime", "arguments": {"seconds": 120}}}
+    ```
+    """
+    lifetime = require_int("seconds", seconds, minimum=1, maximum=48 * 3600)
+    if client_id:
+        target = require_id("client_id", client_id)
+    else:
+        from chaosgenesys.platform import settings_from
+
+        target = settings_from(configuration, secrets).client_id
+    answer = _admin(configuration, "PATCH", f"/clients/{target}", {"token_lifetime": lifetime})
+    return _as_dict(answer, "client")
+
+
+def close_notification_sockets(
+    code: int = 1001,
+    user_ids: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain list type
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Close notification WebSockets from the server side with close ``code``.
+
+    Only the sockets of channels subscribed to topics of ``user_ids`` when given; every socket
+    otherwise. The guide's layer 3: the desktop must reconnect (with backoff) instead of
+    going zombie. Returns the admin API's answer (e.g. ``{"closed": 2}``).
+
+    ```json
+    {"type": "action", "name": "server-drops-agent-sockets",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "close_notification_sockets",
+                  "arguments": {"code": 1001, "user_ids": ["${agent_1}"]}}}
+    ```
+    """
+    close = require_int("code", code, minimum=1000, maximum=4999)
+    if not (1000 <= close <= 1014 or close >= 3000):
+        raise ActivityFailed(f"code must be a WebSocket close code ({_CLOSE_CODES}), got {code}")
+    ids = require_ids("user_ids", user_ids) if user_ids else None
+    answer = _admin(configuration, "POST", "/notifications/close", {"code": close, "user_ids": ids})
+    return _as_dict(answer, "closed")
+
+
+def send_socket_closing(
+    user_ids: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain list type
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Announce maintenance: send ``v2.system.socket_closing`` on notification sockets.
+
+    Clients have about a minute to open a new socket. Only ``user_ids``' sockets when given.
+
+    ```json
+    {"type": "action", "name": "maintenance-announced",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "send_socket_closing"}}
+    ```
+    """
+    ids = require_ids("user_ids", user_ids) if user_ids else None
+    answer = _admin(configuration, "POST", "/notifications/socket-closing", {"user_ids": ids})
+    return _as_dict(answer, "sent")
+
+
+def route_call(
+    queue_id: str,
+    user_id: str = "",
+    answer: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Put a customer call in a queue; the sandbox routes it to an idle On Queue member.
+
+    ``user_id`` picks the agent (default: any idle On Queue member); ``answer`` connects the
+    call at once instead of leaving it alerting. Returns ``{"conversation_id": ...}`` plus
+    whatever else the admin API answers; use it with the conversation probes.
+
+    ```json
+    {"type": "action", "name": "customer-calls-the-chaos-queue",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "route_call",
+                  "arguments": {"queue_id": "${chaos_queue}", "user_id": "${agent_1}",
+                                "answer": true}}}
+    ```
+    """
+    require_id("queue_id", queue_id)
+    body: dict[str, Any] = {"queue_id": queue_id, "answer": require_bool("answer", answer)}
+    if user_id:
+        body["user_id"] = require_id("user_id", user_id)
+    result = _admin(configuration, "POST", "/calls", body)
+    if isinstance(result, str):
+        return {"conversation_id": result}
+    if isinstance(result, dict):
+        conversation_id = result.get("conversation_id") or result.get("id")
+        return {**result, "conversation_id": conversation_id}
+    return {"conversation_id": None, "answer": result}
+
+
+def disconnect_call(
+    conversation_id: str, configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """The customer hangs up: the conversation ends and a connected agent enters after-call work.
+
+    Use it to put an agent in wrap-up before cutting its network (the guide's wrap-up edge
+    case). An unknown conversation raises ``ActivityFailed``.
+
+    ```json
+    {"type": "action", "name": "customer-hangs-up",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "disconnect_call",
+                  "arguments": {"conversation_id": "${conversation_id}"}}}
+    ```
+    """
+    require_id("conversation_id", conversation_id)
+    answer = _admin(configuration, "POST", f"/conversations/{conversation_id}/disconnect", {})
+    return _as_dict(answer, "disconnected")

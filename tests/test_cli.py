@@ -55,14 +55,19 @@ def test_sandbox_command_prints_a_readable_summary() -> None:
     )
     try:
         assert process.stdout is not None
-        first = process.stdout.readline()
-        assert first.startswith("chaosgenesys sandbox listening on http://127.0.0.1:")
+        lines = [process.stdout.readline()]
+        assert lines[0].startswith("chaosgenesys sandbox listening on http://127.0.0.1:")
+        while not lines[-1].startswith("Press Ctrl+C"):
+            lines.append(process.stdout.readline())
+            assert lines[-1], "the summary ended early: " + "".join(lines)
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
-    assert "chaos-client" in out
-    assert "chaos-secret" not in out
+    summary = "".join(lines)
+    assert "chaos-client" in summary
+    assert "0b6b3c5e-0000-4000-8000-000000000001" in summary
+    assert "chaos-secret" not in summary + err
 
 
 def test_bad_seed_is_reported_by_name_without_a_traceback(tmp_path: Path) -> None:

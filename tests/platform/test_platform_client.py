@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 from chaosgenesys.platform import (
     GenesysApiError,
@@ -25,6 +24,7 @@ from chaosgenesys.platform import (
     settings_from,
     tokens,
 )
+from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 AGENT_1 = "0b6b3c5e-0000-4000-8000-000000000001"
 CLIENT_SECRET = "chaos-secret-value-never-printed"

@@ -8,9 +8,9 @@ from typing import Any
 
 import requests
 from chaoslib.exceptions import ActivityFailed
-from platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 from chaosgenesys.platform import GenesysApiError
+from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 
 def response(status: int, body: Any, headers: dict[str, str] | None = None) -> requests.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from platform_fixtures import isolated_platform  # noqa: F401 - autouse
+from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 
 def test_platform_import_pulls_no_heavy_library() -> None:

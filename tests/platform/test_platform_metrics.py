@@ -6,10 +6,9 @@ import json
 import threading
 import time
 
-from platform_fixtures import isolated_platform  # noqa: F401 - autouse
-
 from chaosgenesys.platform import metrics
 from chaosgenesys.platform.metrics import MetricsRecorder, path_template, percentile
+from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 UUID = "0b6b3c5e-0000-4000-8000-000000000001"
 

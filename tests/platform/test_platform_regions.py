@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 from chaosgenesys.platform.regions import REGIONS, resolve_region
+from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 TABLE = {
     "us_east_1": "mypurecloud.com",

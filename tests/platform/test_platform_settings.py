@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 from chaosgenesys.platform import (
     ClientSettings,
@@ -15,6 +14,7 @@ from chaosgenesys.platform import (
     register_default_credentials,
     settings_from,
 )
+from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 SECRET = "s3cr3t-value-never-shown"
 CREDS = {"client_id": "cid", "client_secret": SECRET}

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["probe_cost.py", "agents_state_bulk.py", "sandbox_throughput.py"]
+#: Every script beside this one, except helpers (``_*.py``): a new benchmark needs no registration.
+BENCHMARKS = sorted(
+    p.name for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run_all.py"
+)
 #: No benchmark may run longer than this (they finish in a few minutes at most).
 TIMEOUT = 900
 

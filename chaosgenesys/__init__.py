@@ -31,6 +31,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "chaosgenesys.users.actions",
     "chaosgenesys.auth.actions",
     "chaosgenesys.sandbox.actions",
+    "chaosgenesys.faults.actions",
 )
 
 #: Modules whose public functions are Chaos Toolkit probes.
@@ -39,6 +40,8 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.conversations.probes",
     "chaosgenesys.routing.probes",
     "chaosgenesys.auth.probes",
+    "chaosgenesys.notifications.probes",
+    "chaosgenesys.faults.probes",
 )
 
 

@@ -1,4 +1,8 @@
 """Sub-commands of the ``chaosgenesys`` console script, one module each with ``register()``."""
 
 #: Modules whose ``register(subparsers)`` adds a sub-command, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("chaosgenesys.commands.sandbox",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "chaosgenesys.commands.sandbox",
+    "chaosgenesys.commands.agent",
+    "chaosgenesys.commands.faults",
+)

@@ -1,0 +1,860 @@
+"""The one fault registry: each fault recorded before it is applied, forgotten after its revert.
+
+A fault that outlives the Python call that made it (a qdisc, an nftables table, a running proxy)
+is a file in the registry directory from just before it exists until just after it is gone::
+
+    from chaosgenesys.faults import registry
+
+    fault = registry.record(
+        kind="netem",
+        description="netem delay 200ms on veth0 to 34.195.0.0/16",
+        reverter="chaosgenesys.network.revert:revert",   # def revert(fault: FaultRecord) -> None
+        spec={"interface": "veth0", "netns": None},      # JSON: all the reverter needs
+        duration=30.0,                                   # or None
+    )
+    try:
+        apply_the_fault()
+        registry.update(fault.id, spec={**fault.spec, "pid": 1234})
+    except BaseException:
+        registry.revert(fault.id)                        # nothing half-applied
+        raise
+    ...
+    registry.revert(fault.id)                            # True if it was recorded
+
+Storage: one JSON file per fault, ``<id>.json``, in :func:`registry_dir` (the
+``CHAOSGENESYS_RUNTIME_DIR`` environment variable, else ``/run/chaosgenesys`` when writable,
+else ``$XDG_RUNTIME_DIR/chaosgenesys``, else ``/tmp/chaosgenesys-<uid>``). Files are written
+atomically (a temporary file, fsync, rename, fsync of the directory); every change holds an
+``flock`` on ``registry.lock`` (reentrant within one process, so a reverter may call back into
+the registry). :func:`record` makes sure the guardian (``chaosgenesys.faults.guardian``) runs
+for the directory: it reverts a fault at its deadline or when its owner process is gone.
+
+A record file that cannot be read is reported (:meth:`Registry.scan`, ``chaosgenesys status``,
+:func:`revert_all`), never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import stat
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+__all__ = [
+    "ENV_DIR",
+    "CorruptRecord",
+    "FaultRecord",
+    "Registry",
+    "active",
+    "forget",
+    "get",
+    "process_alive",
+    "process_start_time",
+    "record",
+    "registry_dir",
+    "revert",
+    "revert_all",
+    "scan",
+    "update",
+]
+
+logger = logging.getLogger("chaostoolkit")
+
+#: Environment variable naming the registry directory (tests and benchmarks set it).
+ENV_DIR = "CHAOSGENESYS_RUNTIME_DIR"
+LOCK_FILE = "registry.lock"
+GUARDIAN_LOCK = "guardian.lock"
+GUARDIAN_LOG = "guardian.log"
+GUARDIAN_SPAWN = "guardian.spawn"
+#: A guardian that has not taken ``guardian.lock`` this long after its start is not waited for.
+GUARDIAN_START_TIMEOUT = 5.0
+#: ``guardian.log`` is moved to ``guardian.log.1`` when a guardian starts and it is bigger.
+GUARDIAN_LOG_LIMIT = 1_000_000
+GUARDIAN_MODULE = "chaosgenesys.faults.guardian"
+RECORD_SUFFIX = ".json"
+FORMAT_VERSION = 1
+#: How long a registry operation waits for another process's lock before it gives up.
+LOCK_TIMEOUT = 30.0
+
+_REVERTER = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+_FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_KIND_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# -- records -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One recorded fault, as stored in ``<id>.json`` and handed to its reverter."""
+
+    id: str
+    kind: str
+    description: str
+    reverter: str
+    spec: dict[str, Any] = field(hash=False)
+    owner_pid: int
+    owner_start: int | None
+    created_at: float
+    deadline: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-serialisable data (a copy: changing it changes nothing)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "description": self.description,
+            "reverter": self.reverter,
+            "spec": json.loads(json.dumps(self.spec)),
+            "owner_pid": self.owner_pid,
+            "owner_start": self.owner_start,
+            "created_at": self.created_at,
+            "deadline": self.deadline,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FaultRecord:
+        """A record from :meth:`to_dict` data; ``ValueError`` saying what is wrong otherwise."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        expected: dict[str, tuple[type, ...]] = {
+            "id": (str,),
+            "kind": (str,),
+            "description": (str,),
+            "reverter": (str,),
+            "spec": (dict,),
+            "owner_pid": (int,),
+            "owner_start": (int, type(None)),
+            "created_at": (int, float),
+            "deadline": (int, float, type(None)),
+        }
+        for key, types in expected.items():
+            if key not in data:
+                raise ValueError(f"missing key {key!r}")
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise ValueError(f"{key} has the wrong type: {_show(value)}")
+        if not _REVERTER.match(data["reverter"]):
+            raise ValueError(f"reverter is not 'module:function': {_show(data['reverter'])}")
+        deadline = data["deadline"]
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            description=data["description"],
+            reverter=data["reverter"],
+            spec=data["spec"],
+            owner_pid=data["owner_pid"],
+            owner_start=data["owner_start"],
+            created_at=float(data["created_at"]),
+            deadline=None if deadline is None else float(deadline),
+        )
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds until the deadline (negative once passed), ``None`` without a deadline."""
+        if self.deadline is None:
+            return None
+        return self.deadline - (time.time() if now is None else now)
+
+    def owner_alive(self) -> bool:
+        """Whether the process that recorded the fault still runs (same pid, same start time)."""
+        return process_alive(self.owner_pid, self.owner_start, self.created_at)
+
+
+@dataclass(frozen=True)
+class CorruptRecord:
+    """A file in the registry directory that is not a readable fault record."""
+
+    id: str
+    path: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "error": self.error}
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time in clock ticks since boot)`` of a process, None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')'.
+    fields = text[text.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+    return fields[0], int(fields[19])
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks since boot), or None."""
+    found = _proc_stat(pid)
+    return None if found is None else found[1]
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def process_alive(pid: int, start: int | None, created_at: float | None = None) -> bool:
+    """Whether process ``pid`` runs and is the one that started at ``start`` (clock ticks).
+
+    A zombie is dead. A record made before the last boot has no live owner, whatever its pid.
+    Without ``/proc`` (not Linux) only the pid is checked.
+    """
+    if pid <= 0:
+        return False
+    found = _proc_stat(pid)
+    if found is None:
+        if os.path.exists("/proc/self/stat"):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    state, started = found
+    if state in ("Z", "X", "x"):
+        return False
+    if start is not None and started != start:
+        return False
+    if created_at is not None:
+        booted = _boot_time()
+        if booted is not None and created_at < booted:
+            return False
+    return True
+
+
+# -- the directory -----------------------------------------------------------------------------
+
+
+def registry_dir() -> Path:
+    """The registry directory, as ``docs/internals.md`` resolves it (not created here)."""
+    explicit = os.environ.get(ENV_DIR)
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    run = Path("/run/chaosgenesys")
+    if run.is_dir():
+        if os.access(run, os.W_OK | os.X_OK):
+            return run
+    elif os.access("/run", os.W_OK | os.X_OK):
+        return run
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg) and os.access(xdg, os.W_OK | os.X_OK):
+        return Path(xdg) / "chaosgenesys"
+    return Path(f"/tmp/chaosgenesys-{os.getuid()}")
+
+
+class _DirLock:
+    """``flock`` on ``registry.lock``, reentrant within the process (threads take turns)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mutex = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        #: Fault ids whose reverter runs right now in this process (a reverter calling revert()).
+        self.reverting: set[str] = set()
+
+    @contextlib.contextmanager
+    def hold(self, timeout: float) -> Iterator[_DirLock]:
+        if not self.mutex.acquire(timeout=timeout):
+            raise ActivityFailed(
+                f"the fault registry lock {self.path} is busy in this process for over "
+                f"{timeout:.0f} s"
+            )
+        try:
+            if self.depth == 0:
+                self.fd = self._flock(timeout)
+            self.depth += 1
+            try:
+                yield self
+            finally:
+                self.depth -= 1
+                if self.depth == 0 and self.fd is not None:
+                    os.close(self.fd)  # releases the flock
+                    self.fd = None
+        finally:
+            self.mutex.release()
+
+    def _flock(self, timeout: float) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise ActivityFailed(
+                        f"the fault registry lock {self.path} has been held by another process "
+                        f"for over {timeout:.0f} s (a reverter that hangs?); "
+                        "see guardian.log there"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            except BaseException:
+                os.close(fd)
+                raise
+
+
+_LOCKS: dict[str, _DirLock] = {}
+_LOCKS_GUARD = threading.Lock()
+#: Guardian processes this process started, per directory (reaped when they exit, so no
+#: zombies pile up; one still starting is not started again).
+_SPAWNED: dict[str, list[subprocess.Popen[bytes]]] = {}
+
+
+def _dir_lock(directory: Path) -> _DirLock:
+    key = str(directory)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = _DirLock(directory / LOCK_FILE)
+        return lock
+
+
+# -- argument checks ---------------------------------------------------------------------------
+
+
+def _check_text(name: str, value: Any, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        raise ActivityFailed(f"{name} must be a non-empty string, got {_show(value)}")
+    return value
+
+
+def _check_reverter(reverter: Any) -> Callable[[FaultRecord], object]:
+    if not isinstance(reverter, str) or not _REVERTER.match(reverter):
+        raise ActivityFailed(
+            f"reverter must be 'module:function' (e.g. 'chaosgenesys.network.revert:revert'), "
+            f"got {_show(reverter)}"
+        )
+    return _resolve_reverter(reverter)
+
+
+def _resolve_reverter(reverter: str) -> Callable[[FaultRecord], object]:
+    module_name, _, function = reverter.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        raise ActivityFailed(
+            f"reverter {reverter!r}: cannot import module {module_name!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    func = getattr(module, function, None)
+    if not callable(func):
+        raise ActivityFailed(
+            f"reverter {reverter!r}: module {module_name!r} has no function {function!r}"
+        )
+    resolved: Callable[[FaultRecord], object] = func
+    return resolved
+
+
+def _check_spec(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise ActivityFailed(f"spec must be a JSON object (a dict), got {_show(spec)}")
+    try:
+        text = json.dumps(spec, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ActivityFailed(
+            f"spec must be JSON-serialisable ({error}), got {_show(spec)}"
+        ) from None
+    copy: dict[str, Any] = json.loads(text)
+    return copy
+
+
+def _check_duration(duration: Any) -> float | None:
+    if duration is None:
+        return None
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration <= 0
+    ):
+        raise ActivityFailed(f"duration must be a number of seconds > 0 or None, got {duration!r}")
+    return float(duration)
+
+
+def _check_id(fault_id: Any) -> str:
+    if not isinstance(fault_id, str) or not _FAULT_ID.match(fault_id):
+        raise ActivityFailed(f"fault_id must be the id of a recorded fault, got {_show(fault_id)}")
+    return fault_id
+
+
+def _new_id(kind: str) -> str:
+    slug = _KIND_SLUG.sub("-", kind.lower()).strip("-")[:24] or "fault"
+    return f"{slug}-{uuid.uuid4().hex[:12]}"
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+
+class Registry:
+    """The registry in one directory; the module-level functions use :func:`registry_dir`."""
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory).absolute() if directory is not None else registry_dir()
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.directory)!r})"
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def path_of(self, fault_id: str) -> Path:
+        """The record file of a fault."""
+        return self.directory / f"{fault_id}{RECORD_SUFFIX}"
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the registry lock (reentrant in this process); creates the directory."""
+        self._prepare()
+        with _dir_lock(self.directory).hold(timeout):
+            yield
+
+    def _prepare(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The /tmp fallback lives in a folder everyone can write: no symlink, ours only.
+            shared_tmp = self.directory == Path(f"/tmp/chaosgenesys-{os.getuid()}")
+            info = os.lstat(self.directory) if shared_tmp else os.stat(self.directory)
+        except OSError as error:
+            raise ActivityFailed(
+                f"cannot create the fault registry directory {self.directory}: {error}; "
+                f"set {ENV_DIR} to a writable directory"
+            ) from error
+        if not stat.S_ISDIR(info.st_mode):
+            raise ActivityFailed(f"the fault registry path {self.directory} is not a directory")
+        if shared_tmp and info.st_uid != os.getuid():
+            raise ActivityFailed(
+                f"the fault registry directory {self.directory} belongs to uid {info.st_uid}, "
+                f"not to this user ({os.getuid()}); set {ENV_DIR} to a directory of yours"
+            )
+
+    def _write(self, fault: FaultRecord) -> None:
+        data = json.dumps({"version": FORMAT_VERSION, **fault.to_dict()}, indent=2, sort_keys=True)
+        final = self.path_of(fault.id)
+        temporary = self.directory / f".{fault.id}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        self._sync_directory()
+
+    def _unlink(self, fault_id: str) -> bool:
+        try:
+            os.unlink(self.path_of(fault_id))
+        except FileNotFoundError:
+            return False
+        self._sync_directory()
+        return True
+
+    def _sync_directory(self) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _read(self, path: Path) -> FaultRecord:
+        """A record file; FileNotFoundError when it is gone, ValueError when it is corrupt."""
+        raw = path.read_bytes()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"not JSON: {error}") from None
+        fault = FaultRecord.from_dict(data)
+        if f"{fault.id}{RECORD_SUFFIX}" != path.name:
+            raise ValueError(f"holds fault {fault.id!r}, not {path.stem!r}")
+        return fault
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def scan(self) -> tuple[list[FaultRecord], list[CorruptRecord]]:
+        """Every record (oldest first) and every record file that could not be read."""
+        faults: list[FaultRecord] = []
+        corrupt: list[CorruptRecord] = []
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return faults, corrupt
+        except OSError as error:
+            raise ActivityFailed(
+                f"cannot read the fault registry directory {self.directory}: {error}"
+            ) from error
+        for name in sorted(names):
+            if not name.endswith(RECORD_SUFFIX) or name.startswith("."):
+                continue
+            path = self.directory / name
+            try:
+                faults.append(self._read(path))
+            except FileNotFoundError:
+                continue  # reverted while we listed
+            except (OSError, ValueError) as error:
+                corrupt.append(CorruptRecord(name[: -len(RECORD_SUFFIX)], str(path), str(error)))
+        faults.sort(key=lambda fault: (fault.created_at, fault.id))
+        return faults, corrupt
+
+    def active(self, kind: str | None = None) -> list[FaultRecord]:
+        """The recorded faults, oldest first, of one kind or all (unreadable files skipped)."""
+        faults, _ = self.scan()
+        return [fault for fault in faults if kind is None or fault.kind == kind]
+
+    def get(self, fault_id: str) -> FaultRecord | None:
+        """One record, None if it is not recorded; ActivityFailed if its file is unreadable."""
+        path = self.path_of(_check_id(fault_id))
+        try:
+            return self._read(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise ActivityFailed(
+                f"fault {fault_id}: its record {path} is unreadable: {error}"
+            ) from error
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def record(
+        self,
+        kind: str,
+        description: str,
+        reverter: str,
+        spec: dict[str, Any],
+        duration: float | None = None,
+    ) -> FaultRecord:
+        """Record a fault about to be applied; returns its record once it is on disk.
+
+        The reverter is imported now, so a typo fails here, before anything is applied.
+        A guardian runs for the directory when this returns.
+        """
+        kind = _check_text("kind", kind)
+        description = _check_text("description", description, empty=True)
+        _check_reverter(reverter)
+        spec = _check_spec(spec)
+        seconds = _check_duration(duration)
+        now = time.time()
+        pid = os.getpid()
+        fault = FaultRecord(
+            id=_new_id(kind),
+            kind=kind,
+            description=description,
+            reverter=reverter,
+            spec=spec,
+            owner_pid=pid,
+            owner_start=process_start_time(pid),
+            created_at=now,
+            deadline=None if seconds is None else now + seconds,
+        )
+        with self.locked():
+            self._write(fault)
+            try:
+                self._ensure_guardian()
+            except OSError as error:
+                self._unlink(fault.id)
+                raise ActivityFailed(
+                    f"cannot start the fault guardian for {self.directory} "
+                    f"({type(error).__name__}: {error}); the fault was not applied"
+                ) from error
+        logger.debug("fault %s recorded: %s (%s)", fault.id, description, kind)
+        return fault
+
+    def update(
+        self,
+        fault_id: str,
+        spec: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> FaultRecord:
+        """Replace the spec (and/or description) of a recorded fault; returns the new record."""
+        _check_id(fault_id)
+        new_spec = None if spec is None else _check_spec(spec)
+        if description is not None:
+            _check_text("description", description, empty=True)
+        with self.locked():
+            fault = self.get(fault_id)
+            if fault is None:
+                raise ActivityFailed(f"fault {fault_id} is not recorded (already reverted?)")
+            changes: dict[str, Any] = {}
+            if new_spec is not None:
+                changes["spec"] = new_spec
+            if description is not None:
+                changes["description"] = description
+            fault = dataclasses.replace(fault, **changes)
+            self._write(fault)
+        return fault
+
+    def revert(self, fault_id: str) -> bool:
+        """Call the fault's reverter, then forget it. True if it was recorded, False if not.
+
+        Idempotent. A reverter that raises → ActivityFailed naming the fault; the record stays
+        so that ``chaosgenesys cleanup`` (or the guardian) can retry.
+        """
+        _check_id(fault_id)
+        if not self.directory.is_dir():
+            return False
+        lock = _dir_lock(self.directory)
+        with self.locked():
+            if fault_id in lock.reverting:
+                return True  # called back from its own reverter: the outer call forgets it
+            fault = self.get(fault_id)
+            if fault is None:
+                return False
+            lock.reverting.add(fault_id)
+            try:
+                _resolve_reverter(fault.reverter)(fault)
+            except Exception as error:
+                detail = (
+                    str(error)
+                    if isinstance(error, ActivityFailed)
+                    else (f"{type(error).__name__}: {error}")
+                )
+                raise ActivityFailed(
+                    f"reverting fault {fault.id} ({fault.kind}: {fault.description}) with "
+                    f"{fault.reverter} failed: {detail}; the fault stays recorded, "
+                    "`chaosgenesys cleanup` retries"
+                ) from error
+            finally:
+                lock.reverting.discard(fault_id)
+            self._unlink(fault_id)
+        logger.debug("fault %s reverted: %s", fault.id, fault.description)
+        return True
+
+    def revert_all(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Revert every fault (of one kind), newest first, going on past failures.
+
+        One entry per fault: ``id``, ``kind``, ``description`` and ``status`` (``reverted``;
+        ``gone`` when another process reverted it first; ``failed``, with ``error``). Without
+        ``kind``, unreadable record files are listed as ``failed`` too (they are left in place).
+        """
+        faults, corrupt = self.scan()
+        results: list[dict[str, Any]] = []
+        for fault in reversed(faults):
+            if kind is not None and fault.kind != kind:
+                continue
+            entry: dict[str, Any] = {
+                "id": fault.id,
+                "kind": fault.kind,
+                "description": fault.description,
+            }
+            try:
+                entry["status"] = "reverted" if self.revert(fault.id) else "gone"
+            except ActivityFailed as error:
+                entry["status"] = "failed"
+                entry["error"] = str(error)
+                logger.error("%s", error)
+            results.append(entry)
+        if kind is None:
+            for bad in corrupt:
+                results.append(
+                    {
+                        "id": bad.id,
+                        "kind": None,
+                        "description": None,
+                        "status": "failed",
+                        "error": f"unreadable record {bad.path} ({bad.error}): check what it "
+                        "applied by hand, then delete the file",
+                    }
+                )
+        return results
+
+    def forget(self, fault_id: str) -> bool:
+        """Drop a record without reverting (also an unreadable one); True if it was there."""
+        _check_id(fault_id)
+        if not self.directory.is_dir():
+            return False
+        with self.locked():
+            return self._unlink(fault_id)
+
+    # -- the guardian --------------------------------------------------------------------------
+
+    def guardian_pid(self) -> int | None:
+        """The pid of the guardian of this directory (0 if it is starting), None if none runs."""
+        try:
+            fd = os.open(self.directory / GUARDIAN_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                content = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                return int(content) if content.isdigit() else 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def _ensure_guardian(self) -> None:
+        """Start a guardian unless one runs or starts (called holding the registry lock).
+
+        A guardian writes its pid into ``guardian.lock`` while it holds it and ``exited <pid>``
+        when it lets go (under the registry lock, once the registry is empty). The last guardian
+        started is named in ``guardian.spawn``: while it is alive, younger than
+        :data:`GUARDIAN_START_TIMEOUT`, holds no lock and has not written ``exited <its pid>``,
+        it is still starting (it will take the lock and see this record), so none is added.
+        """
+        spawned = _SPAWNED.setdefault(str(self.directory), [])
+        spawned[:] = [process for process in spawned if process.poll() is None]
+        if self.guardian_pid() is not None or self.guardian_starting():
+            return
+        if not sys.executable:
+            raise OSError("no Python interpreter path (sys.executable is empty)")
+        log_path = self.directory / GUARDIAN_LOG
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size > GUARDIAN_LOG_LIMIT:
+                os.replace(log_path, log_path.with_name(GUARDIAN_LOG + ".1"))
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", GUARDIAN_MODULE, "--dir", str(self.directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                close_fds=True,
+                start_new_session=True,
+                cwd="/",
+                env=_guardian_environment(),
+            )
+        finally:
+            os.close(log)
+        spawned.append(process)
+        start = process_start_time(process.pid)
+        with contextlib.suppress(OSError):
+            (self.directory / GUARDIAN_SPAWN).write_text(
+                f"{process.pid} {start if start is not None else '-'} {time.time():.3f}\n"
+            )
+        logger.debug("fault guardian started for %s: pid %d", self.directory, process.pid)
+
+    def guardian_starting(self) -> bool:
+        """Whether the guardian last started for this directory is alive and still starting."""
+        try:
+            pid_text, start_text, spawned_text = (
+                (self.directory / GUARDIAN_SPAWN).read_text().split()
+            )
+            pid, spawned_at = int(pid_text), float(spawned_text)
+            start = None if start_text == "-" else int(start_text)
+        except (OSError, ValueError):
+            return False
+        try:
+            last = (self.directory / GUARDIAN_LOCK).read_text(errors="replace").split()
+        except OSError:
+            last = []
+        if last == ["exited", str(pid)] or time.time() - spawned_at > GUARDIAN_START_TIMEOUT:
+            return False
+        return process_alive(pid, start)
+
+
+def _guardian_environment() -> dict[str, str]:
+    """This environment, with ``PYTHONPATH`` holding this process's own ``sys.path`` entries.
+
+    The guardian must import the reverters this process can import (a test module, a script's
+    folder), so every ``sys.path`` folder that is not the interpreter's own goes first.
+    """
+    own = {
+        os.path.realpath(path)
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (path := sysconfig.get_paths().get(key))
+    }
+    paths: list[str] = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or os.getcwd())
+        if os.path.isdir(path) and os.path.realpath(path) not in own and path not in paths:
+            paths.append(path)
+    environment = dict(os.environ)
+    if paths:
+        environment["PYTHONPATH"] = os.pathsep.join(paths)
+    return environment
+
+
+# -- the default registry ----------------------------------------------------------------------
+
+
+def record(
+    kind: str,
+    description: str,
+    reverter: str,
+    spec: dict[str, Any],
+    duration: float | None = None,
+) -> FaultRecord:
+    """:meth:`Registry.record` in :func:`registry_dir`."""
+    return Registry().record(kind, description, reverter, spec, duration)
+
+
+def update(
+    fault_id: str, spec: dict[str, Any] | None = None, description: str | None = None
+) -> FaultRecord:
+    """:meth:`Registry.update` in :func:`registry_dir`."""
+    return Registry().update(fault_id, spec=spec, description=description)
+
+
+def revert(fault_id: str) -> bool:
+    """:meth:`Registry.revert` in :func:`registry_dir`."""
+    return Registry().revert(fault_id)
+
+
+def revert_all(kind: str | None = None) -> list[dict[str, Any]]:
+    """:meth:`Registry.revert_all` in :func:`registry_dir`."""
+    return Registry().revert_all(kind)
+
+
+def active(kind: str | None = None) -> list[FaultRecord]:
+    """:meth:`Registry.active` in :func:`registry_dir`."""
+    return Registry().active(kind)
+
+
+def get(fault_id: str) -> FaultRecord | None:
+    """:meth:`Registry.get` in :func:`registry_dir`."""
+    return Registry().get(fault_id)
+
+
+def scan() -> tuple[list[FaultRecord], list[CorruptRecord]]:
+    """:meth:`Registry.scan` in :func:`registry_dir`."""
+    return Registry().scan()
+
+
+def forget(fault_id: str) -> bool:
+    """:meth:`Registry.forget` in :func:`registry_dir`."""
+    return Registry().forget(fault_id)

@@ -20,6 +20,9 @@ POST     /sandbox/v1/notifications/socket-closing ``{user_ids?}`` -> ``{sent}``
 POST     /sandbox/v1/calls                       ``{queue_id, user_id?, answer?}`` -> ``{id}``
 POST     /sandbox/v1/conversations/{id}/disconnect  the customer hangs up
 PATCH    /sandbox/v1/users/{id}                  ``{presence}`` (any spelling)
+GET      /sandbox/v1/platform                    reaction settings, sessions, reactions
+PATCH    /sandbox/v1/platform                    ``{session_grace_seconds?,
+                                                 presence_renew_seconds?, renew_on_queue?}``
 GET      /sandbox/v1/requests                    ``?path=regex&method=GET`` -> ``{total, requests}``
 DELETE   /sandbox/v1/requests                    reset the counters
 POST     /sandbox/v1/seed                        a seed (JSON) replaces the state
@@ -42,6 +45,7 @@ from chaosgenesys.sandbox.notifications import NotificationHub
 from chaosgenesys.sandbox.params import json_object
 from chaosgenesys.sandbox.ratelimit import RateLimiter
 from chaosgenesys.sandbox.seed import SeedError, SeedSource, load_seed
+from chaosgenesys.sandbox.sessions import PlatformReaction
 from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["AdminError", "SandboxAdmin"]
@@ -49,6 +53,7 @@ __all__ = ["AdminError", "SandboxAdmin"]
 logger = logging.getLogger("chaostoolkit")
 
 PREFIX = "/sandbox/v1"
+_PLATFORM_KEYS = ("session_grace_seconds", "presence_renew_seconds", "renew_on_queue")
 _FAULT_KEYS = ("path_pattern", "delay_ms", "status", "method", "count", "duration", "retry_after")
 
 
@@ -87,12 +92,14 @@ class SandboxAdmin:
         faults: FaultStore,
         request_log: RequestLog,
         limiter: RateLimiter,
+        reaction: PlatformReaction | None = None,
     ) -> None:
         self.state = state
         self.hub = hub
         self.faults = faults
         self.request_log = request_log
         self.limiter = limiter
+        self.reaction = reaction if reaction is not None else PlatformReaction(state)
 
     # ------------------------------------------------------------------ operations
     def route_call(self, queue_id: str, user_id: str | None = None, answer: bool = False) -> str:
@@ -229,7 +236,40 @@ class SandboxAdmin:
         except SeedError as exc:
             raise AdminError(str(exc)) from None
         self.state.load(loaded)
+        self.reaction.reset(loaded.platform)
         logger.info("sandbox: state replaced by a new seed")
+
+    def configure_platform(
+        self,
+        session_grace_seconds: float | None = None,
+        presence_renew_seconds: float | None = None,
+        renew_on_queue: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change the reaction to lost agent sessions; returns :meth:`platform`."""
+        for name, value in (
+            ("session_grace_seconds", session_grace_seconds),
+            ("presence_renew_seconds", presence_renew_seconds),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            ):
+                raise AdminError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        if renew_on_queue is not None and not isinstance(renew_on_queue, bool):
+            raise AdminError(f"renew_on_queue must be true or false, not {renew_on_queue!r}")
+        try:
+            settings = self.reaction.configure(
+                session_grace_seconds=session_grace_seconds,
+                presence_renew_seconds=presence_renew_seconds,
+                renew_on_queue=renew_on_queue,
+            )
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
+        logger.info("sandbox: platform reaction settings %s", settings.to_json())
+        return self.platform()
+
+    def platform(self) -> dict[str, Any]:
+        """Reaction settings, users with a session, pending and past reactions."""
+        return {**self.reaction.to_json(), "sessions": self.hub.sessions()}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the sandbox holds, as JSON."""
@@ -237,6 +277,7 @@ class SandboxAdmin:
             **self.state.snapshot(),
             "faults": [fault.to_json() for fault in self.faults.active()],
             "notifications": self.hub.summary(),
+            "platform": self.platform(),
             "rateLimitPerMinute": self.limiter.limit,
             "requests": self.request_log.count(),
         }
@@ -351,6 +392,14 @@ class SandboxAdmin:
                  "routingStatus": user.routing_status}
             )
 
+        async def get_platform(request: web.Request) -> web.Response:
+            return web.json_response(self.platform())
+
+        async def patch_platform(request: web.Request) -> web.Response:
+            body = await json_object(request)
+            _check_keys(body, _PLATFORM_KEYS)
+            return web.json_response(self.configure_platform(**body))
+
         async def get_requests(request: web.Request) -> web.Response:
             path = request.query.get("path") or None
             method = request.query.get("method") or None
@@ -382,6 +431,8 @@ class SandboxAdmin:
         router.add_post(f"{PREFIX}/calls", post_call)
         router.add_post(f"{PREFIX}/conversations/{{conversationId}}/disconnect", disconnect)
         router.add_patch(f"{PREFIX}/users/{{userId}}", patch_user)
+        router.add_get(f"{PREFIX}/platform", get_platform)
+        router.add_patch(f"{PREFIX}/platform", patch_platform)
         router.add_get(f"{PREFIX}/requests", get_requests)
         router.add_delete(f"{PREFIX}/requests", reset_requests)
         router.add_post(f"{PREFIX}/seed", post_seed)

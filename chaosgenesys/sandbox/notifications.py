@@ -19,6 +19,10 @@ on the event loop, so delivery only queues: each socket has one writer task that
 queue (events, heartbeats, pongs, notices, the final close) in order. An event is serialized
 once, whatever the number of sockets it goes to.
 
+The hub also knows which users hold an agent **session** (a connected socket on a channel
+subscribed to the user's ``conversations`` topic) and tells its ``session_listener`` when a
+user's first session starts and last one ends (``sessions.py``: the platform's reaction).
+
 The fault-injection hooks (:meth:`NotificationHub.close_sockets`,
 :meth:`NotificationHub.send_socket_closing`) are driven by the sandbox's admin surface.
 """
@@ -46,6 +50,7 @@ from chaosgenesys.sandbox.channels import (
 )
 from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
+from chaosgenesys.sandbox.sessions import SessionListener, session_users
 
 __all__ = ["NotificationHub"]
 
@@ -214,6 +219,10 @@ class NotificationHub:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
         self.events_delivered = 0
+        #: Told when a user's first session socket connects and its last one goes away.
+        self.session_listener: SessionListener | None = None
+        self._channel_sessions: dict[str, frozenset[str]] = {}
+        self._session_counts: dict[str, int] = {}
         events.subscribe(self._on_event)
 
     @property
@@ -315,6 +324,7 @@ class NotificationHub:
         if channel is None:
             raise not_found("Channel", request.match_info["channelId"])
         self._registry.clear_subscriptions(channel)
+        self._update_sessions(channel.id)
         return web.Response(status=204)
 
     async def _change_subscriptions(self, request: web.Request, *, replace: bool) -> web.Response:
@@ -336,6 +346,7 @@ class NotificationHub:
             raise bad_request(str(exc)) from None
         self._registry.extend(channel)
         self._schedule_expiry(channel)
+        self._update_sessions(channel.id)
         rejected = [c for c in checks if not c.permitted]
         logger.debug(
             "sandbox notifications: channel %s has %d topics (%d rejected)",
@@ -369,6 +380,7 @@ class NotificationHub:
         previous = self._sockets.get(channel_id)
         self._sockets[channel_id] = socket
         channel.connected = True
+        self._update_sessions(channel_id)
         if previous is not None:
             logger.info("sandbox notifications: channel %s: new socket displaces old", channel_id)
             previous.close(1000, "Replaced by a new connection to this channel")
@@ -399,6 +411,47 @@ class NotificationHub:
             channel = self._registry.get(socket.channel_id)
             if channel is not None:
                 channel.connected = False
+            self._update_sessions(socket.channel_id)
+
+    def _update_sessions(self, channel_id: str) -> None:
+        """Recount the sessions a channel holds (after a connect, detach or topic change)."""
+        channel = self._registry.get(channel_id)
+        if channel is not None and channel_id in self._sockets:
+            new = frozenset(session_users(channel.single_topics()))
+        else:
+            new = frozenset()
+        old = self._channel_sessions.pop(channel_id, frozenset())
+        if new:
+            self._channel_sessions[channel_id] = new
+        if new == old:
+            return
+        started: list[str] = []
+        ended: list[str] = []
+        for user_id in sorted(old - new):
+            count = self._session_counts.get(user_id, 0) - 1
+            if count > 0:
+                self._session_counts[user_id] = count
+            else:
+                self._session_counts.pop(user_id, None)
+                ended.append(user_id)
+        for user_id in sorted(new - old):
+            count = self._session_counts.get(user_id, 0) + 1
+            self._session_counts[user_id] = count
+            if count == 1:
+                started.append(user_id)
+        listener = self.session_listener
+        if listener is None or self._closed:
+            return
+        for user_id in ended:
+            logger.debug("sandbox notifications: %s has no session any more", user_id)
+            listener.session_ended(user_id)
+        for user_id in started:
+            logger.debug("sandbox notifications: %s has a session", user_id)
+            listener.session_started(user_id)
+
+    def sessions(self) -> dict[str, int]:
+        """Users holding a session, with the number of session sockets each."""
+        return dict(sorted(self._session_counts.items()))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -545,5 +598,6 @@ class NotificationHub:
             "channels": len(self._registry),
             "connected": len(self._sockets),
             "subscriptions": self._registry.subscription_count(),
+            "sessions": len(self._session_counts),
             "eventsDelivered": self.events_delivered,
         }

@@ -29,6 +29,7 @@ from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.notifications import NotificationHub
 from chaosgenesys.sandbox.seed import SeedSource, load_seed
 from chaosgenesys.sandbox.server import ADMIN_KEY, create_app
+from chaosgenesys.sandbox.sessions import PlatformSettings
 from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["Sandbox"]
@@ -48,6 +49,11 @@ class Sandbox:
     ``chaos-client``/``chaos-secret``, two On Queue agents and ``Chaos Queue``); it is validated
     here, so a bad seed raises :class:`~chaosgenesys.sandbox.seed.SeedError` at construction.
     ``port=0`` picks a free port. ``rate_limit_per_minute=0`` disables rate limiting.
+
+    ``session_grace_seconds``, ``presence_renew_seconds`` and ``renew_on_queue`` set the
+    platform's reaction to a lost agent session (``docs/platform-reaction.md``); ``None`` takes
+    the seed's ``platform`` section, else the defaults (30 s, 60 s, false).
+    ``session_grace_seconds=0`` turns the reaction off.
     """
 
     def __init__(
@@ -58,6 +64,9 @@ class Sandbox:
         heartbeat_interval: float = 30.0,
         rate_limit_per_minute: int = 300,
         channel_lifetime: float = 86400.0,
+        session_grace_seconds: float | None = None,
+        presence_renew_seconds: float | None = None,
+        renew_on_queue: bool | None = None,
     ) -> None:
         if rate_limit_per_minute < 0:
             raise ValueError(f"rate_limit_per_minute must be >= 0, not {rate_limit_per_minute}")
@@ -66,6 +75,16 @@ class Sandbox:
         if channel_lifetime <= 0:
             raise ValueError(f"channel_lifetime must be > 0, not {channel_lifetime}")
         self._seed = load_seed(seed)
+        base = self._seed.platform or PlatformSettings()
+        self.platform_settings = PlatformSettings(
+            session_grace_seconds=base.session_grace_seconds
+            if session_grace_seconds is None
+            else session_grace_seconds,
+            presence_renew_seconds=base.presence_renew_seconds
+            if presence_renew_seconds is None
+            else presence_renew_seconds,
+            renew_on_queue=base.renew_on_queue if renew_on_queue is None else renew_on_queue,
+        )
         self.host = host
         self._requested_port = port
         self.heartbeat_interval = heartbeat_interval
@@ -135,7 +154,12 @@ class Sandbox:
             heartbeat_interval=self.heartbeat_interval,
             channel_lifetime=self.channel_lifetime,
         )
-        app = create_app(self._state, hub, rate_limit_per_minute=self.rate_limit_per_minute)
+        app = create_app(
+            self._state,
+            hub,
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            platform=self.platform_settings,
+        )
         self._admin = app[ADMIN_KEY]
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -342,6 +366,24 @@ class Sandbox:
     def load_seed(self, seed: SeedSource | None) -> None:
         """Replace the state with a new seed (validated first)."""
         self._call(lambda admin: admin.load_seed(seed))
+
+    def configure_platform(
+        self,
+        session_grace_seconds: float | None = None,
+        presence_renew_seconds: float | None = None,
+        renew_on_queue: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change the reaction to lost agent sessions (``None`` keeps a setting); returns
+        :meth:`platform`."""
+        return self._call(
+            lambda admin: admin.configure_platform(
+                session_grace_seconds, presence_renew_seconds, renew_on_queue
+            )
+        )
+
+    def platform(self) -> dict[str, Any]:
+        """Reaction settings, users holding a session, pending and past reactions."""
+        return self._call(lambda admin: admin.platform())
 
     def snapshot(self) -> dict[str, Any]:
         """Users, queues, conversations, faults and notifications, as JSON."""

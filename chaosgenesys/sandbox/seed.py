@@ -20,6 +20,10 @@ A seed is a YAML or JSON file, or a dict of the same shape::
     wrapup_codes:                      # optional; two defaults otherwise
       - id: 4c4d5a11-0000-4000-8000-0000000000c1
         name: Resolved
+    platform:                          # optional: the reaction to a lost agent session
+      session_grace_seconds: 30        # 0 = never react
+      presence_renew_seconds: 60       # 0 = no presence renewal on reconnect
+      renew_on_queue: false
 
 Unknown keys, unknown member ids, duplicate ids and bad presence names raise :class:`SeedError`
 naming where the problem is (``users[1].presense``). A seed without clients gets the default
@@ -39,6 +43,7 @@ from typing import Any
 import yaml
 
 from chaosgenesys.sandbox.presence import find_presence
+from chaosgenesys.sandbox.sessions import PlatformSettings
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -134,17 +139,19 @@ class WrapupCodeSeed:
 
 @dataclass(frozen=True)
 class Seed:
-    """A validated seed."""
+    """A validated seed; ``platform`` is ``None`` when the seed has no ``platform`` section."""
 
     clients: tuple[ClientSeed, ...]
     users: tuple[UserSeed, ...]
     queues: tuple[QueueSeed, ...]
     wrapup_codes: tuple[WrapupCodeSeed, ...]
+    platform: PlatformSettings | None = None
 
 
 SeedSource = Seed | Mapping[str, Any] | str | os.PathLike[str]
 
-_TOP_KEYS = ("clients", "users", "queues", "wrapup_codes")
+_TOP_KEYS = ("clients", "users", "queues", "wrapup_codes", "platform")
+_PLATFORM_KEYS = ("session_grace_seconds", "presence_renew_seconds", "renew_on_queue")
 _CLIENT_KEYS = ("client_id", "client_secret", "token_lifetime")
 _USER_KEYS = ("id", "name", "presence", "email")
 _QUEUE_KEYS = ("id", "name", "members", "wrapup_timeout", "alerting_timeout")
@@ -219,7 +226,33 @@ def _parse(data: Mapping[str, Any]) -> Seed:
     users = _parse_users(_list(data, "users"))
     queues = _parse_queues(_list(data, "queues"), {user.id for user in users})
     codes = _parse_codes(data)
-    return Seed(clients=clients, users=users, queues=queues, wrapup_codes=codes)
+    platform = _parse_platform(data.get("platform"))
+    return Seed(
+        clients=clients, users=users, queues=queues, wrapup_codes=codes, platform=platform
+    )
+
+
+def _parse_platform(item: Any) -> PlatformSettings | None:
+    if item is None:
+        return None
+    if not isinstance(item, Mapping):
+        raise SeedError(f"seed: 'platform' must be a mapping, not {type(item).__name__}")
+    _check_keys(item, _PLATFORM_KEYS, "platform")
+    defaults = PlatformSettings()
+    renew_on_queue = item.get("renew_on_queue", defaults.renew_on_queue)
+    if not isinstance(renew_on_queue, bool):
+        raise SeedError(
+            f"seed: platform.renew_on_queue must be true or false, not {renew_on_queue!r}"
+        )
+    return PlatformSettings(
+        session_grace_seconds=_number(
+            item, "session_grace_seconds", "platform", defaults.session_grace_seconds
+        ),
+        presence_renew_seconds=_number(
+            item, "presence_renew_seconds", "platform", defaults.presence_renew_seconds
+        ),
+        renew_on_queue=renew_on_queue,
+    )
 
 
 def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:

@@ -31,6 +31,7 @@ from chaosgenesys.sandbox.errors import (
 from chaosgenesys.sandbox.faults import FaultStore
 from chaosgenesys.sandbox.notifications import NotificationHub
 from chaosgenesys.sandbox.ratelimit import RateLimiter
+from chaosgenesys.sandbox.sessions import PlatformReaction, PlatformSettings
 from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["ADMIN_KEY", "create_app"]
@@ -68,11 +69,14 @@ def create_app(
     rate_limit_per_minute: int = 300,
     faults: FaultStore | None = None,
     request_log: RequestLog | None = None,
+    platform: PlatformSettings | None = None,
 ) -> web.Application:
     """The sandbox application over ``state``.
 
     Without ``hub``, a :class:`NotificationHub` is made on ``state.events`` with
     ``heartbeat_interval`` and ``channel_lifetime``. ``app[ADMIN_KEY]`` is the admin object.
+    ``platform`` sets the reaction to lost agent sessions (default: the seed's ``platform``
+    section, else :class:`PlatformSettings`' defaults).
     """
     if hub is None:
         hub = NotificationHub(
@@ -82,6 +86,8 @@ def create_app(
     faults = faults if faults is not None else FaultStore()
     request_log = request_log if request_log is not None else RequestLog()
     limiter = RateLimiter(rate_limit_per_minute)
+    reaction = PlatformReaction(state, platform or state.seed.platform or PlatformSettings())
+    hub.session_listener = reaction
 
     @web.middleware
     async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -182,7 +188,7 @@ def create_app(
     )
     app.on_response_prepare.append(add_headers)
 
-    admin = admin_routes.SandboxAdmin(state, hub, faults, request_log, limiter)
+    admin = admin_routes.SandboxAdmin(state, hub, faults, request_log, limiter, reaction)
     app[ADMIN_KEY] = admin
     auth.add_routes(app, state)
     api_users.add_routes(app, state)
@@ -203,6 +209,7 @@ def create_app(
 
     async def cleanup(_app: web.Application) -> None:
         await close_hub(_app)
+        reaction.close()
         state.close()
 
     app.on_shutdown.append(close_hub)

@@ -11,6 +11,9 @@ Routing status follows presence, as on the platform:
   the presence is set again or the routing status is put back to ``IDLE``;
 * otherwise ``IDLE``.
 
+When an agent's desktop session is gone for longer than a grace time, the platform reacts
+(alerting calls not answered and re-routed, the agent logged off): see ``sessions.py``.
+
 A call routed to a queue goes to the longest-idle joined member who is ``IDLE``; without one it
 waits in the queue (``oWaiting``) and is offered as soon as a member becomes idle.
 """
@@ -724,6 +727,23 @@ class SandboxState:
             self._refresh(user)
         self._publish_conversation(conversation)
         self._dispatch()
+
+    def abandon_alerts(self, user_id: str) -> list[str]:
+        """Every call alerting on ``user_id`` goes unanswered, as when its alerting times out.
+
+        The agent's leg ends (``transfer.noanswer``), the user becomes ``NOT_RESPONDING`` when
+        On Queue, and each call goes back to the queue (offered to another idle member, or
+        waiting). Connected calls and after-call work are not touched. Returns the conversation
+        ids.
+        """
+        alerting = [
+            (conversation.id, participant.id)
+            for conversation, participant in self.agent_participants(user_id)
+            if participant.state == "alerting"
+        ]
+        for conversation_id, participant_id in alerting:
+            self._alert_timeout(conversation_id, participant_id)
+        return [conversation_id for conversation_id, _ in alerting]
 
     def _refresh_participant_user(self, participant: Participant) -> None:
         if participant.user_id is not None and participant.user_id in self.users:

@@ -1,0 +1,5 @@
+"""chaosgenesys.notifications: watch the platform's notification stream from outside the agent.
+
+``probes.watch_events`` is the activity; ``observer.EventObserver`` is the engine behind it (a
+notification channel of its own, a ``websocket-client`` socket that reconnects itself).
+"""

@@ -1,0 +1,689 @@
+"""An external observer of users' presence and routing status over the notifications WebSocket.
+
+:class:`EventObserver` is what ``chaosgenesys.notifications.probes.watch_events`` runs. It is
+an observer with **its own** notification channel, independent of the agent desktop it watches
+(the guide's "external validator": a hung desktop cannot report itself healthy):
+
+1. it creates a channel through the platform client (``POST /api/v2/notifications/channels``),
+   subscribes it to the users' topics (``PUT .../subscriptions``) and connects to its
+   ``connectUri`` with ``websocket-client``;
+2. it reads each user's presence and routing status (``GET /api/v2/users/{id}?expand=...``) as
+   the starting point, then follows the events; events older than what it already knows (by
+   their ``modifiedDate`` / ``startTime``) are not counted as transitions;
+3. when its socket drops (a close frame, a reset, or silence: no heartbeat and no pong), it
+   reconnects with exponential backoff and jitter (250 ms to 5 s, factor 2, jitter 0.2, as the
+   platform's streaming client), to the same channel while it exists, else to a new one, and
+   reads the users again (changes missed meanwhile become ``resync`` transitions);
+4. it stops at the deadline, whatever it is doing: the REST work of a reconnect happens on a
+   helper thread, so a slow API cannot stretch the observation.
+
+The figures: transitions with timestamps, seconds not On Queue per user, the observer's own
+disconnects (code, reason, time to reconnect), heartbeats received and missed (the interval is
+given, or learnt as the median gap between heartbeats), and event counts per topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import random
+import ssl
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import websocket
+from chaoslib.exceptions import ActivityFailed
+
+from chaosgenesys.arguments import normalise_presence, presence_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from chaosgenesys.platform.client import GenesysClient
+
+__all__ = ["DEFAULT_TOPICS", "EventObserver", "topic_names"]
+
+logger = logging.getLogger("chaostoolkit")
+
+#: What ``watch_events`` subscribes to per user unless told otherwise.
+DEFAULT_TOPICS: tuple[str, ...] = ("presence", "routingStatus")
+
+#: Reconnect backoff of the platform's streaming client.
+BACKOFF_INITIAL = 0.25
+BACKOFF_MAX = 5.0
+BACKOFF_FACTOR = 2.0
+BACKOFF_JITTER = 0.2
+#: Without a known heartbeat interval, the socket is declared dead after this much silence.
+DEFAULT_SILENCE_LIMIT = 75.0
+#: Silence limit = this many heartbeat intervals (a ping is sent at half of it).
+SILENCE_INTERVALS = 2.5
+#: How long a single WebSocket handshake may take.
+CONNECT_TIMEOUT = 10.0
+#: Granularity of the main loop.
+TICK = 0.1
+
+_CHANNELS = "/api/v2/notifications/channels"
+_PING = json.dumps({"message": "ping"})
+_ON_QUEUE = "On Queue"
+
+
+def topic_names(user_ids: Sequence[str], topics: Sequence[str]) -> list[str]:
+    """The single topic names for ``user_ids``: a suffix (``presence``) is made
+    ``v2.users.{id}.presence``; a full name (``v2.routing.queues.Q.conversations``) is kept."""
+    names: list[str] = []
+    for topic in topics:
+        if topic.startswith("v2."):
+            names.append(topic)
+        else:
+            names.extend(f"v2.users.{user_id}.{topic}" for user_id in user_ids)
+    return list(dict.fromkeys(names))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _presence(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return presence_name("presence", value)
+    except ActivityFailed:
+        return value  # an org-specific spelling: keep it as it came
+
+
+def _is_on_queue(presence: str | None) -> bool:
+    return presence is not None and normalise_presence(presence) == "onqueue"
+
+
+@dataclass
+class _Tracked:
+    """One watched value (presence or routing status) of one user."""
+
+    value: str | None = None
+    stamp: datetime | None = None
+
+
+@dataclass
+class _User:
+    presence: _Tracked = field(default_factory=_Tracked)
+    routing: _Tracked = field(default_factory=_Tracked)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    not_on_queue_since: float | None = None
+    seconds_not_on_queue: float = 0.0
+    events: int = 0
+
+
+@dataclass
+class _Connection:
+    serial: int
+    ws: websocket.WebSocket
+    channel_id: str
+    opened_at: float
+    last_message: float
+    heartbeats: list[float] = field(default_factory=list)
+    pinged: bool = False
+    closed_at: float | None = None
+
+
+@dataclass
+class _Disconnect:
+    at: float
+    wall: str
+    code: int | None
+    reason: str
+    reconnected_at: float | None = None
+    new_channel: bool = False
+
+
+class EventObserver:
+    """Watches ``user_ids`` for ``duration`` seconds; :meth:`run` returns the figures."""
+
+    def __init__(
+        self,
+        client: GenesysClient,
+        user_ids: Sequence[str],
+        topics: Sequence[str] = DEFAULT_TOPICS,
+        *,
+        heartbeat_interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.user_ids = list(user_ids)
+        self.topics = topic_names(self.user_ids, topics)
+        self.given_interval = heartbeat_interval if heartbeat_interval else None
+        self._clock = clock
+        self._items: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._stop = threading.Event()
+        self._serial = 0
+        self._connection: _Connection | None = None
+        self._connections: list[_Connection] = []
+        self._connector: threading.Thread | None = None
+        self._channel: dict[str, str] | None = None
+        self._channels_used = 0
+        self._users = {user_id: _User() for user_id in self.user_ids}
+        self._disconnects: list[_Disconnect] = []
+        self._event_counts: Counter[str] = Counter()
+        self._system: list[dict[str, Any]] = []
+        self._errors: list[str] = []
+        self._rejected: list[dict[str, Any]] = []
+        self._pongs = 0
+        self._resyncs = 0
+        self._start = 0.0
+        self._wall_start = 0.0
+
+    # ------------------------------------------------------------------ time
+    def _now(self) -> float:
+        return self._clock()
+
+    def _wall(self, moment: float) -> str:
+        epoch = self._wall_start + (moment - self._start)
+        stamp = datetime.fromtimestamp(epoch, tz=UTC)
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _offset(self, moment: float) -> float:
+        return round(moment - self._start, 3)
+
+    # ------------------------------------------------------------------ run
+    def run(self, duration: float) -> dict[str, Any]:
+        """Observe for ``duration`` seconds (counted from this call) and return the figures.
+
+        Setting up (first channel, subscriptions, socket, first reads) must succeed, else
+        ``ActivityFailed``; after that, failures are recorded and the observer carries on.
+        """
+        self._start = self._now()
+        self._wall_start = time.time()
+        deadline = self._start + duration
+        try:
+            self._setup()
+            self._loop(deadline)
+        finally:
+            end = min(self._now(), deadline) if self._connections else self._now()
+            self._shutdown(end)
+        return self._result(end)
+
+    def _setup(self) -> None:
+        channel = self._new_channel()
+        try:
+            ws = self._open(channel["connectUri"], CONNECT_TIMEOUT)
+        except _ChannelGone as gone:
+            raise ActivityFailed(
+                f"the new notification channel {channel['id']} refused the socket ({gone.status})"
+            ) from None
+        opened = self._now()
+        try:
+            states = self._read_users()
+        except BaseException:
+            _shutdown_socket(ws)
+            raise
+        self._attach(ws, channel, opened)
+        self._apply_states(states, self._now(), source="initial")
+
+    def _loop(self, deadline: float) -> None:
+        while True:
+            now = self._now()
+            if now >= deadline:
+                return
+            try:
+                item = self._items.get(timeout=min(TICK, deadline - now))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                self._handle(item)
+            self._watchdog()
+
+    # ------------------------------------------------------------------ REST
+    def _new_channel(self) -> dict[str, str]:
+        channel = self.client.post(_CHANNELS)
+        if not isinstance(channel, dict) or not channel.get("connectUri") or not channel.get("id"):
+            raise ActivityFailed(f"POST {_CHANNELS} answered without a channel: {channel!r}")
+        answer = self.client.put(
+            f"{_CHANNELS}/{channel['id']}/subscriptions",
+            json=[{"id": topic} for topic in self.topics],
+        )
+        entities = answer.get("entities", []) if isinstance(answer, dict) else []
+        rejected = [e for e in entities if isinstance(e, dict) and e.get("state") == "Rejected"]
+        self._rejected = [
+            {"id": e.get("id"), "reason": e.get("rejectionReason")} for e in rejected
+        ]
+        if rejected and len(rejected) >= len(self.topics):
+            raise ActivityFailed(
+                "every topic was rejected by the platform: "
+                + "; ".join(f"{r['id']}: {r['reason']}" for r in self._rejected)
+            )
+        self._channel = {"id": str(channel["id"]), "connectUri": str(channel["connectUri"])}
+        self._channels_used += 1
+        logger.debug("watch_events: channel %s with %d topics", channel["id"], len(self.topics))
+        return self._channel
+
+    def _read_users(self) -> dict[str, tuple[_Tracked, _Tracked]]:
+        from chaosgenesys.arguments import not_found
+        from chaosgenesys.platform import GenesysApiError
+
+        states: dict[str, tuple[_Tracked, _Tracked]] = {}
+        for user_id in self.user_ids:
+            try:
+                body = self.client.get(
+                    f"/api/v2/users/{user_id}", params={"expand": "presence,routingStatus"}
+                )
+            except GenesysApiError as error:
+                if error.status == 404:
+                    raise not_found("user_id", user_id, error) from None
+                raise
+            body = body if isinstance(body, dict) else {}
+            presence = body.get("presence") or {}
+            definition = presence.get("presenceDefinition") or {}
+            routing = body.get("routingStatus") or {}
+            states[user_id] = (
+                _Tracked(
+                    _presence(definition.get("systemPresence")),
+                    _parse_time(presence.get("modifiedDate")),
+                ),
+                _Tracked(routing.get("status"), _parse_time(routing.get("startTime"))),
+            )
+        return states
+
+    # ------------------------------------------------------------------ sockets
+    def _sslopt(self) -> dict[str, Any]:
+        verify = self.client.settings.verify_tls
+        if verify is False:
+            return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+        if isinstance(verify, str):
+            return {"ca_certs": verify}
+        return {}
+
+    def _open(self, uri: str, timeout: float) -> websocket.WebSocket:
+        try:
+            ws = websocket.create_connection(
+                uri, timeout=max(0.5, timeout), sslopt=self._sslopt(), enable_multithread=True
+            )
+        except websocket.WebSocketBadStatusException as error:
+            if error.status_code in (404, 410):
+                raise _ChannelGone(error.status_code) from None
+            raise ActivityFailed(
+                f"the notification socket {uri} was refused with {error.status_code}"
+            ) from None
+        except (websocket.WebSocketException, OSError) as error:
+            raise ActivityFailed(f"could not open the notification socket {uri}: {error}") from None
+        ws.settimeout(None)
+        return ws
+
+    def _attach(self, ws: websocket.WebSocket, channel: dict[str, str], opened: float) -> None:
+        self._serial += 1
+        connection = _Connection(self._serial, ws, channel["id"], opened, opened)
+        self._connection = connection
+        self._connections.append(connection)
+        reader = threading.Thread(
+            target=self._read,
+            args=(connection.serial, ws),
+            name=f"watch-events-reader-{connection.serial}",
+            daemon=True,
+        )
+        reader.start()
+
+    def _read(self, serial: int, ws: websocket.WebSocket) -> None:
+        """Reader thread: every frame goes to the main loop's queue with its arrival time."""
+        try:
+            while True:
+                opcode, frame = ws.recv_data_frame(True)
+                now = self._now()
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    data = frame.data.decode("utf-8", "replace")
+                    self._items.put(("text", serial, now, data))
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                    code, reason = _close_details(frame.data)
+                    self._items.put(("closed", serial, now, code, reason))
+                    return
+        except (websocket.WebSocketException, OSError, ValueError) as error:
+            self._items.put(("closed", serial, self._now(), None, f"socket error: {error}"))
+
+    # ------------------------------------------------------------------ main loop items
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "text":
+            _, serial, at, data = item
+            if self._connection is not None and serial == self._connection.serial:
+                self._connection.last_message = at
+                self._connection.pinged = False
+                self._on_text(at, data)
+        elif kind == "closed":
+            _, serial, at, code, reason = item
+            if self._connection is not None and serial == self._connection.serial:
+                self._lost(at, code, reason)
+        elif kind == "connected":
+            _, ws, channel, opened, states, new_channel = item
+            if self._stop.is_set():
+                _shutdown_socket(ws)
+                return
+            self._connector = None
+            self._attach(ws, channel, opened)
+            for disconnect in self._disconnects:
+                if disconnect.reconnected_at is None:
+                    disconnect.reconnected_at = opened
+                    disconnect.new_channel = new_channel
+            self._resyncs += 1
+            self._apply_states(states, self._now(), source="resync")
+        elif kind == "error":
+            _, message = item
+            self._errors.append(message)
+            del self._errors[: max(0, len(self._errors) - 50)]
+
+    def _on_text(self, at: float, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            self._event_counts["(not JSON)"] += 1
+            return
+        if not isinstance(message, dict):
+            return
+        topic = str(message.get("topicName") or "")
+        body = message.get("eventBody")
+        body = body if isinstance(body, dict) else {}
+        if topic == "channel.metadata":
+            text = body.get("message")
+            if text == "WebSocket Heartbeat":
+                assert self._connection is not None
+                self._connection.heartbeats.append(at)
+            elif text == "pong":
+                self._pongs += 1
+            return
+        self._event_counts[topic] += 1
+        if topic.startswith("v2.system."):
+            self._system.append(
+                {"at": self._wall(at), "t": self._offset(at), "topic": topic,
+                 "reason": body.get("reason")}
+            )
+            if "no_longer_subscribed" in topic:
+                self._channel = None  # reconnect to a new channel when the socket closes
+            return
+        if not topic.startswith("v2.users."):
+            return
+        user_id, _, suffix = topic[len("v2.users.") :].partition(".")
+        user = self._users.get(user_id)
+        if user is None:
+            return
+        user.events += 1
+        if suffix == "presence":
+            definition = body.get("presenceDefinition") or {}
+            self._change(user_id, "presence", _presence(definition.get("systemPresence")),
+                         _parse_time(body.get("modifiedDate")), at, "event")
+        elif suffix == "routingStatus":
+            routing = body.get("routingStatus") or {}
+            self._change(user_id, "routing", routing.get("status"),
+                         _parse_time(routing.get("startTime")), at, "event")
+        elif suffix == "activity":
+            presence = body.get("presence") or {}
+            definition = presence.get("presenceDefinition") or {}
+            self._change(user_id, "presence", _presence(definition.get("systemPresence")),
+                         _parse_time(presence.get("modifiedDate")), at, "event")
+            routing = body.get("routingStatus") or {}
+            self._change(user_id, "routing", routing.get("status"),
+                         _parse_time(routing.get("startTime")), at, "event")
+
+    # ------------------------------------------------------------------ state
+    def _apply_states(
+        self, states: dict[str, tuple[_Tracked, _Tracked]], at: float, *, source: str
+    ) -> None:
+        for user_id, (presence, routing) in states.items():
+            self._change(user_id, "presence", presence.value, presence.stamp, at, source)
+            self._change(user_id, "routing", routing.value, routing.stamp, at, source)
+
+    def _change(
+        self,
+        user_id: str,
+        kind: str,
+        value: str | None,
+        stamp: datetime | None,
+        at: float,
+        source: str,
+    ) -> None:
+        if value is None:
+            return
+        user = self._users[user_id]
+        tracked = user.presence if kind == "presence" else user.routing
+        if stamp is not None and tracked.stamp is not None and stamp < tracked.stamp:
+            return  # older than what is known: already reflected (or superseded)
+        if stamp is not None:
+            tracked.stamp = stamp
+        if tracked.value == value:
+            return
+        previous, tracked.value = tracked.value, value
+        if source != "initial":
+            user.transitions.append(
+                {
+                    "at": self._wall(at),
+                    "t": self._offset(at),
+                    "kind": kind,
+                    "from": previous,
+                    "to": value,
+                    "source": source,
+                }
+            )
+        if kind == "presence":
+            on_queue = _is_on_queue(value)
+            if not on_queue and user.not_on_queue_since is None:
+                user.not_on_queue_since = self._start if source == "initial" else at
+            elif on_queue and user.not_on_queue_since is not None:
+                user.seconds_not_on_queue += at - user.not_on_queue_since
+                user.not_on_queue_since = None
+
+    # ------------------------------------------------------------------ drops and reconnects
+    def _watchdog(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        interval = self.given_interval or self._learnt_interval()
+        limit = SILENCE_INTERVALS * interval if interval else DEFAULT_SILENCE_LIMIT
+        silence = self._now() - connection.last_message
+        if silence > limit:
+            _shutdown_socket(connection.ws)
+            self._lost(self._now(), None, f"silent for {silence:.1f} s (no heartbeat or pong)")
+        elif silence > limit / 2 and not connection.pinged:
+            connection.pinged = True
+            # a broken socket is reported by its reader
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                connection.ws.send(_PING)
+
+    def _lost(self, at: float, code: int | None, reason: str) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        connection.closed_at = at
+        self._connection = None
+        _shutdown_socket(connection.ws)
+        self._disconnects.append(_Disconnect(at, self._wall(at), code, reason))
+        logger.info("watch_events: socket lost (%s %s); reconnecting", code, reason)
+        self._start_connector()
+
+    def _start_connector(self) -> None:
+        if self._connector is not None and self._connector.is_alive():
+            return
+        self._connector = threading.Thread(
+            target=self._reconnect, name="watch-events-connector", daemon=True
+        )
+        self._connector.start()
+
+    def _reconnect(self) -> None:
+        """Connector thread: back off, reconnect (same channel or a new one), read the users."""
+        delay = BACKOFF_INITIAL
+        while not self._stop.is_set():
+            jittered = delay * (1 + random.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
+            if self._stop.wait(jittered):
+                return
+            delay = min(BACKOFF_MAX, delay * BACKOFF_FACTOR)
+            new_channel = False
+            try:
+                channel = self._channel
+                ws: websocket.WebSocket | None = None
+                if channel is not None:
+                    try:
+                        ws = self._open(channel["connectUri"], CONNECT_TIMEOUT)
+                    except _ChannelGone:
+                        channel = None
+                if ws is None or channel is None:
+                    channel = self._new_channel()
+                    new_channel = True
+                    ws = self._open(channel["connectUri"], CONNECT_TIMEOUT)
+                opened = self._now()
+                try:
+                    states = self._read_users()
+                except BaseException:
+                    _shutdown_socket(ws)
+                    raise
+            except _ChannelGone as gone:
+                self._channel = None
+                self._items.put(("error", f"reconnect: channel gone ({gone.status})"))
+                continue
+            except Exception as error:  # recorded; the observer keeps trying
+                self._items.put(("error", f"reconnect: {error}"))
+                continue
+            self._items.put(("connected", ws, channel, opened, states, new_channel))
+            return
+
+    def _shutdown(self, end: float) -> None:
+        self._stop.set()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.closed_at = end
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                connection.ws.send_close(websocket.STATUS_NORMAL, b"observation over")
+            _shutdown_socket(connection.ws)
+        # a connection the connector made after the deadline is closed when it is handled
+        while True:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == "connected":
+                _shutdown_socket(item[1])
+
+    # ------------------------------------------------------------------ figures
+    def _gaps(self) -> list[tuple[float, bool]]:
+        """(gap seconds, trailing) between connect/heartbeats/close, per connection."""
+        gaps: list[tuple[float, bool]] = []
+        for connection in self._connections:
+            previous = connection.opened_at
+            for beat in connection.heartbeats:
+                gaps.append((beat - previous, False))
+                previous = beat
+            if connection.closed_at is not None:
+                gaps.append((connection.closed_at - previous, True))
+        return gaps
+
+    def _learnt_interval(self) -> float | None:
+        gaps = [gap for gap, trailing in self._gaps() if not trailing and gap > 0]
+        if not gaps:
+            return None
+        return float(statistics.median(gaps))
+
+    def _missed(self, interval: float | None) -> int:
+        if not interval:
+            return 0
+        missed = 0
+        for gap, _trailing in self._gaps():
+            missed += max(0, int((gap - 0.5 * interval) // interval))
+        return missed
+
+    def _result(self, end: float) -> dict[str, Any]:
+        users: dict[str, Any] = {}
+        for user_id, user in self._users.items():
+            not_on_queue = user.seconds_not_on_queue
+            if user.not_on_queue_since is not None:
+                not_on_queue += max(0.0, end - user.not_on_queue_since)
+            users[user_id] = {
+                "presence": user.presence.value,
+                "routing_status": user.routing.value,
+                "seconds_not_on_queue": round(not_on_queue, 3),
+                "presence_transitions": sum(
+                    1 for t in user.transitions if t["kind"] == "presence"
+                ),
+                "routing_transitions": sum(1 for t in user.transitions if t["kind"] == "routing"),
+                "transitions": user.transitions,
+                "events": user.events,
+            }
+        interval = self.given_interval or self._learnt_interval()
+        heartbeats = sum(len(c.heartbeats) for c in self._connections)
+        connected = sum(
+            (c.closed_at if c.closed_at is not None else end) - c.opened_at
+            for c in self._connections
+        )
+        disconnects = [
+            {
+                "at": d.wall,
+                "t": self._offset(d.at),
+                "code": d.code,
+                "reason": d.reason,
+                "reconnect_ms": round((d.reconnected_at - d.at) * 1000, 1)
+                if d.reconnected_at is not None
+                else None,
+                "new_channel": d.new_channel,
+            }
+            for d in self._disconnects
+        ]
+        return {
+            "started_at": self._wall(self._start),
+            "ended_at": self._wall(end),
+            "observed_seconds": round(end - self._start, 3),
+            "user_ids": self.user_ids,
+            "topics": self.topics,
+            "users": users,
+            "seconds_not_on_queue": {u: users[u]["seconds_not_on_queue"] for u in users},
+            "max_seconds_not_on_queue": max(
+                (users[u]["seconds_not_on_queue"] for u in users), default=0.0
+            ),
+            "transitions": sum(len(users[u]["transitions"]) for u in users),
+            "disconnects": len(disconnects),
+            "disconnect_details": disconnects,
+            "reconnects": sum(1 for d in self._disconnects if d.reconnected_at is not None),
+            "connected_seconds": round(connected, 3),
+            "channels_used": self._channels_used,
+            "resyncs": self._resyncs,
+            "heartbeats": heartbeats,
+            "heartbeat_interval": round(interval, 3) if interval else None,
+            "heartbeat_interval_source": "given"
+            if self.given_interval
+            else ("learnt" if interval else None),
+            "missed_heartbeats": self._missed(interval),
+            "pongs": self._pongs,
+            "events": sum(self._event_counts.values()),
+            "event_counts": dict(sorted(self._event_counts.items())),
+            "system_messages": self._system,
+            "rejected_topics": self._rejected,
+            "errors": list(self._errors),
+        }
+
+
+class _ChannelGone(Exception):
+    """The handshake was refused (404: the channel expired or was evicted)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"handshake refused with {status}")
+        self.status = status
+
+
+def _close_details(data: bytes) -> tuple[int | None, str]:
+    if len(data) < 2:
+        return None, ""
+    return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", "replace")
+
+
+def _shutdown_socket(ws: websocket.WebSocket) -> None:
+    """Close the TCP socket now (no closing handshake): the reader thread returns."""
+    abort: Callable[[], None] = ws.abort  # wakes up a thread blocked in recv
+    shutdown: Callable[[], None] = ws.shutdown
+    with contextlib.suppress(websocket.WebSocketException, OSError):
+        abort()
+    with contextlib.suppress(websocket.WebSocketException, OSError):
+        shutdown()

@@ -32,6 +32,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "chaosgenesys.auth.actions",
     "chaosgenesys.sandbox.actions",
     "chaosgenesys.faults.actions",
+    "chaosgenesys.agent.actions",
 )
 
 #: Modules whose public functions are Chaos Toolkit probes.
@@ -42,6 +43,7 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.auth.probes",
     "chaosgenesys.notifications.probes",
     "chaosgenesys.faults.probes",
+    "chaosgenesys.agent.probes",
 )
 
 

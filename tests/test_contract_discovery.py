@@ -49,6 +49,11 @@ CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "chaosgenesys.notifications.probes": {"watch_events": ("user_ids", "duration", "topics")},
     "chaosgenesys.faults.actions": {"revert_all": ()},
+    "chaosgenesys.agent.actions": {
+        "start_agents": ("user_ids", "proxy", "mode"),
+        "stop_agents": (),
+    },
+    "chaosgenesys.agent.probes": {"agent_summary": ("user_id",)},
     "chaosgenesys.faults.probes": {"active_faults": ()},
     "chaosgenesys.sandbox.actions": {
         "inject_api_fault": ("path_pattern", "delay_ms", "status"),

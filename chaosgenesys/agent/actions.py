@@ -1,0 +1,143 @@
+"""Start and stop synthetic agent desktops for an experiment.
+
+The agents run in a background process (``chaosgenesys agent``), recorded so that
+:func:`stop_agents`, ``chaosgenesys cleanup`` (through the fault registry, when installed) or the
+death of the process that started them stops them. Importing this module does not import aiohttp.
+"""
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosgenesys.arguments import require_ids, require_number, require_text
+
+__all__ = ["start_agents", "stop_agents"]
+
+_MODES = ("resilient", "naive")
+_READY_TIMEOUT = 30.0
+
+
+def start_agents(
+    user_ids: list[str],
+    proxy: str = "",
+    mode: str = "resilient",
+    duration: float = 0.0,
+    log_path: str = "",
+    netns: str = "",
+    options: dict = None,  # type: ignore[assignment,type-arg]  # noqa: RUF013
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Start synthetic agents for ``user_ids`` and wait until each one is On Queue and connected.
+
+    They log in with the experiment's OAuth client (secrets ``client_id``/``client_secret`` or
+    the registered/environment defaults, handed to the process through its environment only),
+    reach the org at ``genesys_api_url``/``genesys_login_url`` (or ``genesys_region``),
+    optionally through ``proxy`` (an HTTP(S) proxy URL for HTTP and the WebSocket; a CA file to
+    trust comes from ``genesys_verify_tls``). ``mode`` is ``resilient`` (like the real desktop)
+    or ``naive`` (no backoff, no zombie detection, stale state pushed after a reconnect, no
+    token refresh). ``duration`` (seconds, 0 = until ``stop_agents``), ``log_path`` (JSONL event
+    log; default a file in the run folder), ``netns`` (run inside ``ip netns exec``) and
+    ``options`` (agent timings, e.g. ``{"ping_interval": 1, "talk_time": 3, "wrapup_time": 2}``;
+    see docs/agent.md) are optional. Returns the run: ``id``, ``pid``, ``users``, ``mode``,
+    ``log``, ``status`` (the status file ``agent_summary`` reads).
+
+    ```json
+    {"type": "action", "name": "start-synthetic-agents",
+     "provider": {"type": "python", "module": "chaosgenesys.agent.actions",
+                  "func": "start_agents",
+                  "arguments": {"user_ids": ["${agent_id}"], "mode": "resilient",
+                                "options": {"ping_interval": 1, "heartbeat_interval": 1}}}}
+    ```
+    """
+    from chaosgenesys.agent import process
+    from chaosgenesys.agent.config import config_from_options
+    from chaosgenesys.platform.settings import settings_from
+
+    users = require_ids("user_ids", user_ids)
+    if mode not in _MODES:
+        raise ActivityFailed(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    require_text("proxy", proxy, allow_empty=True)
+    if proxy and not proxy.startswith(("http://", "https://")):
+        raise ActivityFailed(f"proxy must be an http:// or https:// URL, got {proxy!r}")
+    seconds = require_number("duration", duration, minimum=0.0)
+    require_text("log_path", log_path, allow_empty=True)
+    require_text("netns", netns, allow_empty=True)
+    if netns:
+        from pathlib import Path
+
+        if not Path("/run/netns", netns).exists():
+            raise ActivityFailed(
+                f"netns {netns!r} does not exist (no /run/netns/{netns}); create it with "
+                "`ip netns add` first"
+            )
+    if options is not None and not isinstance(options, dict):
+        raise ActivityFailed(f"options must be a mapping of agent options, got {options!r}")
+    try:
+        config_from_options(mode, options)
+    except ValueError as error:
+        raise ActivityFailed(f"options: {error}") from None
+    settings = settings_from(configuration, secrets)
+    verify = settings.verify_tls
+    try:
+        record = process.start_run(
+            user_ids=users,
+            api_url=settings.api_url,
+            login_url=settings.login_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            mode=mode,
+            proxy=proxy,
+            ca_file=verify if isinstance(verify, str) else "",
+            verify_tls=verify is not False,
+            timeout=settings.timeout,
+            duration=seconds,
+            log_path=log_path,
+            netns=netns,
+            options=options,
+        )
+    except OSError as error:
+        raise ActivityFailed(f"could not start the agent process: {error}") from None
+    ready, status = process.wait_ready(record, _READY_TIMEOUT)
+    if not ready:
+        process.stop_run(record)
+        errors = _stderr_tail(record["stderr"])
+        details = ""
+        for user, summary in ((status or {}).get("agents") or {}).items():
+            if not summary.get("ready"):
+                details += f" {user}: {summary.get('last_error') or 'not ready'};"
+        raise ActivityFailed(
+            f"the synthetic agents were not ready within {_READY_TIMEOUT:.0f} s:{details} "
+            f"{errors}".strip()
+        )
+    return {key: record[key] for key in ("id", "pid", "users", "mode", "log", "status", "dir")}
+
+
+def _stderr_tail(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            return stream.read()[-600:].strip()
+    except OSError:
+        return ""
+
+
+def stop_agents(
+    run_id: str = "", configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """Stop the synthetic agents started by ``start_agents`` (all runs, or ``run_id``).
+
+    Idempotent: a natural rollback. Their final summaries stay readable by ``agent_summary``.
+    Returns ``{"stopped": [run ids]}``.
+
+    ```json
+    {"type": "action", "name": "stop-synthetic-agents",
+     "provider": {"type": "python", "module": "chaosgenesys.agent.actions",
+                  "func": "stop_agents"}}
+    ```
+    """
+    from chaosgenesys.agent import process
+
+    require_text("run_id", run_id, allow_empty=True)
+    stopped = process.stop_all([run_id] if run_id else None)
+    return {"stopped": [record["id"] for record in stopped]}

@@ -1,0 +1,822 @@
+"""One synthetic agent: the state machine of an agent desktop on the wire.
+
+Life of a resilient agent::
+
+    token -> read presence/routing -> PATCH presence On Queue -> channel -> subscribe -> socket
+      -> [events, heartbeats, pings; calls answered, wrap-ups submitted]
+      -> socket lost (close frame, error, or silence past ``silence_limit``: a zombie)
+      -> reconnect: backoff 250 ms -> 5 s x2 ±20 %, 10 tries, then hard reconnects on a new
+         channel; a 404 (HEAD or upgrade) means the channel is gone: a new one at once
+      -> re-subscribe (reconnect latency ends here) -> re-read presence, routing status and
+         every open interaction; "last known good state": a local change decided before the
+         server changed is discarded; back On Queue if the platform took the agent off queue
+      -> ...
+
+A naive agent reconnects at once (every ``naive_retry_gap`` s, at most ``naive_max_tries``),
+never notices a silent socket, after a reconnect pushes its stale local presence and pending
+changes without reading (a consistency violation when the server was newer), never refreshes
+its token ahead of expiry and is logged out by the first 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+
+from chaosgenesys.agent.api import ApiClient, ApiError
+from chaosgenesys.agent.backoff import Backoff
+from chaosgenesys.agent.channel import (
+    ChannelGone,
+    ConnectFailed,
+    NotificationSocket,
+    channel_exists,
+    create_channel,
+    subscribe,
+    topics_for,
+)
+from chaosgenesys.agent.config import AgentConfig, Endpoint
+from chaosgenesys.agent.eventlog import EventLog
+from chaosgenesys.agent.store import (
+    Interaction,
+    InteractionStore,
+    agent_participant,
+    participant_view,
+    server_is_newer,
+)
+from chaosgenesys.agent.summary import AgentStats
+from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper
+
+__all__ = ["SyntheticAgent", "normalise"]
+
+logger = logging.getLogger("chaostoolkit")
+
+#: Presences the platform (or a lost session) leaves an agent in; a resilient agent on shift
+#: goes back On Queue from these. Busy, Break, Meal, Training and Meeting are someone's
+#: decision and are respected.
+REJOIN_FROM = {"available", "offline", "idle", "away"}
+_ENDED = ("disconnected", "terminated")
+#: Statuses after which a local change is kept for later (no answer, throttled, unavailable).
+_TRANSIENT = {0, 408, 429, 500, 502, 503, 504}
+#: Seconds a hard reconnect waits once the backoff tries are used up (the streaming client's).
+HARD_RECONNECT_INTERVAL = 15.0
+
+
+def normalise(presence: str) -> str:
+    """``"On Queue"``, ``"OnQueue"``, ``"ON_QUEUE"`` -> ``"onqueue"``."""
+    return presence.replace(" ", "").replace("_", "").replace("-", "").lower()
+
+
+class SyntheticAgent:
+    """One agent desktop. :meth:`run` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        user_id: str,
+        endpoint: Endpoint,
+        config: AgentConfig,
+        session: aiohttp.ClientSession,
+        login_session: aiohttp.ClientSession,
+        log: EventLog,
+        *,
+        request_kwargs: dict[str, Any] | None = None,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.endpoint = endpoint
+        self.config = config
+        self.log = log
+        self.stats = AgentStats(user_id=user_id, mode=config.mode)
+        self.store = InteractionStore()
+        self._session = session
+        self._kwargs = request_kwargs or {}
+        self._shared = shared if shared is not None else {}
+        self.tokens = TokenKeeper(
+            endpoint,
+            login_session,
+            proactive=config.resilient,
+            margin=config.token_refresh_margin,
+            on_refresh=self._on_token,
+            request_kwargs=self._kwargs,
+        )
+        self.api = ApiClient(
+            endpoint,
+            session,
+            self.tokens,
+            resilient=config.resilient,
+            request_kwargs=self._kwargs,
+            on_status=self._on_status,
+        )
+        self.channel_id = ""
+        self.connect_uri = ""
+        self.socket: NotificationSocket | None = None
+        # local state, as last known
+        self.presence = ""
+        self.presence_id = ""
+        self.presence_modified = ""
+        self.routing_status = ""
+        self._on_queue_id = ""
+        self._wrapup_code = config.wrapup_code
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rotate = False
+        self._lost_reason = ""
+        self.ready = asyncio.Event()
+
+    # ------------------------------------------------------------------ helpers
+    def _event(self, event: str, **fields: Any) -> None:
+        self.log.write(self.user_id, event, **fields)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine, name=f"{self.user_id}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, LoggedOut):
+            self._logout(str(error))
+        elif error is not None and not isinstance(error, ApiError | TokenError):
+            logger.error("agent %s: task %s failed: %r", self.user_id, task.get_name(), error)
+            self.stats.last_error = repr(error)[:300]
+
+    def _on_token(self, why: str, elapsed_ms: float, lifetime: float) -> None:
+        self.stats.token_refreshes += 1
+        self._event("token", refresh=why, ms=round(elapsed_ms, 1), expires_in=lifetime)
+
+    def _on_status(self, status: int) -> None:
+        if status == 401:
+            self.stats.unauthorized += 1
+        elif status >= 400:
+            self.stats.http_errors += 1
+            if status == 429:
+                self.stats.throttled += 1
+
+    def _logout(self, reason: str) -> None:
+        if self.stats.logged_out:
+            return
+        self.stats.logged_out = True
+        self.stats.logged_out_reason = reason
+        self.stats.connected = False
+        self._event("logged_out", reason=reason)
+        self._stopping.set()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when it is time to stop."""
+        if seconds <= 0:
+            return self._stopping.is_set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Log in, go On Queue, keep the channel up until stopped (or logged out)."""
+        self._event("start", mode=self.config.mode, api=self.endpoint.api_url,
+                    proxy=bool(self.endpoint.proxy))
+        try:
+            if not await self._start():
+                return
+            self.tokens.start()
+            self._spawn(self._sync_loop(), "sync")
+            await self._connection_loop()
+        except LoggedOut as error:
+            self._logout(str(error))
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.socket is not None:
+            await self.socket.close()
+        self.stats.connected = False
+        self.stats.zombie_end()
+        await self.tokens.close()
+        self._event("stop", logged_out=self.stats.logged_out)
+
+    async def _start(self) -> bool:
+        """Token, presence definitions, state, On Queue, channel: retried until it works."""
+        backoff = self._backoff()
+        while not self._stopping.is_set():
+            try:
+                await self.tokens.token()
+                await self._resolve_on_queue()
+                await self._read_state("start")
+                if self.config.stay_on_queue and normalise(self.presence) != "onqueue":
+                    await self._go_on_queue("start")
+                await self._new_channel()
+                self.socket = await self._open_socket()
+                await subscribe(self.api, self.channel_id, topics_for(self.user_id))
+                return True
+            except (ApiError, TokenError, ConnectFailed, ChannelGone) as error:
+                self.stats.last_error = str(error)[:300]
+                self._event("start_failed", error=str(error)[:300])
+                self.channel_id = ""
+                if self.socket is not None:
+                    await self.socket.close()
+                    self.socket = None
+                delay = backoff.next_delay()
+                if delay is None:
+                    backoff.reset()
+                    delay = HARD_RECONNECT_INTERVAL
+                if await self._sleep(delay):
+                    return False
+        return False
+
+    def _backoff(self) -> Backoff:
+        c = self.config
+        rng = self._shared.get("rng")
+        return Backoff(c.backoff_initial, c.backoff_max, c.backoff_factor, c.backoff_jitter,
+                       c.backoff_tries, rng=rng if isinstance(rng, random.Random) else None)
+
+    # ------------------------------------------------------------------ REST pieces
+    async def _resolve_on_queue(self) -> None:
+        cached = self._shared.get("on_queue_id")
+        if isinstance(cached, str) and cached:
+            self._on_queue_id = cached
+            return
+        body = await self.api.request("GET", "/api/v2/presence/definitions")
+        for entity in body.get("entities", []) if isinstance(body, dict) else []:
+            if (
+                isinstance(entity, dict)
+                and normalise(str(entity.get("systemPresence", ""))) == "onqueue"
+                and entity.get("type", "System") == "System"
+            ):
+                self._on_queue_id = str(entity["id"])
+                self._shared["on_queue_id"] = self._on_queue_id
+                return
+        raise ApiError("GET", "/api/v2/presence/definitions", 200, "no On Queue definition")
+
+    async def _fetch_user(self) -> tuple[str, str, str, str]:
+        """(presence name, definition id, modifiedDate, routing status) from the server."""
+        body = await self.api.request(
+            "GET", f"/api/v2/users/{self.user_id}?expand=presence,routingStatus"
+        )
+        presence = body.get("presence") or {} if isinstance(body, dict) else {}
+        definition = presence.get("presenceDefinition") or {}
+        routing = body.get("routingStatus") or {} if isinstance(body, dict) else {}
+        return (
+            str(definition.get("systemPresence", "")),
+            str(definition.get("id", "")),
+            str(presence.get("modifiedDate", "")),
+            str(routing.get("status", "")),
+        )
+
+    def _adopt_presence(self, name: str, ident: str, modified: str, source: str) -> None:
+        if normalise(name) != normalise(self.presence):
+            self._event("presence", **{"from": self.presence, "to": name, "source": source})
+        self.presence, self.presence_id = name, ident
+        if modified:
+            self.presence_modified = max(self.presence_modified, modified)
+        self.stats.presence = name
+
+    def _adopt_routing(self, status: str, source: str) -> None:
+        if status and status != self.routing_status:
+            self._event("routing", **{"from": self.routing_status, "to": status,
+                                      "source": source})
+            self.routing_status = status
+            self.stats.routing_status = status
+
+    async def _read_state(self, source: str) -> None:
+        name, ident, modified, routing = await self._fetch_user()
+        self._adopt_presence(name, ident, modified, source)
+        self._adopt_routing(routing, source)
+
+    async def _go_on_queue(self, why: str) -> None:
+        body = await self.api.request(
+            "PATCH",
+            f"/api/v2/users/{self.user_id}/presences/purecloud",
+            {"presenceDefinition": {"id": self._on_queue_id}},
+        )
+        definition = body.get("presenceDefinition", {}) if isinstance(body, dict) else {}
+        self._adopt_presence(
+            str(definition.get("systemPresence") or "On Queue"),
+            self._on_queue_id,
+            str(body.get("modifiedDate", "")) if isinstance(body, dict) else "",
+            f"local:{why}",
+        )
+
+    async def _new_channel(self) -> None:
+        self.channel_id, self.connect_uri = await create_channel(self.api)
+        self._event("channel", channel=self.channel_id)
+
+    async def _open_socket(self) -> NotificationSocket:
+        socket = await NotificationSocket.connect(
+            self._session, self.connect_uri, timeout=self.endpoint.timeout,
+            request_kwargs=self._kwargs,
+        )
+        self._event("connect", channel=self.channel_id)
+        return socket
+
+    # ------------------------------------------------------------------ the connection
+    async def _connection_loop(self) -> None:
+        while not self._stopping.is_set():
+            socket = self.socket
+            assert socket is not None
+            self.stats.connected = True
+            if not self.stats.ready:
+                self.stats.ready = True
+                self.ready.set()
+            reason, code = await self._socket_session(socket)
+            if self._stopping.is_set():
+                return
+            started = time.monotonic()
+            if reason == "socket_closing" and self.config.resilient:
+                new = await self._rotate_socket(started)
+                if new is not None:
+                    self.socket = new
+                    await socket.close()
+                    continue
+            # the socket is lost
+            self.stats.connected = False
+            self.stats.zombie_end()
+            self.stats.disconnects += 1
+            self.stats.last_disconnect_reason = reason
+            self._event("disconnect", reason=reason, code=code, channel=self.channel_id)
+            self._spawn(socket.close(), "close-old")
+            self.socket = None
+            if reason == "channel_gone":
+                self.channel_id = ""
+            if self.config.resilient:
+                new = await self._reconnect_resilient(started)
+            else:
+                new = await self._reconnect_naive(started)
+            if new is None:
+                return
+            self.socket = new
+            self.stats.connected = True
+            if self.config.resilient:
+                self._spawn(self._after_reconnect_resilient(), "reread")
+            else:
+                self._spawn(self._after_reconnect_naive(), "push-stale")
+
+    async def _socket_session(self, socket: NotificationSocket) -> tuple[str, int | None]:
+        """Read the socket until it is lost; returns (reason, close code)."""
+        self._rotate = False
+        self._lost_reason = ""
+        reader = asyncio.get_running_loop().create_task(self._read(socket))
+        watchdog = asyncio.get_running_loop().create_task(self._watchdog(socket))
+        stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({reader, watchdog, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, watchdog, stopping):
+                task.cancel()
+            await asyncio.gather(reader, watchdog, stopping, return_exceptions=True)
+        if self._lost_reason:
+            return self._lost_reason, socket.close_code
+        if self._stopping.is_set():
+            return "stopped", None
+        code = socket.close_code
+        return (f"closed by server ({code})" if code else "connection lost"), code
+
+    async def _read(self, socket: NotificationSocket) -> None:
+        while True:
+            message = await socket.receive()
+            if message is None:
+                return
+            self.stats.zombie_end()
+            if self._handle(message):
+                return
+
+    async def _watchdog(self, socket: NotificationSocket) -> None:
+        """Ping, account zombie time, and (resilient) declare a silent socket dead."""
+        config = self.config
+        tick = max(0.05, min(config.ping_interval, config.zombie_after) / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            silent = now - socket.last_inbound
+            self.stats.zombie_tick(silent, config.zombie_after, now)
+            if not config.resilient:
+                continue
+            if silent > config.silence_limit:
+                self.stats.zombies_detected += 1
+                self._event("zombie", silence_s=round(silent, 3), channel=self.channel_id)
+                self._lost_reason = "zombie (no heartbeat or pong)"
+                return
+            if now - socket.last_ping >= config.ping_interval:
+                await socket.ping()
+
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Handle one message; True when the socket must be left (rotation, channel gone)."""
+        topic = str(message.get("topicName", ""))
+        body = message.get("eventBody")
+        body = body if isinstance(body, dict) else {}
+        if topic == "channel.metadata":
+            return False
+        if topic == "v2.system.socket_closing":
+            self.stats.socket_closing_notices += 1
+            self._event("socket_closing", channel=self.channel_id)
+            if self.config.resilient:
+                self._lost_reason = "socket_closing"
+                return True
+            return False
+        if topic.startswith("v2.system.no_longer_subscribed"):
+            self._event("no_longer_subscribed", reason=body.get("reason"),
+                        channel=self.channel_id)
+            self._lost_reason = "channel_gone"
+            return True
+        prefix = f"v2.users.{self.user_id}."
+        if not topic.startswith(prefix):
+            return False
+        kind = topic[len(prefix):]
+        if kind == "presence":
+            definition = body.get("presenceDefinition") or {}
+            self._adopt_presence(str(definition.get("systemPresence", "")),
+                                 str(definition.get("id", "")),
+                                 str(body.get("modifiedDate", "")), "event")
+        elif kind == "routingStatus":
+            routing = body.get("routingStatus") or {}
+            self._adopt_routing(str(routing.get("status", "")), "event")
+        elif kind == "conversations":
+            self._on_conversation(body, "event")
+        return False
+
+    # ------------------------------------------------------------------ reconnects
+    async def _attempt(self, hard: bool) -> NotificationSocket | None:
+        """One reconnect try: (new channel) + socket + re-subscribe."""
+        if hard or not self.channel_id:
+            await self._new_channel()
+        try:
+            socket = await self._open_socket()
+        except ChannelGone:
+            self.channel_id = ""
+            raise
+        except ConnectFailed as error:
+            if (
+                error.status
+                and self.config.resilient
+                and not await channel_exists(self.api, self.channel_id)
+            ):
+                self.channel_id = ""
+                raise ChannelGone(self.connect_uri) from None
+            raise
+        try:
+            await subscribe(self.api, self.channel_id, topics_for(self.user_id))
+        except BaseException:
+            await socket.close()
+            raise
+        return socket
+
+    def _reconnected(self, started: float, attempts: int, kind: str) -> None:
+        latency = (time.monotonic() - started) * 1000
+        self.stats.reconnects += 1
+        self.stats.reconnect_latencies_ms.append(latency)
+        self._event("reconnect", latency_ms=round(latency, 1), attempts=attempts, kind=kind,
+                    channel=self.channel_id)
+
+    async def _reconnect_resilient(self, started: float) -> NotificationSocket | None:
+        backoff = self._backoff()
+        attempts = 0
+        hard = False
+        while True:
+            delay = backoff.next_delay()
+            if delay is None:  # tries used up: hard reconnects on a new channel from now on
+                hard = True
+                delay = HARD_RECONNECT_INTERVAL * (1 + random.uniform(-0.2, 0.2))
+                backoff.attempt = backoff.tries
+            if await self._sleep(delay):
+                return None
+            attempts += 1
+            try:
+                socket = await self._attempt(hard)
+            except ChannelGone:
+                self._event("channel_gone", attempt=attempts)
+                try:  # a new channel at once
+                    socket = await self._attempt(True)
+                except (ApiError, TokenError, ConnectFailed, ChannelGone) as error:
+                    self._event("reconnect_failed", attempt=attempts, error=str(error)[:200])
+                    continue
+            except (ApiError, TokenError, ConnectFailed) as error:
+                self._event("reconnect_failed", attempt=attempts, error=str(error)[:200])
+                continue
+            if hard:
+                self.stats.hard_reconnects += 1
+            self._reconnected(started, attempts, "hard" if hard else "soft")
+            return socket
+
+    async def _reconnect_naive(self, started: float) -> NotificationSocket | None:
+        for attempt in range(1, self.config.naive_max_tries + 1):
+            if await self._sleep(self.config.naive_retry_gap):
+                return None
+            try:
+                socket = await self._attempt(False)
+            except ChannelGone:
+                continue  # channel_id was cleared: the next try makes a new one
+            except (ApiError, TokenError, ConnectFailed):
+                continue
+            self._reconnected(started, attempt, "naive")
+            return socket
+        self._logout(f"gave up reconnecting after {self.config.naive_max_tries} tries")
+        return None
+
+    async def _rotate_socket(self, started: float) -> NotificationSocket | None:
+        """``socket_closing``: open the new socket before the old one goes."""
+        try:
+            socket = await self._attempt(False)
+        except (ApiError, TokenError, ConnectFailed, ChannelGone) as error:
+            self._event("rotate_failed", error=str(error)[:200])
+            return None
+        self._reconnected(started, 1, "socket_closing")
+        self._spawn(self._after_reconnect_resilient(), "reread")
+        return socket
+
+    # ------------------------------------------------------------------ after a reconnect
+    async def _after_reconnect_resilient(self) -> None:
+        """Re-read the truth and apply "last known good state"."""
+        local = (self.presence, self.presence_modified)
+        try:
+            name, ident, modified, routing = await self._fetch_user()
+        except ApiError as error:
+            self._event("reread_failed", error=str(error)[:200])
+            return
+        if modified > local[1] and normalise(name) != normalise(local[0]):
+            self.stats.local_changes_discarded += 1
+            self._event("local_discarded", what="presence", local=local[0], server=name,
+                        server_modified=modified)
+        self._adopt_presence(name, ident, modified, "reread")
+        self._adopt_routing(routing, "reread")
+        self._event("state_reread", presence=name, routing=routing)
+        await self._reread_interactions()
+        if self.config.stay_on_queue:
+            key = normalise(name)
+            if key in REJOIN_FROM:
+                await self._go_on_queue("rejoin")
+            elif key == "onqueue" and routing == "NOT_RESPONDING":
+                await self.api.request("PUT", f"/api/v2/users/{self.user_id}/routingstatus",
+                                       {"status": "IDLE"})
+                self._adopt_routing("IDLE", "local:rejoin")
+
+    async def _reread_interactions(self) -> None:
+        known = {item.conversation_id for item in self.store.open()}
+        try:
+            status = await self.api.request("GET",
+                                            f"/api/v2/analytics/agents/{self.user_id}/status")
+            sessions = status.get("sessions", []) if isinstance(status, dict) else []
+            known |= {str(s["conversationId"]) for s in sessions
+                      if isinstance(s, dict) and s.get("conversationId")}
+        except ApiError as error:
+            self._event("reread_failed", what="agent status", error=str(error)[:200])
+        for conversation_id in known:
+            try:
+                body = await self.api.request("GET", f"/api/v2/conversations/{conversation_id}")
+            except ApiError as error:
+                self._event("reread_failed", conversation=conversation_id,
+                            error=str(error)[:200])
+                continue
+            if isinstance(body, dict):
+                self._on_conversation(body, "reread")
+            item = self.store.get(conversation_id)
+            if item is not None and item.pending is not None:
+                await self._apply_pending(item)
+
+    async def _after_reconnect_naive(self) -> None:
+        """Push the local state as it was before the drop, without reading first."""
+        if self.presence_id:
+            try:  # measurement only: the naive agent ignores what it reads here
+                name, _ident, modified, _routing = await self._fetch_user()
+                if modified > self.presence_modified and normalise(name) != normalise(
+                    self.presence
+                ):
+                    self._violation("presence", self.presence, name)
+            except ApiError:
+                pass
+            with contextlib.suppress(ApiError):
+                await self.api.request(
+                    "PATCH",
+                    f"/api/v2/users/{self.user_id}/presences/purecloud",
+                    {"presenceDefinition": {"id": self.presence_id}},
+                )
+                self._event("presence", **{"from": "", "to": self.presence,
+                                           "source": "local:stale"})
+        for item in list(self.store.open()):
+            if item.pending is not None:
+                await self._measure_conflict(item)
+                await self._apply_pending(item)
+
+    async def _measure_conflict(self, item: Interaction) -> None:
+        """Naive agent: read the server's version only to count the violation it is about to
+        commit (its local store is not updated from this read)."""
+        change = item.pending
+        if change is None or server_is_newer(item.server_marker, change):
+            return  # _apply_pending counts it from the local store
+        try:
+            body = await self.api.request("GET", f"/api/v2/conversations/{item.conversation_id}")
+        except ApiError:
+            return
+        participant = agent_participant(body, self.user_id) if isinstance(body, dict) else None
+        if participant is None:
+            return
+        view = participant_view(participant)
+        if server_is_newer(view["marker"], change) or (
+            change.kind == "wrapup" and view["wrapup_code"]
+        ):
+            self._violation(change.kind, change.base_marker, view["marker"])
+
+    def _violation(self, what: str, local: Any, server: Any) -> None:
+        self.stats.consistency_violations += 1
+        self._event("consistency_violation", what=what, local=local, server=server)
+
+    # ------------------------------------------------------------------ interactions
+    def _on_conversation(self, body: dict[str, Any], source: str) -> None:
+        conversation_id = body.get("id")
+        participant = agent_participant(body, self.user_id)
+        if not isinstance(conversation_id, str) or participant is None:
+            return
+        view = participant_view(participant)
+        item = self.store.upsert(conversation_id)
+        if item.participant_id and view["participant_id"] != item.participant_id:
+            # a new offer of the same conversation (re-routed back to us): a fresh interaction
+            item.state, item.answered, item.pending = "", False, None
+        previous = item.state
+        item.participant_id = view["participant_id"]
+        item.communication_id = view["communication_id"] or item.communication_id
+        item.server_marker = max(item.server_marker, view["marker"])
+        item.state = view["state"]
+        item.acw_state = view["acw_state"]
+        item.server_wrapup_code = view["wrapup_code"]
+        state = view["state"]
+        if state == "alerting" and previous != "alerting" and not item.answered:
+            self.stats.calls_alerting += 1
+            self._event("call_alerting", conversation=conversation_id, source=source)
+            self._spawn(self._answer(item), f"answer:{conversation_id}")
+        elif state == "connected" and previous != "connected":
+            item.answered = True
+            if item.pending is not None and item.pending.kind == "answer":
+                item.pending = None
+            if self.config.talk_time > 0:
+                self._spawn(self._hang_up(item), f"hangup:{conversation_id}")
+        elif state in _ENDED and previous not in _ENDED:
+            self._event("call_ended", conversation=conversation_id,
+                        disconnect=view["disconnect_type"], source=source)
+            if not item.answered and view["disconnect_type"] != "client":
+                self.stats.interactions_lost += 1
+                self._event("interaction_lost", conversation=conversation_id,
+                            disconnect=view["disconnect_type"])
+            if item.pending is not None and item.pending.kind in ("answer", "hangup"):
+                item.pending = None if self.config.resilient else item.pending
+        if view["wrapup_code"]:
+            item.wrapped_up = True
+        if state in _ENDED:
+            if view["acw_state"] == "pending" and not item.wrapped_up:
+                if item.acw_started_at is None:
+                    self._spawn(self._wrap_up(item), f"wrapup:{conversation_id}")
+            elif item.pending is None or item.pending.kind != "wrapup":
+                item.done = True
+        self.store.prune()
+
+    async def _answer(self, item: Interaction) -> None:
+        if await self._sleep(self.config.answer_delay):
+            return
+        item.change("answer")
+        await self._apply_pending(item)
+
+    async def _hang_up(self, item: Interaction) -> None:
+        if await self._sleep(self.config.talk_time):
+            return
+        if item.state != "connected":
+            return
+        item.change("hangup")
+        await self._apply_pending(item)
+
+    async def _wrap_up(self, item: Interaction) -> None:
+        item.acw_started_at = time.monotonic()
+        code = await self._wrapup_code_id()
+        item.change("wrapup", {"code": code})
+        self._event("wrapup_started", conversation=item.conversation_id, code=code)
+        if await self._sleep(self.config.wrapup_time):
+            return
+        await self._apply_pending(item)
+
+    async def _wrapup_code_id(self) -> str:
+        if self._wrapup_code:
+            return self._wrapup_code
+        cached = self._shared.get("wrapup_code")
+        if isinstance(cached, str) and cached:
+            self._wrapup_code = cached
+            return cached
+        body = await self.api.request("GET", "/api/v2/routing/wrapupcodes")
+        for entity in body.get("entities", []) if isinstance(body, dict) else []:
+            if isinstance(entity, dict) and entity.get("id"):
+                self._wrapup_code = self._shared["wrapup_code"] = str(entity["id"])
+                return self._wrapup_code
+        raise ApiError("GET", "/api/v2/routing/wrapupcodes", 200, "no wrap-up code")
+
+    async def _apply_pending(self, item: Interaction) -> None:
+        """Send the pending local change, with optimistic locking in resilient mode."""
+        change = item.pending
+        if change is None:
+            return
+        if server_is_newer(item.server_marker, change) or (
+            change.kind == "wrapup" and item.wrapped_up
+        ):
+            if self.config.resilient:
+                self.stats.local_changes_discarded += 1
+                self._event("local_discarded", what=change.kind,
+                            conversation=item.conversation_id,
+                            server_marker=item.server_marker, base_marker=change.base_marker)
+                item.pending = None
+                if change.kind == "wrapup":
+                    item.done = True
+                return
+            self._violation(change.kind, change.base_marker, item.server_marker)
+        cid, pid = item.conversation_id, item.participant_id
+        try:
+            if change.kind == "answer":
+                await self.api.request("PATCH", f"/api/v2/conversations/calls/{cid}/participants/"
+                                       f"{pid}", {"state": "connected"}, retry=False)
+                item.answered = True
+                self.stats.calls_answered += 1
+                self._event("call_answered", conversation=cid)
+            elif change.kind == "hangup":
+                await self.api.request("PATCH", f"/api/v2/conversations/calls/{cid}/participants/"
+                                       f"{pid}", {"state": "disconnected"}, retry=False)
+                self._event("call_hung_up", conversation=cid)
+            else:
+                started = item.acw_started_at or change.created_at
+                body = dict(change.body)
+                body["durationSeconds"] = round(time.monotonic() - started)
+                await self.api.request(
+                    "POST",
+                    f"/api/v2/conversations/calls/{cid}/participants/{pid}/communications/"
+                    f"{item.communication_id}/wrapup",
+                    body,
+                    retry=False,
+                )
+                item.wrapped_up = True
+                item.done = True
+                self.stats.wrapups_submitted += 1
+                self._event("wrapup_submitted", conversation=cid, code=body.get("code"),
+                            duration_s=body["durationSeconds"])
+            if item.pending is change:
+                item.pending = None
+        except ApiError as error:
+            if error.status in _TRANSIENT:  # no answer or a passing failure: keep it
+                self._event("change_deferred", what=change.kind, conversation=cid,
+                            error=str(error)[:200])
+                return
+            self._event("change_failed", what=change.kind, conversation=cid,
+                        status=error.status, error=str(error)[:200])
+            if item.pending is change:
+                item.pending = None
+
+    # ------------------------------------------------------------------ periodic sync
+    async def _retry_deferred(self) -> None:
+        """Pending changes that could not be sent: re-read (resilient) and try again."""
+        for item in list(self.store.open()):
+            change = item.pending
+            if change is None or time.monotonic() - change.created_at < 1.0:
+                continue
+            if change.kind == "wrapup" and item.acw_started_at is not None and (
+                time.monotonic() - item.acw_started_at < self.config.wrapup_time + 1.0
+            ):
+                continue  # still wrapping up
+            if self.config.resilient:
+                body = await self.api.request(
+                    "GET", f"/api/v2/conversations/{item.conversation_id}"
+                )
+                if isinstance(body, dict):
+                    self._on_conversation(body, "reread")
+            await self._apply_pending(item)
+
+    async def _sync_loop(self) -> None:
+        interval = self.config.sync_interval
+        renew = self.config.resubscribe_interval
+        last_renew = time.monotonic()
+        if interval <= 0:
+            return
+        while not await self._sleep(interval):
+            if not self.stats.connected:
+                continue
+            try:
+                await self._read_state("sync")
+                await self._retry_deferred()
+                if renew > 0 and time.monotonic() - last_renew >= renew and self.channel_id:
+                    await subscribe(self.api, self.channel_id, topics_for(self.user_id))
+                    last_renew = time.monotonic()
+            except ApiError as error:
+                self._event("sync_failed", error=str(error)[:200])
+            except ChannelGone:
+                self._event("channel_gone", during="renew")
+            except TokenError as error:
+                self.stats.token_errors += 1
+                self._event("token_error", error=str(error)[:200])

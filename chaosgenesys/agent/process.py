@@ -1,0 +1,234 @@
+"""Start and stop the background ``chaosgenesys agent`` process of an experiment. No aiohttp.
+
+:func:`start_run` spawns ``python -m chaosgenesys.agent`` (inside ``ip netns exec NS`` when a
+network namespace is named) in its own session, credentials in its environment only, and
+records it: ``run.json`` in its run folder (see :mod:`chaosgenesys.agent.runtime`) and, when the
+fault registry (``chaosgenesys.faults.registry``) is installed, a fault record of kind
+``agents`` whose reverter (:func:`revert`) stops the process, so ``chaosgenesys cleanup`` and
+the guardian stop forgotten agents too. The process also stops by itself when its owner (the
+process that started it) is gone, and after ``duration`` seconds when one is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from chaosgenesys.agent.runtime import agents_dir, list_runs, read_json, write_json_atomic
+
+__all__ = ["process_alive", "revert", "start_run", "stop_run", "wait_ready"]
+
+ENV_CLIENT_ID = "GENESYSCLOUD_OAUTHCLIENT_ID"
+ENV_CLIENT_SECRET = "GENESYSCLOUD_OAUTHCLIENT_SECRET"
+_STOP_TIMEOUT = 10.0
+
+
+def _start_time(pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat: tells a reused pid from the process we started."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def process_alive(pid: int, start_time: str = "") -> bool:
+    """Whether ``pid`` runs and (when given) started at ``start_time``."""
+    if pid <= 0:
+        return False
+    current = _start_time(pid)
+    if not current:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    if state == "Z":
+        return False
+    return not start_time or current == start_time
+
+
+def _registry() -> Any:
+    try:
+        return importlib.import_module("chaosgenesys.faults.registry")
+    except ImportError:
+        return None
+
+
+def start_run(
+    *,
+    user_ids: list[str],
+    api_url: str,
+    login_url: str,
+    client_id: str,
+    client_secret: str,
+    mode: str,
+    proxy: str = "",
+    ca_file: str = "",
+    verify_tls: bool = True,
+    timeout: float = 10.0,
+    duration: float = 0.0,
+    log_path: str = "",
+    netns: str = "",
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Spawn the agent process and record it; returns the run record."""
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    folder = agents_dir() / run_id
+    folder.mkdir(parents=True)
+    status = folder / "status.json"
+    log = Path(log_path).resolve() if log_path else folder / "events.jsonl"
+    command = [sys.executable, "-m", "chaosgenesys.agent", "--mode", mode,
+               "--api-url", api_url, "--login-url", login_url, "--timeout", str(timeout),
+               "--log", str(log), "--status-file", str(status),
+               "--owner-pid", str(os.getpid())]
+    for user in user_ids:
+        command += ["--user", user]
+    if proxy:
+        command += ["--proxy", proxy]
+    if ca_file:
+        command += ["--ca-file", ca_file]
+    if not verify_tls:
+        command.append("--insecure")
+    if duration:
+        command += ["--duration", str(duration)]
+    for name, value in (options or {}).items():
+        command += ["--option", f"{name}={value if isinstance(value, str) else _json(value)}"]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENESYSCLOUD_")}
+    env[ENV_CLIENT_ID] = client_id
+    env[ENV_CLIENT_SECRET] = client_secret
+    record: dict[str, Any] = {
+        "id": run_id,
+        "users": user_ids,
+        "mode": mode,
+        "netns": netns,
+        "proxy": proxy,
+        "log": str(log),
+        "status": str(status),
+        "stderr": str(folder / "stderr.log"),
+        "created_at": time.time(),
+        "pid": 0,
+        "start_time": "",
+        "fault_id": "",
+    }
+    registry = _registry()
+    fault = None
+    if registry is not None:
+        fault = registry.record(
+            kind="agents",
+            description=f"synthetic agents ({mode}) for {len(user_ids)} user(s)",
+            reverter="chaosgenesys.agent.process:revert",
+            spec={"dir": str(folder)},
+            duration=duration or None,
+        )
+        record["fault_id"] = fault.id
+    write_json_atomic(folder / "run.json", record)
+    try:
+        with open(folder / "stderr.log", "wb") as stderr:
+            process = subprocess.Popen(
+                command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=stderr, start_new_session=True, cwd=str(folder),
+            )
+    except BaseException:
+        if fault is not None:
+            registry.revert(fault.id)
+        raise
+    record["pid"] = process.pid
+    record["start_time"] = _start_time(process.pid)
+    write_json_atomic(folder / "run.json", record)
+    if fault is not None:
+        with contextlib.suppress(Exception):
+            registry.update(fault.id, spec={"dir": str(folder), "pid": process.pid,
+                                            "start_time": record["start_time"]})
+    record["dir"] = str(folder)
+    # keep the Popen object from warning at exit: the child is detached on purpose
+    process.returncode = 0
+    return record
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def wait_ready(record: dict[str, Any], timeout: float) -> tuple[bool, dict[str, Any] | None]:
+    """Wait until every agent of the run reports ``ready`` (or the process dies)."""
+    status_path = Path(record["status"])
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = read_json(status_path)
+        agents = (status or {}).get("agents") or {}
+        if agents and all(a.get("ready") for a in agents.values()) and len(agents) >= len(
+            record["users"]
+        ):
+            return True, status
+        if not process_alive(int(record.get("pid") or 0), str(record.get("start_time") or "")):
+            return False, status
+        time.sleep(0.1)
+    return False, status
+
+
+def stop_run(record: dict[str, Any], timeout: float = _STOP_TIMEOUT) -> bool:
+    """SIGTERM the run's process, SIGKILL after ``timeout``; True if it was running."""
+    pid = int(record.get("pid") or 0)
+    start_time = str(record.get("start_time") or "")
+    if not process_alive(pid, start_time):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid, start_time):
+            break
+        _reap(pid)
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_all(run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Stop every recorded run that still runs (or only ``run_ids``); forget their faults."""
+    stopped = []
+    registry = _registry()
+    for record in list_runs():
+        if run_ids is not None and record.get("id") not in run_ids:
+            continue
+        was_running = stop_run(record)
+        fault_id = record.get("fault_id")
+        if fault_id and registry is not None:
+            with contextlib.suppress(Exception):
+                registry.revert(fault_id)
+        if was_running:
+            stopped.append(record)
+    return stopped
+
+
+def revert(fault: Any) -> None:
+    """Fault-registry reverter: stop the run recorded in ``fault.spec["dir"]`` (idempotent)."""
+    spec = getattr(fault, "spec", None) or {}
+    folder = spec.get("dir")
+    if not folder:
+        return
+    record = read_json(Path(folder) / "run.json")
+    if record is not None:
+        stop_run(record)
+
+
+__all__ += ["stop_all"]

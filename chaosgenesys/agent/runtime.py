@@ -1,0 +1,96 @@
+"""Where agent runs live on disk, and reading what they report. No aiohttp.
+
+Each background run started by :func:`chaosgenesys.agent.actions.start_agents` has a folder
+``<runtime dir>/agents/<run id>/`` with ``run.json`` (pid, users, paths), ``status.json`` (the
+agents' summaries, rewritten every 0.5 s by the agent process, kept after it stops),
+``events.jsonl`` (unless another log path was given) and ``stderr.log``.
+
+The runtime dir is the fault registry's: ``CHAOSGENESYS_RUNTIME_DIR``, else
+``/run/chaosgenesys`` when writable, else ``$XDG_RUNTIME_DIR/chaosgenesys``, else
+``/tmp/chaosgenesys-<uid>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "agents_dir",
+    "list_runs",
+    "read_json",
+    "runtime_dir",
+    "write_json_atomic",
+]
+
+
+def runtime_dir() -> Path:
+    """The runtime directory shared with the fault registry (created if needed)."""
+    try:  # one way to find it: the fault registry's, when installed
+        from chaosgenesys.faults.registry import registry_dir
+    except ImportError:
+        pass
+    else:
+        found = registry_dir()
+        found.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return found
+    explicit = os.environ.get("CHAOSGENESYS_RUNTIME_DIR")
+    candidates: list[Path] = []
+    if explicit:
+        candidates.append(Path(explicit))
+    else:
+        candidates.append(Path("/run/chaosgenesys"))
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        if xdg:
+            candidates.append(Path(xdg) / "chaosgenesys")
+        candidates.append(Path(tempfile.gettempdir()) / f"chaosgenesys-{os.getuid()}")
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            return candidate
+    raise OSError(f"no writable runtime directory among {', '.join(map(str, candidates))}")
+
+
+def agents_dir() -> Path:
+    """``<runtime dir>/agents``."""
+    path = runtime_dir() / "agents"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def list_runs() -> list[dict[str, Any]]:
+    """Every recorded run (``run.json`` plus ``dir``), newest first."""
+    runs: list[dict[str, Any]] = []
+    try:
+        folders = list(agents_dir().iterdir())
+    except OSError:
+        return []
+    for folder in folders:
+        record = read_json(folder / "run.json")
+        if record is not None:
+            record["dir"] = str(folder)
+            runs.append(record)
+    runs.sort(key=lambda r: float(r.get("created_at") or 0), reverse=True)
+    return runs

@@ -1,0 +1,153 @@
+"""Client-credentials tokens for one agent, kept fresh.
+
+``POST {login}/oauth/token`` with Basic auth, ``grant_type=client_credentials`` (there is no
+refresh token: refreshing means asking again). The resilient keeper refreshes ahead of expiry
+(``margin`` seconds before, at most half the token's lifetime), one refresh in flight at a time,
+and **refresh has priority over application requests** (the guide's edge case 3): the refresh
+goes out on its own connection pool, never queued behind API calls, and callers asking for a
+token while a refresh is due or in flight wait for the new token instead of sending the old
+one. The naive keeper fetches once and never refreshes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from chaosgenesys.agent.config import Endpoint
+
+__all__ = ["LoggedOut", "TokenError", "TokenKeeper"]
+
+
+class TokenError(Exception):
+    """The token endpoint failed (status or network); the message holds no secret."""
+
+
+class LoggedOut(Exception):
+    """The agent has no usable session any more (naive agent after a 401)."""
+
+
+class TokenKeeper:
+    """One agent's access token."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        session: aiohttp.ClientSession,
+        *,
+        proactive: bool,
+        margin: float,
+        on_refresh: Callable[[str, float, float], None] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._session = session
+        self._proactive = proactive
+        self._margin = margin
+        self._on_refresh = on_refresh
+        self._kwargs = request_kwargs or {}
+        self._token: str | None = None
+        self._expires_at = 0.0  # monotonic
+        self._lifetime = 0.0
+        self._refreshing: asyncio.Task[str] | None = None
+        self._timer: asyncio.Task[None] | None = None
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds the current token has left (0 when there is none)."""
+        return max(0.0, self._expires_at - time.monotonic()) if self._token else 0.0
+
+    def _due(self) -> bool:
+        if self._token is None:
+            return True
+        if not self._proactive:
+            return False
+        margin = min(self._margin, self._lifetime / 2)
+        return time.monotonic() >= self._expires_at - margin
+
+    async def token(self) -> str:
+        """A token to send: waits for a refresh that is due or in flight (priority)."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return await asyncio.shield(self._refreshing)
+        if self._due():
+            return await self.refresh("first" if self._token is None else "proactive")
+        assert self._token is not None
+        return self._token
+
+    async def refresh(self, why: str) -> str:
+        """Fetch a new token now (single flight: concurrent callers share one request)."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._fetch(why))
+        return await asyncio.shield(self._refreshing)
+
+    async def invalidate_and_refresh(self, rejected: str) -> str:
+        """After a 401 with ``rejected``: a new token, unless one came meanwhile."""
+        if self._token is not None and self._token != rejected:
+            return self._token
+        return await self.refresh("401")
+
+    async def _fetch(self, why: str) -> str:
+        endpoint = self._endpoint
+        basic = base64.b64encode(
+            f"{endpoint.client_id}:{endpoint.client_secret}".encode()
+        ).decode()
+        started = time.monotonic()
+        try:
+            async with self._session.post(
+                endpoint.login_url + "/oauth/token",
+                data="grant_type=client_credentials",
+                headers={
+                    "Authorization": f"Basic {basic}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+                timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
+                **self._kwargs,
+            ) as response:
+                if response.status != 200:
+                    raise TokenError(f"POST /oauth/token answered {response.status}")
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise TokenError(f"POST /oauth/token failed: {type(error).__name__}") from None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise TokenError("POST /oauth/token answered without an access_token")
+        lifetime = float(body.get("expires_in") or 86400)
+        self._token = token
+        self._lifetime = lifetime
+        self._expires_at = started + lifetime
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if self._on_refresh is not None:
+            self._on_refresh(why, elapsed_ms, lifetime)
+        return token
+
+    def start(self) -> None:
+        """Run the proactive refresh timer (resilient only)."""
+        if self._proactive and self._timer is None:
+            self._timer = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            margin = min(self._margin, self._lifetime / 2)
+            wait = self._expires_at - margin - time.monotonic()
+            await asyncio.sleep(max(0.05, wait))
+            if not self._due():
+                continue
+            try:
+                await self.refresh("proactive")
+            except TokenError:
+                await asyncio.sleep(min(5.0, max(0.25, self.expires_in / 4)))
+
+    async def close(self) -> None:
+        """Stop the timer and any refresh in flight."""
+        for task in (self._timer, self._refreshing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._timer = None

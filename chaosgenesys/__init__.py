@@ -33,6 +33,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "chaosgenesys.sandbox.actions",
     "chaosgenesys.faults.actions",
     "chaosgenesys.agent.actions",
+    "chaosgenesys.network.actions",
 )
 
 #: Modules whose public functions are Chaos Toolkit probes.
@@ -44,6 +45,7 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.notifications.probes",
     "chaosgenesys.faults.probes",
     "chaosgenesys.agent.probes",
+    "chaosgenesys.network.probes",
 )
 
 

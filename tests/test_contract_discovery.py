@@ -54,6 +54,15 @@ CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
         "stop_agents": (),
     },
     "chaosgenesys.agent.probes": {"agent_summary": ("user_id",)},
+    "chaosgenesys.network.actions": {
+        "add_latency": ("delay_ms", "jitter_ms"),
+        "add_packet_loss": ("loss_percent",),
+        "apply_netem": (),
+        "throttle_bandwidth": ("rate",),
+        "blackhole": (),
+        "remove_faults": (),
+    },
+    "chaosgenesys.network.probes": {"list_faults": (), "netem_supported": ()},
     "chaosgenesys.faults.probes": {"active_faults": ()},
     "chaosgenesys.sandbox.actions": {
         "inject_api_fault": ("path_pattern", "delay_ms", "status"),

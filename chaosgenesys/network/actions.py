@@ -1,0 +1,476 @@
+"""Network fault actions: netem delay/jitter/loss, bandwidth throttling, blackholes.
+
+Every action takes the shared targeting arguments (design.md): ``interface`` (default: the one
+that routes to the first destination), ``destinations`` (CIDRs, addresses, host names; empty =
+all traffic), ``exclude``, ``protocol`` (``tcp``/``udp``/``""``), ``ports`` (``"443"``,
+``"16384-32768"``), ``direction`` (``egress``/``ingress``/``both``), ``duration`` (seconds; 0 =
+until removed; the guardian reverts at the deadline even if the run dies) and ``netns``, plus
+``dry_run`` (return the exact plan, change nothing). Each fault is recorded in the fault registry
+before it is applied; ``remove_faults`` (or ``chaosgenesys cleanup``) reverts it and puts the
+interface's original root qdisc back.
+
+Example (the guide's Layer 1)::
+
+    {
+      "type": "action",
+      "name": "genesys-link-degraded",
+      "provider": {
+        "type": "python",
+        "module": "chaosgenesys.network.actions",
+        "func": "apply_netem",
+        "arguments": {"delay_ms": 200, "loss_percent": 2,
+                      "destinations": ["34.195.0.0/16", "35.180.0.0/16"], "duration": 60}
+      }
+    }
+
+Importing this module does not import pyroute2 or open any socket.
+"""
+
+import re
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosgenesys.arguments import require_bool, require_int, require_number, require_text
+
+__all__ = [
+    "add_latency",
+    "add_packet_loss",
+    "apply_netem",
+    "blackhole",
+    "create_test_network",
+    "delete_test_network",
+    "remove_faults",
+    "throttle_bandwidth",
+]
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(bit|bps|b)?\s*$", re.IGNORECASE)
+_SCALE = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def _parse_rate(name: str, value: Any) -> int:
+    """``"1mbit"``, ``"256kbit"``, ``"10mbps"`` (bytes), ``1000000`` (bit/s) -> bytes/second."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = f"{value}bit"
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ActivityFailed(f"{name} must be a rate such as '1mbit', got {value!r}")
+    match = _RATE.match(text)
+    if not match:
+        raise ActivityFailed(
+            f"{name} must be a rate such as '1mbit', '256kbit' or '2mbps' (bytes), got {value!r}"
+        )
+    number = float(match.group(1)) * _SCALE[match.group(2).lower()]
+    unit = (match.group(3) or "bit").lower()
+    rate = int(number if unit == "bps" else number / 8)
+    if rate < 1:
+        raise ActivityFailed(f"{name} must be at least 8bit, got {value!r}")
+    return rate
+
+
+def _targeting(
+    destinations: Any,
+    exclude: Any,
+    protocol: Any,
+    ports: Any,
+    direction: Any,
+    duration: Any,
+    interface: Any,
+    netns: Any,
+    dry_run: Any,
+) -> dict[str, Any]:
+    from chaosgenesys.network.targeting import parse_direction, target
+
+    return {
+        "target": target(destinations, exclude, protocol, ports),
+        "direction": parse_direction(direction),
+        "duration": require_number("duration", duration),
+        "interface": require_text("interface", interface, allow_empty=True).strip(),
+        "netns": require_text("netns", netns, allow_empty=True).strip(),
+        "dry_run": require_bool("dry_run", dry_run),
+    }
+
+
+def _public(plan: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in plan.items() if k != "spec"}
+
+
+def _netem(spec: Any, what: str, kind: str, common: dict[str, Any]) -> dict[str, Any]:
+    from chaosgenesys.network.engine import UNLIMITED, Leaf, apply_tc
+
+    leaf = Leaf("netem", spec.options(), UNLIMITED, spec.describe())
+    plan = apply_tc(kind=kind, what=what, leaf=leaf, **common)
+    plan["netem"] = spec.to_dict()
+    return _public(plan)
+
+
+def _percent(name: str, value: Any) -> float:
+    return require_number(name, value, maximum=100.0)
+
+
+def _build_spec(**values: Any) -> Any:
+    from chaosgenesys.network.netem import DISTRIBUTIONS, NetemSpec
+
+    distribution = values.get("distribution", "")
+    if distribution not in ("", *DISTRIBUTIONS):
+        raise ActivityFailed(
+            f"distribution must be one of {', '.join(DISTRIBUTIONS)} (or ''), got {distribution!r}"
+        )
+    if distribution and not values.get("jitter_ms"):
+        raise ActivityFailed(
+            f"distribution {distribution!r} shapes the jitter: give jitter_ms > 0 as well"
+        )
+    if values.get("reorder_percent") and not values.get("delay_ms"):
+        raise ActivityFailed("reorder_percent needs delay_ms > 0 (netem reorders by not delaying)")
+    return NetemSpec(**values)
+
+
+def apply_netem(
+    delay_ms: float = 0,
+    jitter_ms: float = 0,
+    delay_correlation: float = 0,
+    distribution: str = "",
+    loss_percent: float = 0,
+    loss_correlation: float = 0,
+    loss_model: str = "random",
+    ge_p: float = 0,
+    ge_r: float = 100,
+    ge_loss_bad: float = 100,
+    ge_loss_good: float = 0,
+    duplicate_percent: float = 0,
+    duplicate_correlation: float = 0,
+    corrupt_percent: float = 0,
+    corrupt_correlation: float = 0,
+    reorder_percent: float = 0,
+    reorder_correlation: float = 0,
+    reorder_gap: int = 0,
+    rate: str = "",
+    limit: int = 0,
+    interface: str = "",
+    destinations: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    exclude: list[str] = [],  # noqa: B006
+    protocol: str = "",
+    ports: list[str] = [],  # noqa: B006
+    direction: str = "egress",
+    duration: float = 0,
+    netns: str = "",
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Every netem impairment at once on the targeted traffic.
+
+    ``loss_model`` ``random`` uses ``loss_percent`` (+ ``loss_correlation``); ``gemodel`` is the
+    Gilbert-Elliott model: ``ge_p`` % chance to go from the good to the bad state, ``ge_r`` % to
+    come back, ``ge_loss_bad`` / ``ge_loss_good`` % loss in each state. ``distribution``
+    (``normal``, ``pareto``, ``paretonormal``, ``uniform``) shapes the jitter. ``rate`` is netem's
+    own rate limit (``"2mbit"``). ``limit`` (packets; 0 = sized from rate x delay, >= 1000).
+
+    Returns the plan: ``fault_id``, ``commands`` (the equivalent ``tc`` lines), ``netem``...
+    """
+    if loss_model not in ("random", "gemodel"):
+        raise ActivityFailed(f"loss_model must be 'random' or 'gemodel', got {loss_model!r}")
+    gemodel = loss_model == "gemodel"
+    if gemodel and not ge_p:
+        raise ActivityFailed("loss_model 'gemodel' needs ge_p > 0 (good -> bad transitions, %)")
+    spec = _build_spec(
+        delay_ms=require_number("delay_ms", delay_ms, maximum=3_600_000),
+        jitter_ms=require_number("jitter_ms", jitter_ms, maximum=3_600_000),
+        delay_correlation=_percent("delay_correlation", delay_correlation),
+        distribution=require_text("distribution", distribution, allow_empty=True).lower(),
+        loss_percent=_percent("loss_percent", loss_percent),
+        loss_correlation=_percent("loss_correlation", loss_correlation),
+        ge_p=_percent("ge_p", ge_p) if gemodel else 0.0,
+        ge_r=_percent("ge_r", ge_r),
+        ge_loss_bad=_percent("ge_loss_bad", ge_loss_bad),
+        ge_loss_good=_percent("ge_loss_good", ge_loss_good),
+        duplicate_percent=_percent("duplicate_percent", duplicate_percent),
+        duplicate_correlation=_percent("duplicate_correlation", duplicate_correlation),
+        corrupt_percent=_percent("corrupt_percent", corrupt_percent),
+        corrupt_correlation=_percent("corrupt_correlation", corrupt_correlation),
+        reorder_percent=_percent("reorder_percent", reorder_percent),
+        reorder_correlation=_percent("reorder_correlation", reorder_correlation),
+        reorder_gap=require_int("reorder_gap", reorder_gap),
+        rate=_parse_rate("rate", rate) if rate not in ("", 0, None) else 0,
+        limit=require_int("limit", limit, maximum=10_000_000),
+    )
+    common = _targeting(
+        destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
+    )
+    return _netem(spec, "netem", "netem", common)
+
+
+def add_latency(
+    delay_ms: float,
+    jitter_ms: float = 0,
+    correlation: float = 0,
+    distribution: str = "",
+    interface: str = "",
+    destinations: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    exclude: list[str] = [],  # noqa: B006
+    protocol: str = "",
+    ports: list[str] = [],  # noqa: B006
+    direction: str = "egress",
+    duration: float = 0,
+    netns: str = "",
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Delay the targeted packets by ``delay_ms`` ± ``jitter_ms`` (netem; needs sch_netem).
+
+    Example::
+
+        {"type": "action", "name": "200ms-to-genesys",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "add_latency",
+                      "arguments": {"delay_ms": 200, "jitter_ms": 20,
+                                    "destinations": ["34.195.0.0/16"], "duration": 60}}}
+    """
+    spec = _build_spec(
+        delay_ms=require_number("delay_ms", delay_ms, maximum=3_600_000),
+        jitter_ms=require_number("jitter_ms", jitter_ms, maximum=3_600_000),
+        delay_correlation=_percent("correlation", correlation),
+        distribution=require_text("distribution", distribution, allow_empty=True).lower(),
+    )
+    common = _targeting(
+        destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
+    )
+    return _netem(spec, f"latency {spec.delay_ms:g}ms", "netem", common)
+
+
+def add_packet_loss(
+    loss_percent: float,
+    correlation: float = 0,
+    method: str = "auto",
+    interface: str = "",
+    destinations: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    exclude: list[str] = [],  # noqa: B006
+    protocol: str = "",
+    ports: list[str] = [],  # noqa: B006
+    direction: str = "egress",
+    duration: float = 0,
+    netns: str = "",
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Drop ``loss_percent`` % of the targeted packets.
+
+    ``method``: ``netem`` (random loss with ``correlation``), ``nftables`` (a random drop rule in
+    a netdev table on the interface; no correlation; works without sch_netem) or ``auto``
+    (netem, falling back to nftables when the kernel has no sch_netem; the result says which).
+
+    Example::
+
+        {"type": "action", "name": "2-percent-loss",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "add_packet_loss",
+                      "arguments": {"loss_percent": 2, "destinations": ["35.180.0.0/16"],
+                                    "method": "auto", "duration": 60}}}
+    """
+    loss = _percent("loss_percent", loss_percent)
+    corr = _percent("correlation", correlation)
+    if method not in ("auto", "netem", "nftables"):
+        raise ActivityFailed(f"method must be 'auto', 'netem' or 'nftables', got {method!r}")
+    if method == "nftables" and corr:
+        raise ActivityFailed("correlation needs method 'netem' (nftables drops independently)")
+    common = _targeting(
+        destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
+    )
+    if method in ("auto", "netem"):
+        spec = _build_spec(loss_percent=loss, loss_correlation=corr)
+        try:
+            plan = _netem(spec, f"loss {loss:g}%", "netem", common)
+            plan["method"] = "netem"
+            return plan
+        except ActivityFailed as error:
+            if method == "netem" or "no sch_netem" not in str(error) or corr:
+                raise
+    from chaosgenesys.network.engine import apply_nft
+
+    plan = apply_nft(
+        kind="nft-loss", what=f"loss {loss:g}% (nftables)", loss_percent=loss, **common
+    )
+    plan["method"] = "nftables"
+    return _public(plan)
+
+
+def throttle_bandwidth(
+    rate: str,
+    burst: str = "",
+    latency_ms: float = 50,
+    interface: str = "",
+    destinations: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    exclude: list[str] = [],  # noqa: B006
+    protocol: str = "",
+    ports: list[str] = [],  # noqa: B006
+    direction: str = "egress",
+    duration: float = 0,
+    netns: str = "",
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Limit the targeted traffic to ``rate`` (``"256kbit"``, ``"2mbit"``, ``"1mbps"`` = bytes).
+
+    The fault's htb class shapes at ``rate`` (ceil = rate, it borrows nothing) and its tbf leaf
+    holds at most ``latency_ms`` of queue at that rate (then drops), ``burst`` (bytes, e.g.
+    ``"10kb"``; default 10 ms at rate, at least 2 frames). No sch_netem needed.
+
+    Example (guide edge case 2: media starves, signalling stays clean)::
+
+        {"type": "action", "name": "throttle-rtp",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "throttle_bandwidth",
+                      "arguments": {"rate": "64kbit", "protocol": "udp",
+                                    "ports": ["16384-32768"], "duration": 60}}}
+    """
+    from chaosgenesys.network import tc
+
+    bytes_per_s = _parse_rate("rate", rate)
+    if burst in ("", 0, None):
+        burst_bytes = max(bytes_per_s // 100, 3200)
+    else:
+        match = re.match(r"^\s*(\d+)\s*([km]?)b?\s*$", str(burst), re.IGNORECASE)
+        if not match:
+            raise ActivityFailed(f"burst must be a size in bytes such as '10kb', got {burst!r}")
+        burst_bytes = int(match.group(1)) * int(_SCALE[match.group(2).lower()])
+        if burst_bytes < 1600:
+            raise ActivityFailed(f"burst must be at least 1600 bytes (one frame), got {burst!r}")
+    latency = require_number("latency_ms", latency_ms, minimum=1, maximum=60_000)
+    limit = max(int(bytes_per_s * latency / 1000) + burst_bytes, 2 * 1514)
+    common = _targeting(
+        destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
+    )
+    from chaosgenesys.network.engine import Leaf, apply_tc
+
+    leaf = Leaf(
+        "tbf",
+        tc.tbf_options(bytes_per_s, burst_bytes, limit),
+        bytes_per_s,
+        f"tbf rate {bytes_per_s * 8}bit burst {burst_bytes}b limit {limit}b",
+    )
+    plan = apply_tc(kind="throttle", what=f"throttle {bytes_per_s * 8}bit", leaf=leaf, **common)
+    plan["rate_bytes_per_second"] = bytes_per_s
+    return _public(plan)
+
+
+def blackhole(
+    interface: str = "",
+    destinations: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    exclude: list[str] = [],  # noqa: B006
+    protocol: str = "",
+    ports: list[str] = [],  # noqa: B006
+    direction: str = "egress",
+    duration: float = 0,
+    netns: str = "",
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Drop every targeted packet (an nftables netdev drop rule on the interface).
+
+    Example::
+
+        {"type": "action", "name": "genesys-unreachable",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "blackhole",
+                      "arguments": {"destinations": ["34.195.0.0/16"], "protocol": "tcp",
+                                    "ports": ["443"], "duration": 30}}}
+    """
+    common = _targeting(
+        destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
+    )
+    from chaosgenesys.network.engine import apply_nft
+
+    return _public(apply_nft(kind="blackhole", what="blackhole", loss_percent=100.0, **common))
+
+
+def remove_faults(
+    fault_ids: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    interface: str = "",
+    netns: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> list[dict[str, Any]]:
+    """Revert network faults: the ones named, else every one (on ``interface``/``netns``).
+
+    A natural rollback::
+
+        {"type": "action", "name": "remove-network-faults",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "remove_faults"}}
+    """
+    from chaosgenesys.faults import registry
+    from chaosgenesys.network.engine import NFT_REVERTER, REVERTER
+
+    wanted = {str(i) for i in fault_ids} if fault_ids else set()
+    done: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for fault in registry.active():
+        if fault.reverter not in (REVERTER, NFT_REVERTER):
+            continue
+        if wanted and fault.id not in wanted:
+            continue
+        if interface and fault.spec.get("interface") != interface:
+            continue
+        if netns and (fault.spec.get("netns") or "") != netns:
+            continue
+        try:
+            registry.revert(fault.id)
+            done.append({"id": fault.id, "kind": fault.kind, "description": fault.description})
+        except ActivityFailed as error:
+            errors.append(str(error))
+    if errors:
+        raise ActivityFailed("; ".join(errors))
+    return done
+
+
+def create_test_network(
+    name: str = "cglab",
+    udp_ports: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
+    tcp_ports: list[str] = [],  # noqa: B006
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Two network namespaces joined by a veth pair, with echo servers (for examples and CI).
+
+    ``<name>-a`` holds ``veth-a`` (10.200.0.1/24, fd42::1/64), ``<name>-b`` holds ``veth-b``
+    (10.200.0.2/24, fd42::2/64) and UDP/TCP echo servers on the given ports (threads of this
+    process). Apply faults with ``interface: veth-a, netns: <name>-a``; measure with
+    ``chaosgenesys.network.probes.measure_udp`` / ``measure_tcp``. Needs root.
+
+    Example::
+
+        {"type": "action", "name": "lab",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "create_test_network",
+                      "arguments": {"name": "cglab", "udp_ports": ["20000"],
+                                    "tcp_ports": ["443"]}}}
+    """
+    from chaosgenesys.network import lab
+
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", str(name)):
+        raise ActivityFailed(f"name must be 1-12 lower-case letters/digits, got {name!r}")
+    udp = [require_int("udp_ports", int(str(p)), minimum=1, maximum=65535) for p in udp_ports]
+    tcp = [require_int("tcp_ports", int(str(p)), minimum=1, maximum=65535) for p in tcp_ports]
+    return lab.create(name, udp, tcp)
+
+
+def delete_test_network(
+    name: str = "cglab", configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """Stop the echo servers and delete the namespaces of :func:`create_test_network`.
+
+    Example::
+
+        {"type": "action", "name": "lab-gone",
+         "provider": {"type": "python", "module": "chaosgenesys.network.actions",
+                      "func": "delete_test_network", "arguments": {"name": "cglab"}}}
+    """
+    from chaosgenesys.network import lab
+
+    return lab.delete(str(name))

@@ -1,0 +1,92 @@
+"""Fixtures of the network tests: a private fault registry and a two-namespace lab per test.
+
+Every lab is a pair of fresh network namespaces (unique names) joined by a veth pair, with UDP
+and TCP echo servers in the peer namespace; faults go on ``veth-a`` in ``<name>-a``. Teardown
+reverts every fault of the test's registry and deletes both namespaces, also when the test fails.
+The host's own interfaces are never touched.
+
+Tests that need sch_netem are marked ``@pytest.mark.netem`` (the marker and the skip on kernels
+without netem come from tests/uml/netem_plugin.py); they also call :func:`require_netem`, which
+fails instead of skipping inside user-mode-linux (``CHAOSGENESYS_IN_UML=1``) or with
+``CHAOSGENESYS_REQUIRE_NETEM=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+UDP_PORTS = [20000, 5000]
+TCP_PORTS = [443, 8080]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def in_uml() -> bool:
+    with contextlib.suppress(OSError):
+        return "UML" in Path("/proc/cpuinfo").read_text()
+    return False
+
+
+_netem: bool | None = None
+
+
+def netem_available() -> bool:
+    global _netem
+    if _netem is None:
+        from chaosgenesys.network.probes import netem_supported
+
+        _netem = netem_supported()
+    return _netem
+
+
+def require_netem() -> None:
+    """Skip (on a kernel without netem) or fail (in UML / when netem is required)."""
+    if netem_available():
+        return
+    required = {os.environ.get("CHAOSGENESYS_REQUIRE_NETEM"), os.environ.get("CHAOSGENESYS_IN_UML")}
+    if in_uml() or "1" in required:
+        pytest.fail("this kernel has no sch_netem although netem tests are required here")
+    pytest.skip(
+        "this kernel has no sch_netem: the netem tests run inside user-mode-linux "
+        "(the tests/uml runner, `.ci/run`)"
+    )
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private fault registry; every fault left in it is reverted at the end."""
+    directory = tmp_path / "registry"
+    monkeypatch.setenv("CHAOSGENESYS_RUNTIME_DIR", str(directory))
+    yield directory
+    from chaosgenesys.faults import registry
+
+    with contextlib.suppress(Exception):
+        registry.Registry(directory).revert_all()
+
+
+@pytest.fixture
+def lab(registry_dir: Path) -> Iterator[dict[str, Any]]:
+    """Namespaces ``<name>-a`` / ``<name>-b``, veth-a/veth-b, echo servers; deleted after."""
+    if not is_root():
+        pytest.skip("network namespaces need root")
+    from chaosgenesys.network import lab as lab_module
+
+    name = "t" + secrets.token_hex(4)
+    info = lab_module.create(name, UDP_PORTS, TCP_PORTS)
+    try:
+        yield info
+    finally:
+        from chaosgenesys.faults import registry
+
+        with contextlib.suppress(Exception):
+            registry.Registry(registry_dir).revert_all()
+        lab_module.delete(name)

@@ -1,0 +1,150 @@
+"""Targeting and argument checks (no kernel needed), and the lazy-import rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosgenesys.network import actions
+from chaosgenesys.network.targeting import parse_ports, port_blocks, target
+
+
+def _covered(blocks: list[tuple[int, int]]) -> set[int]:
+    ports: set[int] = set()
+    for value, mask in blocks:
+        size = (~mask & 0xFFFF) + 1
+        assert value & ~mask & 0xFFFF == 0, "block not aligned"
+        ports.update(range(value, value + size))
+    return ports
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [(443, 443), (16384, 32768), (1, 65535), (1000, 1999), (9, 10)]
+)
+def test_port_blocks_cover_the_range_exactly(first: int, last: int) -> None:
+    assert _covered(port_blocks(first, last)) == set(range(first, last + 1))
+
+
+def test_rtp_range_is_two_blocks() -> None:
+    assert port_blocks(16384, 32768) == [(16384, 0xC000), (32768, 0xFFFF)]
+
+
+def test_ports_parse_lists_and_merge() -> None:
+    assert parse_ports(["443", 8443, "8000-8100", "8050-8200"]) == [
+        (443, 443),
+        (8000, 8200),
+        (8443, 8443),
+    ]
+    assert parse_ports("443,80") == [(80, 80), (443, 443)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"ports": "9-3"}, "'9-3' ends before it starts"),
+        ({"ports": "70000"}, "between 1 and 65535"),
+        ({"ports": "https"}, "'https'"),
+        ({"destinations": ["10.0.0.0/33"]}, "invalid address or CIDR: '10.0.0.0/33'"),
+        ({"destinations": ["10.0.0.300"]}, "'10.0.0.300'"),
+        ({"destinations": ["no-such-host.invalid"]}, "'no-such-host.invalid'"),
+        ({"protocol": "icmp"}, "protocol must be"),
+    ],
+)
+def test_bad_targeting_names_argument_and_value(kwargs: dict[str, object], needle: str) -> None:
+    arguments: dict[str, object] = {
+        "destinations": [],
+        "exclude": [],
+        "protocol": "",
+        "ports": [],
+    }
+    arguments.update(kwargs)
+    with pytest.raises(ActivityFailed) as caught:
+        target(**arguments)
+    assert needle in str(caught.value)
+
+
+def test_exclude_is_subtracted_not_ored() -> None:
+    t = target(["10.0.0.0/24"], ["10.0.0.5"], "tcp", ["443"])
+    networks = t.networks
+    assert "10.0.0.5/32" not in networks
+    assert "10.0.0.4/32" in networks
+    # Every filter has protocol AND port AND address keys in one selector.
+    for _ethertype, keys, _text in t.u32_matches(False):
+        offsets = {k.off for k in keys}
+        assert {0, 8, 16, 20} <= offsets
+
+
+def test_exclude_everything_refused() -> None:
+    with pytest.raises(ActivityFailed, match="removes every destination"):
+        target(["10.0.0.0/24"], ["10.0.0.0/16"], "", [])
+
+
+def test_host_names_resolve_to_every_address() -> None:
+    t = target(["localhost"], [], "", [])
+    assert "127.0.0.1/32" in t.networks
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda: actions.add_packet_loss(120, dry_run=True), "loss_percent must be at most 100"),
+        (lambda: actions.add_latency(-5, dry_run=True), "delay_ms must be at least 0"),
+        (lambda: actions.throttle_bandwidth("fast", dry_run=True), "rate must be a rate"),
+        (lambda: actions.add_latency(10, direction="up", dry_run=True), "direction must be"),
+        (
+            lambda: actions.add_latency(10, distribution="normal", dry_run=True),
+            "give jitter_ms > 0",
+        ),
+        (
+            lambda: actions.apply_netem(delay_ms=10, distribution="gauss", jitter_ms=1),
+            "distribution must be one of",
+        ),
+        (lambda: actions.apply_netem(loss_model="gemodel"), "needs ge_p > 0"),
+        (lambda: actions.apply_netem(reorder_percent=5), "needs delay_ms > 0"),
+        (
+            lambda: actions.add_latency(10, interface="nosuchif0", dry_run=True),
+            "interface 'nosuchif0' does not exist",
+        ),
+        (
+            lambda: actions.add_latency(10, interface="lo", netns="nosuchns-x", dry_run=True),
+            "netns 'nosuchns-x' does not exist",
+        ),
+    ],
+)
+def test_bad_input_is_activity_failed(call: object, needle: str) -> None:
+    with pytest.raises(ActivityFailed) as caught:
+        call()  # type: ignore[operator]
+    assert needle in str(caught.value)
+
+
+def test_activity_modules_do_not_import_pyroute2() -> None:
+    code = (
+        "import sys, chaosgenesys.network.actions, chaosgenesys.network.probes;"
+        "print([m for m in sys.modules if m.startswith('pyroute2')])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_no_cap_net_admin_is_refused_before_anything(tmp_path: object) -> None:
+    code = (
+        "import ctypes, sys\n"
+        "libc = ctypes.CDLL(None)\n"
+        # Drop every capability of this process (capset with empty sets).
+        "hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)\n"
+        "data = (ctypes.c_uint32 * 6)()\n"
+        "assert libc.capset(hdr, data) == 0\n"
+        "from chaoslib.exceptions import ActivityFailed\n"
+        "from chaosgenesys.network import actions\n"
+        "try:\n"
+        "    actions.throttle_bandwidth('1mbit', interface='lo')\n"
+        "except ActivityFailed as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "CAP_NET_ADMIN" in done.stdout

@@ -1,0 +1,186 @@
+"""netem through the real kernel: measured delay, jitter and loss within statistical bounds,
+our encoding read back by ``tc``. Marked ``netem``: on a kernel without sch_netem these skip and
+the user-mode-linux runner (tests/uml) runs them; the distribution-table checks need no kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import struct
+import subprocess
+from typing import Any
+
+import pytest
+
+from chaosgenesys.network import actions, probes
+from chaosgenesys.network.lab import ADDRESS6_B, ADDRESS_B
+from chaosgenesys.network.netem import NetemSpec, distribution_table
+from tests.network.conftest import require_netem
+
+
+def _qdisc_text(netns: str, dev: str = "veth-a") -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, "tc", "qdisc", "show", "dev", dev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def _binomial_bounds(n: int, p: float, z: float = 2.576) -> tuple[float, float]:
+    """99 % normal-approximation interval for the loss percentage of n packets."""
+    half = z * math.sqrt(p * (1 - p) / n)
+    return 100 * (p - half), 100 * (p + half)
+
+
+@pytest.mark.parametrize("name", ["normal", "pareto", "paretonormal"])
+def test_distribution_tables_have_netem_shape(name: str) -> None:
+    table = distribution_table(name)
+    values = struct.unpack(f"={len(table) // 2}h", table)
+    assert len(values) == 4096
+    assert list(values) == sorted(values)  # an inverse CDF
+    if name == "normal":
+        assert abs(statistics.fmean(values)) < 50
+        assert 7700 < statistics.pstdev(values) < 8300  # unit sigma x NETEM_DIST_SCALE
+
+
+def test_uniform_has_no_table_and_limit_is_sized_from_rate_and_delay() -> None:
+    assert distribution_table("uniform") == b""
+    assert NetemSpec(delay_ms=10).queue_limit() == 1250  # 1 Gbit/s x 10 ms / 1500 B x 1.5
+    assert NetemSpec(delay_ms=200, rate=1_250_000).queue_limit() == 1000  # floor
+    assert NetemSpec(delay_ms=2000, rate=125_000_000).queue_limit() == 250000
+
+
+@pytest.mark.netem
+def test_delay_measured(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    baseline = probes.measure_udp(ADDRESS_B, 20000, count=50, interval_ms=2, netns=ns)
+    actions.add_latency(50, destinations=["10.200.0.0/24"], interface="veth-a", netns=ns)
+    measured = probes.measure_udp(ADDRESS_B, 20000, count=200, interval_ms=5, netns=ns)
+    base = baseline["rtt_ms"]["median"]
+    assert measured["loss_percent"] == 0
+    assert abs(measured["rtt_ms"]["mean"] - base - 50) <= 0.02 * 50 + 1.0, measured
+    # IPv6 is not in the destinations: untouched.
+    other = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
+    assert other["rtt_ms"]["median"] < 10
+
+
+@pytest.mark.netem
+def test_jitter_normal_distribution(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    actions.add_latency(
+        60, jitter_ms=10, distribution="normal", interface="veth-a", netns=ns, protocol="udp"
+    )
+    measured = probes.measure_udp(ADDRESS_B, 20000, count=400, interval_ms=3, netns=ns)
+    rtt = measured["rtt_ms"]
+    assert 57 <= rtt["mean"] <= 64, rtt
+    assert 7 <= rtt["stdev"] <= 13, rtt
+    # TCP is not targeted.
+    assert probes.measure_tcp(ADDRESS_B, 443, netns=ns)["rtt_ms"]["median"] < 10
+
+
+@pytest.mark.netem
+def test_random_loss_within_binomial_interval(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    plan = actions.add_packet_loss(20, method="netem", interface="veth-a", netns=ns)
+    assert plan["method"] == "netem"
+    n = 2000
+    measured = probes.measure_udp(ADDRESS_B, 20000, count=n, interval_ms=0.5, netns=ns)
+    low, high = _binomial_bounds(n, 0.2)
+    assert low <= measured["loss_percent"] <= high, measured
+
+
+@pytest.mark.netem
+def test_gilbert_elliott_loss(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    actions.apply_netem(loss_model="gemodel", ge_p=5, ge_r=20, interface="veth-a", netns=ns)
+    measured = probes.measure_udp(ADDRESS_B, 20000, count=3000, interval_ms=0.3, netns=ns)
+    # Stationary loss p / (p + r) = 20 %; bursty, so the interval is wider than binomial.
+    assert 12 <= measured["loss_percent"] <= 28, measured
+
+
+@pytest.mark.netem
+def test_layer1_delay_and_loss_to_destinations_only(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    actions.apply_netem(
+        delay_ms=100, loss_percent=2, destinations=[ADDRESS_B], interface="veth-a", netns=ns
+    )
+    measured = probes.measure_udp(ADDRESS_B, 20000, count=300, interval_ms=2, netns=ns)
+    assert 99 <= measured["rtt_ms"]["median"] <= 104
+    low, high = _binomial_bounds(300, 0.02)
+    assert max(0.0, low) <= measured["loss_percent"] <= high
+    clean = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
+    assert clean["loss_percent"] == 0 and clean["rtt_ms"]["median"] < 10
+
+
+@pytest.mark.netem
+def test_ingress_delay_through_ifb(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    actions.add_latency(
+        30, direction="ingress", protocol="udp", ports=["20000"], interface="veth-a", netns=ns
+    )
+    delayed = probes.measure_udp(ADDRESS_B, 20000, count=100, interval_ms=3, netns=ns)
+    other = probes.measure_udp(ADDRESS_B, 5000, count=50, interval_ms=3, netns=ns)
+    assert 29 <= delayed["rtt_ms"]["median"] <= 35, delayed
+    assert other["rtt_ms"]["median"] < 10
+
+
+@pytest.mark.netem
+def test_netem_encoding_read_back_by_tc(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    plan = actions.apply_netem(
+        delay_ms=100,
+        jitter_ms=10,
+        delay_correlation=25,
+        distribution="pareto",
+        loss_percent=2,
+        duplicate_percent=1,
+        corrupt_percent=0.5,
+        reorder_percent=25,
+        reorder_correlation=50,
+        rate="10mbit",
+        interface="veth-a",
+        netns=ns,
+    )
+    text = _qdisc_text(ns)
+    line = next(x for x in text.splitlines() if " netem " in x)
+    for piece in (
+        "delay 100ms  10ms 25%",
+        "loss 2%",
+        "duplicate 1%",
+        "reorder 25% 50%",
+        "corrupt 0.5%",
+        "rate 10Mbit",
+    ):
+        assert piece in line, (piece, line)
+    view = probes.list_faults(netns=ns)["kernel"]["veth-a"]
+    decoded = next(q["netem"] for q in view["qdiscs"] if q["kind"] == "netem")
+    assert decoded["delay_ms"] == 100 and decoded["jitter_ms"] == 10
+    assert decoded["loss_percent"] == pytest.approx(2, abs=1e-3)
+    assert decoded["limit"] == plan["netem"]["limit"] or decoded["limit"] >= 1000
+
+
+@pytest.mark.netem
+def test_gemodel_read_back_by_tc(lab: dict[str, Any]) -> None:
+    require_netem()
+    ns = lab["netns"]
+    actions.apply_netem(
+        loss_model="gemodel",
+        ge_p=1,
+        ge_r=10,
+        ge_loss_bad=70,
+        ge_loss_good=0.1,
+        interface="veth-a",
+        netns=ns,
+    )
+    line = next(x for x in _qdisc_text(ns).splitlines() if " netem " in x)
+    # tc labels the loss in the bad state "1-h" and the loss in the good state "1-k".
+    assert "loss gemodel p 1% r 10% 1-h 70% 1-k 0.1%" in line, line

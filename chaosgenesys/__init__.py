@@ -34,6 +34,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "chaosgenesys.faults.actions",
     "chaosgenesys.agent.actions",
     "chaosgenesys.network.actions",
+    "chaosgenesys.proxy.actions",
 )
 
 #: Modules whose public functions are Chaos Toolkit probes.
@@ -46,6 +47,7 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.faults.probes",
     "chaosgenesys.agent.probes",
     "chaosgenesys.network.probes",
+    "chaosgenesys.proxy.probes",
 )
 
 

@@ -63,6 +63,18 @@ CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
         "remove_faults": (),
     },
     "chaosgenesys.network.probes": {"list_faults": (), "netem_supported": ()},
+    "chaosgenesys.proxy.actions": {
+        "start_proxy": ("name", "port", "mode", "listen_host", "duration"),
+        "stop_proxy": ("name",),
+        "delay_requests": ("path_pattern", "delay_ms"),
+        "fail_requests": ("path_pattern", "status"),
+        "reset_requests": ("path_pattern",),
+        "close_websockets": ("path_pattern", "code"),
+        "drop_websocket_messages": ("path_pattern",),
+        "load_fiddler_rules": ("rules",),
+        "clear_rules": ("name",),
+    },
+    "chaosgenesys.proxy.probes": {"proxy_stats": ("name",)},
     "chaosgenesys.faults.probes": {"active_faults": ()},
     "chaosgenesys.sandbox.actions": {
         "inject_api_fault": ("path_pattern", "delay_ms", "status"),

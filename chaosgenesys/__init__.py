@@ -35,6 +35,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "chaosgenesys.agent.actions",
     "chaosgenesys.network.actions",
     "chaosgenesys.proxy.actions",
+    "chaosgenesys.sockets.actions",
 )
 
 #: Modules whose public functions are Chaos Toolkit probes.
@@ -48,6 +49,7 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.agent.probes",
     "chaosgenesys.network.probes",
     "chaosgenesys.proxy.probes",
+    "chaosgenesys.sockets.probes",
 )
 
 

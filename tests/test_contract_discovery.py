@@ -75,6 +75,10 @@ CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
         "clear_rules": ("name",),
     },
     "chaosgenesys.proxy.probes": {"proxy_stats": ("name",)},
+    "chaosgenesys.sockets.actions": {
+        "reset_connections": ("destinations", "ports"),
+        "reject_connections": ("destinations", "ports", "duration"),
+    },
     "chaosgenesys.faults.probes": {"active_faults": ()},
     "chaosgenesys.sandbox.actions": {
         "inject_api_fault": ("path_pattern", "delay_ms", "status"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(
@@ -21,6 +22,20 @@ EXAMPLES = sorted(
     if p.suffix in {".json", ".yaml", ".yml"} and p.name != "seed.yaml"
 )
 CHAOS = str(Path(sys.executable).with_name("chaos"))
+
+
+def _tags(path: Path) -> list[str]:
+    text = path.read_text()
+    experiment = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return list(experiment.get("tags", []))
+
+
+#: Examples tagged ``netem`` need sch_netem: on a kernel without it they run inside
+#: user-mode-linux through tests/uml/test_netem_in_uml.py, which fails unless they ran.
+CASES = [
+    pytest.param(p, id=p.name, marks=[pytest.mark.netem] if "netem" in _tags(p) else [])
+    for p in EXAMPLES
+]
 
 
 def _chaos(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -39,13 +54,13 @@ def test_there_are_json_and_yaml_examples() -> None:
     assert {".yaml", ".yml"} & suffixes
 
 
-@pytest.mark.parametrize("experiment", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("experiment", CASES)
 def test_example_validates(experiment: Path, tmp_path: Path) -> None:
     result = _chaos("validate", str(experiment), tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("experiment", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("experiment", CASES)
 def test_example_runs_and_holds(experiment: Path, tmp_path: Path) -> None:
     journal_path = tmp_path / "journal.json"
     result = _chaos("run", "--journal-path", str(journal_path), str(experiment), tmp_path=tmp_path)

@@ -1,0 +1,12 @@
+"""Socket faults: SOCK_DESTROY resets of live TCP connections, and nftables reject windows.
+
+- ``actions``: ``reset_connections``, ``reject_connections``, ``remove_rejections`` (activities)
+- ``probes``: ``list_connections`` (activity)
+- ``targets``: the targeting arguments (destinations, exclude, ports, netns), checked
+- ``diag``: sock_diag netlink packed by hand on one raw socket (list, destroy), ``in_netns``
+- ``reject``: the nftables table of a reject window (``nft -j``) and its registry reverter
+
+See ``docs/sockets.md``. Importing this package imports nothing else.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Tests of chaosgenesys.sockets: real sockets in network namespaces the tests create."""

@@ -1,0 +1,1 @@
+"""The netem kernel harness: netem-marked tests run inside user-mode-linux (scripts/uml-run)."""

@@ -1,0 +1,154 @@
+"""Every ``netem``-marked test runs, and passes, inside the user-mode-linux kernel.
+
+This machine's kernel has no sch_netem, so the plain ``pytest`` run (what CI runs) skips the
+netem tests with a reason naming this runner, and this test runs all of them inside Debian's
+user-mode-linux kernel through ``scripts/uml-run``. It fails, never skips, when UML cannot
+boot: a skipped netem test is not a passed one. It asserts on the JUnit XML written inside:
+as many tests ran as the host collects with ``-m netem``, none skipped, none failed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.uml.netem_plugin import in_uml, kernel_has_netem
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = ROOT / "scripts" / "uml-run"
+#: Whole run inside UML: boot (about 2 s), imports over hostfs, then the tests.
+UML_TIMEOUT = 900
+
+
+def _netem_tests() -> list[str]:
+    """Node ids of the netem-marked tests, as the host collects them."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-m",
+            "netem",
+            "-p",
+            "no:cacheprovider",
+            "--color=no",
+            "tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def _uml_missing() -> str | None:
+    if shutil.which("linux.uml") is None:
+        return "linux.uml (package user-mode-linux)"
+    if not Path("/bin/busybox").exists():
+        return "/bin/busybox (package busybox-static)"
+    return None
+
+
+@pytest.mark.timeout(UML_TIMEOUT + 120)
+@pytest.mark.skipif(in_uml(), reason="already inside the UML kernel")
+def test_netem_tests_pass_inside_user_mode_linux(tmp_path: Path) -> None:
+    missing = _uml_missing()
+    if missing is not None:
+        pytest.fail(
+            f"the netem tests cannot run: {missing} is not installed. Run scripts/bootstrap "
+            "(it installs user-mode-linux and busybox-static), then the tests again."
+        )
+    if os.geteuid() != 0:
+        pytest.fail("the netem tests need root inside UML: run the test suite as root (CI does)")
+
+    expected = _netem_tests()
+    assert expected, "no test is marked netem: the netem tests went missing"
+    files = sorted({node.split("::", 1)[0] for node in expected})
+
+    results = tmp_path / "uml-results"
+    junit = results / "junit.xml"
+    started = time.monotonic()
+    run = subprocess.run(
+        [
+            str(RUNNER),
+            "--timeout",
+            str(UML_TIMEOUT),
+            "--bind",
+            str(results),
+            "--",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "netem",
+            "-p",
+            "no:cacheprovider",
+            "--color=no",
+            "-q",
+            "-rfEs",
+            f"--junitxml={junit}",
+            *files,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=UML_TIMEOUT + 60,
+    )
+    elapsed = time.monotonic() - started
+    output = (run.stdout + run.stderr)[-6000:]
+    assert run.returncode != 127, output + "\nrun scripts/bootstrap to install user-mode-linux"
+    assert run.returncode == 0, f"netem tests inside UML exited {run.returncode}:\n{output}"
+    assert junit.exists(), f"no JUnit XML from inside UML:\n{output}"
+
+    suite = ET.parse(junit).getroot()
+    if suite.tag == "testsuites":
+        suite = suite[0]
+    counts = {key: int(suite.get(key, "0")) for key in ("tests", "skipped", "failures", "errors")}
+    ran = [f"{case.get('classname')}::{case.get('name')}" for case in suite.iter("testcase")]
+    assert counts["failures"] == 0 and counts["errors"] == 0, output
+    assert counts["skipped"] == 0, f"netem tests skipped inside UML:\n{output}"
+    assert counts["tests"] == len(expected), (
+        f"{counts['tests']} netem tests ran inside UML, the host collects {len(expected)}:\n"
+        f"ran {ran}\nexpected {expected}\n{output}"
+    )
+    summary = re.findall(r"\d+ passed.*", run.stdout)
+    print(f"UML netem run: {summary[-1] if summary else counts} in {elapsed:.1f} s wall")
+
+
+def test_netem_tests_skip_on_the_host_with_a_reason_naming_the_runner() -> None:
+    if in_uml() or kernel_has_netem():
+        pytest.skip("this kernel has netem: the netem tests run here")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-m",
+            "netem",
+            "-p",
+            "no:cacheprovider",
+            "--color=no",
+            "tests/uml/test_netem_smoke.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "passed" not in result.stdout and "failed" not in result.stdout, result.stdout
+    assert "skipped" in result.stdout, result.stdout
+    assert "scripts/uml-run" in result.stdout, result.stdout

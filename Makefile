@@ -1,8 +1,8 @@
 # The two commands a newcomer needs:
-#   make example   set up, then run the main example experiment against the embedded sandbox
+#   make example   set up, then run examples/websocket-close.json against the embedded sandbox
 #   make test      set up, then lint, type-check and run the whole test suite (what CI runs)
 VENV := .venv/bin
-EXAMPLE ?= examples/presence-under-api-faults.json
+EXAMPLE ?= examples/websocket-close.json
 
 .PHONY: setup example test lint unit
 

@@ -19,6 +19,26 @@ an inline mapping; without it the default seed is used. ``port`` picks the port 
 one). When the experiment starts, the control starts the sandbox, points ``genesys_api_url`` and
 ``genesys_login_url`` at it and makes the seeded OAuth client the default credentials for it. The
 sandbox stops after the experiment, and also when the run is interrupted (``cleanup_control``).
+
+``session_grace_seconds``, ``presence_renew_seconds`` and ``renew_on_queue`` set the platform's
+reaction to a lost agent session (``docs/platform-reaction.md``; default: the seed's, else 30 s,
+60 s and false).
+
+``agents`` (a list of user ids) also starts synthetic agent desktops for the experiment once the
+sandbox runs, before the steady state is first checked, and stops them after the experiment (and
+on interruption), before the sandbox: ``chaosgenesys.agent.actions.start_agents`` with
+``agent_options`` (agent timings, ``docs/agent.md``). Their mode is the configuration key
+``agent_mode`` (``resilient`` or ``naive``; default ``resilient``), so one experiment runs
+against either desktop: ``chaos run --var agent_mode=naive experiment.json``. Control arguments
+are not substituted by Chaos Toolkit, hence the mode in the configuration::
+
+    "configuration": {"agent_mode": "resilient"},
+    "controls": [{"name": "genesys-sandbox", "provider": {
+        "type": "python", "module": "chaosgenesys.controls.sandbox",
+        "arguments": {"seed": "examples/seed.yaml", "heartbeat_interval": 1.0,
+                      "session_grace_seconds": 1,
+                      "agents": ["0b6b3c5e-0000-4000-8000-000000000001"],
+                      "agent_options": {"ping_interval": 1, "heartbeat_interval": 1}}}}]
 """
 
 from __future__ import annotations
@@ -33,12 +53,21 @@ from chaoslib.types import Configuration, Experiment, Secrets
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.sandbox.runner import Sandbox
 
-__all__ = ["after_experiment_control", "cleanup_control", "configure_control", "running_sandbox"]
+__all__ = [
+    "after_experiment_control",
+    "cleanup_control",
+    "configure_control",
+    "running_agents",
+    "running_sandbox",
+]
 
 logger = logging.getLogger("chaostoolkit")
 
 _lock = threading.Lock()
 _running: Sandbox | None = None
+#: The synthetic agent run this control started (``start_agents``' answer), if any.
+_agents: dict[str, Any] | None = None
+_MODES = ("resilient", "naive")
 
 
 def running_sandbox() -> Sandbox | None:
@@ -55,8 +84,13 @@ def configure_control(
     port: int = 0,
     heartbeat_interval: float = 30.0,
     rate_limit_per_minute: int = 300,
+    session_grace_seconds: float | None = None,
+    presence_renew_seconds: float | None = None,
+    renew_on_queue: bool | None = None,
+    agents: list[str] | None = None,
+    agent_options: dict[str, Any] | None = None,
 ) -> None:
-    """Start the sandbox and point the experiment's configuration at it."""
+    """Start the sandbox, point the experiment's configuration at it, start ``agents``."""
     global _running
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
@@ -64,17 +98,26 @@ def configure_control(
         raise ActivityFailed(
             f"seed must be a path to a seed file or an inline mapping, got {type(seed).__name__}"
         )
+    mode = _check_agents(configuration, agents, agent_options)
     from chaosgenesys.platform.settings import register_default_credentials
     from chaosgenesys.sandbox import Sandbox
 
     with _lock:
         _stop_running()
-        sandbox = Sandbox(
-            seed=seed,
-            port=port,
-            heartbeat_interval=heartbeat_interval,
-            rate_limit_per_minute=rate_limit_per_minute,
-        )
+        try:
+            sandbox = Sandbox(
+                seed=seed,
+                port=port,
+                heartbeat_interval=heartbeat_interval,
+                rate_limit_per_minute=rate_limit_per_minute,
+                session_grace_seconds=session_grace_seconds,
+                presence_renew_seconds=presence_renew_seconds,
+                renew_on_queue=renew_on_queue,
+            )
+        except ValueError as error:
+            if type(error) is not ValueError:  # SeedError and friends: keep their type
+                raise
+            raise ActivityFailed(f"sandbox control: {error}") from None
         try:
             sandbox.start()
         except Exception as error:
@@ -89,10 +132,68 @@ def configure_control(
             configuration[key] = sandbox.url
     register_default_credentials(sandbox.url, sandbox.client_id, sandbox.client_secret)
     logger.info("Genesys sandbox running at %s", sandbox.url)
+    if agents:
+        _start_agents(agents, mode, agent_options, configuration, secrets)
+
+
+def _check_agents(
+    configuration: Configuration, agents: Any, agent_options: Any
+) -> str:
+    """The agent mode (from the configuration), after checking the agent arguments."""
+    mode = (configuration or {}).get("agent_mode") or "resilient"
+    if not agents:
+        return str(mode)
+    if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
+        raise ActivityFailed(f"agents must be a list of user ids, got {agents!r}")
+    if agent_options is not None and not isinstance(agent_options, dict):
+        raise ActivityFailed(f"agent_options must be a mapping, got {agent_options!r}")
+    if mode not in _MODES:
+        raise ActivityFailed(
+            f"configuration agent_mode must be one of {', '.join(_MODES)}, got {mode!r}"
+        )
+    return str(mode)
+
+
+def _start_agents(
+    agents: list[str],
+    mode: str,
+    options: dict[str, Any] | None,
+    configuration: Configuration,
+    secrets: Secrets,
+) -> None:
+    global _agents
+    from chaosgenesys.agent.actions import start_agents
+
+    try:
+        run = start_agents(
+            agents,
+            mode=mode,
+            options=dict(options or {}),
+            configuration=configuration,
+            secrets=secrets,
+        )
+    except Exception as error:
+        logger.error("Sandbox control: the synthetic agents could not start: %s", error)
+        with _lock:
+            _stop_running()
+        raise
+    with _lock:
+        _agents = run
+    logger.info(
+        "Sandbox control: %d synthetic agent(s) running in %s mode (run %s)",
+        len(agents),
+        mode,
+        run.get("id"),
+    )
+
+
+def running_agents() -> dict[str, Any] | None:
+    """The synthetic agent run this control started (``start_agents``' answer), if any."""
+    return _agents
 
 
 def after_experiment_control(**kwargs: Any) -> None:
-    """Stop the sandbox once the experiment, its rollbacks included, has run."""
+    """Stop the agents and the sandbox once the experiment, its rollbacks included, has run."""
     with _lock:
         _stop_running()
 
@@ -104,7 +205,17 @@ def cleanup_control() -> None:
 
 
 def _stop_running() -> None:
-    global _running
+    global _running, _agents
+    agents, _agents = _agents, None
+    if agents is not None:
+        from chaosgenesys.agent.actions import stop_agents
+
+        try:
+            stop_agents(str(agents.get("id") or ""))
+        except Exception as error:  # the sandbox must stop even so
+            logger.error("Sandbox control: could not stop the synthetic agents: %s", error)
+        else:
+            logger.info("Sandbox control: synthetic agents (run %s) stopped", agents.get("id"))
     sandbox, _running = _running, None
     if sandbox is None:
         return

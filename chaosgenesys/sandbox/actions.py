@@ -3,8 +3,9 @@
 These actions only work against the chaosgenesys sandbox: they talk to ``/sandbox/v1/...`` at
 ``genesys_api_url`` (no token needed) and refuse with ``ActivityFailed`` when that URL serves no
 sandbox admin API. Use them to make the simulated platform slow or failing (``inject_api_fault``),
-to expire or revoke every token, to close notification sockets from the server side, and to put
-a call on an agent (``route_call``). Importing this module does not import the sandbox server.
+to expire or revoke every token, to close notification sockets from the server side, to put
+a call on an agent (``route_call``) and to tune the platform's reaction to a lost agent session
+(``configure_platform``). Importing this module does not import the sandbox server.
 """
 
 from typing import Any
@@ -26,6 +27,7 @@ from chaosgenesys.arguments import (
 __all__ = [
     "clear_sandbox_faults",
     "close_notification_sockets",
+    "configure_platform",
     "disconnect_call",
     "expire_tokens",
     "inject_api_fault",
@@ -256,14 +258,17 @@ def set_token_lifetime(
 def close_notification_sockets(
     code: int = 1001,
     user_ids: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain list type
+    sessions_only: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Close notification WebSockets from the server side with close ``code``.
 
     Only the sockets of channels subscribed to topics of ``user_ids`` when given; every socket
-    otherwise. The guide's layer 3: the desktop must reconnect (with backoff) instead of
-    going zombie. Returns the admin API's answer (e.g. ``{"closed": 2}``).
+    otherwise. ``sessions_only`` keeps observers (``watch_events``, a supervisor's wallboard)
+    connected: only agent desktop sessions (channels subscribed to a user's conversations) are
+    closed. The guide's layer 3: the desktop must reconnect (with backoff) instead of going
+    zombie. Returns the admin API's answer (e.g. ``{"closed": 2}``).
 
     ```json
     {"type": "action", "name": "server-drops-agent-sockets",
@@ -276,7 +281,10 @@ def close_notification_sockets(
     if not (1000 <= close <= 1014 or close >= 3000):
         raise ActivityFailed(f"code must be a WebSocket close code ({_CLOSE_CODES}), got {code}")
     ids = require_ids("user_ids", user_ids) if user_ids else None
-    answer = _admin(configuration, "POST", "/notifications/close", {"code": close, "user_ids": ids})
+    body: dict[str, Any] = {"code": close, "user_ids": ids}
+    if require_bool("sessions_only", sessions_only):
+        body["sessions_only"] = True
+    answer = _admin(configuration, "POST", "/notifications/close", body)
     return _as_dict(answer, "closed")
 
 
@@ -304,14 +312,18 @@ def route_call(
     queue_id: str,
     user_id: str = "",
     answer: bool = False,
+    conversation_id: str = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Put a customer call in a queue; the sandbox routes it to an idle On Queue member.
 
     ``user_id`` picks the agent (default: any idle On Queue member); ``answer`` connects the
-    call at once instead of leaving it alerting. Returns ``{"conversation_id": ...}`` plus
-    whatever else the admin API answers; use it with the conversation probes.
+    call at once instead of leaving it alerting. ``conversation_id`` names the conversation
+    (default: a new id): Chaos Toolkit cannot hand one activity's output to the next, so an
+    experiment that probes the call later (``wrapup_state``, ``disconnect_call``) names it in
+    its configuration. Returns ``{"conversation_id": ...}`` plus whatever else the admin API
+    answers; use it with the conversation probes.
 
     ```json
     {"type": "action", "name": "customer-calls-the-chaos-queue",
@@ -325,12 +337,13 @@ def route_call(
     body: dict[str, Any] = {"queue_id": queue_id, "answer": require_bool("answer", answer)}
     if user_id:
         body["user_id"] = require_id("user_id", user_id)
+    if conversation_id:
+        body["conversation_id"] = require_id("conversation_id", conversation_id)
     result = _admin(configuration, "POST", "/calls", body)
     if isinstance(result, str):
         return {"conversation_id": result}
     if isinstance(result, dict):
-        conversation_id = result.get("conversation_id") or result.get("id")
-        return {**result, "conversation_id": conversation_id}
+        return {**result, "conversation_id": result.get("conversation_id") or result.get("id")}
     return {"conversation_id": None, "answer": result}
 
 
@@ -352,3 +365,57 @@ def disconnect_call(
     require_id("conversation_id", conversation_id)
     answer = _admin(configuration, "POST", f"/conversations/{conversation_id}/disconnect", {})
     return _as_dict(answer, "disconnected")
+
+
+def configure_platform(
+    session_grace_seconds: float = -1.0,
+    presence_renew_seconds: float = -1.0,
+    renew_on_queue: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Tune how the sandbox's platform reacts to a lost agent session (docs/platform-reaction.md).
+
+    ``session_grace_seconds``: seconds an agent may be without a notification socket before the
+    platform re-routes its alerting calls and logs it off (``Offline``); 0 turns the reaction
+    off. ``presence_renew_seconds``: the reconnect window within which a returning agent gets
+    its presence back (0: no renewal). ``renew_on_queue`` (``"true"``/``"false"``): whether
+    ``On Queue`` is renewed as ``On Queue`` (else ``Available``). ``-1`` or an empty string
+    (the defaults) leave that setting as it is; pending grace timers count from the loss.
+    Returns the platform view (settings, sessions, pending and past reactions).
+
+    ```json
+    {"type": "action", "name": "platform-reacts-after-one-second",
+     "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
+                  "func": "configure_platform",
+                  "arguments": {"session_grace_seconds": 1}}}
+    ```
+    """
+    body: dict[str, Any] = {}
+    for name, value in (
+        ("session_grace_seconds", session_grace_seconds),
+        ("presence_renew_seconds", presence_renew_seconds),
+    ):
+        seconds = require_number(name, value, minimum=-1.0, maximum=86400.0)
+        if seconds >= 0:
+            body[name] = seconds
+        elif seconds != -1.0:
+            raise ActivityFailed(f"{name} must be >= 0 seconds (or -1: unchanged), got {value!r}")
+    if isinstance(renew_on_queue, bool):
+        body["renew_on_queue"] = renew_on_queue
+    else:
+        flag = require_text("renew_on_queue", renew_on_queue, allow_empty=True).strip().lower()
+        if flag in ("true", "yes", "1"):
+            body["renew_on_queue"] = True
+        elif flag in ("false", "no", "0"):
+            body["renew_on_queue"] = False
+        elif flag:
+            raise ActivityFailed(
+                f"renew_on_queue must be true, false or empty (unchanged), got {renew_on_queue!r}"
+            )
+    if not body:
+        raise ActivityFailed(
+            "configure_platform needs at least one of session_grace_seconds, "
+            "presence_renew_seconds (>= 0) or renew_on_queue"
+        )
+    return _as_dict(_admin(configuration, "PATCH", "/platform", body), "platform")

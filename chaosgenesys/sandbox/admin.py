@@ -15,9 +15,11 @@ POST     /sandbox/v1/faults                      ``{path_pattern, delay_ms, stat
 DELETE   /sandbox/v1/faults[/{id}]               clear all (or one)
 POST     /sandbox/v1/tokens/expire|revoke        ``{client_id?}`` -> ``{count}``
 PATCH    /sandbox/v1/clients/{id}                ``{token_lifetime}``
-POST     /sandbox/v1/notifications/close         ``{code?, user_ids?}`` -> ``{closed}``
+POST     /sandbox/v1/notifications/close         ``{code?, user_ids?, sessions_only?}`` ->
+                                                 ``{closed}``
 POST     /sandbox/v1/notifications/socket-closing ``{user_ids?}`` -> ``{sent}``
-POST     /sandbox/v1/calls                       ``{queue_id, user_id?, answer?}`` -> ``{id}``
+POST     /sandbox/v1/calls                       ``{queue_id, user_id?, answer?,
+                                                 conversation_id?}`` -> ``{id}``
 POST     /sandbox/v1/conversations/{id}/disconnect  the customer hangs up
 PATCH    /sandbox/v1/users/{id}                  ``{presence}`` (any spelling)
 GET      /sandbox/v1/platform                    reaction settings, sessions, reactions
@@ -102,8 +104,15 @@ class SandboxAdmin:
         self.reaction = reaction if reaction is not None else PlatformReaction(state)
 
     # ------------------------------------------------------------------ operations
-    def route_call(self, queue_id: str, user_id: str | None = None, answer: bool = False) -> str:
-        """A customer calls ``queue_id``; returns the conversation id."""
+    def route_call(
+        self,
+        queue_id: str,
+        user_id: str | None = None,
+        answer: bool = False,
+        conversation_id: str | None = None,
+    ) -> str:
+        """A customer calls ``queue_id``; returns the conversation id (``conversation_id`` when
+        given: experiments name the call up front to probe it later)."""
         if not isinstance(queue_id, str) or not queue_id:
             raise AdminError(f"queue_id must be a queue id, not {queue_id!r}")
         if queue_id not in self.state.queues:
@@ -112,8 +121,20 @@ class SandboxAdmin:
             raise AdminError(f"user_id {user_id!r} is not a user of the sandbox")
         if not isinstance(answer, bool):
             raise AdminError(f"answer must be true or false, not {answer!r}")
+        if conversation_id is not None:
+            if (
+                not isinstance(conversation_id, str)
+                or not conversation_id
+                or "/" in conversation_id
+            ):
+                raise AdminError(
+                    f"conversation_id must be a non-empty string without '/', not "
+                    f"{conversation_id!r}"
+                )
+            if conversation_id in self.state.conversations:
+                raise AdminError(f"conversation_id {conversation_id!r} already exists")
         try:
-            return self.state.route_call(queue_id, user_id, answer).id
+            return self.state.route_call(queue_id, user_id, answer, conversation_id).id
         except SandboxHTTPError as exc:
             raise AdminError(exc.message) from None
 
@@ -202,12 +223,20 @@ class SandboxAdmin:
         self.state.tokens.set_token_lifetime(client_id, seconds)
 
     async def close_notification_sockets(
-        self, code: int = 1000, user_ids: Sequence[str] | None = None
+        self,
+        code: int = 1000,
+        user_ids: Sequence[str] | None = None,
+        sessions_only: bool = False,
     ) -> int:
-        """Close notification WebSockets (all, or those watching these users)."""
+        """Close notification WebSockets (all, or those watching these users; only agent
+        desktop sessions with ``sessions_only``)."""
         if isinstance(code, bool) or not isinstance(code, int) or not 1000 <= code <= 4999:
             raise AdminError(f"code must be a WebSocket close code 1000-4999, not {code!r}")
-        closed = await self.hub.close_sockets(code, list(user_ids) if user_ids else None)
+        if not isinstance(sessions_only, bool):
+            raise AdminError(f"sessions_only must be true or false, not {sessions_only!r}")
+        closed = await self.hub.close_sockets(
+            code, list(user_ids) if user_ids else None, sessions_only
+        )
         logger.info("sandbox: closed %d notification socket(s) with %d", closed, code)
         return closed
 
@@ -346,9 +375,11 @@ class SandboxAdmin:
 
         async def close_sockets(request: web.Request) -> web.Response:
             body = await json_object(request, required=False)
-            _check_keys(body, ("code", "user_ids"))
+            _check_keys(body, ("code", "user_ids", "sessions_only"))
             closed = await self.close_notification_sockets(
-                body.get("code", 1000), _user_ids(body.get("user_ids"))
+                body.get("code", 1000),
+                _user_ids(body.get("user_ids")),
+                body.get("sessions_only", False),
             )
             return web.json_response({"closed": closed})
 
@@ -360,11 +391,14 @@ class SandboxAdmin:
 
         async def post_call(request: web.Request) -> web.Response:
             body = await json_object(request)
-            _check_keys(body, ("queue_id", "user_id", "answer"))
+            _check_keys(body, ("queue_id", "user_id", "answer", "conversation_id"))
             if "queue_id" not in body:
                 raise AdminError("queue_id is required")
             conversation_id = self.route_call(
-                body["queue_id"], _optional_str(body, "user_id"), body.get("answer", False)
+                body["queue_id"],
+                _optional_str(body, "user_id"),
+                body.get("answer", False),
+                _optional_str(body, "conversation_id"),
             )
             return web.json_response(
                 {"id": conversation_id, "conversation_id": conversation_id}, status=201

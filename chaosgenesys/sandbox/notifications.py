@@ -533,20 +533,34 @@ class NotificationHub:
 
     # ------------------------------------------------------------------ faults
 
-    def _select(self, user_ids: Sequence[str] | None) -> list[_Socket]:
-        if user_ids is None:
+    def _select(
+        self, user_ids: Sequence[str] | None, sessions_only: bool = False
+    ) -> list[_Socket]:
+        if user_ids is None and not sessions_only:
             return list(self._sockets.values())
-        wanted = set(user_ids)
+        wanted = set(user_ids) if user_ids is not None else None
         selected: list[_Socket] = []
         for channel_id, socket in self._sockets.items():
             channel = self._registry.get(channel_id)
-            if channel is not None and channel.user_ids() & wanted:
+            if channel is None:
+                continue
+            users = (
+                session_users(channel.single_topics()) if sessions_only else channel.user_ids()
+            )
+            if users and (wanted is None or users & wanted):
                 selected.append(socket)
         return selected
 
-    async def close_sockets(self, code: int = 1000, user_ids: Sequence[str] | None = None) -> int:
+    async def close_sockets(
+        self,
+        code: int = 1000,
+        user_ids: Sequence[str] | None = None,
+        sessions_only: bool = False,
+    ) -> int:
         """Close connected sockets (all, or those subscribed to these users) with ``code``.
 
+        ``sessions_only``: only agent desktop sessions (channels subscribed to a user's
+        conversations, ``sessions.py``), not observers watching presence or routing status.
         The channels stay: a client can reconnect to the same ``connectUri``, as after a
         network drop. Returns how many sockets were closed.
         """
@@ -554,7 +568,7 @@ class NotificationHub:
             code == 1000 or 1001 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
         ):
             raise ValueError(f"code: {code} is not a WebSocket close code a server may send")
-        sockets = self._select(user_ids)
+        sockets = self._select(user_ids, sessions_only)
         for socket in sockets:
             self._detach(socket)
         waits = [socket.close(code, "Closed by the sandbox") for socket in sockets]

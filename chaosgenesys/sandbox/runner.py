@@ -272,11 +272,20 @@ class Sandbox:
             raise RuntimeError("Sandbox methods cannot be called from the sandbox's own loop")
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(_CALL_TIMEOUT)
 
-    def route_call(self, queue_id: str, user_id: str | None = None, answer: bool = False) -> str:
+    def route_call(
+        self,
+        queue_id: str,
+        user_id: str | None = None,
+        answer: bool = False,
+        conversation_id: str | None = None,
+    ) -> str:
         """A customer calls ``queue_id``: alerting on an idle member (or ``user_id``), or
         waiting in the queue. ``answer=True`` connects the agent at once. Returns the
-        conversation id. Raises :class:`AdminError` (``ValueError``) for unknown ids."""
-        return self._call(lambda admin: admin.route_call(queue_id, user_id, answer))
+        conversation id (``conversation_id`` when given). Raises :class:`AdminError`
+        (``ValueError``) for unknown ids or a conversation id already in use."""
+        return self._call(
+            lambda admin: admin.route_call(queue_id, user_id, answer, conversation_id)
+        )
 
     def disconnect_call(self, conversation_id: str) -> None:
         """The customer hangs up."""
@@ -336,13 +345,17 @@ class Sandbox:
         self._call(lambda admin: admin.set_token_lifetime(client_id, seconds))
 
     def close_notification_sockets(
-        self, code: int = 1000, user_ids: Sequence[str] | None = None
+        self,
+        code: int = 1000,
+        user_ids: Sequence[str] | None = None,
+        sessions_only: bool = False,
     ) -> int:
-        """Close notification WebSockets (all, or those watching these users)."""
+        """Close notification WebSockets (all, or those watching these users; only the agent
+        desktops' sessions, not observers, with ``sessions_only``)."""
 
         async def run() -> int:
             assert self._admin is not None
-            return await self._admin.close_notification_sockets(code, user_ids)
+            return await self._admin.close_notification_sockets(code, user_ids, sessions_only)
 
         return self._submit(run())
 

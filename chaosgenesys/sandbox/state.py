@@ -393,16 +393,25 @@ class SandboxState:
 
     # ------------------------------------------------------------------ calls
     def route_call(
-        self, queue_id: str, user_id: str | None = None, answer: bool = False
+        self,
+        queue_id: str,
+        user_id: str | None = None,
+        answer: bool = False,
+        conversation_id: str | None = None,
     ) -> Conversation:
-        """A customer calls ``queue_id``; offered to an idle member (or ``user_id``) or waits."""
+        """A customer calls ``queue_id``; offered to an idle member (or ``user_id``) or waits.
+
+        ``conversation_id`` names the new conversation (default: a new uuid); it must not be
+        the id of a conversation the sandbox still has."""
         queue = self.queue(queue_id)
         if user_id is not None and user_id not in queue.members:
             raise bad_request(f"user_id {user_id!r} is not a member of queue {queue_id}")
+        if conversation_id is not None and conversation_id in self.conversations:
+            raise bad_request(f"conversation {conversation_id!r} already exists")
         now = utcnow()
         number = f"+1555{uuid.uuid4().int % 10_000_000:07d}"
         conversation = Conversation(
-            id=str(uuid.uuid4()),
+            id=conversation_id or str(uuid.uuid4()),
             queue_id=queue.id,
             address=f"tel:{number}",
             start_time=now,

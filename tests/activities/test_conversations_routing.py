@@ -27,7 +27,9 @@ UNKNOWN_QUEUE = "7c1d2a90-0000-4000-8000-00000000dead"
 
 
 def _call(configuration: Cfg, answer: bool, user_id: str = AGENT_1) -> str:
-    result = sandbox_actions.route_call(QUEUE, user_id, answer, configuration)
+    result = sandbox_actions.route_call(
+        QUEUE, user_id=user_id, answer=answer, configuration=configuration
+    )
     conversation_id = result["conversation_id"]
     assert isinstance(conversation_id, str) and conversation_id
     return conversation_id

@@ -125,14 +125,14 @@ def test_set_token_lifetime(configuration: Cfg, secrets: Cfg) -> None:
 
 
 def test_close_notification_sockets(configuration: Cfg) -> None:
-    answer = actions.close_notification_sockets(1001, [], configuration)
+    answer = actions.close_notification_sockets(1001, [], configuration=configuration)
     assert isinstance(answer, dict)
-    answer = actions.close_notification_sockets(4000, [AGENT_1], configuration)
+    answer = actions.close_notification_sockets(4000, [AGENT_1], configuration=configuration)
     assert isinstance(answer, dict)
     with pytest.raises(ActivityFailed, match="code must be a WebSocket close code"):
-        actions.close_notification_sockets(1500, [], configuration)
+        actions.close_notification_sockets(1500, [], configuration=configuration)
     with pytest.raises(ActivityFailed, match="code must be at least 1000, got 5"):
-        actions.close_notification_sockets(5, [], configuration)
+        actions.close_notification_sockets(5, [], configuration=configuration)
     assert isinstance(actions.send_socket_closing([AGENT_1], configuration), dict)
 
 
@@ -153,11 +153,100 @@ def test_route_call(configuration: Cfg, secrets: Cfg) -> None:
 def test_disconnect_call(configuration: Cfg, secrets: Cfg) -> None:
     from chaosgenesys.conversations import probes as conversations
 
-    cid = actions.route_call(QUEUE, AGENT_1, True, configuration)["conversation_id"]
+    cid = actions.route_call(QUEUE, AGENT_1, True, configuration=configuration)["conversation_id"]
     assert actions.disconnect_call(cid, configuration)["disconnected"] is True
     assert not conversations.call_is_connected(cid, AGENT_1, configuration, secrets)
     with pytest.raises(ActivityFailed, match="no-such-call"):
         actions.disconnect_call("no-such-call", configuration)
+
+
+def test_route_call_with_a_conversation_id_named_up_front(
+    configuration: Cfg, secrets: Cfg
+) -> None:
+    from chaosgenesys.conversations import probes as conversations
+
+    cid = "c0ffee00-0000-4000-8000-000000000042"
+    result = actions.route_call(
+        QUEUE, AGENT_1, True, conversation_id=cid, configuration=configuration
+    )
+    assert result["conversation_id"] == cid
+    assert conversations.call_is_connected(cid, AGENT_1, configuration, secrets)
+    assert actions.disconnect_call(cid, configuration)["disconnected"] is True
+    assert conversations.wrapup_state(cid, AGENT_1, configuration, secrets)["status"] == "pending"
+    with pytest.raises(ActivityFailed, match="already exists"):
+        actions.route_call(QUEUE, conversation_id=cid, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="conversation_id must be a non-empty string"):
+        actions.route_call(QUEUE, conversation_id="a/b", configuration=configuration)
+
+
+def _socket(sandbox: Any, configuration: Cfg, secrets: Cfg, topics: list[str]) -> Any:
+    """A notification socket on a new channel subscribed to ``topics``."""
+    import requests
+    import websocket
+
+    token = requests.post(
+        sandbox.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(secrets["client_id"], secrets["client_secret"]),
+        timeout=5,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    channel = requests.post(
+        sandbox.url + "/api/v2/notifications/channels", headers=headers, timeout=5
+    ).json()
+    requests.put(
+        sandbox.url + f"/api/v2/notifications/channels/{channel['id']}/subscriptions",
+        json=[{"id": topic} for topic in topics],
+        headers=headers,
+        timeout=5,
+    ).raise_for_status()
+    return websocket.create_connection(channel["connectUri"], timeout=5)
+
+
+def test_close_only_desktop_sessions_keeps_observers(
+    sandbox: Any, configuration: Cfg, secrets: Cfg
+) -> None:
+    desktop = _socket(
+        sandbox, configuration, secrets,
+        [f"v2.users.{AGENT_1}.conversations", f"v2.users.{AGENT_1}.presence"],
+    )
+    observer = _socket(sandbox, configuration, secrets, [f"v2.users.{AGENT_1}.presence"])
+    try:
+        answer = actions.close_notification_sockets(
+            1001, [AGENT_1], sessions_only=True, configuration=configuration
+        )
+        assert answer == {"closed": 1}
+        # the observer is still there: a second close of everything finds it
+        answer = actions.close_notification_sockets(1001, [AGENT_1], configuration=configuration)
+        assert answer == {"closed": 1}
+    finally:
+        desktop.close()
+        observer.close()
+    with pytest.raises(ActivityFailed, match="sessions_only must be true or false"):
+        actions.close_notification_sockets(
+            1001, [], sessions_only="yes", configuration=configuration  # type: ignore[arg-type]
+        )
+
+
+def test_configure_platform(sandbox: Any, configuration: Cfg) -> None:
+    answer = actions.configure_platform(session_grace_seconds=1.5, configuration=configuration)
+    assert answer["session_grace_seconds"] == 1.5
+    assert answer["presence_renew_seconds"] == 60.0  # unchanged
+    answer = actions.configure_platform(
+        presence_renew_seconds=0, renew_on_queue="true", configuration=configuration
+    )
+    assert answer["session_grace_seconds"] == 1.5
+    assert answer["presence_renew_seconds"] == 0
+    assert answer["renew_on_queue"] is True
+    assert sandbox.platform()["renew_on_queue"] is True
+    with pytest.raises(ActivityFailed, match="needs at least one"):
+        actions.configure_platform(configuration=configuration)
+    with pytest.raises(ActivityFailed, match="renew_on_queue must be true, false or empty"):
+        actions.configure_platform(renew_on_queue="maybe", configuration=configuration)
+    with pytest.raises(ActivityFailed, match="session_grace_seconds must be at least -1"):
+        actions.configure_platform(session_grace_seconds=-5, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="or -1: unchanged"):
+        actions.configure_platform(session_grace_seconds=-0.5, configuration=configuration)
 
 
 def test_route_call_unknown_queue_is_not_mistaken_for_no_sandbox(configuration: Cfg) -> None:
@@ -198,7 +287,7 @@ def test_refuses_when_not_a_sandbox(not_a_sandbox: str) -> None:
         lambda: actions.clear_sandbox_faults(configuration),
         lambda: actions.expire_tokens(configuration=configuration),
         lambda: actions.route_call(QUEUE, configuration=configuration),
-        lambda: actions.close_notification_sockets(1001, [], configuration),
+        lambda: actions.close_notification_sockets(1001, [], configuration=configuration),
     ]
     for call in calls:
         with pytest.raises(ActivityFailed, match="does not serve the chaosgenesys sandbox admin"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ def test_status_lists_the_faults_with_owner_and_deadline(
         "proxy", "proxy 'default' on 127.0.0.1:8080", REMOVE, {"path": str(marker("b"))}
     )
     (runtime_dir / "broken.json").write_text("{")
+    # record() spawns the guardian; on a busy machine it may still be importing Python.
+    deadline = time.monotonic() + 10
+    while not registry.Registry(runtime_dir).guardian_pid() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     shown = _run("status", "--json", directory=runtime_dir)
     assert shown.returncode == 0, shown.stderr

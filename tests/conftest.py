@@ -51,3 +51,29 @@ def configuration(sandbox: Any) -> dict[str, Any]:
 def secrets() -> dict[str, str]:
     """Secrets as chaoslib hands them to an activity (scopes already flattened)."""
     return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
+
+def _host_network_state() -> dict[str, str]:
+    """The host namespace's qdiscs and nftables tables, as text (empty where unreadable)."""
+    import shutil
+    import subprocess
+
+    state: dict[str, str] = {}
+    for name, command in (("qdiscs", ["tc", "qdisc", "show"]), ("nft", ["nft", "list", "tables"])):
+        if shutil.which(command[0]) is None:
+            continue
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        state[name] = result.stdout if result.returncode == 0 else ""
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_network_untouched() -> Iterator[None]:
+    """Tests build their own namespaces: the machine's qdiscs and firewall end as they began."""
+    before = _host_network_state()
+    yield
+    after = _host_network_state()
+    assert after == before, (
+        "the test run changed the host's network namespace (it must only touch namespaces it "
+        f"creates):\nbefore: {before}\nafter: {after}"
+    )

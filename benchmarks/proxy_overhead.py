@@ -118,24 +118,30 @@ def _latencies(url: str, proxy: str | None, count: int) -> list[float]:
 
 
 async def _batches(
-    proxy: str, batches: list[list[str]], stagger: float = 0.0
+    proxy: str, batches: list[list[str]], stagger: float | list[float] = 0.0
 ) -> list[list[tuple[str, float, int]]]:
-    """Each batch's requests at once (or ``stagger`` s apart), batch after batch, on one pool."""
+    """Each batch's requests at once (or ``stagger`` s apart), batch after batch, on one pool.
+
+    ``stagger`` is one value for every batch or one per batch.
+    """
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     results: list[list[tuple[str, float, int]]] = []
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
 
-        async def one(url: str, index: int = 0) -> tuple[str, float, int]:
-            await asyncio.sleep(index * stagger)
+        async def one(url: str, wait: float = 0.0) -> tuple[str, float, int]:
+            await asyncio.sleep(wait)
             start = time.perf_counter()
             async with session.get(url, proxy=proxy) as response:
                 await response.read()
                 return url, (time.perf_counter() - start) * 1000.0, response.status
 
-        for batch in batches:
-            results.append(list(await asyncio.gather(*(one(u, i) for i, u in enumerate(batch)))))
+        staggers = stagger if isinstance(stagger, list) else [stagger] * len(batches)
+        for batch, gap in zip(batches, staggers, strict=True):
+            results.append(
+                list(await asyncio.gather(*(one(u, i * gap) for i, u in enumerate(batch))))
+            )
     for batch_results in results:
         if any(status != 200 for _, _, status in batch_results):
             raise BenchmarkError("a request through the proxy failed")
@@ -148,6 +154,7 @@ def body() -> None:
     rounds, per_round = (3, 150) if quick else (7, 400)
     precision_n = 20 if quick else 50
     precision_rounds = 1 if quick else 2
+    pools = ["fresh"] if quick else ["fresh", "warm"]
     load_rounds = 2 if quick else 5
     change_rounds = 3 if quick else 10
     notes: list[str] = []
@@ -177,6 +184,11 @@ def body() -> None:
             ours = actions.start_proxy(name="bench", port=0, confdir=confdir)
             busy = actions.start_proxy(name="bench20", port=0, confdir=confdir)
             try:
+                os.environ["CHAOSGENESYS_PROXY_DELAY_AT"] = "request"
+                try:
+                    old = actions.start_proxy(name="bench-req-hook", port=0, confdir=confdir)
+                finally:
+                    del os.environ["CHAOSGENESYS_PROXY_DELAY_AT"]
                 actions.add_rules(
                     [
                         {"action": "delay", "path": f"^/never-{i}/", "delay_ms": 100}
@@ -223,38 +235,66 @@ def body() -> None:
                     Figure("mitmdump / direct", med["mitmdump"] / med["direct"], "x"),
                 ]
 
-                # Delay precision: 5,000 ms requested, overlapping requests started 100 ms apart
-                # on warm connections; the same undelayed batch on them is the reference.
-                rule = actions.delay_requests("^/slow$", 5000, name="bench")
-                overshoots: list[float] = []
+                # Delay precision: 5,000 ms requested, overlapping requests started 100 ms apart;
+                # the same batch undelayed just before on the same pool is the reference. Side
+                # by side: our proxy (held once the upstream connection is there) and the first
+                # implementation (held in the request hook, then connecting: "req-hook"), each
+                # on fresh client connections (the batch opens most of them: the reference
+                # batch, staggered, reuses one) and on a pool warmed by as many requests at once.
+                variants_delay = {"ours": ours, "req-hook": old}
+                for variant in variants_delay:
+                    actions.delay_requests("^/slow$", 5000, name=variants_delay[variant]["name"])
+                overshoot: dict[tuple[str, str], list[float]] = {}
+                jitter: dict[tuple[str, str], list[float]] = {}
                 references: list[float] = []
-                for _ in range(precision_rounds):
-                    _, plain_batch, slow_batch = asyncio.run(
-                        _batches(
-                            ours["proxy_url"],
-                            [[f"{target}/plain"] * precision_n] * 2
-                            + [[f"{target}/slow"] * precision_n],
-                            stagger=0.1,
+                cases = [(v, pool) for pool in pools for v in variants_delay]
+                for round_index in range(precision_rounds):
+                    for variant, pool in cases if round_index % 2 == 0 else cases[::-1]:
+                        plan = [[f"{target}/plain"] * precision_n] * 2 + [
+                            [f"{target}/slow"] * precision_n
+                        ]
+                        staggers = [0.0 if pool == "warm" else 0.1, 0.1, 0.1]
+                        _, plain_batch, slow_batch = asyncio.run(
+                            _batches(variants_delay[variant]["proxy_url"], plan, staggers)
                         )
-                    )
-                    reference = median([ms for _, ms, _ in plain_batch])
-                    references.append(reference)
-                    overshoots += [ms - reference - 5000.0 for _, ms, _ in slow_batch]
-                cleared = actions.clear_rules("bench", rule_id=rule["id"])["cleared"][0]
-                sleep_over = (
-                    cleared["stats"]["injected_delay_ms"] / cleared["stats"]["applied"] - 5000.0
-                )
+                        plain_ms = [ms for _, ms, _ in plain_batch]
+                        reference = median(plain_ms)
+                        references.append(reference)
+                        overshoot.setdefault((variant, pool), []).extend(
+                            ms - reference - 5000.0 for _, ms, _ in slow_batch
+                        )
+                        jitter.setdefault((variant, pool), []).extend(
+                            ms - reference for ms in plain_ms
+                        )
+                sleep_over = {}
+                for variant in variants_delay:
+                    proxy_name = variants_delay[variant]["name"]
+                    cleared = actions.clear_rules(proxy_name)["cleared"][0]["stats"]
+                    sleep_over[variant] = cleared["injected_delay_ms"] / cleared["applied"] - 5000
                 undelayed = median(references)
+                for variant, pool in cases:
+                    values = overshoot[(variant, pool)]
+                    p99 = percentile(values, 0.99)
+                    label = f"{variant}, {pool} pool"
+                    headline = variant == "ours"
+                    figures += [
+                        Figure(f"delay overshoot p50 ({label})", median(values), "ms"),
+                        Figure(
+                            f"delay overshoot p99 ({label})",
+                            p99,
+                            "ms",
+                            "<= 3 ms" if headline else "",
+                            (p99 <= 3.0) if headline else None,
+                        ),
+                        Figure(
+                            f"undelayed p99 - p50 ({label})",
+                            percentile(jitter[(variant, pool)], 0.99),
+                            "ms",
+                        ),
+                    ]
                 figures += [
-                    Figure("delay overshoot p50", median(overshoots), "ms"),
-                    Figure(
-                        "delay overshoot p99",
-                        percentile(overshoots, 0.99),
-                        "ms",
-                        "<= 3 ms",
-                        percentile(overshoots, 0.99) <= 3.0,
-                    ),
-                    Figure("asyncio.sleep overshoot in the proxy (mean)", sleep_over, "ms"),
+                    Figure(f"hold overshoot in the proxy, mean ({variant})", over, "ms")
+                    for variant, over in sleep_over.items()
                 ]
 
                 # 100 delayed + 100 undelayed concurrent, against 200 undelayed (warm pool).
@@ -340,13 +380,15 @@ def body() -> None:
             finally:
                 actions.stop_proxy("bench")
                 actions.stop_proxy("bench20")
+                actions.stop_proxy("bench-req-hook")
     notes.append(
         f"{rounds} interleaved rounds x {per_round} sequential keep-alive GETs per variant"
     )
     notes.append(
         f"delay precision: {precision_rounds} x {precision_n} overlapping 5 s requests started "
-        f"100 ms apart on warm connections; the undelayed batch's median ({undelayed:.2f} ms) "
-        "subtracted"
+        f"100 ms apart per case ({', '.join(pools)} pool); the undelayed batch's median "
+        f"(median {undelayed:.2f} ms) subtracted; 'req-hook' = the same proxy with "
+        "CHAOSGENESYS_PROXY_DELAY_AT=request (hold, then connect: the first implementation)"
     )
     notes.append(
         "overhead figures are on one machine with the client, proxy and server sharing "

@@ -332,7 +332,8 @@ def throttle_responses(
 ) -> dict[str, Any]:
     """Deliver matching responses no faster than ``rate_kbps`` kilobytes per second.
 
-    The response is held for the time its body takes at that rate, then sent.
+    The headers go at once; the body is streamed to the client at that rate, in slices of about
+    50 ms worth of bytes, as over a slow link (only the matching responses are slowed).
 
     ```json
     {"type": "action", "name": "slow-user-reads",

@@ -33,10 +33,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import wsproto.events
 from mitmproxy import ctx, http
+from mitmproxy.connection import ConnectionState
+from mitmproxy.proxy import commands
 from mitmproxy.proxy.layers import websocket as ws_layer
 
 from chaosgenesys.proxy.rules import HTTP_ACTIONS, Rule, RuleError, error_body, parse_rule
@@ -51,21 +54,115 @@ _LATENCY_WINDOW = 20_000
 _TIMER_SLACK = 0.0008
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
 
+#: Where a delay rule holds a request: ``connection`` (default): once mitmproxy has the upstream
+#: connection (reused, or opened during the delay), just before the request is sent;
+#: ``request``: in the ``request`` hook, before connecting (the first implementation, kept to
+#: compare them: ``CHAOSGENESYS_PROXY_DELAY_AT=request``, see benchmarks/proxy_overhead.py).
+_DELAY_AT = os.environ.get("CHAOSGENESYS_PROXY_DELAY_AT", "connection")
+#: A throttled body is sent in slices of about this many seconds' worth of bytes.
+_THROTTLE_TICK = 0.05
+_THROTTLE_MIN_SLICE = 256
+_THROTTLE_MAX_SLICE = 64 * 1024
+
 #: flow id -> the WebsocketLayer relaying it (to inject a close frame with a chosen code).
 _WS_LAYERS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _patched = False
 
 
+class Pacer:
+    """The schedule of one throttled response body: a link of ``rate`` bytes per second.
+
+    A slice of ``n`` bytes goes out when its last byte would have crossed such a link, i.e.
+    ``n / rate`` seconds after the previous slice (or after it arrived, if the link was idle).
+    """
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.rate = rule.rate_kbps * 1000.0
+        self.slice = int(
+            min(_THROTTLE_MAX_SLICE, max(_THROTTLE_MIN_SLICE, self.rate * _THROTTLE_TICK))
+        )
+        self.free_at = 0.0  # time.monotonic() when the link has sent everything so far
+        self.sent = 0
+
+    def due(self, size: int) -> float:
+        now = time.monotonic()
+        # Keep the schedule (no drift from the waits' own overhead) unless the link went idle.
+        start = self.free_at if self.free_at >= now - _THROTTLE_TICK else now
+        self.free_at = start + size / self.rate
+        self.sent += size
+        return self.free_at
+
+
+@dataclass
+class Hold:
+    """One HTTP stream held until ``due`` (``time.monotonic()``), by :class:`HoldHook`.
+
+    ``since`` (monotonic) is where the injected time is counted from; ``None``: the hold's start.
+    """
+
+    flow: http.HTTPFlow
+    due: float
+    rule: Rule
+    since: float | None = None
+
+
+@dataclass
+class HoldHook(commands.StartHook):  # type: ignore[no-untyped-call]
+    """A blocking command: pauses one HTTP stream's layer (only that stream) until it is due.
+
+    mitmproxy runs it as a hook of the addons (``ChaosAddon.chaosgenesys_hold``) in its own task;
+    what arrives for the stream meanwhile waits, in order, in the layer's event queue.
+    """
+
+    name = "chaosgenesys_hold"
+    hold: Hold
+
+
+def _throttled_response_body(stream: Any, event: Any) -> Any:
+    """``HttpStream.state_stream_response_body`` for a throttled flow (a layer generator).
+
+    Each chunk read from the server is cut into slices; before each slice the stream yields a
+    blocking hook that our addon completes when the slice is due. A blocking command pauses
+    only this stream's layer (other streams and connections carry on, the event loop is never
+    blocked), and what the server sends meanwhile waits, in order, in the layer's event queue.
+    """
+    from mitmproxy.proxy.layers.http import SendHttp
+    from mitmproxy.proxy.layers.http._events import ResponseData
+
+    if not isinstance(event, ResponseData):
+        assert _ORIGINAL_STREAM_STATE is not None
+        yield from _ORIGINAL_STREAM_STATE(stream, event)  # trailers, end of message
+        return
+    pacer: Pacer = stream.flow.metadata["chaosgenesys_pacer"]
+    data = event.data
+    for offset in range(0, len(data), pacer.slice):
+        chunk = data[offset : offset + pacer.slice]
+        yield HoldHook(Hold(stream.flow, pacer.due(len(chunk)), pacer.rule))
+        if stream.context.options.store_streamed_bodies:
+            stream.response_body_buf += chunk
+        yield SendHttp(ResponseData(stream.stream_id, chunk), stream.context.client)
+
+
+#: mitmproxy's own ``HttpStream.state_stream_response_body`` (set by :func:`_patch_mitmproxy`).
+_ORIGINAL_STREAM_STATE: Callable[..., Any] | None = None
+
+
 def _patch_mitmproxy() -> None:
-    """Two additions to mitmproxy, in this (the proxy's own) process only.
+    """Four additions to mitmproxy, in this (the proxy's own) process only.
 
     - Remember each WebsocketLayer by its flow id (mitmproxy has no public handle to it), so a
       close frame with a chosen code can be injected.
     - Accept absolute-form ``ws://`` / ``wss://`` request targets (``GET ws://host/path``), which
       aiohttp sends through an HTTP proxy and mitmproxy refuses with 400 "Invalid request
       scheme": they are read as ``http://`` / ``https://`` upgrade requests.
+    - Send a throttled response's body through :func:`_throttled_response_body` (paced).
+    - Hold a delayed request (``flow.metadata["chaosgenesys_hold"]``) in
+      ``HttpStream.make_server_connection``, after the upstream connection is obtained and
+      before the request is sent: opening it (TCP, TLS) happens during the delay, and what is
+      left after the wake-up is writing the request.
     """
-    global _patched
+    global _patched, _ORIGINAL_STREAM_STATE
     if _patched:
         return
     from mitmproxy.proxy.layers import http as http_layers
@@ -83,9 +180,49 @@ def _patch_mitmproxy() -> None:
             request.scheme = "https" if request.scheme == "wss" else "http"
         return original_validate(mode, request, validate_inbound_headers)
 
+    original_start_stream: Callable[..., Any] = http_layers.HttpStream.start_response_stream
+
+    def start_response_stream(self: Any) -> Any:
+        yield from original_start_stream(self)
+        if "chaosgenesys_pacer" in self.flow.metadata:
+            self.server_state = lambda event: _throttled_response_body(self, event)
+
+    original_connect: Callable[..., Any] = http_layers.HttpStream.make_server_connection
+
+    def make_server_connection(self: Any) -> Any:
+        hold = self.flow.metadata.pop("chaosgenesys_hold", None)
+        generator = original_connect(self)
+        reply: Any = None
+        while True:  # ``yield from generator``, with the hold after the connection is there
+            try:
+                command = generator.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply = yield command
+            if hold is not None and isinstance(command, http_layers.GetHttpConnection):
+                yield HoldHook(hold)
+                hold = None
+
+    _ORIGINAL_STREAM_STATE = http_layers.HttpStream.state_stream_response_body
+    http_layers.HttpStream.make_server_connection = make_server_connection  # type: ignore[method-assign]
     ws_layer.WebsocketLayer.__init__ = init  # type: ignore[method-assign]
     http_layers.validate_request = validate_request
+    http_layers.HttpStream.start_response_stream = start_response_stream  # type: ignore[method-assign]
     _patched = True
+
+
+async def _sleep_until(due: float, precise: bool = True) -> None:
+    """Sleep until ``time.monotonic()`` is ``due``.
+
+    The event loop's timer wakes up to ~1 ms late (epoll's millisecond timeout), so the timer is
+    set ``_TIMER_SLACK`` early; with ``precise``, the rest (under a millisecond) is waited by
+    yielding to the event loop until ``due`` (other tasks run meanwhile; nothing blocks).
+    """
+    left = due - time.monotonic()
+    if left > _TIMER_SLACK:
+        await asyncio.sleep(left - _TIMER_SLACK)
+    while precise and time.monotonic() < due:
+        await asyncio.sleep(0)
 
 
 def _master() -> Any:
@@ -216,8 +353,15 @@ class ChaosAddon:
         self.counters["faulted_requests"] += 1
         flow.metadata["chaosgenesys_rule"] = rule.id
         since = flow.request.timestamp_start
-        if rule.action == "delay":
+        if rule.action == "delay" and _DELAY_AT == "request":
             await self._sleep(rule, rule.pick_delay_ms(), since)
+        elif rule.action == "delay":
+            # Held in make_server_connection once the upstream connection is there (see
+            # _patch_mitmproxy), so that connecting is not added after the delay.
+            now = time.monotonic()
+            read_at = now - max(0.0, time.time() - since)
+            due = read_at + rule.pick_delay_ms() / 1000.0
+            flow.metadata["chaosgenesys_hold"] = Hold(flow, due, rule, since=read_at)
         elif rule.action == "fail":
             if rule.delay_ms:
                 await self._sleep(rule, rule.pick_delay_ms(), since)
@@ -235,14 +379,11 @@ class ChaosAddon:
         """Sleep until ``delay_ms`` after ``since`` (wall clock; default now).
 
         Anchoring on the time the request was read keeps the hook's own dispatch time out of the
-        injected delay; the event loop's timer wakes up to ~1 ms late (epoll's millisecond
-        timeout), which is taken off the sleep.
+        injected delay.
         """
         start = time.monotonic()
         elapsed = 0.0 if since is None else max(0.0, time.time() - since)
-        left = delay_ms / 1000.0 - elapsed
-        if left > _TIMER_SLACK:
-            await asyncio.sleep(left - _TIMER_SLACK)
+        await _sleep_until(start + delay_ms / 1000.0 - elapsed)
         slept = (time.monotonic() - start + elapsed) * 1000.0
         rule.injected_delay_ms += slept
         self.injected_delay_ms += slept
@@ -280,11 +421,25 @@ class ChaosAddon:
                 transport.abort()
         cast(Any, flow).kill()
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
         throttle = flow.metadata.get("chaosgenesys_throttle")
-        if isinstance(throttle, Rule) and flow.response is not None:
-            size = len(flow.response.raw_content or b"")
-            await self._sleep(throttle, size / (throttle.rate_kbps * 1000.0) * 1000.0)
+        if throttle is not None and flow.response is not None:
+            # Stream the body (mitmproxy would otherwise read all of it first), paced by
+            # _throttled_response_body.
+            flow.response.stream = True
+            flow.metadata["chaosgenesys_pacer"] = Pacer(throttle)
+
+    async def chaosgenesys_hold(self, hold: Hold) -> None:
+        """Complete a :class:`HoldHook` when it is due (at once if the client has left)."""
+        start = time.monotonic()
+        left = hold.due - start
+        if left > 0 and hold.flow.client_conn.state == ConnectionState.OPEN:
+            await _sleep_until(hold.due, precise=hold.rule.action != "throttle")
+        injected = (time.monotonic() - (start if hold.since is None else hold.since)) * 1000.0
+        hold.rule.injected_delay_ms += injected
+        self.injected_delay_ms += injected
+
+    async def response(self, flow: http.HTTPFlow) -> None:
         self.counters["responses"] += 1
         self.latencies.append((time.time() - flow.request.timestamp_start) * 1000.0)
 

@@ -6,9 +6,19 @@ and TCP echo servers in ``<name>-b`` (threads of this process). Faults go on ``v
 ``<name>-a``; :func:`measure_udp` / :func:`measure_tcp` measure from there. ``delete(name)`` stops
 the servers and deletes both namespaces (the veth pair goes with them). Examples and tests use it
 so that nothing touches the host's own interfaces.
+
+``start_edge(name, port, target)`` adds a "Genesys Cloud edge" to the lab: a TCP relay listening
+on ``port`` in ``<name>-b`` (10.200.0.2 and fd42::2) that forwards every connection to ``target``
+(``(host, port)``) reached from the namespace of the calling process, typically the embedded
+sandbox on the host's loopback. A client in ``<name>-a`` (the workstation: a synthetic agent)
+then talks to the sandbox through ``veth-a``, where faults apply, and its TCP connection ends at
+the edge as it ends at Genesys Cloud's load balancers; the sandbox itself, and the probes that
+read it from this process, stay on loopback, untouched. :func:`measure_http` times HTTP round
+trips through it from a namespace.
 """
 
 import contextlib
+import http.client
 import os
 import select
 import socket
@@ -17,17 +27,29 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.network.nl import NetlinkError, in_netns
 
-__all__ = ["ADDRESS_A", "ADDRESS_B", "create", "delete", "measure_tcp", "measure_udp"]
+__all__ = [
+    "ADDRESS_A",
+    "ADDRESS_B",
+    "create",
+    "delete",
+    "measure_http",
+    "measure_tcp",
+    "measure_udp",
+    "start_edge",
+]
 
 ADDRESS_A, ADDRESS_B = "10.200.0.1", "10.200.0.2"
 ADDRESS6_A, ADDRESS6_B = "fd42::1", "fd42::2"
 _servers: dict[str, list[socket.socket]] = {}
+#: Live relayed connections of each lab's edge (both ends), closed by :func:`delete`.
+_relayed: dict[str, set[socket.socket]] = {}
 _lock = threading.Lock()
 
 
@@ -145,16 +167,185 @@ def _warm_up(netns: str, udp_ports: list[int]) -> None:
 def _bound_dual(netns: str, port: int) -> socket.socket:
     with in_netns(netns):
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("::", port))
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", port))
+    except OSError:
+        sock.close()
+        raise
     return sock
+
+
+def start_edge(name: str, port: int, target: tuple[str, int]) -> dict[str, Any]:
+    """Relay TCP ``port`` of ``<name>-b`` (every address) to ``target`` (see the module doc).
+
+    The listening socket lives in ``<name>-b``; the connections to ``target`` are opened in the
+    caller's namespace. Half-closes are passed on; an error on one side resets the other (a
+    zero-linger close), as a load balancer does. :func:`delete` stops it with the lab.
+    """
+    ns_b = f"{name}-b"
+    with _lock:
+        if name not in _servers:
+            raise ActivityFailed(f"no test network {name!r} in this process: create it first")
+    try:
+        listener = _bound_dual(ns_b, port)
+        listener.listen(128)
+    except OSError as error:
+        raise ActivityFailed(
+            f"the edge cannot listen on port {port} in {ns_b}: {error.strerror}"
+        ) from None
+    with _lock:
+        _servers.setdefault(name, []).append(listener)
+        _relayed.setdefault(name, set())
+    threading.Thread(
+        target=_edge_accept, args=(name, listener, target), name=f"cg-edge-{name}", daemon=True
+    ).start()
+    return {
+        "name": name,
+        "netns": ns_b,
+        "port": port,
+        "addresses": [ADDRESS_B, ADDRESS6_B],
+        "url": f"http://{ADDRESS_B}:{port}",
+        "target": f"{target[0]}:{target[1]}",
+    }
+
+
+def _edge_accept(name: str, listener: socket.socket, target: tuple[str, int]) -> None:
+    with contextlib.suppress(OSError):
+        while True:
+            client, _peer = listener.accept()
+            threading.Thread(target=_edge_connect, args=(name, client, target), daemon=True).start()
+
+
+def _edge_connect(name: str, client: socket.socket, target: tuple[str, int]) -> None:
+    try:
+        upstream = socket.create_connection(target, timeout=10)
+    except OSError:
+        _abort(client)
+        client.close()
+        return
+    upstream.settimeout(None)
+    pair = (client, upstream)
+    with _lock:
+        live = _relayed.get(name)
+        if live is not None:
+            live.update(pair)
+    if live is None:  # the lab is being deleted
+        for sock in pair:
+            _abort(sock)
+            sock.close()
+        return
+    for sock in pair:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    other = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    other.start()
+    _pump(client, upstream)
+    other.join()
+    with _lock:
+        _relayed.get(name, set()).difference_update(pair)
+    for sock in pair:
+        sock.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy ``source`` to ``sink`` until EOF (passed on as a half-close) or an error (reset)."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        _abort(source)
+        _abort(sink)
+        return
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def _abort(sock: socket.socket) -> None:
+    """Zero linger time (the close that follows sends an RST, as a failing edge does) and wake
+    up a thread blocked reading it (``SHUT_RD`` sends nothing)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
+
+
+class _NetnsHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket is created in network namespace ``netns``."""
+
+    def __init__(self, host: str, port: int, netns: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._netns = netns
+        self.connect_ms: list[float] = []
+
+    def connect(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = _client(self._netns, family, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        started = time.perf_counter()
+        try:
+            sock.connect((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.connect_ms.append((time.perf_counter() - started) * 1000)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+
+
+def measure_http(
+    url: str, count: int, interval_ms: float, netns: str, timeout_ms: float = 5000.0
+) -> dict[str, Any]:
+    """``count`` GET requests to ``url`` on one keep-alive connection (reopened when closed).
+
+    Any HTTP answer counts as a round trip (a 401 from an API without a token is one); an error
+    or a timeout counts in ``errors``. Latency is from the request sent to the whole answer read.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ActivityFailed(f"url must be an http:// URL with a host, got {url!r}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    conn = _NetnsHTTPConnection(parts.hostname, parts.port or 80, netns, timeout_ms / 1000)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    try:
+        for number in range(count):
+            if number and interval_ms:
+                time.sleep(interval_ms / 1000)
+            started = time.perf_counter()
+            try:
+                conn.request("GET", path, headers={"Accept": "application/json"})
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as error:
+                errors.append(f"{type(error).__name__}: {error}")
+                conn.close()
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
+    finally:
+        conn.close()
+    return {
+        "url": url,
+        "requests": count,
+        "answered": len(latencies),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "statuses": statuses,
+        "connects": len(conn.connect_ms),
+        "connect_ms": _stats(conn.connect_ms),
+        "latency_ms": _stats(latencies),
+    }
 
 
 def delete(name: str) -> dict[str, Any]:
     """Stop the echo servers and delete both namespaces (idempotent)."""
     with _lock:
-        sockets = _servers.pop(name, [])
+        sockets = _servers.pop(name, []) + list(_relayed.pop(name, set()))
     for sock in sockets:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

@@ -22,7 +22,7 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_int, require_number, require_text
 
-__all__ = ["list_faults", "measure_tcp", "measure_udp", "netem_supported"]
+__all__ = ["list_faults", "measure_http", "measure_tcp", "measure_udp", "netem_supported"]
 
 _NETEM_CHECK = """
 import os, sys
@@ -182,5 +182,65 @@ def measure_tcp(
     median = result["rtt_ms"].get("median")
     result["ok"] = bool(
         result["connected"] and (not limit or (median is not None and median <= limit))
+    )
+    return result
+
+
+def measure_http(
+    url: str,
+    count: int = 10,
+    interval_ms: float = 0,
+    netns: str = "",
+    timeout_ms: float = 5000,
+    min_median_ms: float = 0,
+    max_median_ms: float = 0,
+    max_p95_ms: float = 0,
+    max_errors: int = 0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Round-trip times of ``count`` HTTP GETs to ``url``, sent from network namespace ``netns``.
+
+    One keep-alive connection (reopened when the server closes it); any HTTP answer counts (a
+    401 from an API path without a token is a full round trip through the network, the edge
+    and the server). Returns ``{"requests", "answered", "errors", "statuses", "connects",
+    "connect_ms", "latency_ms": {"min", "mean", "median", "p95", "max", "stdev"}, "ok"}``;
+    ``ok``: at most ``max_errors`` errors and the median within ``min_median_ms`` ..
+    ``max_median_ms`` and the p95 under ``max_p95_ms`` (0 = no upper bound). Through the edge of
+    the network lab control it is the workstation's view of the API's latency.
+
+    Example::
+
+        {"type": "probe", "name": "api-latency-from-the-workstation",
+         "tolerance": {"type": "jsonpath", "path": "$.ok", "expect": true},
+         "provider": {"type": "python", "module": "chaosgenesys.network.probes",
+                      "func": "measure_http",
+                      "arguments": {"url": "http://10.200.0.2:443/api/v2/users/me",
+                                    "netns": "cgl1-a", "count": 10, "max_median_ms": 400}}}
+    """
+    from chaosgenesys.network import lab
+
+    bounds = (
+        require_number("min_median_ms", min_median_ms),
+        require_number("max_median_ms", max_median_ms),
+        require_number("max_p95_ms", max_p95_ms),
+        require_int("max_errors", max_errors, minimum=0, maximum=100_000),
+    )
+    result = lab.measure_http(
+        require_text("url", url),
+        require_int("count", count, minimum=1, maximum=10_000),
+        require_number("interval_ms", interval_ms, maximum=60_000),
+        require_text("netns", netns, allow_empty=True),
+        require_number("timeout_ms", timeout_ms, minimum=1, maximum=600_000),
+    )
+    latency = result["latency_ms"]
+    median, p95 = latency.get("median"), latency.get("p95")
+    result["ok"] = bool(
+        result["answered"]
+        and result["errors"] <= bounds[3]
+        and median is not None
+        and median >= bounds[0]
+        and (not bounds[1] or median <= bounds[1])
+        and (not bounds[2] or (p95 is not None and p95 <= bounds[2]))
     )
     return result

@@ -1,0 +1,215 @@
+"""The lab's Genesys Cloud edge, the HTTP probe and the network-lab control the examples use.
+
+The examples themselves (``network-latency-loss``: netem, inside user-mode-linux in CI;
+``rtp-throttle``: on this kernel) run end to end in tests/test_examples.py. Here: the edge relays
+HTTP from the workstation namespace to a server on loopback (IPv4 and IPv6) and goes with the
+lab, a fault on ``veth-a`` shows in the workstation's HTTP round trip and nowhere else, the
+control refuses bad arguments before creating anything, and an interrupted ``chaos run`` of an
+example leaves no namespace, no agent, no fault and no sandbox behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosgenesys.network.nl import in_netns
+from tests.network.conftest import is_root
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAOS = str(Path(sys.executable).with_name("chaos"))
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="network namespaces need root")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path, "peer": self.client_address[0]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[tuple[str, int]]:
+    """An HTTP/1.1 server on the host's loopback (stands in for the sandbox)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1", server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_edge_relays_http_from_the_workstation_and_goes_with_the_lab(
+    lab: dict[str, Any], loopback_server: tuple[str, int]
+) -> None:
+    from chaosgenesys.network import lab as lab_module
+    from chaosgenesys.network.probes import measure_http
+
+    edge = lab_module.start_edge(lab["name"], 8443, loopback_server)
+    assert edge["url"] == "http://10.200.0.2:8443"
+    for url in ("http://10.200.0.2:8443/api/v2/users/me", "http://[fd42::2]:8443/x"):
+        result = measure_http(url, count=5, netns=lab["netns"], max_median_ms=50)
+        assert result["ok"], result
+        assert result["statuses"] == {"200": 5} and result["connects"] == 1, result
+
+    # A connection held through the edge is closed when the lab goes.
+    with in_netns(lab["netns"]):
+        held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.settimeout(5)
+    held.connect((lab_module.ADDRESS_B, 8443))
+    held.sendall(b"GET / HTTP/1.1\r\nHost: edge\r\n\r\n")
+    assert held.recv(65536).startswith(b"HTTP/1.1 200")
+    lab_module.delete(lab["name"])
+    assert not Path(f"/run/netns/{lab['netns']}").exists()
+    with contextlib.suppress(ConnectionResetError):
+        assert held.recv(65536) == b""
+    held.close()
+
+
+def test_measure_http_counts_errors_and_checks_its_bounds(lab: dict[str, Any]) -> None:
+    from chaosgenesys.network.probes import measure_http
+
+    # Nothing listens on 10.200.0.2:9 in the peer namespace: every request is refused.
+    result = measure_http("http://10.200.0.2:9/", count=3, netns=lab["netns"], timeout_ms=500)
+    assert result["answered"] == 0 and result["errors"] == 3 and result["ok"] is False
+    with pytest.raises(ActivityFailed, match="url"):
+        measure_http("https://10.200.0.2/", netns=lab["netns"])
+    with pytest.raises(ActivityFailed, match="count"):
+        measure_http("http://10.200.0.2/", count=0, netns=lab["netns"])
+
+
+def test_a_throttle_on_the_workstation_link_shows_in_http_only_when_targeted(
+    lab: dict[str, Any], loopback_server: tuple[str, int]
+) -> None:
+    """16 kbit/s on TCP 8443 towards the edge: the IPv4 edge slows, the IPv6 edge does not."""
+    from chaosgenesys.network import lab as lab_module
+    from chaosgenesys.network.actions import remove_faults, throttle_bandwidth
+    from chaosgenesys.network.probes import measure_http
+
+    lab_module.start_edge(lab["name"], 8443, loopback_server)
+    throttle_bandwidth(
+        rate="16kbit",
+        latency_ms=2000,
+        protocol="tcp",
+        ports=["8443"],
+        destinations=["10.200.0.2"],
+        interface="veth-a",
+        netns=lab["netns"],
+        duration=60,
+    )
+    try:
+        # Requests of ~2 kB (a long path) at 2 kB/s: each takes about a second to go out.
+        path = "/api/v2/" + "x" * 2000
+        slow = measure_http(f"http://10.200.0.2:8443{path}", count=3, netns=lab["netns"])
+        fast = measure_http(f"http://[fd42::2]:8443{path}", count=3, netns=lab["netns"])
+    finally:
+        remove_faults(netns=lab["netns"])
+    assert slow["answered"] == 3 and slow["latency_ms"]["median"] > 300, slow
+    assert fast["answered"] == 3 and fast["latency_ms"]["median"] < 100, fast
+
+
+def test_the_control_refuses_bad_arguments_before_creating_anything() -> None:
+    from chaosgenesys.network import control
+
+    name = "tc" + os.urandom(3).hex()
+    cases: list[tuple[dict[str, Any], dict[str, Any], str]] = [
+        ({}, {"agents": ["u1"]}, "edge_port"),
+        ({}, {"edge_port": 443}, "genesys_api_url"),
+        ({"genesys_api_url": "https://api.mypurecloud.com"}, {"edge_port": 443}, "sandbox"),
+        ({"genesys_api_url": "http://127.0.0.1:1"}, {"edge_port": 70000}, "edge_port"),
+        (
+            {"genesys_api_url": "http://127.0.0.1:1", "agent_mode": "sloppy"},
+            {"edge_port": 443, "agents": ["u1"]},
+            "agent_mode",
+        ),
+    ]
+    for configuration, arguments, message in cases:
+        with pytest.raises(ActivityFailed, match=message):
+            control.configure_control(configuration=configuration, name=name, **arguments)
+        assert not Path(f"/run/netns/{name}-a").exists()
+    assert control.lab_state() == {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+@pytest.mark.timeout(150)
+def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SIGINT in the middle of rtp-throttle's method: namespaces, agent, fault all gone."""
+    if Path("/run/netns/cgrtp-a").exists():
+        pytest.skip("an rtp-throttle run is in progress on this machine")
+    log = tmp_path / "chaostoolkit.log"
+    runtime = tmp_path / "runtime"
+    env = {**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(runtime)}
+    process = subprocess.Popen(
+        [CHAOS, "--no-version-check", "--log-file", str(log), "run",
+         "--journal-path", str(tmp_path / "journal.json"), "examples/rtp-throttle.yaml"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "Probe: one-fault-recorded" not in (log.read_text() if log.exists() else ""):
+            assert process.poll() is None, process.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the method never started"
+            time.sleep(0.05)
+        assert Path("/run/netns/cgrtp-a").exists() and Path("/run/netns/cgrtp-b").exists()
+        tree = subprocess.run(
+            ["tc", "-n", "cgrtp-a", "qdisc", "show", "dev", "veth-a"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "tbf" in tree, tree
+        agent_pids = [
+            int(json.loads(run.read_text())["pid"]) for run in runtime.glob("agents/*/run.json")
+        ]
+        assert agent_pids and all(_alive(pid) for pid in agent_pids)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not Path("/run/netns/cgrtp-a").exists(), output[-3000:]
+    assert not Path("/run/netns/cgrtp-b").exists(), output[-3000:]
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in agent_pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in agent_pids), "the synthetic agent outlived the run"
+    from chaosgenesys.faults import registry
+
+    assert registry.Registry(runtime).active() == []
+    text = log.read_text()
+    assert "Genesys sandbox at" in text and "stopped" in text, text[-3000:]

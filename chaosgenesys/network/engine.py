@@ -322,21 +322,22 @@ def _tree_messages(
         )
     )
     nodes: dict[int, int] = {}
+    flowid = tc.show_handle(classid)
     for ethertype, keys, text in target.u32_matches(ingress):
-        prio = 2 * minor + (0 if ethertype == tc.ETH_P_IP else 1)
-        nodes[prio] = nodes.get(prio, 0) + 1
-        proto = "ip" if ethertype == tc.ETH_P_IP else "ipv6"
+        ipv4 = ethertype == tc.ETH_P_IP
+        prio = 2 * minor + (0 if ipv4 else 1)
+        node = nodes[prio] = nodes.get(prio, 0) + 1
         messages.append(
             tc.u32_filter(
                 ifindex,
                 root,
                 prio,
                 ethertype,
-                nodes[prio],
+                node,
                 keys,
                 classid,
-                f"tc filter add dev {device} parent c4a0: protocol {proto} prio {prio} handle "
-                f"::{nodes[prio]:x} u32 match {text} flowid {tc.show_handle(classid)}",
+                f"tc filter add dev {device} parent c4a0: protocol {'ip' if ipv4 else 'ipv6'} "
+                f"prio {prio} handle ::{node:x} u32 match {text} flowid {flowid}",
             )
         )
     return messages

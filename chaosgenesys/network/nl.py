@@ -35,6 +35,7 @@ __all__ = [
     "RtSocket",
     "attr",
     "in_netns",
+    "nla",
     "parse_attrs",
 ]
 
@@ -55,6 +56,9 @@ NLMSGERR_ATTR_MSG = 1
 
 _HDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
+#: Receive buffer. The kernel sends dumps in datagrams of at most 32 KiB and acks much smaller;
+#: a buffer of 128 KiB or more would be allocated with mmap on every call (about 20 us each).
+_RECV_SIZE = 1 << 16
 
 
 class NetlinkError(OSError):
@@ -73,6 +77,15 @@ def _align(length: int) -> int:
     return (length + 3) & ~3
 
 
+#: NUL padding after a payload of ``len % 4`` bytes, up to the 4-byte boundary.
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
+def nla(kind: int, payload: bytes) -> bytes:
+    """One packed netlink attribute: ``struct nlattr`` (length, type), ``payload``, padding."""
+    return _NLA.pack(4 + len(payload), kind) + payload + _PAD[len(payload) & 3]
+
+
 @dataclass(slots=True)
 class Attr:
     """One netlink attribute: ``type`` and its payload (bytes or nested attributes)."""
@@ -81,12 +94,10 @@ class Attr:
     value: "bytes | Sequence[Attr]"
 
     def pack(self) -> bytes:
-        if isinstance(self.value, bytes | bytearray):
-            payload = bytes(self.value)
-        else:
-            payload = b"".join(a.pack() for a in self.value)
-        length = 4 + len(payload)
-        return _NLA.pack(length, self.type) + payload + b"\0" * (_align(length) - length)
+        value = self.value
+        if isinstance(value, bytes | bytearray):
+            return nla(self.type, bytes(value))
+        return nla(self.type, b"".join([a.pack() for a in value]))
 
 
 def attr(kind: int, value: "bytes | str | int | Sequence[Attr]", fmt: str = "") -> Attr:
@@ -98,22 +109,37 @@ def attr(kind: int, value: "bytes | str | int | Sequence[Attr]", fmt: str = "") 
     return Attr(kind, value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
-    """A netlink request: type, flags, fixed header bytes (e.g. a tcmsg) and attributes."""
+    """A netlink request: type, flags, fixed header bytes (e.g. a tcmsg) and attributes.
+
+    ``attrs`` is a sequence of :class:`Attr`, or their packed bytes (what :func:`nla` returns,
+    concatenated): the tc builders pack directly, which is most of what a large batch costs.
+    """
 
     type: int
     flags: int
     header: bytes
-    attrs: Sequence[Attr] = field(default_factory=list)
+    attrs: "Sequence[Attr] | bytes" = field(default_factory=list)
     #: What the message does, as the ``tc`` command line that does the same (for plans and errors).
     describe: str = ""
     #: Errnos that count as success (e.g. ENOENT when deleting something already gone).
     ignore: tuple[int, ...] = ()
 
-    def pack(self, seq: int) -> bytes:
-        body = self.header + b"".join(a.pack() for a in self.attrs)
-        return _HDR.pack(16 + len(body), self.type, self.flags, seq, 0) + body
+    def body(self) -> bytes:
+        """The fixed header and the packed attributes: everything after ``struct nlmsghdr``."""
+        attrs = self.attrs
+        if isinstance(attrs, bytes | bytearray):
+            return self.header + attrs
+        return self.header + b"".join([a.pack() for a in attrs])
+
+    def pack(self, seq: int, flags: int | None = None) -> bytes:
+        """The whole message with sequence number ``seq`` (and ``flags`` instead of its own)."""
+        body = self.body()
+        return (
+            _HDR.pack(16 + len(body), self.type, self.flags if flags is None else flags, seq, 0)
+            + body
+        )
 
 
 @dataclass
@@ -187,6 +213,13 @@ class RtSocket:
     def close(self) -> None:
         self.sock.close()
 
+    def _recv(self) -> bytes:
+        """One datagram from the kernel (a truncated one is an error, never silently cut)."""
+        data, _ancillary, flags, _address = self.sock.recvmsg(_RECV_SIZE)
+        if flags & socket.MSG_TRUNC:
+            raise NetlinkError(errno.EMSGSIZE, f"netlink answer larger than {_RECV_SIZE} bytes")
+        return data
+
     def __enter__(self) -> "RtSocket":
         return self
 
@@ -234,21 +267,20 @@ class RtSocket:
         texts: list[str],
     ) -> None:
         first = self.seq + 1
-        parts = []
+        # One buffer for the whole chunk; only its last message asks for an acknowledgement.
+        buffer = bytearray()
+        pack_header = _HDR.pack
         for index in range(start, end):
             self.seq += 1
             message = messages[index]
-            if index == end - 1:
-                parts.append(message.pack(self.seq))
-            else:
-                flags = message.flags & ~NLM_F_ACK
-                parts.append(
-                    Message(message.type, flags, message.header, message.attrs).pack(self.seq)
-                )
+            body = message.body()
+            flags = message.flags if index == end - 1 else message.flags & ~NLM_F_ACK
+            buffer += pack_header(16 + len(body), message.type, flags, self.seq, 0)
+            buffer += body
         last = self.seq
-        self.sock.send(b"".join(parts))
+        self.sock.send(buffer)
         while True:
-            data = self.sock.recv(1 << 20)
+            data = self._recv()
             offset = 0
             done = False
             while offset + 16 <= len(data):
@@ -282,7 +314,7 @@ class RtSocket:
         replies: list[Reply] = []
         header_len = len(header)
         while True:
-            data = self.sock.recv(1 << 20)
+            data = self._recv()
             offset = 0
             while offset + 16 <= len(data):
                 length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, offset)
@@ -307,7 +339,7 @@ class RtSocket:
         self.sock.send(Message(kind, NLM_F_REQUEST, header, list(attrs)).pack(seq))
         header_len = len(header)
         while True:
-            data = self.sock.recv(1 << 20)
+            data = self._recv()
             offset = 0
             while offset + 16 <= len(data):
                 length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, offset)

@@ -15,7 +15,7 @@ selector whose keys are AND'ed: protocol AND port AND address, never OR'ed.
 import ipaddress
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -128,10 +128,47 @@ def port_blocks(first: int, last: int) -> list[tuple[int, int]]:
     return blocks
 
 
+def _canonical_network(item: str) -> Network | None:
+    """``item`` as a network when it is an address or CIDR written canonically, else None.
+
+    The fast path of :func:`resolve`: the C address parser, used only when the address reads
+    back exactly as written (so :func:`ipaddress.ip_network` would read the same value);
+    anything else (leading zeros, netmasks, scopes, host names) goes the :mod:`ipaddress` way.
+    """
+    address, slash, prefix = item.partition("/")
+    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
+    try:
+        packed = socket.inet_pton(family, address)
+    except OSError:
+        return None
+    if socket.inet_ntop(family, packed) != address:
+        return None
+    if not slash:
+        length = bits
+    elif prefix.isascii() and prefix.isdigit() and int(prefix) <= bits:
+        length = int(prefix)
+    else:
+        return None
+    kind = ipaddress.IPv6Network if family == socket.AF_INET6 else ipaddress.IPv4Network
+    return kind((int.from_bytes(packed), length), strict=False)
+
+
+def _order(net: Network) -> tuple[int, int, int]:
+    return net.version, int(net.network_address), net.prefixlen
+
+
 def resolve(name: str, value: Any, *, required: bool) -> list[Network]:
     """CIDRs, addresses and host names -> networks (a host name gives all its A/AAAA records)."""
+    return _resolve_items(name, value, _items(name, value), required=required)
+
+
+def _resolve_items(name: str, value: Any, items: list[str], *, required: bool) -> list[Network]:
     networks: list[Network] = []
-    for item in _items(name, value):
+    for item in items:
+        literal = _canonical_network(item)
+        if literal is not None:
+            networks.append(literal)
+            continue
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
             continue
@@ -152,7 +189,7 @@ def resolve(name: str, value: Any, *, required: bool) -> list[Network]:
         networks.extend(ipaddress.ip_network(a) for a in addresses)
     if required and not networks and value not in (None, "", []):
         raise ActivityFailed(f"{name} resolves to nothing: {_show(value)}")
-    return sorted(set(networks), key=lambda n: (n.version, n.network_address, n.prefixlen))
+    return sorted(set(networks), key=_order)
 
 
 def _subtract(networks: Sequence[Network], excluded: Sequence[Network]) -> list[Network]:
@@ -167,7 +204,7 @@ def _subtract(networks: Sequence[Network], excluded: Sequence[Network]) -> list[
             else:
                 nxt.extend(net.address_exclude(ex))  # type: ignore[arg-type]
         result = nxt
-    return sorted(result, key=lambda n: (n.version, n.network_address, n.prefixlen))
+    return sorted(result, key=_order)
 
 
 @dataclass(frozen=True)
@@ -179,6 +216,9 @@ class Target:
     networks: tuple[str, ...]
     protocol: str
     ports: tuple[tuple[int, int], ...]
+    #: ``networks`` as :mod:`ipaddress` objects, as :func:`target` computed them (parsed from
+    #: ``networks`` when empty), so that building the filters does not parse them again.
+    parsed: tuple[Network, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,95 +229,129 @@ class Target:
             "ports": [f"{a}" if a == b else f"{a}-{b}" for a, b in self.ports],
         }
 
+    def _networks(self) -> list[tuple[Network, str]]:
+        """Each network with its text (``str`` of the network, as ``tc`` would print it)."""
+        if self.parsed and len(self.parsed) == len(self.networks):
+            return list(zip(self.parsed, self.networks, strict=True))
+        parsed = [ipaddress.ip_network(t) for t in self.networks]
+        return [(net, str(net)) for net in parsed]
+
     def first_address(self) -> str:
         """The first destination address (for the route lookup of the default interface)."""
-        for text in self.networks:
-            net = ipaddress.ip_network(text)
-            return str(net.network_address if net.prefixlen == net.max_prefixlen else net[1])
-        return ""
+        networks = self._networks()
+        if not networks:
+            return ""
+        net = networks[0][0]
+        return str(net.network_address if net.prefixlen == net.max_prefixlen else net[1])
 
     def families(self) -> list[int]:
         """The IP versions the target covers."""
         if not self.networks:
             return [4, 6]
-        return sorted({ipaddress.ip_network(n).version for n in self.networks})
+        return sorted({net.version for net, _text in self._networks()})
 
     def u32_matches(self, ingress: bool) -> list[tuple[int, list[U32Key], str]]:
-        """``(ethertype, keys, description)`` for each u32 filter the target needs."""
+        """``(ethertype, keys, description)`` for each u32 filter the target needs.
+
+        The keys of one filter, in this order: (IPv4) a 20-byte header, the protocol, the
+        address, the port block. Each key is built once and shared by the filters that use it.
+        """
         protocols = [self.protocol] if self.protocol else (["tcp", "udp"] if self.ports else [""])
         blocks: list[tuple[int, int] | None] = [
             b for first, last in self.ports for b in port_blocks(first, last)
         ] or [None]
-        matches: list[tuple[int, list[U32Key], str]] = []
-        parsed = [ipaddress.ip_network(t) for t in self.networks]
-        for version in self.families():
-            nets: list[Network | None] = (
-                [n for n in parsed if n.version == version] if parsed else [None]
-            )
-            for net in nets:
-                for proto in protocols:
-                    for block in blocks:
-                        keys, text = _keys(version, net, proto, block, ingress)
-                        ethertype = ETH_P_IP if version == 4 else ETH_P_IPV6
-                        matches.append((ethertype, keys, text))
-        if len(matches) > _MAX_MATCHES:
+        count = (len(self.networks) or 2) * len(protocols) * len(blocks)
+        if count > _MAX_MATCHES:
             raise ActivityFailed(
-                f"the target needs {len(matches)} filters (more than {_MAX_MATCHES}): use fewer "
+                f"the target needs {count} filters (more than {_MAX_MATCHES}): use fewer "
                 f"destinations, exclusions or port ranges"
             )
+        networks = self._networks()
+        matches: list[tuple[int, list[U32Key], str]] = []
+        for version in self.families():
+            ethertype = ETH_P_IP if version == 4 else ETH_P_IPV6
+            nets: list[tuple[Network, str] | None] = (
+                [n for n in networks if n[0].version == version] if networks else [None]
+            )
+            heads = [_head_match(version, proto, blocks[0] is not None) for proto in protocols]
+            ports = [_port_match(version, block, ingress) for block in blocks]
+            for net in nets:
+                address_keys, address_text = _address_match(version, net, ingress)
+                for head_keys, head_text in heads:
+                    for port_keys, port_text in ports:
+                        matches.append(
+                            (
+                                ethertype,
+                                [*head_keys, *address_keys, *port_keys],
+                                head_text + address_text + port_text,
+                            )
+                        )
         return matches
 
 
-def _keys(
-    version: int, net: Network | None, proto: str, block: tuple[int, int] | None, ingress: bool
-) -> tuple[list[U32Key], str]:
-    keys: list[U32Key] = []
-    words: list[str] = [f"ip{'' if version == 4 else '6'}"]
+#: Keys of one part of a match, and their description (after a space when not the first part).
+_Match = tuple[tuple[U32Key, ...], str]
+_IHL_5 = U32Key(0x05000000, 0x0F000000, 0)  # IPv4: a 20-byte header (no options)
+_NO_MATCH: _Match = ((), "")
+
+
+def _head_match(version: int, proto: str, has_ports: bool) -> _Match:
+    """The words before the address: the header length (IPv4) and the protocol."""
     if version == 4:
-        if proto or block:
-            # A 20-byte header (no options) so that the ports are where u32 reads them.
-            keys.append(U32Key(0x05000000, 0x0F000000, 0))
+        ihl = (_IHL_5,) if proto or has_ports else ()  # so that the ports are where u32 reads
         if proto:
-            keys.append(U32Key(PROTOCOLS[proto] << 16, 0x00FF0000, 8))
-            words.append(f"protocol {PROTOCOLS[proto]}")
-        if net is not None and net.prefixlen:
-            mask = (0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF
-            keys.append(U32Key(int(net.network_address), mask, 12 if ingress else 16))
-            words.append(f"{'src' if ingress else 'dst'} {net}")
-        port_off = 20
-    else:
-        if proto:
-            keys.append(U32Key(PROTOCOLS[proto] << 8, 0x0000FF00, 4))
-            words.append(f"protocol {PROTOCOLS[proto]}")
-        if net is not None and net.prefixlen:
-            base = 8 if ingress else 24
-            value = int(net.network_address)
-            for word in range(4):
-                bits = min(32, max(0, net.prefixlen - 32 * word))
-                if not bits:
-                    break
-                mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
-                part = (value >> (96 - 32 * word)) & 0xFFFFFFFF
-                keys.append(U32Key(part, mask, base + 4 * word))
-            words.append(f"{'src' if ingress else 'dst'} {net}")
-        port_off = 40
-    if block is not None:
-        value, mask = block
-        # Source port is the high half of the first transport word, destination the low half.
-        if ingress:
-            keys.append(U32Key(value << 16, mask << 16, port_off))
-        else:
-            keys.append(U32Key(value, mask, port_off))
-        words.append(f"{'sport' if ingress else 'dport'} {value} 0x{mask:04x}")
-    return keys, " ".join(words)
+            return (*ihl, U32Key(PROTOCOLS[proto] << 16, 0x00FF0000, 8)), (
+                f"ip protocol {PROTOCOLS[proto]}"
+            )
+        return ihl, "ip"
+    if proto:
+        return (U32Key(PROTOCOLS[proto] << 8, 0x0000FF00, 4),), f"ip6 protocol {PROTOCOLS[proto]}"
+    return (), "ip6"
+
+
+def _address_match(version: int, net: tuple[Network, str] | None, ingress: bool) -> _Match:
+    """The source (ingress) or destination (egress) address under its prefix mask."""
+    if net is None or not net[0].prefixlen:
+        return _NO_MATCH
+    network, text = net
+    words = f" {'src' if ingress else 'dst'} {text}"
+    value = int(network.network_address)
+    if version == 4:
+        mask = (0xFFFFFFFF << (32 - network.prefixlen)) & 0xFFFFFFFF
+        return (U32Key(value, mask, 12 if ingress else 16),), words
+    base = 8 if ingress else 24
+    keys = []
+    for word in range(4):
+        bits = min(32, max(0, network.prefixlen - 32 * word))
+        if not bits:
+            break
+        mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+        part = (value >> (96 - 32 * word)) & 0xFFFFFFFF
+        keys.append(U32Key(part, mask, base + 4 * word))
+    return tuple(keys), words
+
+
+def _port_match(version: int, block: tuple[int, int] | None, ingress: bool) -> _Match:
+    """The source (ingress) or destination (egress) port block of the first transport word."""
+    if block is None:
+        return _NO_MATCH
+    value, mask = block
+    port_off = 20 if version == 4 else 40
+    words = f" {'sport' if ingress else 'dport'} {value} 0x{mask:04x}"
+    # Source port is the high half of the first transport word, destination the low half.
+    if ingress:
+        return (U32Key(value << 16, mask << 16, port_off),), words
+    return (U32Key(value, mask, port_off),), words
 
 
 def target(destinations: Any, exclude: Any, protocol: Any, ports: Any) -> Target:
     """Check and resolve the shared targeting arguments."""
     proto = parse_protocol(protocol)
     port_ranges = parse_ports(ports)
-    wanted = resolve("destinations", destinations, required=True)
-    excluded = resolve("exclude", exclude, required=True)
+    wanted_items = _items("destinations", destinations)
+    wanted = _resolve_items("destinations", destinations, wanted_items, required=True)
+    excluded_items = _items("exclude", exclude)
+    excluded = _resolve_items("exclude", exclude, excluded_items, required=True)
     base: list[Network] = wanted or [
         ipaddress.ip_network("0.0.0.0/0"),
         ipaddress.ip_network("::/0"),
@@ -289,9 +363,10 @@ def target(destinations: Any, exclude: Any, protocol: Any, ports: Any) -> Target
             f"exclude={_show(exclude)}"
         )
     return Target(
-        destinations=tuple(_items("destinations", destinations)),
-        exclude=tuple(_items("exclude", exclude)),
+        destinations=tuple(wanted_items),
+        exclude=tuple(excluded_items),
         networks=tuple(str(n) for n in remaining),
         protocol=proto,
         ports=tuple(port_ranges),
+        parsed=tuple(remaining),
     )

@@ -11,7 +11,7 @@ import math
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chaosgenesys.network.nl import (
     NLM_F_ACK,
@@ -22,6 +22,7 @@ from chaosgenesys.network.nl import (
     Attr,
     Message,
     attr,
+    nla,
 )
 
 __all__ = [
@@ -59,6 +60,22 @@ TC_LINKLAYER_ETHERNET = 1
 
 _TCMSG = struct.Struct("=BxxxiIII")
 _RATESPEC = struct.Struct("=BBHhHI")
+#: ``struct tc_u32_sel`` without its keys: flags, offshift, nkeys, offmask, off, offoff,
+#: hoff, hmask.
+_U32_SEL = struct.Struct("=BBBxHHhhI")
+#: A whole u32 filter request but its keys, in one struct (a batch has one per filter):
+#: tcmsg (family, ifindex, handle, parent, info), TCA_KIND "u32", TCA_OPTIONS {
+#: TCA_U32_CLASSID u32, TCA_U32_SEL { tc_u32_sel, then the keys } }. Every part is a multiple
+#: of 4 bytes, so no attribute needs padding.
+_U32_FILTER = struct.Struct("=BxxxiIII" + "HH4s" + "HH" + "HHI" + "HH" + _U32_SEL.format[1:])
+_TCMSG_SIZE = _TCMSG.size
+#: ``struct tc_u32_key``: mask and value in network byte order (passed through ``htonl``),
+#: then off and offmask in host order.
+_U32_KEY = struct.Struct("=IIii")
+TC_U32_TERMINAL = 1
+TCA_U32_CLASSID, TCA_U32_SEL = 1, 5
+_U32_KIND = nla(TCA_KIND, b"u32\0")
+_HTB_KIND = nla(TCA_KIND, b"htb\0")
 U32_MAX = 0xFFFFFFFF
 _NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 _REPLACE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
@@ -103,6 +120,10 @@ def burst_ticks(rate: int, burst: int) -> int:
     return _ticks(burst * 1e9 / rate)
 
 
+def _packed(attrs: Sequence[Attr] | bytes) -> bytes:
+    return attrs if isinstance(attrs, bytes) else b"".join([a.pack() for a in attrs])
+
+
 def qdisc(
     ifindex: int,
     kind: str,
@@ -114,9 +135,9 @@ def qdisc(
     replace: bool = False,
 ) -> Message:
     """``RTM_NEWQDISC``: create (exclusively) or replace a qdisc."""
-    attrs: list[Attr] = [attr(TCA_KIND, kind)]
+    attrs = nla(TCA_KIND, kind.encode() + b"\0")
     if options is not None:
-        attrs.append(Attr(TCA_OPTIONS, options))
+        attrs += nla(TCA_OPTIONS, _packed(options))
     return Message(
         RTM_NEWQDISC,
         _REPLACE if replace else _NEW,
@@ -146,14 +167,14 @@ def htb_class(
     buffer = burst_ticks(rate, burst)
     quantum = max(mtu, min(200_000, rate // 10))
     opt = _ratespec(rate) + _ratespec(rate) + struct.pack("=IIIII", buffer, buffer, quantum, 0, 0)
-    options: list[Attr] = [Attr(1, opt)]
-    if rate > U32_MAX:
-        options += [attr(6, rate, "=Q"), attr(7, rate, "=Q")]
+    options = nla(1, opt)  # TCA_HTB_PARMS
+    if rate > U32_MAX:  # TCA_HTB_RATE64, TCA_HTB_CEIL64
+        options += nla(6, struct.pack("=Q", rate)) + nla(7, struct.pack("=Q", rate))
     return Message(
         RTM_NEWTCLASS,
         _NEW,
         tcmsg(ifindex, classid, parent),
-        [attr(TCA_KIND, "htb"), Attr(TCA_OPTIONS, options)],
+        _HTB_KIND + nla(TCA_OPTIONS, options),
         describe,
     )
 
@@ -180,17 +201,29 @@ def ingress_qdisc(ifindex: int, describe: str) -> Message:
 
 @dataclass(slots=True)
 class U32Key:
-    """One 32-bit word to match: ``(word at off) & mask == value`` (host-order ints)."""
+    """One 32-bit word to match: ``(word at off) & mask == value`` (host-order ints).
+
+    Its packed form is computed once, when it is made (a target's filters share their keys, a
+    batch packs each one many times): do not change a key after making it.
+    """
 
     value: int
     mask: int
     off: int
+    #: ``struct tc_u32_key``: mask, then value (both network order), off, offmask.
+    packed: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        mask = self.mask
+        self.packed = _U32_KEY.pack(
+            socket.htonl(mask), socket.htonl(self.value & mask), self.off, 0
+        )
 
     def pack(self) -> bytes:
-        # struct tc_u32_key: mask, then value (both network order), off, offmask.
-        return struct.pack("!II", self.mask, self.value & self.mask) + struct.pack(
-            "=ii", self.off, 0
-        )
+        return self.packed
+
+
+_MATCH_ALL = U32Key(0, 0, 0)
 
 
 def _filter_info(prio: int, protocol: int) -> int:
@@ -198,9 +231,9 @@ def _filter_info(prio: int, protocol: int) -> int:
 
 
 def _u32_sel(keys: Sequence[U32Key]) -> bytes:
-    keys = list(keys) or [U32Key(0, 0, 0)]
-    head = struct.pack("=BBBxHHhhI", 1, 0, len(keys), 0, 0, 0, 0, 0)  # flags: TC_U32_TERMINAL
-    return head + b"".join(k.pack() for k in keys)
+    keys = keys or (_MATCH_ALL,)
+    head = _U32_SEL.pack(TC_U32_TERMINAL, 0, len(keys), 0, 0, 0, 0, 0)  # one selector
+    return head + b"".join([k.packed for k in keys])
 
 
 def u32_filter(
@@ -214,14 +247,18 @@ def u32_filter(
     describe: str,
 ) -> Message:
     """A u32 filter: every key must match (one selector: the keys are AND'ed), then ``classid``."""
-    options = [attr(1, classid), Attr(5, _u32_sel(keys))]
-    return Message(
-        RTM_NEWTFILTER,
-        _NEW,
-        tcmsg(ifindex, node, parent, _filter_info(prio, protocol)),
-        [attr(TCA_KIND, "u32"), Attr(TCA_OPTIONS, options)],
-        describe,
+    keys = keys or (_MATCH_ALL,)
+    sel_len = 4 + _U32_SEL.size + 16 * len(keys)
+    head = _U32_FILTER.pack(
+        *(0, ifindex, node, parent, _filter_info(prio, protocol)),  # tcmsg
+        *(8, TCA_KIND, b"u32\0"),
+        *(4 + 8 + sel_len, TCA_OPTIONS),
+        *(8, TCA_U32_CLASSID, classid),
+        *(sel_len, TCA_U32_SEL),
+        *(TC_U32_TERMINAL, 0, len(keys), 0, 0, 0, 0, 0),  # tc_u32_sel: one selector
     )
+    attrs = head[_TCMSG_SIZE:] + b"".join([k.packed for k in keys])
+    return Message(RTM_NEWTFILTER, _NEW, head[:_TCMSG_SIZE], attrs, describe)
 
 
 def mirred_filter(ifindex: int, prio: int, target_ifindex: int, describe: str) -> Message:

@@ -16,7 +16,10 @@ from chaosgenesys.faults.registry import Registry
 from tests.faults.conftest import FAIL, REMOVE, ROOT, guardians, wait_for
 
 OWNER = """
-import json, sys, time
+import json, signal, sys, time
+# As chaos does: Ctrl+C interrupts it even where the test runner was started with SIGINT
+# ignored (a background job in CI), which the child would otherwise inherit.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from chaosgenesys.faults import registry
 fault = registry.record("test", "owned marker", sys.argv[1], json.loads(sys.argv[2]))
 print(fault.id, flush=True)

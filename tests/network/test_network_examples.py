@@ -179,6 +179,9 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
         [CHAOS, "--no-version-check", "--log-file", str(log), "run",
          "--journal-path", str(tmp_path / "journal.json"), "examples/rtp-throttle.yaml"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A terminal's Ctrl+C, even where this test runs with SIGINT ignored (a CI background
+        # job), which the child would otherwise inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
@@ -202,6 +205,8 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "interrupted", output[-3000:]
     assert not Path("/run/netns/cgrtp-a").exists(), output[-3000:]
     assert not Path("/run/netns/cgrtp-b").exists(), output[-3000:]
     deadline = time.monotonic() + 10

@@ -61,7 +61,9 @@ def test_delay_measured(lab: dict[str, Any]) -> None:
     measured = probes.measure_udp(ADDRESS_B, 20000, count=200, interval_ms=5, netns=ns)
     base = baseline["rtt_ms"]["median"]
     assert measured["loss_percent"] == 0
-    assert abs(measured["rtt_ms"]["mean"] - base - 50) <= 0.02 * 50 + 1.0, measured
+    # The median, not the mean: a UML process descheduled now and then adds rare outliers of
+    # tens of ms that say nothing about netem (benchmarks/network_netem_accuracy.py has means).
+    assert abs(measured["rtt_ms"]["median"] - base - 50) <= 0.02 * 50 + 1.0, measured
     # IPv6 is not in the destinations: untouched.
     other = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
     assert other["rtt_ms"]["median"] < 10
@@ -76,8 +78,10 @@ def test_jitter_normal_distribution(lab: dict[str, Any]) -> None:
     )
     measured = probes.measure_udp(ADDRESS_B, 20000, count=400, interval_ms=3, netns=ns)
     rtt = measured["rtt_ms"]
-    assert 57 <= rtt["mean"] <= 64, rtt
-    assert 7 <= rtt["stdev"] <= 13, rtt
+    # Robust estimates (rare scheduling outliers inside UML inflate the mean and the stdev):
+    # the median of a normal distribution is its mean, and p95 - median is 1.645 sigma.
+    assert 57 <= rtt["median"] <= 64, rtt
+    assert 7 <= (rtt["p95"] - rtt["median"]) / 1.645 <= 13, rtt
     # TCP is not targeted.
     assert probes.measure_tcp(ADDRESS_B, 443, netns=ns)["rtt_ms"]["median"] < 10
 

@@ -33,6 +33,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_bool, require_int, require_number, require_text
+from chaosgenesys.network.arguments import parse_direction, resolve_netns
 
 __all__ = [
     "add_latency",
@@ -81,9 +82,9 @@ def _targeting(
     netns: Any,
     dry_run: Any,
 ) -> dict[str, Any]:
-    from chaosgenesys.network.targeting import parse_direction, target
+    from chaosgenesys.network.targeting import target
 
-    return {
+    checked = {
         "target": target(destinations, exclude, protocol, ports),
         "direction": parse_direction(direction),
         "duration": require_number("duration", duration),
@@ -91,6 +92,8 @@ def _targeting(
         "netns": require_text("netns", netns, allow_empty=True).strip(),
         "dry_run": require_bool("dry_run", dry_run),
     }
+    resolve_netns(checked["netns"])  # refused before anything changes, as by the socket actions
+    return checked
 
 
 def _public(plan: dict[str, Any]) -> dict[str, Any]:

@@ -1,11 +1,10 @@
-"""The targeting arguments every network action shares, checked and turned into match keys.
+"""The shared targeting arguments turned into match keys: u32 selectors (and nftables rules).
 
-``destinations`` (CIDRs, addresses, host names: every A and AAAA record; empty = all traffic),
-``exclude`` (the same kinds, subtracted from the destinations), ``protocol`` (``tcp``, ``udp`` or
-``""``), ``ports`` (``"443"``, ``"16384-32768"``, a list or comma-separated string of them),
-``direction`` (``egress``, ``ingress``, ``both``). Egress matches the destination address and
-port of a packet; ingress (on the IFB device the interface's incoming packets are redirected to)
-matches the source address and port, i.e. the same remote endpoints.
+The arguments themselves (``destinations``, ``exclude``, ``protocol``, ``ports``, ``direction``)
+are checked and resolved by :mod:`chaosgenesys.network.arguments`, as for the socket actions.
+Egress matches the destination address and port of a packet; ingress (on the IFB device the
+interface's incoming packets are redirected to) matches the source address and port, i.e. the
+same remote endpoints.
 
 A port range becomes aligned power-of-two blocks (value/mask pairs), the networks minus the
 excluded ones become a list of CIDRs, and each (network, protocol, port block) becomes one u32
@@ -13,105 +12,27 @@ selector whose keys are AND'ed: protocol AND port AND address, never OR'ed.
 """
 
 import ipaddress
-import socket
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.network.arguments import (
+    PROTOCOLS,
+    Network,
+    parse_destinations,
+    parse_ports,
+    parse_protocol,
+)
 from chaosgenesys.network.tc import ETH_P_IP, ETH_P_IPV6, U32Key
 
 __all__ = [
-    "Network",
     "Target",
-    "parse_direction",
-    "parse_ports",
-    "parse_protocol",
     "port_blocks",
-    "resolve",
     "target",
 ]
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-PROTOCOLS = {"tcp": 6, "udp": 17}
-DIRECTIONS = ("egress", "ingress", "both")
 _MAX_MATCHES = 4000
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _items(name: str, value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, list | tuple):
-        out: list[str] = []
-        for index, item in enumerate(value):
-            if isinstance(item, int) and not isinstance(item, bool):
-                item = str(item)
-            if not isinstance(item, str) or not item.strip():
-                raise ActivityFailed(
-                    f"{name} must be a list of non-empty strings, "
-                    f"got {_show(item)} at index {index}"
-                )
-            out.append(item.strip())
-        return out
-    raise ActivityFailed(f"{name} must be a string or a list of strings, got {_show(value)}")
-
-
-def parse_protocol(value: Any) -> str:
-    """``tcp``, ``udp`` or ``""`` (both, or anything when no port is given)."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "any", "all"):
-        return ""
-    if isinstance(value, str) and value.strip().lower() in PROTOCOLS:
-        return value.strip().lower()
-    raise ActivityFailed(f"protocol must be 'tcp', 'udp' or '' (any), got {_show(value)}")
-
-
-def parse_direction(value: Any) -> str:
-    """``egress``, ``ingress`` or ``both``."""
-    if isinstance(value, str) and value.strip().lower() in DIRECTIONS:
-        return value.strip().lower()
-    raise ActivityFailed(f"direction must be 'egress', 'ingress' or 'both', got {_show(value)}")
-
-
-def parse_ports(value: Any) -> list[tuple[int, int]]:
-    """``"443"``, ``"16384-32768"``, ``[443, "8000-8080"]`` -> sorted, merged ``(first, last)``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    ranges: list[tuple[int, int]] = []
-    for item in _items("ports", value):
-        first_text, sep, last_text = item.partition("-")
-        try:
-            first = int(first_text)
-            last = int(last_text) if sep else first
-        except ValueError:
-            raise ActivityFailed(
-                f"ports must be port numbers or ranges such as '443' or '16384-32768', got {item!r}"
-            ) from None
-        if not (0 < first <= 65535 and 0 < last <= 65535):
-            raise ActivityFailed(f"ports must be between 1 and 65535, got {item!r}")
-        if last < first:
-            raise ActivityFailed(
-                f"ports range {item!r} ends before it starts (the range must be first-last "
-                f"with first <= last)"
-            )
-        ranges.append((first, last))
-    ranges.sort()
-    merged: list[tuple[int, int]] = []
-    for first, last in ranges:
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
 
 
 def port_blocks(first: int, last: int) -> list[tuple[int, int]]:
@@ -126,85 +47,6 @@ def port_blocks(first: int, last: int) -> list[tuple[int, int]]:
         blocks.append((port, 0xFFFF & ~(size - 1)))
         port += size
     return blocks
-
-
-def _canonical_network(item: str) -> Network | None:
-    """``item`` as a network when it is an address or CIDR written canonically, else None.
-
-    The fast path of :func:`resolve`: the C address parser, used only when the address reads
-    back exactly as written (so :func:`ipaddress.ip_network` would read the same value);
-    anything else (leading zeros, netmasks, scopes, host names) goes the :mod:`ipaddress` way.
-    """
-    address, slash, prefix = item.partition("/")
-    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
-    try:
-        packed = socket.inet_pton(family, address)
-    except OSError:
-        return None
-    if socket.inet_ntop(family, packed) != address:
-        return None
-    if not slash:
-        length = bits
-    elif prefix.isascii() and prefix.isdigit() and int(prefix) <= bits:
-        length = int(prefix)
-    else:
-        return None
-    kind = ipaddress.IPv6Network if family == socket.AF_INET6 else ipaddress.IPv4Network
-    return kind((int.from_bytes(packed), length), strict=False)
-
-
-def _order(net: Network) -> tuple[int, int, int]:
-    return net.version, int(net.network_address), net.prefixlen
-
-
-def resolve(name: str, value: Any, *, required: bool) -> list[Network]:
-    """CIDRs, addresses and host names -> networks (a host name gives all its A/AAAA records)."""
-    return _resolve_items(name, value, _items(name, value), required=required)
-
-
-def _resolve_items(name: str, value: Any, items: list[str], *, required: bool) -> list[Network]:
-    networks: list[Network] = []
-    for item in items:
-        literal = _canonical_network(item)
-        if literal is not None:
-            networks.append(literal)
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-            continue
-        except ValueError:
-            pass
-        looks_numeric = all(ch in "0123456789./:abcdefABCDEF" for ch in item)
-        if "/" in item or looks_numeric:
-            raise ActivityFailed(f"{name} has an invalid address or CIDR: {item!r}")
-        try:
-            infos = socket.getaddrinfo(item, None, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError) as error:
-            raise ActivityFailed(
-                f"{name} names {item!r}, which does not resolve to any address: {error}"
-            ) from None
-        addresses = sorted({str(info[4][0]).split("%")[0] for info in infos})
-        if not addresses:
-            raise ActivityFailed(f"{name} names {item!r}, which resolves to no address")
-        networks.extend(ipaddress.ip_network(a) for a in addresses)
-    if required and not networks and value not in (None, "", []):
-        raise ActivityFailed(f"{name} resolves to nothing: {_show(value)}")
-    return sorted(set(networks), key=_order)
-
-
-def _subtract(networks: Sequence[Network], excluded: Sequence[Network]) -> list[Network]:
-    result = list(networks)
-    for ex in excluded:
-        nxt: list[Network] = []
-        for net in result:
-            if net.version != ex.version or not net.overlaps(ex):
-                nxt.append(net)
-            elif ex.supernet_of(net):  # type: ignore[arg-type]
-                continue
-            else:
-                nxt.extend(net.address_exclude(ex))  # type: ignore[arg-type]
-        result = nxt
-    return sorted(result, key=_order)
 
 
 @dataclass(frozen=True)
@@ -348,25 +190,12 @@ def target(destinations: Any, exclude: Any, protocol: Any, ports: Any) -> Target
     """Check and resolve the shared targeting arguments."""
     proto = parse_protocol(protocol)
     port_ranges = parse_ports(ports)
-    wanted_items = _items("destinations", destinations)
-    wanted = _resolve_items("destinations", destinations, wanted_items, required=True)
-    excluded_items = _items("exclude", exclude)
-    excluded = _resolve_items("exclude", exclude, excluded_items, required=True)
-    base: list[Network] = wanted or [
-        ipaddress.ip_network("0.0.0.0/0"),
-        ipaddress.ip_network("::/0"),
-    ]
-    remaining = _subtract(base, excluded) if excluded else list(wanted)
-    if (wanted or excluded) and not remaining:
-        raise ActivityFailed(
-            f"exclude removes every destination: destinations={_show(destinations)}, "
-            f"exclude={_show(exclude)}"
-        )
+    resolved = parse_destinations(destinations, exclude)
     return Target(
-        destinations=tuple(wanted_items),
-        exclude=tuple(excluded_items),
-        networks=tuple(str(n) for n in remaining),
+        destinations=resolved.named,
+        exclude=resolved.excluded_named,
+        networks=tuple(str(n) for n in resolved.remaining),
         protocol=proto,
         ports=tuple(port_ranges),
-        parsed=tuple(remaining),
+        parsed=resolved.remaining,
     )

@@ -2,7 +2,8 @@
 
 - ``actions``: ``reset_connections``, ``reject_connections``, ``remove_rejections`` (activities)
 - ``probes``: ``list_connections`` (activity)
-- ``targets``: the targeting arguments (destinations, exclude, ports, netns), checked
+- ``targets``: the sockets' :class:`Target` (sock_diag matching, nftables sets); the targeting
+  arguments themselves are checked by :mod:`chaosgenesys.network.arguments`, as for network faults
 - ``diag``: sock_diag netlink packed by hand on one raw socket (list, destroy), ``in_netns``
 - ``reject``: the nftables table of a reject window (``nft -j``) and its registry reverter
 

@@ -28,7 +28,8 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_bool, require_int, require_number, require_text
-from chaosgenesys.sockets.targets import parse_target, resolve_netns
+from chaosgenesys.network.arguments import parse_direction, resolve_netns
+from chaosgenesys.sockets.targets import parse_target
 
 __all__ = ["reject_connections", "remove_rejections", "reset_connections"]
 
@@ -37,7 +38,6 @@ REJECT_KIND = "nft-reject"
 REJECT_REVERTER = "chaosgenesys.sockets.reject:revert"
 #: Longest reject window: one day.
 MAX_DURATION = 86_400.0
-_DIRECTIONS = ("egress", "ingress", "both")
 #: SOCK_DESTROY outcomes that are not failures: done, and gone by itself (ENOENT; ESTALE: the
 #: socket was closed and its address reused by a new one, which is left alone).
 _GONE = (0, errno.ENOENT, errno.ESTALE)
@@ -87,11 +87,11 @@ def reset_connections(
     """
     target = parse_target(destinations, ports, exclude)
     owner = require_int("pid", pid, minimum=0)
-    namespace = require_text("netns", netns, allow_empty=True)
+    namespace = require_text("netns", netns, allow_empty=True).strip()
     dry = require_bool("dry_run", dry_run)
     if owner and not os.path.isdir(f"/proc/{owner}"):
         raise ActivityFailed(f"pid: no process {owner} is running")
-    netns_path = resolve_netns("netns", namespace)
+    netns_path = resolve_netns(namespace)
     if owner and netns_path is None:
         netns_path = f"/proc/{owner}/ns/net"
     if not dry:
@@ -197,13 +197,10 @@ def reject_connections(
     seconds = require_number(
         "duration", duration, minimum=0.0, maximum=MAX_DURATION, exclusive_minimum=True
     )
-    if direction not in _DIRECTIONS:
-        raise ActivityFailed(
-            f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}"
-        )
-    namespace = require_text("netns", netns, allow_empty=True)
+    direction = parse_direction(direction)
+    namespace = require_text("netns", netns, allow_empty=True).strip()
     dry = require_bool("dry_run", dry_run)
-    netns_path = resolve_netns("netns", namespace)
+    netns_path = resolve_netns(namespace)
 
     from chaosgenesys.sockets import reject
 

@@ -13,7 +13,8 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_int, require_text
-from chaosgenesys.sockets.targets import parse_target, resolve_netns
+from chaosgenesys.network.arguments import resolve_netns
+from chaosgenesys.sockets.targets import parse_target
 
 __all__ = ["list_connections"]
 
@@ -42,10 +43,10 @@ def list_connections(
     """
     target = parse_target(destinations, ports, exclude)
     owner = require_int("pid", pid, minimum=0)
-    namespace = require_text("netns", netns, allow_empty=True)
+    namespace = require_text("netns", netns, allow_empty=True).strip()
     if owner and not os.path.isdir(f"/proc/{owner}"):
         raise ActivityFailed(f"pid: no process {owner} is running")
-    netns_path = resolve_netns("netns", namespace)
+    netns_path = resolve_netns(namespace)
     if owner and netns_path is None:
         netns_path = f"/proc/{owner}/ns/net"
 

@@ -20,8 +20,9 @@ import shutil
 import subprocess
 from typing import Any
 
+from chaosgenesys.network.arguments import Network
 from chaosgenesys.sockets.diag import in_netns
-from chaosgenesys.sockets.targets import IPNetwork, Target
+from chaosgenesys.sockets.targets import Target
 
 __all__ = [
     "TABLE_PREFIX",
@@ -70,7 +71,7 @@ def _nft(arguments: list[str], stdin: str | None, netns: str | None) -> str:
     return result.stdout
 
 
-def _addresses(version: int, networks: tuple[IPNetwork, ...]) -> list[dict[str, Any]]:
+def _addresses(version: int, networks: tuple[Network, ...]) -> list[dict[str, Any]]:
     return [
         {"prefix": {"addr": str(n.network_address), "len": n.prefixlen}}
         for n in networks

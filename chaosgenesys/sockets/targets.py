@@ -1,18 +1,15 @@
-"""The socket actions' targeting arguments, checked before anything changes.
+"""The socket actions' targets: which remote ends a reset, a reject window or a probe is about.
 
-``destinations`` and ``exclude`` are CIDRs, addresses or host names (every A and AAAA record;
-a name that resolves to nothing is refused), IPv4 and IPv6. ``ports`` are ``"443"``,
-``"16384-32768"``, integers, comma-separated strings or lists of these. ``netns`` is the name
-of a network namespace (``ip netns add NAME``, i.e. ``/run/netns/NAME``) or the path of a
-namespace file (``/proc/PID/ns/net``). Every helper raises
-:class:`~chaoslib.exceptions.ActivityFailed` naming the argument and the value it got.
+The targeting arguments (``destinations``, ``exclude``, ``ports``, ``direction``, ``netns``) are
+checked and resolved by :mod:`chaosgenesys.network.arguments`, as for the network actions; this
+module adds what is specific to sockets: one of ``destinations`` or ``ports`` is required, and a
+:class:`Target` matches the remote ends sock_diag reports (and feeds the nftables sets of
+:mod:`chaosgenesys.sockets.reject`).
 
 Only the standard library is used here: importing the activities stays cheap.
 """
 
 import functools
-import ipaddress
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,141 +17,9 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = [
-    "IPNetwork",
-    "Target",
-    "parse_networks",
-    "parse_ports",
-    "parse_target",
-    "resolve_netns",
-]
+from chaosgenesys.network.arguments import Network, parse_destinations, parse_ports
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _items(name: str, value: Any) -> list[Any]:
-    """None, one value, a comma-separated string or a list -> a list of stripped items."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list | tuple):
-        items: list[Any] = []
-        for item in value:
-            if isinstance(item, str):
-                items.extend(part.strip() for part in item.split(",") if part.strip())
-            else:
-                items.append(item)
-        return items
-    raise ActivityFailed(
-        f"{name} must be a string or a list of strings, got {type(value).__name__} {_show(value)}"
-    )
-
-
-def _resolve(name: str, host: str) -> list[IPNetwork]:
-    """Every A and AAAA record of ``host`` as /32 and /128 networks."""
-    try:
-        answers = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as error:
-        raise ActivityFailed(
-            f"{name} must be CIDRs, addresses or host names that resolve, got {host!r}: {error}"
-        ) from None
-    networks: list[IPNetwork] = []
-    for family, _, _, _, sockaddr in answers:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            address = str(sockaddr[0]).split("%", 1)[0]
-            network = ipaddress.ip_network(address)
-            if network not in networks:
-                networks.append(network)
-    if not networks:
-        raise ActivityFailed(f"{name}: host name {host!r} resolves to no IPv4 or IPv6 address")
-    return networks
-
-
-def _looks_like_address(text: str) -> bool:
-    """Digits, dots, colons, slashes and hex: meant as an address or CIDR, not a host name."""
-    if ":" in text or "/" in text:
-        return True
-    return all(ch.isdigit() or ch == "." for ch in text)
-
-
-def parse_networks(name: str, value: Any) -> list[IPNetwork]:
-    """CIDRs, addresses and host names -> networks (host bits of a CIDR are ignored)."""
-    networks: list[IPNetwork] = []
-    for item in _items(name, value):
-        if not isinstance(item, str):
-            raise ActivityFailed(
-                f"{name} must hold CIDRs, addresses or host names, got {_show(item)}"
-            )
-        if _looks_like_address(item):
-            try:
-                found: list[IPNetwork] = [ipaddress.ip_network(item, strict=False)]
-            except ValueError as error:
-                raise ActivityFailed(
-                    f"{name} must hold valid CIDRs or addresses, got {item!r}: {error}"
-                ) from None
-        else:
-            found = _resolve(name, item)
-        for network in found:
-            if network not in networks:
-                networks.append(network)
-    return networks
-
-
-def parse_ports(name: str, value: Any) -> list[tuple[int, int]]:
-    """``"443"``, ``"16384-32768"``, ``443`` or lists of them -> sorted, merged inclusive ranges."""
-    ranges: list[tuple[int, int]] = []
-    for item in _items(name, value):
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise ActivityFailed(
-                f"{name} must hold ports or ranges such as '443' or '16384-32768', "
-                f"got {_show(item)}"
-            )
-        text = str(item).strip()
-        low_text, dash, high_text = text.partition("-")
-        try:
-            low = int(low_text)
-            high = int(high_text) if dash else low
-        except ValueError:
-            raise ActivityFailed(
-                f"{name} must hold ports or ranges such as '443' or '16384-32768', got {text!r}"
-            ) from None
-        if not (1 <= low <= 65535 and 1 <= high <= 65535):
-            raise ActivityFailed(f"{name}: ports are 1 to 65535, got {text!r}")
-        if low > high:
-            raise ActivityFailed(
-                f"{name}: a port range must go from low to high, got {text!r} ({low} > {high})"
-            )
-        ranges.append((low, high))
-    merged: list[tuple[int, int]] = []
-    for low, high in sorted(ranges):
-        if merged and low <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
-        else:
-            merged.append((low, high))
-    return merged
-
-
-def resolve_netns(name: str, value: Any) -> str | None:
-    """``""``/None -> None (this process's namespace); a name or a path -> the namespace file."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ActivityFailed(f"{name} must be a namespace name or path, got {_show(value)}")
-    path = value if "/" in value else os.path.join("/run/netns", value)
-    if not os.path.exists(path):
-        raise ActivityFailed(
-            f"{name}: no network namespace {value!r} ({path} does not exist; "
-            f"'ip netns list' shows the named ones)"
-        )
-    return path
+__all__ = ["Target", "parse_target"]
 
 
 def _address_int(address: str) -> tuple[int, int]:
@@ -178,8 +43,8 @@ class Target:
     An empty ``destinations`` means every address; empty ``ports`` means every port.
     """
 
-    destinations: tuple[IPNetwork, ...] = ()
-    exclude: tuple[IPNetwork, ...] = ()
+    destinations: tuple[Network, ...] = ()
+    exclude: tuple[Network, ...] = ()
     ports: tuple[tuple[int, int], ...] = ()
 
     def matches(self, address: str, port: int) -> bool:
@@ -257,13 +122,12 @@ class Target:
 
 def parse_target(destinations: Any, ports: Any, exclude: Any) -> Target:
     """Check and resolve the three targeting arguments; one of destinations or ports is needed."""
-    nets = parse_networks("destinations", destinations)
-    port_ranges = parse_ports("ports", ports)
-    excluded = parse_networks("exclude", exclude)
-    if not nets and not port_ranges:
+    resolved = parse_destinations(destinations, exclude)
+    port_ranges = parse_ports(ports)
+    if not resolved.wanted and not port_ranges:
         raise ActivityFailed(
             "destinations and ports are both empty: refusing to target every TCP connection "
             "(name destinations or ports; for really everything use "
             "destinations ['0.0.0.0/0', '::/0'])"
         )
-    return Target(tuple(nets), tuple(excluded), tuple(port_ranges))
+    return Target(resolved.wanted, resolved.excluded, tuple(port_ranges))

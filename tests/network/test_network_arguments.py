@@ -9,7 +9,8 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.network import actions
-from chaosgenesys.network.targeting import parse_ports, port_blocks, target
+from chaosgenesys.network.arguments import parse_ports
+from chaosgenesys.network.targeting import port_blocks, target
 
 
 def _covered(blocks: list[tuple[int, int]]) -> set[int]:
@@ -44,10 +45,13 @@ def test_ports_parse_lists_and_merge() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"ports": "9-3"}, "'9-3' ends before it starts"),
+        ({"ports": "9-3"}, "ports: a port range must go from low to high, got '9-3'"),
         ({"ports": "70000"}, "between 1 and 65535"),
         ({"ports": "https"}, "'https'"),
-        ({"destinations": ["10.0.0.0/33"]}, "invalid address or CIDR: '10.0.0.0/33'"),
+        (
+            {"destinations": ["10.0.0.0/33"]},
+            "destinations must hold valid CIDRs or addresses, got '10.0.0.0/33'",
+        ),
         ({"destinations": ["10.0.0.300"]}, "'10.0.0.300'"),
         ({"destinations": ["no-such-host.invalid"]}, "'no-such-host.invalid'"),
         ({"protocol": "icmp"}, "protocol must be"),
@@ -122,8 +126,10 @@ def test_bad_input_is_activity_failed(call: object, needle: str) -> None:
 
 def test_activity_modules_do_not_import_pyroute2() -> None:
     code = (
-        "import sys, chaosgenesys.network.actions, chaosgenesys.network.probes;"
-        "print([m for m in sys.modules if m.startswith('pyroute2')])"
+        "import sys, chaosgenesys.network.actions, chaosgenesys.network.probes,"
+        " chaosgenesys.network.arguments, chaosgenesys.sockets.targets;"
+        "print([m for m in sys.modules if m.startswith(('pyroute2', 'chaosgenesys.network.tc',"
+        " 'chaosgenesys.network.nl', 'chaosgenesys.network.targeting'))])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -148,3 +154,54 @@ def test_no_cap_net_admin_is_refused_before_anything(tmp_path: object) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "CAP_NET_ADMIN" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("destinations", "exclude", "ports", "needle"),
+    [
+        (["10.0.0.0/33"], [], ["443"], "destinations must hold valid CIDRs or addresses"),
+        (["no-such-host.invalid"], [], ["443"], "'no-such-host.invalid', which does not resolve"),
+        ([42], [], ["443"], "destinations must hold CIDRs, addresses or host names, got 42"),
+        (["10.0.0.1", ""], [], ["443"], "got '' at index 1"),
+        (",", [], ["443"], "destinations resolves to nothing: ','"),
+        ([], ["fd00::/129"], ["443"], "exclude must hold valid CIDRs or addresses"),
+        (["10.0.0.0/24"], ["10.0.0.0/16"], ["443"], "exclude removes every destination"),
+        (["10.0.0.1"], [], ["9-3"], "ports: a port range must go from low to high, got '9-3'"),
+        (["10.0.0.1"], [], ["0"], "ports must be between 1 and 65535, got '0'"),
+        (["10.0.0.1"], [], [True], "ports must hold port numbers or ranges"),
+    ],
+)
+def test_network_and_socket_targets_refuse_alike(
+    destinations: object, exclude: object, ports: object, needle: str
+) -> None:
+    """One parser: the network and the socket actions give the same message for the same value."""
+    from chaosgenesys.sockets.targets import parse_target
+
+    messages = []
+    for parse in (
+        lambda: target(destinations, exclude, "tcp", ports),
+        lambda: parse_target(destinations, ports, exclude),
+    ):
+        with pytest.raises(ActivityFailed) as caught:
+            parse()
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert needle in messages[0]
+
+
+def test_network_and_socket_targets_resolve_alike() -> None:
+    from chaosgenesys.sockets.targets import parse_target
+
+    net = target(["10.0.0.9", "localhost", "10.0.0.0/30"], [], "", ["443, 80", 8080])
+    sock = parse_target(["10.0.0.9", "localhost", "10.0.0.0/30"], ["443, 80", 8080], [])
+    assert list(net.networks) == [str(n) for n in sock.destinations]
+    assert "127.0.0.1/32" in net.networks
+    assert net.ports == sock.ports == ((80, 80), (443, 443), (8080, 8080))
+
+
+def test_direction_is_parsed_the_same_everywhere() -> None:
+    from chaosgenesys.network.arguments import parse_direction
+
+    assert parse_direction(" Ingress ") == "ingress"
+    with pytest.raises(ActivityFailed, match="direction must be one of 'egress', 'ingress'"):
+        parse_direction("up")

@@ -169,7 +169,10 @@ def test_dry_run_returns_the_document_and_applies_nothing(pair: Pair, registry_d
         ({"ports": ["443"], "duration": -5}, "duration must be greater than 0"),
         ({"ports": ["443"], "duration": "ten"}, "duration must be a number"),
         ({"ports": ["443"], "direction": "sideways"}, "direction must be one of"),
-        ({"ports": ["443"], "netns": "cgs-no-such-namespace"}, "netns: no network namespace"),
+        (
+            {"ports": ["443"], "netns": "cgs-no-such-namespace"},
+            "netns 'cgs-no-such-namespace' does not exist",
+        ),
         ({}, "destinations and ports are both empty"),
     ],
 )

@@ -276,12 +276,15 @@ def test_two_hundred_sockets_in_one_call(pair: Pair) -> None:
         ({"destinations": ["no-such-host.invalid"]}, "'no-such-host.invalid'"),
         ({"destinations": [42]}, "destinations must hold CIDRs"),
         ({"ports": ["9-3"]}, "ports: a port range must go from low to high, got '9-3'"),
-        ({"ports": ["70000"]}, "ports: ports are 1 to 65535, got '70000'"),
+        ({"ports": ["70000"]}, "ports must be between 1 and 65535, got '70000'"),
         ({"ports": ["https"]}, "got 'https'"),
         ({"ports": ["443"], "exclude": ["fd00::/129"]}, "exclude must hold valid CIDRs"),
         ({"ports": ["443"], "pid": -1}, "pid must be at least 0"),
         ({"ports": ["443"], "pid": 2**22 + 7}, "pid: no process"),
-        ({"ports": ["443"], "netns": "cgs-no-such-namespace"}, "netns: no network namespace"),
+        (
+            {"ports": ["443"], "netns": "cgs-no-such-namespace"},
+            "netns 'cgs-no-such-namespace' does not exist",
+        ),
         ({"ports": ["443"], "dry_run": "yes"}, "dry_run must be true or false"),
         ({}, "destinations and ports are both empty"),
     ],
@@ -342,7 +345,8 @@ def test_importing_the_activities_imports_no_netlink_library() -> None:
     code = (
         "import sys, chaosgenesys.sockets.actions, chaosgenesys.sockets.probes; "
         "print(sorted(m for m in sys.modules if m.startswith(('pyroute2', "
-        "'chaosgenesys.sockets.diag', 'chaosgenesys.faults'))))"
+        "'chaosgenesys.sockets.diag', 'chaosgenesys.faults', 'chaosgenesys.network.tc', "
+        "'chaosgenesys.network.nl'))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

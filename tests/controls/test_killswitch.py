@@ -1,0 +1,280 @@
+"""The kill switch reverts every fault and stops the run on a breach (real ``chaos run``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import InterruptExecution, InvalidControl
+
+from chaosgenesys.controls import killswitch
+from chaosgenesys.platform import metrics
+from tests.conftest import AGENT_1, make_seed
+from tests.controls.runner import chaos_run
+from tests.faults.conftest import guardians, stop_guardians
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "runtime"
+    yield directory
+    stop_guardians(directory)
+
+
+def _probe(index: int) -> dict[str, Any]:
+    return {
+        "type": "probe",
+        "name": f"read-presence-{index}",
+        "provider": {
+            "type": "python",
+            "module": "chaosgenesys.users.probes",
+            "func": "get_presence",
+            "arguments": {"user_id": AGENT_1},
+        },
+    }
+
+
+def _experiment(marker: Path, slow_ms: int, probes: int, **arguments: Any) -> dict[str, Any]:
+    method: list[dict[str, Any]] = [
+        {
+            "type": "action",
+            "name": "apply-fault",
+            "provider": {
+                "type": "python",
+                "module": "tests.controls.faulty",
+                "func": "apply_marker",
+                "arguments": {"path": str(marker)},
+            },
+        }
+    ]
+    if slow_ms:
+        method.append(
+            {
+                "type": "action",
+                "name": "slow-api",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.sandbox.actions",
+                    "func": "inject_api_fault",
+                    "arguments": {"path_pattern": "^/api/v2/users/", "delay_ms": slow_ms},
+                },
+            }
+        )
+    method.extend(_probe(i) for i in range(1, probes + 1))
+    return {
+        "title": "killswitch",
+        "description": "probes read presence while the API slows down",
+        "controls": [
+            {
+                "name": "genesys-sandbox",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.controls.sandbox",
+                    "arguments": {"seed": make_seed()},
+                },
+            },
+            {
+                "name": "genesys-killswitch",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.controls.killswitch",
+                    "arguments": arguments,
+                },
+            },
+        ],
+        "method": method,
+    }
+
+
+def test_slow_api_trips_the_switch_reverts_faults_and_stops_the_run(
+    tmp_path: Path, runtime: Path
+) -> None:
+    marker = tmp_path / "marker"
+    experiment = _experiment(
+        marker,
+        slow_ms=300,
+        probes=15,
+        max_api_p99_ms=150,
+        api_window_seconds=1,
+        check_interval=0.1,
+    )
+    run = chaos_run(experiment, tmp_path, runtime)
+    assert run.journal["status"] == "interrupted", run.log[-3000:]
+    ran = run.activities()
+    assert ran[:3] == ["apply-fault", "slow-api", "read-presence-1"], ran
+    assert len(ran) < 2 + 15, ran  # stopped before the method's end
+    assert not marker.exists()  # the recorded fault was reverted
+    entry = run.extension("chaosgenesys-killswitch")
+    assert entry["tripped"] is True
+    assert "API latency p99" in entry["reason"] and "150 ms" in entry["reason"]
+    kinds = {(r["kind"], r["status"]) for r in entry["reverted"]}
+    assert ("marker", "reverted") in kinds
+    assert ("sandbox", "reverted") in kinds  # the sandbox's delay fault was cleared
+    assert "WARNING" in run.log and "kill switch: API latency p99" in run.log
+    assert "the run stops before activity" in run.log
+    assert entry["peaks"]["api_p99_ms"] > 150
+    assert run.seconds < 20
+    deadline = time.monotonic() + 5  # the guardian leaves once the registry is empty
+    while guardians(runtime) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not guardians(runtime)
+
+
+def test_no_breach_completes_and_still_reverts_at_the_end(tmp_path: Path, runtime: Path) -> None:
+    marker = tmp_path / "marker"
+    experiment = _experiment(
+        marker,
+        slow_ms=0,
+        probes=5,
+        api_window_seconds=1,
+        websocket_window_seconds=1,
+        check_interval=0.1,
+    )
+    experiment["method"][-1]["pauses"] = {"after": 1.2}  # time for the watcher to look
+    run = chaos_run(experiment, tmp_path, runtime)
+    assert run.journal["status"] == "completed", run.log[-3000:]
+    assert len(run.activities()) == 6
+    entry = run.extension("chaosgenesys-killswitch")
+    assert entry["tripped"] is False and entry["reason"] is None
+    assert entry["checks"] >= 10
+    assert 0 < entry["peaks"]["api_p99_ms"] < 2000  # it did watch the probes' calls
+    assert entry["peaks"]["websocket_error_rate"] is None  # no synthetic agents ran
+    assert entry["last_sample"]["websocket"]["agents"] == 0
+    # Nothing reverted the marker during the run; the control did after the experiment.
+    assert [r["kind"] for r in entry["reverted_after"]] == ["marker"]
+    assert not marker.exists()
+
+
+def test_watcher_needs_the_breach_for_its_whole_window() -> None:
+    metrics.reset()
+    thresholds = killswitch.Thresholds(max_api_p99_ms=100, api_window_seconds=0.5)
+    watcher = killswitch.Watcher(thresholds)
+    watcher.started = time.time() - 1
+    try:
+        assert watcher.check() is False  # no calls: nothing to judge
+        metrics.record("GET", "/api/v2/users/x", 200, 500.0)
+        start = time.time()
+        assert watcher.check(start) is False  # over the limit, not yet for the window
+        assert watcher.last_sample["api"]["over"] is True
+        metrics.record("GET", "/api/v2/users/x", 200, 20.0)
+        assert watcher.check(start + 0.2) is False  # one slow call in a few: p99 still over
+        time.sleep(0.6)  # the slow call leaves the window: back under the limit
+        metrics.record("GET", "/api/v2/users/x", 200, 20.0)
+        assert watcher.check(start + 0.7) is False
+        assert watcher.last_sample["api"]["over"] is False
+        for offset in (1.0, 1.3, 1.6):
+            metrics.record("GET", "/api/v2/users/x", 200, 400.0)
+            assert watcher.check(start + offset) is (offset >= 1.5)
+        assert watcher.reason is not None and "API latency p99" in watcher.reason
+    finally:
+        watcher.stop()
+        metrics.reset()
+
+
+def test_activity_boundary_raises_once_tripped_but_rollbacks_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAOSGENESYS_RUNTIME_DIR", str(tmp_path / "runtime"))
+    killswitch.before_experiment_control(context={}, check_interval=5)
+    try:
+        killswitch.before_activity_control(context={"name": "a"})  # armed, not tripped
+        watcher = killswitch._watcher
+        assert watcher is not None
+        watcher.trip("test breach")
+        with pytest.raises(InterruptExecution, match=r"kill switch: test breach.*'b'"):
+            killswitch.before_activity_control(context={"name": "b"})
+        killswitch.before_rollback_control(context={})
+        killswitch.before_activity_control(context={"name": "rollback"})
+        journal: dict[str, Any] = {"experiment": {}}
+        killswitch.after_experiment_control(context={}, state=journal)
+    finally:
+        killswitch.cleanup_control()
+    report = journal["experiment"]["extensions"][0]
+    assert report["tripped"] is True and report["reason"] == "kill switch: test breach"
+    assert killswitch.status() is not None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"max_api_p99_ms": 0}, "max_api_p99_ms"),
+        ({"api_window_seconds": -1}, "api_window_seconds"),
+        ({"max_websocket_error_rate": 5}, "max_websocket_error_rate"),
+        ({"websocket_window_seconds": "soon"}, "websocket_window_seconds"),
+        ({"check_interval": 0}, "check_interval"),
+        ({"stop_immediately": "yes"}, "stop_immediately"),
+    ],
+)
+def test_bad_arguments_refuse_the_run_naming_the_argument(
+    arguments: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(InterruptExecution, match=named):
+        killswitch.before_experiment_control(context={}, **arguments)
+    assert killswitch._watcher is None
+    with pytest.raises(InvalidControl, match=named):
+        killswitch.validate_control({"name": "k", "provider": {"arguments": arguments}})
+
+
+def test_validate_rejects_unknown_arguments() -> None:
+    with pytest.raises(InvalidControl, match="max_p99"):
+        killswitch.validate_control({"name": "k", "provider": {"arguments": {"max_p99": 1}}})
+
+
+def test_websockets_that_stay_down_trip_the_switch_at_once_with_stop_immediately(
+    tmp_path: Path, runtime: Path
+) -> None:
+    marker = tmp_path / "marker"
+    experiment = _experiment(
+        marker,
+        slow_ms=0,
+        probes=0,
+        websocket_window_seconds=1,
+        max_api_p99_ms=60000,
+        check_interval=0.1,
+        stop_immediately=True,
+    )
+    sandbox_control = experiment["controls"][0]["provider"]["arguments"]
+    sandbox_control.update(
+        {
+            "heartbeat_interval": 1.0,
+            "agents": [AGENT_1],
+            "agent_options": {"ping_interval": 1, "heartbeat_interval": 1},
+        }
+    )
+    sandbox_action: dict[str, Any] = {
+        "type": "action",
+        "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions"},
+    }
+    experiment["method"] += [
+        {
+            **sandbox_action,
+            "name": "refuse-websockets",
+            "provider": {
+                **sandbox_action["provider"],
+                "func": "inject_api_fault",
+                "arguments": {"path_pattern": "notifications|channels", "status": 503},
+            },
+        },
+        {
+            **sandbox_action,
+            "name": "drop-websockets",
+            "provider": {
+                **sandbox_action["provider"],
+                "func": "close_notification_sockets",
+                "arguments": {"code": 1011},
+            },
+            "pauses": {"after": 30},
+        },
+        _probe(1),
+    ]
+    run = chaos_run(experiment, tmp_path, runtime)
+    assert run.journal["status"] == "interrupted", run.log[-3000:]
+    assert run.activities() == ["apply-fault", "refuse-websockets", "drop-websockets"]
+    entry = run.extension("chaosgenesys-killswitch")
+    assert "WebSocket error rate 100%" in entry["reason"], entry
+    assert entry["last_sample"]["websocket"]["in_error"] == [AGENT_1]
+    assert not marker.exists()
+    assert run.seconds < 15  # stop_immediately cut the 30 s pause short

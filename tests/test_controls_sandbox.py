@@ -64,3 +64,52 @@ def test_bad_seed_names_the_key() -> None:
             configuration={}, secrets={}, seed={"users": [{"id": "u", "presense": "Away"}]}
         )
     assert control.running_sandbox() is None
+
+
+def test_a_sandbox_that_cannot_start_stops_chaos_run_before_any_activity(tmp_path: Path) -> None:
+    # chaoslib only logs (at debug level) what configure_control raises, and runs on.
+    import json
+    import subprocess
+    import sys
+
+    experiment = {
+        "title": "a bad seed",
+        "description": "the sandbox must refuse it and the run must not go on without it",
+        "controls": [
+            {
+                "name": "genesys-sandbox",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.controls.sandbox",
+                    "arguments": {"seed": {"users": [{"id": "u", "presense": "Away"}]}},
+                },
+            }
+        ],
+        "method": [
+            {
+                "type": "probe",
+                "name": "would-fail-without-a-sandbox",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.users.probes",
+                    "func": "get_presence",
+                    "arguments": {"user_id": "u"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(experiment))
+    log, journal = tmp_path / "chaostoolkit.log", tmp_path / "journal.json"
+    chaos = str(Path(sys.executable).with_name("chaos"))
+    result = subprocess.run(
+        [chaos, "--no-version-check", "--log-file", str(log), "run", "--journal-path",
+         str(journal), str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    outcome = json.loads(journal.read_text())
+    assert outcome["status"] == "interrupted"
+    assert outcome["run"] == []
+    text = log.read_text()
+    assert "the Genesys sandbox did not start" in text and "presense" in text

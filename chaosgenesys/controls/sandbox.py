@@ -47,7 +47,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from chaoslib.exceptions import ActivityFailed
+from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from chaoslib.types import Configuration, Experiment, Secrets
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "after_experiment_control",
+    "before_experiment_control",
     "cleanup_control",
     "configure_control",
     "running_agents",
@@ -65,6 +66,7 @@ logger = logging.getLogger("chaostoolkit")
 
 _lock = threading.Lock()
 _running: Sandbox | None = None
+_startup_error: str | None = None
 #: The synthetic agent run this control started (``start_agents``' answer), if any.
 _agents: dict[str, Any] | None = None
 _MODES = ("resilient", "naive")
@@ -80,6 +82,53 @@ def configure_control(
     secrets: Secrets = None,
     settings: dict[str, Any] | None = None,
     experiment: Experiment = None,
+    seed: str | dict[str, Any] | None = None,
+    port: int = 0,
+    heartbeat_interval: float = 30.0,
+    rate_limit_per_minute: int = 300,
+    session_grace_seconds: float | None = None,
+    presence_renew_seconds: float | None = None,
+    renew_on_queue: bool | None = None,
+    agents: list[str] | None = None,
+    agent_options: dict[str, Any] | None = None,
+) -> None:
+    """Start the sandbox, point the experiment's configuration at it, start ``agents``.
+
+    Chaos Toolkit only logs an exception raised here (at debug level) and runs on, so the error
+    is also logged and kept: :func:`before_experiment_control` then stops the run before any
+    activity, with the reason.
+    """
+    global _startup_error
+    _startup_error = None
+    try:
+        _configure(
+            configuration=configuration,
+            secrets=secrets,
+            seed=seed,
+            port=port,
+            heartbeat_interval=heartbeat_interval,
+            rate_limit_per_minute=rate_limit_per_minute,
+            session_grace_seconds=session_grace_seconds,
+            presence_renew_seconds=presence_renew_seconds,
+            renew_on_queue=renew_on_queue,
+            agents=agents,
+            agent_options=agent_options,
+        )
+    except Exception as error:
+        _startup_error = str(error)
+        logger.error("The Genesys sandbox control could not start: %s", error)
+        raise
+
+
+def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None:
+    """Stop the run, before anything executes, when the sandbox could not start."""
+    if _startup_error is not None:
+        raise InterruptExecution(f"the Genesys sandbox did not start: {_startup_error}")
+
+
+def _configure(
+    configuration: Configuration = None,
+    secrets: Secrets = None,
     seed: str | dict[str, Any] | None = None,
     port: int = 0,
     heartbeat_interval: float = 30.0,
@@ -136,9 +185,7 @@ def configure_control(
         _start_agents(agents, mode, agent_options, configuration, secrets)
 
 
-def _check_agents(
-    configuration: Configuration, agents: Any, agent_options: Any
-) -> str:
+def _check_agents(configuration: Configuration, agents: Any, agent_options: Any) -> str:
     """The agent mode (from the configuration), after checking the agent arguments."""
     mode = (configuration or {}).get("agent_mode") or "resilient"
     if not agents:

@@ -191,8 +191,15 @@ def test_arguments_are_checked_before_anything(sandbox: Sandbox) -> None:
         watch_events([AGENT_1], 1, ["presence", "bogus"], configuration=config, secrets=SECRETS)
     with pytest.raises(ActivityFailed, match="heartbeat_interval"):
         watch_events([AGENT_1], 1, heartbeat_interval=-1, configuration=config, secrets=SECRETS)
+    assert sandbox.snapshot()["notifications"]["connected"] == 0
+    # An unknown user is found only by reading the users, which happens once the socket is open
+    # (so that no change between the read and the connect is missed): the observer must close
+    # that socket when it gives up. The sandbox sees the close a moment later.
     with pytest.raises(ActivityFailed, match="nobody"):
         watch_events(["nobody"], 1, configuration=config, secrets=SECRETS)
+    deadline = time.monotonic() + 5
+    while sandbox.snapshot()["notifications"]["connected"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert sandbox.snapshot()["notifications"]["connected"] == 0
 
 

@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
@@ -98,26 +100,47 @@ def configure_control(
     is also logged and kept: :func:`before_experiment_control` then stops the run before any
     activity, with the reason.
     """
-    global _startup_error
-    _startup_error = None
-    try:
-        _configure(
-            configuration=configuration,
-            secrets=secrets,
-            seed=seed,
-            port=port,
-            heartbeat_interval=heartbeat_interval,
-            rate_limit_per_minute=rate_limit_per_minute,
-            session_grace_seconds=session_grace_seconds,
-            presence_renew_seconds=presence_renew_seconds,
-            renew_on_queue=renew_on_queue,
-            agents=agents,
-            agent_options=agent_options,
-        )
-    except Exception as error:
-        _startup_error = str(error)
-        logger.error("The Genesys sandbox control could not start: %s", error)
-        raise
+    global _running
+    with _remembering_failure():
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
+        if seed is not None and not isinstance(seed, str | dict):
+            kind = type(seed).__name__
+            raise ActivityFailed(
+                f"seed must be a path to a seed file or an inline mapping, got {kind}"
+            )
+        mode = _check_agents(configuration, agents, agent_options)
+        from chaosgenesys.platform.settings import register_default_credentials
+        from chaosgenesys.sandbox import Sandbox
+
+        with _lock:
+            _stop_running()
+            try:
+                sandbox = Sandbox(
+                    seed=seed,
+                    port=port,
+                    heartbeat_interval=heartbeat_interval,
+                    rate_limit_per_minute=rate_limit_per_minute,
+                    session_grace_seconds=session_grace_seconds,
+                    presence_renew_seconds=presence_renew_seconds,
+                    renew_on_queue=renew_on_queue,
+                )
+            except ValueError as error:
+                if type(error) is not ValueError:  # SeedError and friends: keep their type
+                    raise
+                raise ActivityFailed(f"sandbox control: {error}") from None
+            sandbox.start()  # a failure is logged by _remembering_failure
+            _running = sandbox
+        if configuration is not None:
+            for key in ("genesys_api_url", "genesys_login_url"):
+                previous = configuration.get(key)
+                if previous and previous != sandbox.url:
+                    logger.info("Sandbox control: %s %s replaced by the sandbox", key, previous)
+                configuration[key] = sandbox.url
+        register_default_credentials(sandbox.url, sandbox.client_id, sandbox.client_secret)
+        logger.info("Genesys sandbox running at %s", sandbox.url)
+        if agents:
+            _start_agents(agents, mode, agent_options, configuration, secrets)
 
 
 def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None:
@@ -126,63 +149,17 @@ def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None
         raise InterruptExecution(f"the Genesys sandbox did not start: {_startup_error}")
 
 
-def _configure(
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-    seed: str | dict[str, Any] | None = None,
-    port: int = 0,
-    heartbeat_interval: float = 30.0,
-    rate_limit_per_minute: int = 300,
-    session_grace_seconds: float | None = None,
-    presence_renew_seconds: float | None = None,
-    renew_on_queue: bool | None = None,
-    agents: list[str] | None = None,
-    agent_options: dict[str, Any] | None = None,
-) -> None:
-    """Start the sandbox, point the experiment's configuration at it, start ``agents``."""
-    global _running
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
-    if seed is not None and not isinstance(seed, str | dict):
-        raise ActivityFailed(
-            f"seed must be a path to a seed file or an inline mapping, got {type(seed).__name__}"
-        )
-    mode = _check_agents(configuration, agents, agent_options)
-    from chaosgenesys.platform.settings import register_default_credentials
-    from chaosgenesys.sandbox import Sandbox
-
-    with _lock:
-        _stop_running()
-        try:
-            sandbox = Sandbox(
-                seed=seed,
-                port=port,
-                heartbeat_interval=heartbeat_interval,
-                rate_limit_per_minute=rate_limit_per_minute,
-                session_grace_seconds=session_grace_seconds,
-                presence_renew_seconds=presence_renew_seconds,
-                renew_on_queue=renew_on_queue,
-            )
-        except ValueError as error:
-            if type(error) is not ValueError:  # SeedError and friends: keep their type
-                raise
-            raise ActivityFailed(f"sandbox control: {error}") from None
-        try:
-            sandbox.start()
-        except Exception as error:
-            logger.error("The Genesys sandbox could not start: %s", error)
-            raise
-        _running = sandbox
-    if configuration is not None:
-        for key in ("genesys_api_url", "genesys_login_url"):
-            previous = configuration.get(key)
-            if previous and previous != sandbox.url:
-                logger.info("Sandbox control: %s %s replaced by the sandbox", key, previous)
-            configuration[key] = sandbox.url
-    register_default_credentials(sandbox.url, sandbox.client_id, sandbox.client_secret)
-    logger.info("Genesys sandbox running at %s", sandbox.url)
-    if agents:
-        _start_agents(agents, mode, agent_options, configuration, secrets)
+@contextmanager
+def _remembering_failure() -> Iterator[None]:
+    """Log and keep what stopped the sandbox from starting, for before_experiment_control."""
+    global _startup_error
+    _startup_error = None
+    try:
+        yield
+    except Exception as error:
+        _startup_error = str(error)
+        logger.error("The Genesys sandbox control could not start: %s", error)
+        raise
 
 
 def _check_agents(configuration: Configuration, agents: Any, agent_options: Any) -> str:

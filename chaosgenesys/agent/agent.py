@@ -52,6 +52,7 @@ from chaosgenesys.agent.store import (
 )
 from chaosgenesys.agent.summary import AgentStats
 from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper
+from chaosgenesys.platform.metrics import MetricsRecorder
 
 __all__ = ["SyntheticAgent", "normalise"]
 
@@ -87,6 +88,7 @@ class SyntheticAgent:
         *,
         request_kwargs: dict[str, Any] | None = None,
         shared: dict[str, Any] | None = None,
+        calls: MetricsRecorder | None = None,
     ) -> None:
         self.user_id = user_id
         self.endpoint = endpoint
@@ -97,6 +99,7 @@ class SyntheticAgent:
         self._session = session
         self._kwargs = request_kwargs or {}
         self._shared = shared if shared is not None else {}
+        self._calls = calls
         self.tokens = TokenKeeper(
             endpoint,
             login_session,
@@ -104,6 +107,7 @@ class SyntheticAgent:
             margin=config.token_refresh_margin,
             on_refresh=self._on_token,
             request_kwargs=self._kwargs,
+            on_call=self._on_call,
         )
         self.api = ApiClient(
             endpoint,
@@ -112,6 +116,7 @@ class SyntheticAgent:
             resilient=config.resilient,
             request_kwargs=self._kwargs,
             on_status=self._on_status,
+            on_call=self._on_call,
         )
         self.channel_id = ""
         self.connect_uri = ""
@@ -161,6 +166,13 @@ class SyntheticAgent:
             self.stats.http_errors += 1
             if status == 429:
                 self.stats.throttled += 1
+
+    def _on_call(
+        self, method: str, path: str, status: int | None, latency_ms: float, retries: int
+    ) -> None:
+        self.stats.api_call(status, latency_ms)
+        if self._calls is not None:
+            self._calls.record(method, path, status, latency_ms, retries=retries)
 
     def _logout(self, reason: str) -> None:
         if self.stats.logged_out:

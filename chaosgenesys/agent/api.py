@@ -3,13 +3,18 @@
 A 401 makes the resilient agent fetch one new token and retry once; the naive agent gives up
 (:class:`LoggedOut`). A 429 or 503 is retried after its ``Retry-After`` (at most 5 s, twice).
 Network failures and other errors raise :class:`ApiError` with the status (0 for no answer).
+Every call that ends (answered, failed or given up; not cancelled) is reported to ``on_call``
+once, with its final status (``None``: no answer), its latency as the desktop lives it (token
+wait and retry waits included) and how many times it was sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -17,7 +22,10 @@ import aiohttp
 from chaosgenesys.agent.config import Endpoint
 from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper
 
-__all__ = ["ApiClient", "ApiError"]
+__all__ = ["ApiClient", "ApiError", "CallListener"]
+
+#: ``on_call(method, path, final status or None, latency_ms, retries)``.
+CallListener = Callable[[str, str, int | None, float, int], None]
 
 _RETRY_STATUSES = (429, 503)
 _MAX_RETRY_WAIT = 5.0
@@ -33,6 +41,15 @@ class ApiError(Exception):
         super().__init__(f"{method} {path}: {status or 'no answer'} {detail}".strip())
 
 
+@dataclass
+class _Outcome:
+    """How one call ended: the last answer's status (None: none), re-sends, cancelled."""
+
+    status: int | None = None
+    retries: int = 0
+    cancelled: bool = False
+
+
 class ApiClient:
     """REST calls of one agent."""
 
@@ -45,6 +62,7 @@ class ApiClient:
         resilient: bool,
         request_kwargs: dict[str, Any] | None = None,
         on_status: Callable[[int], None] | None = None,
+        on_call: CallListener | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._session = session
@@ -52,6 +70,7 @@ class ApiClient:
         self._resilient = resilient
         self._kwargs = request_kwargs or {}
         self._on_status = on_status
+        self._on_call = on_call
 
     async def request(
         self,
@@ -67,6 +86,27 @@ class ApiClient:
         ``retry=False``: no retry after 429/503 (a state change guarded by optimistic locking
         is re-checked against the server before it is sent again, so it is not resent blindly).
         """
+        started = time.monotonic()
+        outcome = _Outcome()
+        try:
+            return await self._request(method, path, body, timeout, retry, outcome)
+        except asyncio.CancelledError:
+            outcome.cancelled = True
+            raise
+        finally:
+            if self._on_call is not None and not outcome.cancelled:
+                latency_ms = (time.monotonic() - started) * 1000
+                self._on_call(method, path, outcome.status, latency_ms, outcome.retries)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        timeout: float | None,
+        retry: bool,
+        outcome: _Outcome,
+    ) -> Any:
         retried_401 = False
         retries = 0
         while True:
@@ -74,7 +114,9 @@ class ApiClient:
                 token = await self._tokens.token()
             except TokenError as error:
                 raise ApiError(method, path, 0, str(error)) from None
+            outcome.status = None  # until this attempt is answered
             status, payload, retry_after = await self._send(method, path, body, token, timeout)
+            outcome.status = status
             if self._on_status is not None:
                 self._on_status(status)
             if status == 401:
@@ -83,6 +125,7 @@ class ApiClient:
                 if retried_401:
                     raise ApiError(method, path, 401, "after a fresh token")
                 retried_401 = True
+                outcome.retries += 1
                 try:
                     await self._tokens.invalidate_and_refresh(token)
                 except TokenError as error:
@@ -90,6 +133,7 @@ class ApiClient:
                 continue
             if status in _RETRY_STATUSES and self._resilient and retry and retries < 2:
                 retries += 1
+                outcome.retries += 1
                 await asyncio.sleep(min(_MAX_RETRY_WAIT, retry_after))
                 continue
             if status >= 400:

@@ -1,5 +1,9 @@
 """Many synthetic agents in one process (one asyncio loop) and the status file they report to.
 
+The status file holds every agent's summary and ``api_calls``: ``[timestamp, latency_ms,
+status]`` of the agents' API calls of the last five minutes (status ``null``: no answer), which
+``chaosgenesys.controls.killswitch`` adds to the API latency it watches.
+
 ::
 
     manager = AgentManager([(user_id, endpoint), ...], AgentConfig(mode="resilient"),
@@ -27,10 +31,15 @@ from chaosgenesys.agent.agent import SyntheticAgent
 from chaosgenesys.agent.config import AgentConfig, Endpoint
 from chaosgenesys.agent.eventlog import EventLog
 from chaosgenesys.agent.runtime import write_json_atomic
+from chaosgenesys.platform.metrics import MetricsRecorder
 
-__all__ = ["AgentManager", "request_kwargs"]
+__all__ = ["API_CALLS_KEPT", "API_CALLS_SECONDS", "AgentManager", "request_kwargs"]
 
 STATUS_INTERVAL = 0.5
+#: The status file lists the agents' API calls of the last ``API_CALLS_SECONDS``, at most the
+#: latest ``API_CALLS_KEPT`` of them (the kill switch reads their latencies).
+API_CALLS_SECONDS = 300.0
+API_CALLS_KEPT = 5000
 
 
 def request_kwargs(endpoint: Endpoint) -> dict[str, Any]:
@@ -82,6 +91,8 @@ class AgentManager:
         self._stop: asyncio.Event | None = None
         self._started_at = time.time()
         self.running = False
+        #: Every agent's API calls (token requests included), latest last.
+        self.calls = MetricsRecorder(max_records=API_CALLS_KEPT)
 
     def stop(self) -> None:
         """Stop every agent (safe from signal handlers on the loop)."""
@@ -104,6 +115,10 @@ class AgentManager:
             "updated_at": time.time(),
             "log": str(self.log.path) if self.log.path else "",
             "agents": self.summaries(),
+            "api_calls": [
+                [round(r.timestamp, 3), round(r.latency_ms, 1), r.status]
+                for r in self.calls.records(API_CALLS_SECONDS)
+            ],
         }
         with contextlib.suppress(OSError):
             write_json_atomic(self.status_path, data)
@@ -133,7 +148,7 @@ class AgentManager:
             for user_id, endpoint in self._specs:
                 agent = SyntheticAgent(
                     user_id, endpoint, self.config, session, login_session, self.log,
-                    request_kwargs=request_kwargs(endpoint), shared=shared,
+                    request_kwargs=request_kwargs(endpoint), shared=shared, calls=self.calls,
                 )
                 self.agents.append(agent)
             for agent in self.agents:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AgentStats"]
+from chaosgenesys.platform.metrics import percentile
+
+__all__ = ["API_LATENCIES_KEPT", "AgentStats"]
+
+#: How many of an agent's latest API call latencies its summary's percentiles are computed over.
+API_LATENCIES_KEPT = 4096
 
 
 @dataclass
@@ -42,7 +48,13 @@ class AgentStats:
     http_errors: int = 0
     throttled: int = 0
     socket_closing_notices: int = 0
+    api_calls: int = 0
+    api_failures: int = 0
     last_error: str = ""
+    #: Latencies (ms) of the latest API calls, token requests included, retry waits included.
+    _api_latencies: deque[float] = field(
+        default_factory=lambda: deque(maxlen=API_LATENCIES_KEPT), repr=False
+    )
     #: Monotonic time since which the open socket has been silent beyond ``zombie_after``.
     _zombie_since: float | None = field(default=None, repr=False)
 
@@ -57,6 +69,14 @@ class AgentStats:
             self._zombie_since = now
         else:
             self._zombie_since = None
+
+    def api_call(self, status: int | None, latency_ms: float) -> None:
+        """Account one finished API call (``status`` None: no answer); a failure is no answer
+        or a status of 400 and above after any retries."""
+        self.api_calls += 1
+        if status is None or status >= 400:
+            self.api_failures += 1
+        self._api_latencies.append(latency_ms)
 
     def zombie_end(self) -> None:
         """The socket is no longer believed open (or spoke again)."""
@@ -99,6 +119,23 @@ class AgentStats:
             "http_errors": self.http_errors,
             "throttled": self.throttled,
             "socket_closing_notices": self.socket_closing_notices,
+            "api_calls": self.api_calls,
+            "api_failures": self.api_failures,
+            "api_latency_ms": _api_latency(list(self._api_latencies)),
             "last_error": self.last_error,
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }
+
+
+def _api_latency(latencies: list[float]) -> dict[str, float | int | None]:
+    """p50 / p99 (nearest rank) / max of the latest calls, and how many they are."""
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "p50": rounded(percentile(latencies, 0.50)),
+        "p99": rounded(percentile(latencies, 0.99)),
+        "max": rounded(max(latencies)) if latencies else None,
+        "count": len(latencies),
+    }

@@ -16,11 +16,14 @@ import base64
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from chaosgenesys.agent.config import Endpoint
+
+if TYPE_CHECKING:
+    from chaosgenesys.agent.api import CallListener
 
 __all__ = ["LoggedOut", "TokenError", "TokenKeeper"]
 
@@ -45,12 +48,14 @@ class TokenKeeper:
         margin: float,
         on_refresh: Callable[[str, float, float], None] | None = None,
         request_kwargs: dict[str, Any] | None = None,
+        on_call: CallListener | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._session = session
         self._proactive = proactive
         self._margin = margin
         self._on_refresh = on_refresh
+        self._on_call = on_call
         self._kwargs = request_kwargs or {}
         self._token: str | None = None
         self._expires_at = 0.0  # monotonic
@@ -93,11 +98,33 @@ class TokenKeeper:
         return await self.refresh("401")
 
     async def _fetch(self, why: str) -> str:
+        started = time.monotonic()
+        try:
+            status, body = await self._post()
+        except TokenError:
+            self._report(None, started)
+            raise
+        self._report(status, started)
+        if status != 200:
+            raise TokenError(f"POST /oauth/token answered {status}")
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise TokenError("POST /oauth/token answered without an access_token")
+        lifetime = float(body.get("expires_in") or 86400)
+        self._token = token
+        self._lifetime = lifetime
+        self._expires_at = started + lifetime
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if self._on_refresh is not None:
+            self._on_refresh(why, elapsed_ms, lifetime)
+        return token
+
+    async def _post(self) -> tuple[int, Any]:
+        """``POST /oauth/token`` → (status, JSON body of a 200); TokenError without an answer."""
         endpoint = self._endpoint
         basic = base64.b64encode(
             f"{endpoint.client_id}:{endpoint.client_secret}".encode()
         ).decode()
-        started = time.monotonic()
         try:
             async with self._session.post(
                 endpoint.login_url + "/oauth/token",
@@ -110,21 +137,15 @@ class TokenKeeper:
                 **self._kwargs,
             ) as response:
                 if response.status != 200:
-                    raise TokenError(f"POST /oauth/token answered {response.status}")
-                body = await response.json(content_type=None)
+                    return response.status, None
+                return 200, await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise TokenError(f"POST /oauth/token failed: {type(error).__name__}") from None
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise TokenError("POST /oauth/token answered without an access_token")
-        lifetime = float(body.get("expires_in") or 86400)
-        self._token = token
-        self._lifetime = lifetime
-        self._expires_at = started + lifetime
-        elapsed_ms = (time.monotonic() - started) * 1000
-        if self._on_refresh is not None:
-            self._on_refresh(why, elapsed_ms, lifetime)
-        return token
+
+    def _report(self, status: int | None, started: float) -> None:
+        if self._on_call is not None:
+            latency_ms = (time.monotonic() - started) * 1000
+            self._on_call("POST", "/oauth/token", status, latency_ms, 0)
 
     def start(self) -> None:
         """Run the proactive refresh timer (resilient only)."""

@@ -22,10 +22,12 @@ Declare the control (the arguments shown are the defaults; all are optional)::
 When the experiment starts (``before_experiment_control``) a background thread starts; every
 ``check_interval`` seconds it samples
 
-* **API latency**: the calls the experiment's probes and actions made through the platform
-  client in this process (``chaosgenesys.platform.metrics``) and completed in the last
-  ``api_window_seconds``. The API is *over the limit* at a check when their p99 (nearest rank)
-  is above ``max_api_p99_ms``.
+* **API latency**: the calls completed in the last ``api_window_seconds``: those the
+  experiment's probes and actions made through the platform client in this process
+  (``chaosgenesys.platform.metrics``) and those the running synthetic agents made (their status
+  files' ``api_calls``: REST calls and token requests as the desktop lives them, retry waits
+  included; an agent inside a faulty network namespace sees the latency its users would). The
+  API is *over the limit* at a check when their p99 (nearest rank) is above ``max_api_p99_ms``.
 * **WebSocket error rate**: the running synthetic agents' summaries (the status files that
   ``chaosgenesys.agent.probes.agent_summary`` reads). At a check, an agent's WebSocket is *in
   error* when it has connected once and is not connected now, or when it dropped its socket
@@ -184,52 +186,70 @@ class _AgentView:
     disconnects: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-def _api_sample(started: float, window: float, limit: float) -> dict[str, Any]:
-    """p99 of the calls completed in the last ``window`` seconds (since the watch began)."""
-    from chaosgenesys.platform import metrics
-
-    now = time.time()
-    calls = [
-        r
-        for r in metrics.recorder().records(window)
-        if r.timestamp >= started and r.timestamp >= now - window
-    ]
-    p99 = metrics.percentile([r.latency_ms for r in calls], 0.99)
-    return {
-        "calls": len(calls),
-        "p99_ms": None if p99 is None else round(p99, 1),
-        "over": None if p99 is None else p99 > limit,
-    }
-
-
-def _websocket_sample(view: _AgentView, limit: float) -> dict[str, Any]:
-    """The fraction of running synthetic agents whose WebSocket is in error now."""
+def _running_agents() -> list[tuple[str, dict[str, Any]]]:
+    """``(run id, status file)`` of every synthetic agent process that is running now."""
     from chaosgenesys.agent.process import process_alive
     from chaosgenesys.agent.runtime import list_runs, read_json
 
-    agents = 0
-    errors: list[str] = []
-    seen: dict[tuple[str, str], int] = {}
+    running = []
     for run in list_runs():
         status = read_json(Path(str(run.get("status", ""))))
         if not status or not status.get("running"):
             continue
         if not process_alive(int(run.get("pid") or 0), str(run.get("start_time") or "")):
             continue
+        running.append((str(run.get("id")), status))
+    return running
+
+
+def _api_sample(
+    started: float, window: float, limit: float, agents: list[tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """p99 of the calls completed in the last ``window`` seconds (since the watch began): the
+    experiment's own calls through the platform client and the synthetic agents' calls."""
+    from chaosgenesys.platform import metrics
+
+    now = time.time()
+    since = max(started, now - window)
+    latencies = [
+        r.latency_ms for r in metrics.recorder().records(window) if r.timestamp >= since
+    ]
+    own = len(latencies)
+    for _, status in agents:
+        for call in status.get("api_calls") or ():
+            if isinstance(call, list) and len(call) >= 2 and float(call[0]) >= since:
+                latencies.append(float(call[1]))
+    p99 = metrics.percentile(latencies, 0.99)
+    return {
+        "calls": len(latencies),
+        "agent_calls": len(latencies) - own,
+        "p99_ms": None if p99 is None else round(p99, 1),
+        "over": None if p99 is None else p99 > limit,
+    }
+
+
+def _websocket_sample(
+    view: _AgentView, limit: float, agents: list[tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """The fraction of running synthetic agents whose WebSocket is in error now."""
+    count = 0
+    errors: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for run_id, status in agents:
         for user, summary in (status.get("agents") or {}).items():
             if not isinstance(summary, dict) or not summary.get("ready"):
                 continue  # not connected once yet: starting, not failing
-            key = (str(run.get("id")), str(user))
+            key = (run_id, str(user))
             disconnects = int(summary.get("disconnects") or 0)
             seen[key] = disconnects
-            agents += 1
+            count += 1
             dropped = disconnects > view.disconnects.get(key, disconnects)
             if dropped or not summary.get("connected"):
                 errors.append(str(user))
     view.disconnects = seen
-    rate = len(errors) / agents if agents else None
+    rate = len(errors) / count if count else None
     return {
-        "agents": agents,
+        "agents": count,
         "in_error": errors,
         "error_rate": None if rate is None else round(rate, 4),
         "over": None if rate is None else rate > limit,
@@ -334,8 +354,11 @@ class Watcher:
         """One check; True when it tripped the switch (then the thread ends)."""
         now = time.time() if now is None else now
         limits = self.thresholds
-        api = _api_sample(self.started, limits.api_window_seconds, limits.max_api_p99_ms)
-        ws = _websocket_sample(self._agents, limits.max_websocket_error_rate)
+        agents = _running_agents()
+        api = _api_sample(
+            self.started, limits.api_window_seconds, limits.max_api_p99_ms, agents
+        )
+        ws = _websocket_sample(self._agents, limits.max_websocket_error_rate, agents)
         api_breached = self._api.update(api["over"], now)
         ws_breached = self._ws.update(ws["over"], now)
         with self._lock:

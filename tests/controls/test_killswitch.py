@@ -278,3 +278,33 @@ def test_websockets_that_stay_down_trip_the_switch_at_once_with_stop_immediately
     assert entry["last_sample"]["websocket"]["in_error"] == [AGENT_1]
     assert not marker.exists()
     assert run.seconds < 15  # stop_immediately cut the 30 s pause short
+
+
+def test_the_synthetic_agents_slow_api_calls_trip_the_switch(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """No probe runs during the method: only the desktop's own calls are slow (as when the
+    agent sits behind a faulty network), and they are enough."""
+    marker = tmp_path / "marker"
+    experiment = _experiment(
+        marker,
+        slow_ms=300,
+        probes=0,
+        max_api_p99_ms=150,
+        api_window_seconds=1,
+        max_websocket_error_rate=1,
+        check_interval=0.1,
+        stop_immediately=True,
+    )
+    sandbox_control = experiment["controls"][0]["provider"]["arguments"]
+    sandbox_control.update({"agents": [AGENT_1], "agent_options": {"sync_interval": 0.2}})
+    experiment["method"][-1]["pauses"] = {"after": 30}
+    run = chaos_run(experiment, tmp_path, runtime)
+    assert run.journal["status"] == "interrupted", run.log[-3000:]
+    assert run.activities() == ["apply-fault", "slow-api"]
+    entry = run.extension("chaosgenesys-killswitch")
+    assert "API latency p99" in entry["reason"], entry
+    api = entry["last_sample"]["api"]
+    assert api["agent_calls"] == api["calls"] >= 1 and api["p99_ms"] >= 300, api
+    assert not marker.exists()
+    assert run.seconds < 20  # stop_immediately cut the 30 s pause short

@@ -95,6 +95,15 @@ def test_example_runs_and_holds(experiment: Path, tmp_path: Path) -> None:
     assert rollbacks == [], log
     after = journal["steady_states"]["after"]
     assert after is not None and after["steady_state_met"] is True
+    declared = {c["provider"]["module"] for c in journal["experiment"].get("controls", [])}
+    extensions = {e["name"]: e for e in journal["experiment"].get("extensions", [])}
+    if "chaosgenesys.controls.killswitch" in declared:
+        # Armed for the whole run, watched, and never pulled on an example that holds.
+        switch = extensions["chaosgenesys-killswitch"]
+        assert switch["tripped"] is False and switch["checks"] > 0, switch
+    if "chaosgenesys.controls.safeguard" in declared:
+        guard = extensions["chaosgenesys-safeguard"]
+        assert guard["refused"] is None and guard["last_check"]["isolated"] is True, guard
     if "network" in _tags(experiment):
         # The network examples measure the fault itself in their method (delay, loss, the
         # untargeted traffic): those tolerances must hold too, or the fault did not happen.

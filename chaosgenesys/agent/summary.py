@@ -55,6 +55,9 @@ class AgentStats:
     _api_latencies: deque[float] = field(
         default_factory=lambda: deque(maxlen=API_LATENCIES_KEPT), repr=False
     )
+    #: Their percentiles, computed again only after a new call (the status file is rewritten
+    #: every 0.5 s for every agent; calls come far less often).
+    _api_latency: dict[str, float | int | None] | None = field(default=None, repr=False)
     #: Monotonic time since which the open socket has been silent beyond ``zombie_after``.
     _zombie_since: float | None = field(default=None, repr=False)
 
@@ -77,6 +80,12 @@ class AgentStats:
         if status is None or status >= 400:
             self.api_failures += 1
         self._api_latencies.append(latency_ms)
+        self._api_latency = None
+
+    def _api_latency_summary(self) -> dict[str, float | int | None]:
+        if self._api_latency is None:
+            self._api_latency = _api_latency(list(self._api_latencies))
+        return self._api_latency
 
     def zombie_end(self) -> None:
         """The socket is no longer believed open (or spoke again)."""
@@ -121,7 +130,7 @@ class AgentStats:
             "socket_closing_notices": self.socket_closing_notices,
             "api_calls": self.api_calls,
             "api_failures": self.api_failures,
-            "api_latency_ms": _api_latency(list(self._api_latencies)),
+            "api_latency_ms": dict(self._api_latency_summary()),
             "last_error": self.last_error,
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }

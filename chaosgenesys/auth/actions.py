@@ -8,15 +8,13 @@ lines a fault up with the end of the token's life; ``revoke_token`` kills the to
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_number
-
-if TYPE_CHECKING:  # pragma: no cover
-    from chaosgenesys.platform.client import GenesysClient
+from chaosgenesys.platform_reads import experiment_client
 
 __all__ = ["revoke_token", "wait_until_token_expiry"]
 
@@ -25,12 +23,6 @@ logger = logging.getLogger("chaostoolkit")
 #: ``wait_until_token_expiry`` never accepts a ``max_wait`` above this (48 h, the longest
 #: token lifetime Genesys Cloud allows).
 MAX_WAIT_CAP = 48 * 3600.0
-
-
-def _client(configuration: Configuration, secrets: Secrets) -> "GenesysClient":
-    from chaosgenesys.platform import client_for
-
-    return client_for(configuration, secrets)
 
 
 def _iso(epoch: float) -> str:
@@ -50,7 +42,7 @@ def revoke_token(configuration: Configuration = None, secrets: Secrets = None) -
                   "func": "revoke_token"}}
     ```
     """
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     client.delete("/api/v2/tokens/me")
     token = client.tokens.peek(client.settings)
     client.tokens.invalidate(client.settings)
@@ -87,7 +79,7 @@ def wait_until_token_expiry(
     """
     before = require_number("seconds_before", seconds_before, minimum=0.0)
     bound = require_number("max_wait", max_wait, minimum=0.0, maximum=MAX_WAIT_CAP)
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     token = client.tokens.peek(client.settings)
     if token is None or token.seconds_left() <= 0:
         token = client.tokens.get(client.settings)

@@ -2,20 +2,13 @@
 
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-if TYPE_CHECKING:  # pragma: no cover
-    from chaosgenesys.platform.client import GenesysClient
+from chaosgenesys.platform_reads import experiment_client
 
 __all__ = ["token_info"]
-
-
-def _client(configuration: Configuration, secrets: Secrets) -> "GenesysClient":
-    from chaosgenesys.platform import client_for
-
-    return client_for(configuration, secrets)
 
 
 def _iso(epoch: float) -> str:
@@ -38,7 +31,7 @@ def token_info(configuration: Configuration = None, secrets: Secrets = None) -> 
      "provider": {"type": "python", "module": "chaosgenesys.auth.probes", "func": "token_info"}}
     ```
     """
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     body = client.get("/api/v2/tokens/me")
     body = body if isinstance(body, dict) else {}
     token = client.tokens.peek(client.settings)

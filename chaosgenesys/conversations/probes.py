@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import not_found, require_id
+from chaosgenesys.arguments import require_id
+from chaosgenesys.platform_reads import experiment_client, get_or_not_found
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.platform.client import GenesysClient
@@ -39,25 +40,9 @@ _MEDIA = (
 )
 
 
-def _client(configuration: Configuration, secrets: Secrets) -> "GenesysClient":
-    from chaosgenesys.platform import client_for
-
-    return client_for(configuration, secrets)
-
-
-def _read(client: "GenesysClient", path: str, name: str, value: str, **kwargs: Any) -> Any:
-    from chaosgenesys.platform import GenesysApiError
-
-    try:
-        return client.get(path, **kwargs)
-    except GenesysApiError as error:
-        if error.status == 404:
-            raise not_found(name, value, error) from None
-        raise
-
 
 def _conversation(client: "GenesysClient", conversation_id: str) -> dict[str, Any]:
-    body = _read(
+    body = get_or_not_found(
         client, f"/api/v2/conversations/{conversation_id}", "conversation_id", conversation_id
     )
     if not isinstance(body, dict):
@@ -133,7 +118,7 @@ def get_conversation(
     ```
     """
     require_id("conversation_id", conversation_id)
-    return _conversation(_client(configuration, secrets), conversation_id)
+    return _conversation(experiment_client(configuration, secrets), conversation_id)
 
 
 def participant_state(
@@ -161,7 +146,7 @@ def participant_state(
     """
     require_id("conversation_id", conversation_id)
     require_id("user_id", user_id)
-    conversation = _conversation(_client(configuration, secrets), conversation_id)
+    conversation = _conversation(experiment_client(configuration, secrets), conversation_id)
     participant = _agent_participant(conversation, conversation_id, user_id)
     kind, media = _media(participant)
     return {
@@ -216,8 +201,8 @@ def active_interactions(
     ```
     """
     require_id("user_id", user_id)
-    body = _read(
-        _client(configuration, secrets),
+    body = get_or_not_found(
+        experiment_client(configuration, secrets),
         f"/api/v2/users/{user_id}",
         "user_id",
         user_id,
@@ -268,7 +253,7 @@ def wrapup_state(
     """
     require_id("conversation_id", conversation_id)
     require_id("user_id", user_id)
-    conversation = _conversation(_client(configuration, secrets), conversation_id)
+    conversation = _conversation(experiment_client(configuration, secrets), conversation_id)
     participant = _agent_participant(conversation, conversation_id, user_id)
     _, media = _media(participant)
     wrapup = participant.get("wrapup") or media.get("wrapup")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import not_found, require_id, require_ids
+from chaosgenesys.arguments import require_id, require_ids
+from chaosgenesys.platform_reads import experiment_client, get_or_not_found
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.platform.client import GenesysClient
@@ -36,30 +37,21 @@ METRICS: tuple[str, ...] = (
 TRAFFIC_METRICS: tuple[str, ...] = ("oWaiting", "oInteracting", "oAlerting")
 
 
-def _client(configuration: Configuration, secrets: Secrets) -> "GenesysClient":
-    from chaosgenesys.platform import client_for
-
-    return client_for(configuration, secrets)
-
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _members(client: "GenesysClient", queue_id: str) -> list[dict[str, Any]]:
-    from chaosgenesys.platform import GenesysApiError
-
     members: list[dict[str, Any]] = []
     for page in range(1, MAX_PAGES + 1):
-        try:
-            body = client.get(
-                f"/api/v2/routing/queues/{queue_id}/members",
-                params={"pageSize": PAGE_SIZE, "pageNumber": page},
-            )
-        except GenesysApiError as error:
-            if error.status == 404:
-                raise not_found("queue_id", queue_id, error) from None
-            raise
+        body = get_or_not_found(
+            client,
+            f"/api/v2/routing/queues/{queue_id}/members",
+            "queue_id",
+            queue_id,
+            params={"pageSize": PAGE_SIZE, "pageNumber": page},
+        )
         body = body if isinstance(body, dict) else {}
         entities = [e for e in body.get("entities") or [] if isinstance(e, dict)]
         for entity in entities:
@@ -152,7 +144,7 @@ def queue_members(
     ```
     """
     require_id("queue_id", queue_id)
-    return _members(_client(configuration, secrets), queue_id)
+    return _members(experiment_client(configuration, secrets), queue_id)
 
 
 def queue_observations(
@@ -173,7 +165,7 @@ def queue_observations(
     ```
     """
     require_id("queue_id", queue_id)
-    return _observations(_client(configuration, secrets), queue_id)
+    return _observations(experiment_client(configuration, secrets), queue_id)
 
 
 def queue_is_isolated(
@@ -195,7 +187,7 @@ def queue_is_isolated(
     """
     require_id("queue_id", queue_id)
     allowed = set(require_ids("user_ids", user_ids))
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     members = _members(client, queue_id)
     if any(member["user_id"] not in allowed for member in members):
         return False

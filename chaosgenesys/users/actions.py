@@ -14,6 +14,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import normalise_presence, not_found, presence_name, require_id
+from chaosgenesys.platform_reads import experiment_client
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.platform.client import GenesysClient
@@ -26,11 +27,6 @@ _remembered: dict[tuple[str, str], dict[str, Any]] = {}
 #: API base URL -> {normalised system presence: definition id}.
 _definitions: dict[str, dict[str, str]] = {}
 
-
-def _client(configuration: Configuration, secrets: Secrets) -> "GenesysClient":
-    from chaosgenesys.platform import client_for
-
-    return client_for(configuration, secrets)
 
 
 def _org_key(client: "GenesysClient") -> str:
@@ -125,7 +121,7 @@ def set_presence(
     """
     require_id("user_id", user_id)
     canonical = presence_name("presence", presence)
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     definition_id = _definition_ids(client).get(normalise_presence(canonical))
     if definition_id is None:
         raise ActivityFailed(
@@ -163,7 +159,7 @@ def restore_presence(
     ```
     """
     require_id("user_id", user_id)
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     key = (_org_key(client), user_id)
     with _lock:
         previous = _remembered.get(key)

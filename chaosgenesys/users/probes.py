@@ -17,13 +17,13 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import (
     normalise_presence,
-    not_found,
     presence_names,
     require_id,
     require_ids,
     require_number,
     routing_status_names,
 )
+from chaosgenesys.platform_reads import experiment_client, get_or_not_found
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.platform.client import GenesysClient
@@ -54,25 +54,6 @@ BACKOFF = 1.5
 # -- shared helpers (private: not activities) ---------------------------------------------------
 
 
-def _client(configuration: Configuration, secrets: Secrets) -> "GenesysClient":
-    from chaosgenesys.platform import client_for
-
-    return client_for(configuration, secrets)
-
-
-def _get_or_not_found(
-    client: "GenesysClient", path: str, name: str, value: str, params: dict[str, Any] | None = None
-) -> Any:
-    """``client.get`` that turns a 404 into ``ActivityFailed`` naming the argument and value."""
-    from chaosgenesys.platform import GenesysApiError
-
-    try:
-        return client.get(path, params=params)
-    except GenesysApiError as error:
-        if error.status == 404:
-            raise not_found(name, value, error) from None
-        raise
-
 
 def _presence_of(user_id: str, presence: Any) -> dict[str, Any]:
     """A UserPresence (or the ``presence`` expand of a user) -> the shape probes return."""
@@ -97,19 +78,19 @@ def _routing_of(user_id: str, routing: Any) -> dict[str, Any]:
 
 
 def _read_presence(client: "GenesysClient", user_id: str) -> dict[str, Any]:
-    body = _get_or_not_found(
+    body = get_or_not_found(
         client, f"/api/v2/users/{user_id}/presences/purecloud", "user_id", user_id
     )
     return _presence_of(user_id, body)
 
 
 def _read_routing_status(client: "GenesysClient", user_id: str) -> dict[str, Any]:
-    body = _get_or_not_found(client, f"/api/v2/users/{user_id}/routingstatus", "user_id", user_id)
+    body = get_or_not_found(client, f"/api/v2/users/{user_id}/routingstatus", "user_id", user_id)
     routing = _routing_of(user_id, body)
     if routing["status"] in (None, "OFF_QUEUE"):
         # The real API answers 200 OFF_QUEUE for a user it does not know: make sure this one
         # exists before reporting it off queue.
-        _get_or_not_found(client, f"/api/v2/users/{user_id}", "user_id", user_id)
+        get_or_not_found(client, f"/api/v2/users/{user_id}", "user_id", user_id)
     return routing
 
 
@@ -137,8 +118,8 @@ def get_user(
     ```
     """
     require_id("user_id", user_id)
-    client = _client(configuration, secrets)
-    body = _get_or_not_found(
+    client = experiment_client(configuration, secrets)
+    body = get_or_not_found(
         client,
         f"/api/v2/users/{user_id}",
         "user_id",
@@ -167,7 +148,7 @@ def get_presence(
     ```
     """
     require_id("user_id", user_id)
-    return _read_presence(_client(configuration, secrets), user_id)
+    return _read_presence(experiment_client(configuration, secrets), user_id)
 
 
 def get_routing_status(
@@ -188,7 +169,7 @@ def get_routing_status(
     ```
     """
     require_id("user_id", user_id)
-    return _read_routing_status(_client(configuration, secrets), user_id)
+    return _read_routing_status(experiment_client(configuration, secrets), user_id)
 
 
 def presence_is(
@@ -210,7 +191,7 @@ def presence_is(
     """
     require_id("user_id", user_id)
     wanted = {normalise_presence(name) for name in presence_names("expected", expected)}
-    current = _read_presence(_client(configuration, secrets), user_id)["system_presence"]
+    current = _read_presence(experiment_client(configuration, secrets), user_id)["system_presence"]
     return isinstance(current, str) and normalise_presence(current) in wanted
 
 
@@ -231,7 +212,7 @@ def routing_status_is(
     """
     require_id("user_id", user_id)
     wanted = set(routing_status_names("expected", expected))
-    status = _read_routing_status(_client(configuration, secrets), user_id)["status"]
+    status = _read_routing_status(experiment_client(configuration, secrets), user_id)["status"]
     return isinstance(status, str) and status in wanted
 
 
@@ -262,7 +243,7 @@ def wait_for_presence(
     wanted = {normalise_presence(name) for name in presence_names("expected", expected)}
     limit = require_number("timeout", timeout, minimum=0.0, maximum=MAX_WAIT)
     pause = require_number("interval", interval, minimum=0.0, exclusive_minimum=True)
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     deadline = time.monotonic() + limit
     while True:
         current = _read_presence(client, user_id)["system_presence"]
@@ -292,8 +273,8 @@ def presence_and_routing_agree(
     ```
     """
     require_id("user_id", user_id)
-    client = _client(configuration, secrets)
-    body = _get_or_not_found(
+    client = experiment_client(configuration, secrets)
+    body = get_or_not_found(
         client,
         f"/api/v2/users/{user_id}",
         "user_id",
@@ -336,7 +317,7 @@ def agents_state(
     ```
     """
     ids = require_ids("user_ids", user_ids, max_count=MAX_AGENTS)
-    client = _client(configuration, secrets)
+    client = experiment_client(configuration, secrets)
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), BULK_PAGE):
         chunk = ids[start : start + BULK_PAGE]

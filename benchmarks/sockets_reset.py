@@ -45,7 +45,7 @@ def _ip(*args: str) -> None:
 
 class Bench:
     def __init__(self, netns: str) -> None:
-        from chaosgenesys.sockets.diag import in_netns
+        from chaosgenesys.network.nl import in_netns
 
         self.netns = netns
         self.path = f"/run/netns/{netns}"

@@ -39,6 +39,7 @@ from chaosgenesys.network.nl import (
     NetlinkError,
     RtSocket,
     attr,
+    has_net_admin,
     in_netns,
     parse_attrs,
 )
@@ -68,7 +69,6 @@ LAST_MINOR = 0x3FF
 MIRRED_PRIO = 0xC4A
 UNLIMITED = 12_500_000_000  # 100 Gbit/s in bytes per second
 REVERTER = "chaosgenesys.network.engine:revert"
-CAP_NET_ADMIN = 12
 RTM_NEWLINK, RTM_DELLINK, RTM_GETROUTE = 16, 17, 26
 IFF_UP = 1
 
@@ -86,21 +86,14 @@ class Leaf:
 # -- capability and errors ----------------------------------------------------------------------
 
 
-def check_capability() -> None:
+def check_capability(what: str = "network faults") -> None:
     """CAP_NET_ADMIN in the effective set, or ActivityFailed saying how to get it."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    if int(line.split()[1], 16) & (1 << CAP_NET_ADMIN):
-                        return
-                    break
-    except OSError:  # pragma: no cover - no /proc: let the kernel answer
-        return
-    raise ActivityFailed(
-        "network faults need CAP_NET_ADMIN: run chaos as root, or grant the capability "
-        "(e.g. `sudo setcap cap_net_admin+ep $(readlink -f .venv/bin/python)`)"
-    )
+    if not has_net_admin():
+        raise ActivityFailed(
+            f"{what} needs CAP_NET_ADMIN, which this process lacks: run chaos as root (sudo), "
+            "grant the capability (`sudo setcap cap_net_admin+ep $(readlink -f "
+            ".venv/bin/python)`), or in a container add it (--cap-add NET_ADMIN)"
+        )
 
 
 def _failure(error: NetlinkError, what: str, messages: Sequence[Message]) -> ActivityFailed:

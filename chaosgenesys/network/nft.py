@@ -10,13 +10,15 @@ ctypes in this process (no fork, 1-2 ms), else through ``nft -j -f -``. pyroute2
 used for nftables: its ``nftables`` module has no rule builder, every expression (payload
 offsets, ``numgen``, set elements, the ``meta protocol`` dependencies the nft evaluator adds)
 would have to be assembled by hand, and JSON through libnftables is the interface the nftables
-project documents and keeps stable.
+project documents and keeps stable. :func:`run` is the one way the package drives nftables: the
+reject windows of ``chaosgenesys.sockets.reject`` go through it too.
 """
 
 import ctypes
 import ctypes.util
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -24,11 +26,26 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.network.nl import in_netns
 from chaosgenesys.network.targeting import Target
 
-__all__ = ["delete_table", "list_tables", "ruleset", "run", "table_exists"]
+__all__ = [
+    "MISSING",
+    "available",
+    "command",
+    "delete_table",
+    "list_tables",
+    "ruleset",
+    "run",
+    "table_exists",
+]
 
 _NFT_CTX_OUTPUT_JSON = 1 << 4
+#: What to do when nftables is missing.
+MISSING = (
+    "nftables is missing: install the nftables package (libnftables.so.1 and the nft command: "
+    "apt-get install nftables, or run scripts/bootstrap)"
+)
 _lib_lock = threading.Lock()
 _lib: Any = None
 
@@ -59,34 +76,51 @@ def _library() -> Any:
         return _lib
 
 
-def run(command: dict[str, Any] | str) -> tuple[int, str, str]:
-    """Run one JSON command document (or nft text) in the current network namespace.
-
-    Returns ``(rc, output, error)``.
-    """
-    text = command if isinstance(command, str) else json.dumps(command)
-    lib = _library()
-    if lib:
-        ctx = lib.nft_ctx_new(0)
-        try:
-            lib.nft_ctx_buffer_output(ctx)
-            lib.nft_ctx_buffer_error(ctx)
-            lib.nft_ctx_output_set_flags(ctx, _NFT_CTX_OUTPUT_JSON)
-            rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
-            out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
-            err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
-            return int(rc), out, err
-        finally:
-            lib.nft_ctx_free(ctx)
-    nft = shutil.which("nft")
-    if nft is None:
-        raise ActivityFailed(
-            "nftables faults need libnftables.so.1 or the nft command (package nftables)"
-        )
-    done = subprocess.run(
-        [nft, "-j", "-f", "-"], input=text, capture_output=True, text=True, timeout=30
+def command() -> str | None:
+    """The ``nft`` executable (PATH, then /usr/sbin and /sbin), None when it is missing."""
+    return shutil.which("nft") or next(
+        (p for p in ("/usr/sbin/nft", "/sbin/nft") if os.access(p, os.X_OK)), None
     )
-    return done.returncode, done.stdout, done.stderr
+
+
+def available() -> bool:
+    """Whether nftables can be driven here: libnftables.so.1 or the ``nft`` command."""
+    return bool(_library()) or command() is not None
+
+
+def run(
+    document: dict[str, Any] | str, netns: str | None = None, *, json_output: bool = True
+) -> tuple[int, str, str]:
+    """Run one JSON command document (or nft text) in network namespace ``netns`` (a name or
+    a path; None or ``""``: this thread's), as one transaction.
+
+    Returns ``(rc, output, error)``; the output is JSON unless ``json_output`` is false.
+    Raises ``ActivityFailed`` when neither libnftables nor ``nft`` is installed.
+    """
+    text = document if isinstance(document, str) else json.dumps(document)
+    with in_netns(netns):
+        lib = _library()
+        if lib:
+            ctx = lib.nft_ctx_new(0)
+            try:
+                lib.nft_ctx_buffer_output(ctx)
+                lib.nft_ctx_buffer_error(ctx)
+                if json_output:
+                    lib.nft_ctx_output_set_flags(ctx, _NFT_CTX_OUTPUT_JSON)
+                rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
+                out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+                err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+                return int(rc), out, err
+            finally:
+                lib.nft_ctx_free(ctx)
+        nft = command()
+        if nft is None:
+            raise ActivityFailed(MISSING)
+        flags = ["-j"] if json_output or not isinstance(document, str) else []
+        done = subprocess.run(
+            [nft, *flags, "-f", "-"], input=text, capture_output=True, text=True, timeout=30
+        )
+        return done.returncode, done.stdout, done.stderr
 
 
 def _match(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "Reply",
     "RtSocket",
     "attr",
+    "has_net_admin",
     "in_netns",
     "nla",
     "parse_attrs",
@@ -164,15 +165,33 @@ def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
     return found
 
 
+#: The capability bit network and socket faults need.
+CAP_NET_ADMIN = 12
+
+
+def has_net_admin() -> bool:
+    """Whether this process has CAP_NET_ADMIN in its effective capability set."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << CAP_NET_ADMIN))
+    except OSError:
+        pass
+    return os.geteuid() == 0
+
+
 _ns_lock = threading.RLock()
 
 
 @contextlib.contextmanager
-def in_netns(netns: str) -> Iterator[None]:
+def in_netns(netns: str | None) -> Iterator[None]:
     """Run the block in network namespace ``netns`` (a name under /run/netns or a path).
 
     Only the calling thread moves (network namespaces are per thread); it moves back at the end.
-    Sockets created inside stay in that namespace. ``""`` means the current namespace.
+    Sockets created inside, and processes started from it, stay in that namespace. ``""`` or
+    ``None`` means the current namespace. A namespace that does not exist raises
+    :class:`NetlinkError` (``ENOENT``).
     """
     if not netns:
         yield

@@ -4,8 +4,9 @@
 - ``probes``: ``list_connections`` (activity)
 - ``targets``: the sockets' :class:`Target` (sock_diag matching, nftables sets); the targeting
   arguments themselves are checked by :mod:`chaosgenesys.network.arguments`, as for network faults
-- ``diag``: sock_diag netlink packed by hand on one raw socket (list, destroy), ``in_netns``
-- ``reject``: the nftables table of a reject window (``nft -j``) and its registry reverter
+- ``diag``: sock_diag netlink packed by hand on one raw socket (list, destroy)
+- ``reject``: the nftables table of a reject window (through ``network.nft.run``) and its
+  registry reverter
 
 See ``docs/sockets.md``. Importing this package imports nothing else.
 """

@@ -46,14 +46,9 @@ MAX_LISTED = 1000
 
 
 def _need_net_admin(action: str) -> None:
-    from chaosgenesys.sockets.diag import has_net_admin
+    from chaosgenesys.network.engine import check_capability
 
-    if not has_net_admin():
-        raise ActivityFailed(
-            f"{action} needs CAP_NET_ADMIN, which this process lacks: run chaos as root "
-            "(sudo) or grant the capability (setcap cap_net_admin+ep, or a container with "
-            "--cap-add NET_ADMIN)"
-        )
+    check_capability(action)
 
 
 def reset_connections(
@@ -220,7 +215,7 @@ def reject_connections(
         return {**result, "nftables": document}
     _need_net_admin("reject_connections")
     try:
-        reject.nft_command()
+        reject.require_nftables()
     except reject.NftError as error:
         raise ActivityFailed(f"reject_connections: {error}") from None
 

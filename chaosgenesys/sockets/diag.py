@@ -20,13 +20,13 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from chaosgenesys.network.nl import in_netns
+
 __all__ = [
     "DiagError",
     "TcpSocket",
     "destroy",
     "errno_name",
-    "has_net_admin",
-    "in_netns",
     "list_tcp",
     "session",
     "socket_inodes",
@@ -126,43 +126,6 @@ class TcpSocket(NamedTuple):
 
 def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-@contextlib.contextmanager
-def in_netns(path: str | None) -> Iterator[None]:
-    """Run the block with this thread in the network namespace ``path`` (None: stay).
-
-    Sockets created in the block, and processes started from it, belong to that namespace and
-    keep it afterwards. Other threads are not affected; the thread's namespace is restored.
-    """
-    if path is None:
-        yield
-        return
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.setns(target, os.CLONE_NEWNET)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            os.setns(own, os.CLONE_NEWNET)
-    finally:
-        os.close(own)
-
-
-def has_net_admin() -> bool:
-    """Whether this process has CAP_NET_ADMIN in its effective capability set."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << 12))
-    except OSError:
-        pass
-    return os.geteuid() == 0
 
 
 def socket_inodes(pid: int) -> set[int]:

@@ -8,20 +8,18 @@ connections are untouched) and answers ``reject with tcp reset``: the connecting
 ``connect()`` fails at once with ``ECONNREFUSED``. Reverting deletes the table, which nothing
 else shares, so other tables and rules of the host are never touched.
 
-The table is applied with the ``nft`` command reading JSON on stdin (``nft -j -f -``): one atomic
+The table is applied as nftables JSON through :func:`chaosgenesys.network.nft.run`
+(libnftables in this process, else ``nft -j -f -``) inside the namespace: one atomic
 transaction, compiled by nftables itself. pyroute2 0.9.7's nftables support has no rule
 expression encoder (payload offsets, registers, reject), so using it would mean hand-encoding
-every expression; ``nft`` is part of the ``nftables`` package that scripts/bootstrap installs.
+every expression; nftables is the package that scripts/bootstrap installs.
 """
 
-import json
 import os
-import shutil
-import subprocess
 from typing import Any
 
+from chaosgenesys.network import nft
 from chaosgenesys.network.arguments import Network
-from chaosgenesys.sockets.diag import in_netns
 from chaosgenesys.sockets.targets import Target
 
 __all__ = [
@@ -29,7 +27,7 @@ __all__ = [
     "NftError",
     "apply",
     "delete",
-    "nft_command",
+    "require_nftables",
     "revert",
     "ruleset",
     "table_json",
@@ -45,30 +43,17 @@ class NftError(RuntimeError):
     """``nft`` failed; the message is its own error output."""
 
 
-def nft_command() -> str:
-    """The ``nft`` executable (PATH, then /usr/sbin and /sbin)."""
-    found = shutil.which("nft") or next(
-        (p for p in ("/usr/sbin/nft", "/sbin/nft") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        raise NftError(
-            "the nft command is missing: install the nftables package "
-            "(apt-get install nftables, or run scripts/bootstrap)"
-        )
-    return found
+def require_nftables() -> None:
+    """NftError saying how to install nftables when it is missing."""
+    if not nft.available():
+        raise NftError(nft.MISSING)
 
 
-def _nft(arguments: list[str], stdin: str | None, netns: str | None) -> str:
-    command = [nft_command(), *arguments]
-    with in_netns(netns):
-        result = subprocess.run(
-            command, input=stdin, capture_output=True, text=True, timeout=30, check=False
-        )
-    if result.returncode != 0:
-        raise NftError(
-            (result.stderr or result.stdout).strip() or f"nft exited {result.returncode}"
-        )
-    return result.stdout
+def _nft(document: dict[str, Any] | str, netns: str | None, json_output: bool = True) -> str:
+    rc, out, err = nft.run(document, netns, json_output=json_output)
+    if rc != 0:
+        raise NftError(err.strip() or out.strip() or f"nftables answered {rc}")
+    return out
 
 
 def _addresses(version: int, networks: tuple[Network, ...]) -> list[dict[str, Any]]:
@@ -155,7 +140,7 @@ def table_json(table: str, target: Target, direction: str) -> dict[str, Any]:
 def apply(table: str, target: Target, direction: str, netns: str | None) -> dict[str, Any]:
     """Create the table in one transaction; -> the document applied."""
     document = table_json(table, target, direction)
-    _nft(["-j", "-f", "-"], json.dumps(document), netns)
+    _nft(document, netns)
     return document
 
 
@@ -167,7 +152,7 @@ def delete(table: str, netns: str | None) -> bool:
         return False  # the namespace is gone, and its tables with it
     document = {"nftables": [{"delete": {"table": {"family": FAMILY, "name": table}}}]}
     try:
-        _nft(["-j", "-f", "-"], json.dumps(document), netns)
+        _nft(document, netns)
     except NftError as error:
         if "No such file or directory" in str(error):
             return False
@@ -177,7 +162,7 @@ def delete(table: str, netns: str | None) -> bool:
 
 def ruleset(netns: str | None = None) -> str:
     """``nft list ruleset`` of a namespace, as text."""
-    return _nft(["list", "ruleset"], None, netns)
+    return _nft("list ruleset", netns, json_output=False)
 
 
 def revert(fault: Any) -> None:

@@ -4,7 +4,7 @@
 ``::2``, loopback up in both. Nothing of the host (interfaces, routes, firewall) is touched:
 every name is unique to the test and everything is deleted in teardown, even after a failure
 (deleting a namespace deletes its veth end, the other end and every nftables table in it).
-Sockets are made inside a namespace with :func:`chaosgenesys.sockets.diag.in_netns`.
+Sockets are made inside a namespace with :func:`chaosgenesys.network.nl.in_netns`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chaosgenesys.sockets.diag import in_netns
+from chaosgenesys.network.nl import in_netns
 
 __all__ = ["Pair", "connect", "make_pair", "needs_root", "serve"]
 

@@ -16,7 +16,8 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.faults import registry
-from chaosgenesys.sockets import diag, reject
+from chaosgenesys.network.nl import in_netns
+from chaosgenesys.sockets import reject
 from chaosgenesys.sockets.actions import REJECT_KIND, reject_connections, remove_rejections
 from tests.sockets.netns_helpers import Pair, connect, needs_root, serve
 
@@ -25,7 +26,7 @@ pytestmark = needs_root
 
 def _attempt(pair: Pair, address: str, port: int) -> str:
     """``"connected"`` or the error name of one connection attempt from the client namespace."""
-    with diag.in_netns(pair.client_path):
+    with in_netns(pair.client_path):
         try:
             socket.create_connection((address, port), timeout=3).close()
         except OSError as error:
@@ -116,7 +117,7 @@ def test_ingress_rejects_connections_from_the_destinations(pair: Pair, registry_
 def test_revert_is_idempotent_and_touches_nothing_else(pair: Pair, registry_dir: Path) -> None:
     # Someone else's table in the namespace stays as it was.
     foreign = '{"nftables": [{"add": {"table": {"family": "inet", "name": "someone_else"}}}]}'
-    with diag.in_netns(pair.client_path):
+    with in_netns(pair.client_path):
         subprocess.run(["nft", "-j", "-f", "-"], input=foreign, text=True, check=True)
     result = reject_connections(ports=["443"], duration=60, netns=pair.client)
     table = result["table"].split()[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.sockets import diag
+from chaosgenesys.network.nl import in_netns
 from chaosgenesys.sockets.actions import reset_connections
 from chaosgenesys.sockets.probes import list_connections
 from tests.sockets.netns_helpers import Pair, connect, needs_root, serve
@@ -153,7 +153,7 @@ def test_several_ranges_pass_the_kernel_filter(pair: Pair) -> None:
 def test_ipv4_mapped_ipv6_sockets_match_ipv4_destinations(pair: Pair) -> None:
     server = serve(pair.server_path, pair.server_v4)
     port = server.getsockname()[1]
-    with diag.in_netns(pair.client_path):
+    with in_netns(pair.client_path):
         client = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         client.settimeout(5)
         client.connect((f"::ffff:{pair.server_v4}", port))
@@ -179,7 +179,7 @@ def test_pid_limits_the_reset_to_one_process(pair: Pair) -> None:
             print(type(error).__name__, flush=True)
         """
     )
-    with diag.in_netns(pair.client_path):
+    with in_netns(pair.client_path):
         holder = subprocess.Popen(
             [sys.executable, "-c", holder_code], stdout=subprocess.PIPE, text=True
         )
@@ -205,7 +205,7 @@ def test_host_names_resolve_to_every_address(pair: Pair) -> None:
     server = serve(pair.server_path, pair.server_v4)
     client, accepted = connect(pair.client_path, server, pair.server_v4)
     # Within the client namespace, loopback: 'localhost' is 127.0.0.1 (and ::1 where listed).
-    with diag.in_netns(pair.client_path):
+    with in_netns(pair.client_path):
         local = socket.create_server(("127.0.0.1", 0))
         lport = local.getsockname()[1]
         lclient = socket.create_connection(("127.0.0.1", lport), timeout=5)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaosgenesys.sockets.diag import in_netns
+from chaosgenesys.network.nl import in_netns
 from tests.sockets.netns_helpers import Pair, make_pair, needs_root, serve
 
 pytestmark = [pytest.mark.netem, needs_root]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +28,11 @@ __all__ = [
 
 def runtime_dir() -> Path:
     """The runtime directory shared with the fault registry (created if needed)."""
-    try:  # one way to find it: the fault registry's, when installed
-        from chaosgenesys.faults.registry import registry_dir
-    except ImportError:
-        pass
-    else:
-        found = registry_dir()
-        found.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return found
-    explicit = os.environ.get("CHAOSGENESYS_RUNTIME_DIR")
-    candidates: list[Path] = []
-    if explicit:
-        candidates.append(Path(explicit))
-    else:
-        candidates.append(Path("/run/chaosgenesys"))
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if xdg:
-            candidates.append(Path(xdg) / "chaosgenesys")
-        candidates.append(Path(tempfile.gettempdir()) / f"chaosgenesys-{os.getuid()}")
-    for candidate in candidates:
-        try:
-            candidate.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK):
-            return candidate
-    raise OSError(f"no writable runtime directory among {', '.join(map(str, candidates))}")
+    from chaosgenesys.faults.registry import registry_dir
+
+    found = registry_dir()
+    found.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return found
 
 
 def agents_dir() -> Path:

@@ -103,10 +103,15 @@ def marker(tmp_path: Path) -> Callable[[str], Path]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_guardian_survives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the whole run, no guardian of any of this run's directories still runs."""
+    """After the whole run, no guardian of any of this run's directories still runs (once the
+    grace a guardian keeps after its registry empties, 2 s, has passed)."""
     yield
     base = tmp_path_factory.getbasetemp()
+    deadline = time.monotonic() + 5.0
     left = [pid for pid in _all_guardians() if str(base) in _cmdline(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [pid for pid in _all_guardians() if str(base) in _cmdline(pid)]
     for pid in left:
         os.kill(pid, signal.SIGTERM)
     assert not left, f"guardians survived the test run: {left}"

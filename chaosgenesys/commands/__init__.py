@@ -5,4 +5,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chaosgenesys.commands.sandbox",
     "chaosgenesys.commands.agent",
     "chaosgenesys.commands.faults",
+    "chaosgenesys.commands.doctor",
 )

@@ -1,0 +1,324 @@
+"""What this machine can run: the checks behind ``chaosgenesys doctor``.
+
+A pipeline runs ``chaosgenesys doctor --only network`` before an experiment that needs network
+faults and learns, before anything is injected, whether it can work here and what to install or
+grant when it cannot. Each :class:`Check` says whether one capability works, what needs it, and
+the reason when it does not (the activities' own error messages, which say how to get it).
+
+The kernel checks are not guessed from version numbers or module lists: they run the package's
+own activities for real, in a throwaway pair of network namespaces (``cgdoctor-a`` and
+``cgdoctor-b``, joined by a veth pair, as ``create_test_network`` makes them), and revert each
+fault at once. Every fault is recorded in the fault registry first, like any other, so even a
+doctor killed halfway leaves nothing applied once the guardian has looked. The namespaces are
+deleted at the end (a stale pair from a killed doctor is replaced by the next run). Nothing
+touches the machine's own interfaces, qdiscs or firewall.
+
+::
+
+    from chaosgenesys.doctor import run_checks
+
+    for check in run_checks(groups=["network"]):
+        print(check.name, check.ok, check.detail)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+__all__ = ["GROUPS", "LAB", "Check", "run_checks"]
+
+#: The groups of checks, in the order they run.
+GROUPS = ("platform", "proxy", "network", "sockets")
+#: The name of the doctor's throwaway test network (namespaces ``cgdoctor-a`` / ``-b``).
+LAB = "cgdoctor"
+_NETNS = f"{LAB}-a"
+_PEER = "10.200.0.2"
+_ECHO_PORT = 7
+#: Faults the doctor applies end by themselves after this long, whatever happens to it.
+_FAULT_SECONDS = 60.0
+
+
+@dataclass
+class Check:
+    """One capability: ``ok`` True (works here), False (does not: ``detail`` says why and how
+    to get it) or None (not checked: a prerequisite failed)."""
+
+    group: str
+    name: str
+    needed_for: str
+    ok: bool | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _version(distribution: str) -> tuple[int, ...] | None:
+    try:
+        text = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    parts: list[int] = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def _show(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def _platform_checks() -> list[Check]:
+    from chaosgenesys.faults.registry import registry_dir
+
+    checks: list[Check] = []
+    python = sys.version_info[:3]
+    checks.append(
+        Check(
+            "platform",
+            "Python 3.12 or newer",
+            "everything (chaostoolkit 1.21 and chaostoolkit-lib 1.45 need it)",
+            python >= (3, 12),
+            f"{_show(python)} at {sys.executable}",
+        )
+    )
+    for distribution, minimum in (("chaostoolkit", (1, 21)), ("chaostoolkit-lib", (1, 45))):
+        found = _version(distribution)
+        checks.append(
+            Check(
+                "platform",
+                f"{distribution} {_show(minimum)} or newer",
+                "chaos run" if distribution == "chaostoolkit" else "every activity and control",
+                found is not None and found >= minimum,
+                f"{_show(found)} installed"
+                if found
+                else f"not installed: pip install '{distribution}>={_show(minimum)}'",
+            )
+        )
+    directory = registry_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        writable = os.access(directory, os.W_OK | os.X_OK)
+        detail = f"{directory}" + ("" if writable else ": not writable")
+    except OSError as error:
+        writable, detail = False, f"{directory}: {error.strerror}"
+    checks.append(
+        Check(
+            "platform",
+            "runtime directory (fault registry, agent runs)",
+            "every fault, the guardian, synthetic agents; set CHAOSGENESYS_RUNTIME_DIR to move it",
+            writable,
+            detail,
+        )
+    )
+    return checks
+
+
+def _proxy_checks() -> list[Check]:
+    found = _version("mitmproxy") if importlib.util.find_spec("mitmproxy") else None
+    if found is None:
+        ok, detail = False, "not installed: pip install 'chaosgenesys[proxy]'"
+    elif found[:1] != (12,):
+        ok, detail = False, (
+            f"{_show(found)} installed; the proxy's addon is written for mitmproxy 12: "
+            "pip install 'mitmproxy>=12,<13'"
+        )
+    else:
+        ok, detail = True, f"{_show(found)} installed"
+    return [
+        Check(
+            "proxy",
+            "mitmproxy 12",
+            "chaosgenesys.proxy (delay, fail, reset, throttle requests; close WebSockets)",
+            ok,
+            detail,
+        )
+    ]
+
+
+def _attempt(group: str, name: str, needed_for: str, action: Callable[[], str]) -> Check:
+    try:
+        return Check(group, name, needed_for, True, action())
+    except (ActivityFailed, OSError) as error:
+        return Check(group, name, needed_for, False, str(error) or type(error).__name__)
+
+
+def _revert(result: dict[str, Any]) -> None:
+    from chaosgenesys.faults import registry
+
+    if result.get("fault_id"):
+        registry.revert(str(result["fault_id"]))
+
+
+def _applied(result: dict[str, Any], what: str) -> str:
+    """Revert the fault the activity applied; describe what worked."""
+    _revert(result)
+    return f"{what}: applied and reverted in netns {_NETNS}"
+
+
+def _kernel_checks(groups: set[str]) -> list[Check]:
+    from chaosgenesys.network import lab
+    from chaosgenesys.network.nl import has_net_admin
+
+    wanted = [g for g in ("network", "sockets") if g in groups]
+    names = {
+        "network": [
+            ("throttle_bandwidth: htb, tbf and u32 filters", "throttle_bandwidth (egress)"),
+            ("direction ingress: ifb and mirred", "every network fault with direction ingress"),
+            ("sch_netem", "add_latency, add_packet_loss (netem), apply_netem"),
+            ("nftables netdev egress hook", "nftables loss and blackhole, egress"),
+            ("nftables netdev ingress hook", "nftables loss and blackhole, ingress"),
+        ],
+        "sockets": [
+            ("SOCK_DESTROY (sock_diag)", "reset_connections"),
+            ("nftables reject with tcp reset", "reject_connections"),
+        ],
+    }
+    if not has_net_admin():
+        reason = (
+            "not checked: network and socket faults need CAP_NET_ADMIN (run as root, or "
+            "grant the capability); the checks need root to create their namespaces"
+        )
+        return [
+            Check(group, "CAP_NET_ADMIN", "every network and socket fault", False, reason)
+            for group in wanted
+        ] + [Check(g, n, f, None, reason) for g in wanted for n, f in names[g]]
+    try:
+        lab.create(LAB, [], [_ECHO_PORT])
+    except (ActivityFailed, OSError) as error:
+        reason = f"not checked: the test namespaces could not be created ({error})"
+        return [Check(g, n, f, None, reason) for g in wanted for n, f in names[g]]
+    checks: list[Check] = []
+    try:
+        if "network" in groups:
+            htb, ingress, netem, egress_nft, ingress_nft = names["network"]
+            checks.append(_attempt("network", *htb, lambda: _throttle("egress")))
+            checks.append(_attempt("network", *ingress, lambda: _throttle("ingress")))
+            checks.append(_attempt("network", *netem, _netem))
+            checks.append(_attempt("network", *egress_nft, lambda: _nftables_loss("egress")))
+            checks.append(_attempt("network", *ingress_nft, lambda: _nftables_loss("ingress")))
+        if "sockets" in groups:
+            destroy, reject = names["sockets"]
+            checks.append(_attempt("sockets", *destroy, _reset_check))
+            checks.append(_attempt("sockets", *reject, _reject_check))
+    finally:
+        lab.delete(LAB)
+    return checks
+
+
+def _throttle(direction: str) -> str:
+    from chaosgenesys.network.actions import throttle_bandwidth
+
+    result = throttle_bandwidth(
+        "10mbit",
+        interface="veth-a",
+        netns=_NETNS,
+        destinations=[_PEER],
+        protocol="udp",
+        ports=["9"],
+        direction=direction,
+        duration=_FAULT_SECONDS,
+    )
+    what = "htb tree" if direction == "egress" else "ingress redirected through an ifb device"
+    return _applied(result, what)
+
+
+def _netem() -> str:
+    from chaosgenesys.network.actions import apply_netem
+
+    result = apply_netem(
+        delay_ms=1,
+        loss_percent=1,
+        interface="veth-a",
+        netns=_NETNS,
+        destinations=[_PEER],
+        duration=_FAULT_SECONDS,
+    )
+    return _applied(result, "netem qdisc")
+
+
+def _nftables_loss(direction: str) -> str:
+    from chaosgenesys.network.actions import add_packet_loss
+
+    result = add_packet_loss(
+        1,
+        method="nftables",
+        interface="veth-a",
+        netns=_NETNS,
+        destinations=[_PEER],
+        direction=direction,
+        duration=_FAULT_SECONDS,
+    )
+    return _applied(result, f"nftables drop on the {direction} hook")
+
+
+def _connect() -> socket.socket:
+    from chaosgenesys.network.nl import in_netns
+
+    with in_netns(_NETNS):
+        client = socket.create_connection((_PEER, _ECHO_PORT), timeout=5)
+    return client
+
+
+def _reset_check() -> str:
+    from chaosgenesys.sockets.actions import reset_connections
+
+    client = _connect()
+    try:
+        result = reset_connections(
+            destinations=[_PEER], ports=[str(_ECHO_PORT)], netns=_NETNS
+        )
+        if result["count"] != 1:
+            raise ActivityFailed(f"one connection to reset, {result['count']} reset")
+        try:
+            client.sendall(b"x")
+            client.recv(1)
+        except OSError:
+            return "a live TCP connection was destroyed (its peer got a reset)"
+        raise ActivityFailed("the destroyed connection still worked")
+    finally:
+        client.close()
+
+
+def _reject_check() -> str:
+    from chaosgenesys.sockets.actions import reject_connections
+
+    result = reject_connections(
+        destinations=[_PEER], ports=[str(_ECHO_PORT)], duration=_FAULT_SECONDS, netns=_NETNS
+    )
+    try:
+        try:
+            _connect().close()
+        except ConnectionRefusedError:
+            return "a new connection was answered with a reset, then the window was removed"
+        raise ActivityFailed("a new connection went through the reject window")
+    finally:
+        _revert(result)
+
+
+def run_checks(groups: Iterable[str] = GROUPS) -> list[Check]:
+    """Run the checks of ``groups`` (see :data:`GROUPS`), in order."""
+    selected = set(groups)
+    unknown = selected - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown group(s) {sorted(unknown)}: choose from {', '.join(GROUPS)}")
+    checks: list[Check] = []
+    if "platform" in selected:
+        checks += _platform_checks()
+    if "proxy" in selected:
+        checks += _proxy_checks()
+    if selected & {"network", "sockets"}:
+        checks += _kernel_checks(selected)
+    return checks

@@ -172,50 +172,27 @@ def _kernel_checks(groups: set[str]) -> list[Check]:
     from chaosgenesys.network import lab
     from chaosgenesys.network.nl import has_net_admin
 
-    wanted = [g for g in ("network", "sockets") if g in groups]
-    names = {
-        "network": [
-            ("throttle_bandwidth: htb, tbf and u32 filters", "throttle_bandwidth (egress)"),
-            ("direction ingress: ifb and mirred", "every network fault with direction ingress"),
-            ("sch_netem", "add_latency, add_packet_loss (netem), apply_netem"),
-            ("nftables netdev egress hook", "nftables loss and blackhole, egress"),
-            ("nftables netdev ingress hook", "nftables loss and blackhole, ingress"),
-        ],
-        "sockets": [
-            ("SOCK_DESTROY (sock_diag)", "reset_connections"),
-            ("nftables reject with tcp reset", "reject_connections"),
-        ],
-    }
+    wanted = [entry for entry in _KERNEL_CHECKS if entry[0] in groups]
     if not has_net_admin():
         reason = (
             "not checked: network and socket faults need CAP_NET_ADMIN (run as root, or "
             "grant the capability); the checks need root to create their namespaces"
         )
-        return [
+        capability = [
             Check(group, "CAP_NET_ADMIN", "every network and socket fault", False, reason)
-            for group in wanted
-        ] + [Check(g, n, f, None, reason) for g in wanted for n, f in names[g]]
+            for group in ("network", "sockets")
+            if group in groups
+        ]
+        return capability + [Check(g, n, f, None, reason) for g, n, f, _ in wanted]
     try:
         lab.create(LAB, [], [_ECHO_PORT])
     except (ActivityFailed, OSError) as error:
         reason = f"not checked: the test namespaces could not be created ({error})"
-        return [Check(g, n, f, None, reason) for g in wanted for n, f in names[g]]
-    checks: list[Check] = []
+        return [Check(g, n, f, None, reason) for g, n, f, _ in wanted]
     try:
-        if "network" in groups:
-            htb, ingress, netem, egress_nft, ingress_nft = names["network"]
-            checks.append(_attempt("network", *htb, lambda: _throttle("egress")))
-            checks.append(_attempt("network", *ingress, lambda: _throttle("ingress")))
-            checks.append(_attempt("network", *netem, _netem))
-            checks.append(_attempt("network", *egress_nft, lambda: _nftables_loss("egress")))
-            checks.append(_attempt("network", *ingress_nft, lambda: _nftables_loss("ingress")))
-        if "sockets" in groups:
-            destroy, reject = names["sockets"]
-            checks.append(_attempt("sockets", *destroy, _reset_check))
-            checks.append(_attempt("sockets", *reject, _reject_check))
+        return [_attempt(g, n, f, check) for g, n, f, check in wanted]
     finally:
         lab.delete(LAB)
-    return checks
 
 
 def _throttle(direction: str) -> str:
@@ -306,6 +283,38 @@ def _reject_check() -> str:
         raise ActivityFailed("a new connection went through the reject window")
     finally:
         _revert(result)
+
+
+#: (group, name, what needs it, the check: applies and reverts, returns what worked).
+_KERNEL_CHECKS: tuple[tuple[str, str, str, Callable[[], str]], ...] = (
+    (
+        "network",
+        "throttle_bandwidth: htb, tbf and u32 filters",
+        "throttle_bandwidth (egress)",
+        lambda: _throttle("egress"),
+    ),
+    (
+        "network",
+        "direction ingress: ifb and mirred",
+        "every network fault with direction ingress",
+        lambda: _throttle("ingress"),
+    ),
+    ("network", "sch_netem", "add_latency, add_packet_loss (netem), apply_netem", _netem),
+    (
+        "network",
+        "nftables netdev egress hook",
+        "nftables loss and blackhole, egress",
+        lambda: _nftables_loss("egress"),
+    ),
+    (
+        "network",
+        "nftables netdev ingress hook",
+        "nftables loss and blackhole, ingress",
+        lambda: _nftables_loss("ingress"),
+    ),
+    ("sockets", "SOCK_DESTROY (sock_diag)", "reset_connections", _reset_check),
+    ("sockets", "nftables reject with tcp reset", "reject_connections", _reject_check),
+)
 
 
 def run_checks(groups: Iterable[str] = GROUPS) -> list[Check]:

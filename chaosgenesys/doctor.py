@@ -8,10 +8,10 @@ the reason when it does not (the activities' own error messages, which say how t
 The kernel checks are not guessed from version numbers or module lists: they run the package's
 own activities for real, in a throwaway pair of network namespaces (``cgdoctor-a`` and
 ``cgdoctor-b``, joined by a veth pair, as ``create_test_network`` makes them), and revert each
-fault at once. Every fault is recorded in the fault registry first, like any other, so even a
-doctor killed halfway leaves nothing applied once the guardian has looked. The namespaces are
-deleted at the end (a stale pair from a killed doctor is replaced by the next run). Nothing
-touches the machine's own interfaces, qdiscs or firewall.
+fault at once. Every fault, and the test network itself, is recorded in the fault registry
+first, so even a doctor killed halfway leaves nothing applied and no namespace once the guardian
+has looked; otherwise the namespaces are deleted at the end. Nothing touches the machine's own
+interfaces, qdiscs or firewall.
 
 ::
 

@@ -5,7 +5,10 @@
 and TCP echo servers in ``<name>-b`` (threads of this process). Faults go on ``veth-a`` in
 ``<name>-a``; :func:`measure_udp` / :func:`measure_tcp` measure from there. ``delete(name)`` stops
 the servers and deletes both namespaces (the veth pair goes with them). Examples and tests use it
-so that nothing touches the host's own interfaces.
+so that nothing touches the host's own interfaces. The namespaces outlive the process that made
+them, so a lab is recorded in the fault registry (kind ``test-network``) before it is created,
+like a fault: if its process dies, however it dies, the guardian deletes the namespaces, and
+``chaosgenesys cleanup`` / ``revert_all`` delete them too.
 
 ``start_edge(name, port, target)`` adds a "Genesys Cloud edge" to the lab: a TCP relay listening
 on ``port`` in ``<name>-b`` (10.200.0.2 and fd42::2) that forwards every connection to ``target``
@@ -37,13 +40,19 @@ from chaosgenesys.network.nl import NetlinkError, in_netns
 __all__ = [
     "ADDRESS_A",
     "ADDRESS_B",
+    "KIND",
     "create",
     "delete",
     "measure_http",
     "measure_tcp",
     "measure_udp",
+    "revert",
     "start_edge",
 ]
+
+#: The fault registry's kind and reverter for a lab.
+KIND = "test-network"
+REVERTER = "chaosgenesys.network.lab:revert"
 
 ADDRESS_A, ADDRESS_B = "10.200.0.1", "10.200.0.2"
 ADDRESS6_A, ADDRESS6_B = "fd42::1", "fd42::2"
@@ -95,9 +104,16 @@ def _tcp_echo(sock: socket.socket) -> None:
 
 def create(name: str, udp_ports: list[int], tcp_ports: list[int]) -> dict[str, Any]:
     """Create the namespaces, the veth pair, the addresses and the echo servers."""
+    from chaosgenesys.faults import registry
+
     ns_a, ns_b = f"{name}-a", f"{name}-b"
-    if os.path.exists(f"/run/netns/{ns_a}") or os.path.exists(f"/run/netns/{ns_b}"):
-        delete(name)
+    delete(name)  # a lab of that name left by a run that died
+    registry.record(
+        kind=KIND,
+        description=f"test network {name}: namespaces {ns_a} and {ns_b}",
+        reverter=REVERTER,
+        spec={"name": name},
+    )
     try:
         _ip("netns", "add", ns_a)
         _ip("netns", "add", ns_b)
@@ -343,19 +359,33 @@ def measure_http(
 
 
 def delete(name: str) -> dict[str, Any]:
-    """Stop the echo servers and delete both namespaces (idempotent)."""
+    """Stop the echo servers, delete both namespaces and forget the lab's record (idempotent)."""
+    from chaosgenesys.faults import registry
+
+    existed = [ns for ns in (f"{name}-a", f"{name}-b") if os.path.exists(f"/run/netns/{ns}")]
+    for fault in registry.active(kind=KIND):
+        if fault.spec.get("name") == name:
+            registry.revert(fault.id)
+    _teardown(name)
+    return {"name": name, "deleted": existed}
+
+
+def revert(fault: Any) -> None:
+    """The fault registry's reverter: tear the lab ``fault.spec["name"]`` down, from any
+    process (the servers are threads of the process that made it, gone with it)."""
+    _teardown(str(fault.spec["name"]))
+
+
+def _teardown(name: str) -> None:
     with _lock:
         sockets = _servers.pop(name, []) + list(_relayed.pop(name, set()))
     for sock in sockets:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()
-    deleted = []
     for ns in (f"{name}-a", f"{name}-b"):
         if os.path.exists(f"/run/netns/{ns}"):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-            deleted.append(ns)
-    return {"name": name, "deleted": deleted}
 
 
 def _stats(values: list[float]) -> dict[str, float]:

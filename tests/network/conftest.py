@@ -61,6 +61,12 @@ def require_netem() -> None:
     )
 
 
+def fault_records(directory: Path) -> list[Path]:
+    """The fault records in a registry folder, but for the test network's own (the ``lab``
+    fixture's namespaces are recorded too, kind ``test-network``)."""
+    return sorted(p for p in directory.glob("*.json") if not p.name.startswith("test-network-"))
+
+
 @pytest.fixture
 def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private fault registry; every fault left in it is reverted at the end."""

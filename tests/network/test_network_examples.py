@@ -115,6 +115,43 @@ def test_the_edge_relays_http_from_the_workstation_and_goes_with_the_lab(
     held.close()
 
 
+def test_a_lab_whose_process_is_killed_is_deleted_by_the_guardian(registry_dir: Path) -> None:
+    """The namespaces outlive the process that made them: the lab is recorded like a fault, and
+    the guardian deletes it when that process dies, SIGKILL included."""
+    from chaosgenesys.faults import registry
+
+    name = "k" + os.urandom(4).hex()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from chaosgenesys.network import lab\n"
+            f"lab.create({name!r}, [20000], [7])\n"
+            "print('up', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"
+        assert Path(f"/run/netns/{name}-a").exists() and Path(f"/run/netns/{name}-b").exists()
+        [record] = registry.active(kind="test-network")
+        assert record.spec == {"name": name} and record.owner_pid == child.pid
+    finally:
+        child.kill()
+        child.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        Path(f"/run/netns/{name}-a").exists() or registry.active()
+    ):
+        time.sleep(0.05)
+    assert not Path(f"/run/netns/{name}-a").exists()
+    assert not Path(f"/run/netns/{name}-b").exists()
+    assert registry.active() == []
+
+
 def test_measure_http_counts_errors_and_checks_its_bounds(lab: dict[str, Any]) -> None:
     from chaosgenesys.network.probes import measure_http
 

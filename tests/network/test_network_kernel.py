@@ -20,6 +20,7 @@ import pytest
 
 from chaosgenesys.network import actions, probes
 from chaosgenesys.network.lab import ADDRESS6_B, ADDRESS_B
+from tests.network.conftest import fault_records
 
 
 def tc_json(netns: str, *args: str) -> list[dict[str, Any]]:
@@ -156,7 +157,7 @@ def test_original_root_qdisc_restored_and_faults_share_the_interface(
         "1mbit", protocol="tcp", ports=["8080"], interface="veth-a", netns=ns, duration=60
     )
     assert first["class"] != second["class"]
-    files = sorted(p.name for p in registry_dir.glob("*.json"))
+    files = sorted(p.name for p in registry_dir.glob("throttle-*.json"))
     assert len(files) == 2
     assert root_qdisc(ns, "veth-a")["kind"] == "htb"
     view = probes.list_faults(netns=ns)
@@ -169,7 +170,7 @@ def test_original_root_qdisc_restored_and_faults_share_the_interface(
     restored = root_qdisc(ns, "veth-a")
     assert restored["kind"] == "tbf" and restored["handle"] == "77:"
     assert restored["options"] == original["options"]
-    assert not list(registry_dir.glob("*.json"))
+    assert not fault_records(registry_dir)
 
 
 def test_default_root_restored(lab: dict[str, Any]) -> None:
@@ -196,7 +197,7 @@ def test_dry_run_changes_nothing(lab: dict[str, Any], registry_dir: Path) -> Non
     assert plan["commands"][0].startswith("tc qdisc replace dev veth-a root handle c4a0: htb")
     assert sum("tc filter add" in c for c in plan["commands"]) == 4  # 2 families x 2 blocks
     assert root_qdisc(ns, "veth-a")["kind"] == "noqueue"
-    assert not list(registry_dir.glob("*.json"))
+    assert not fault_records(registry_dir)
 
 
 def test_encoding_read_back_by_tc(lab: dict[str, Any]) -> None:
@@ -342,4 +343,4 @@ def test_failed_apply_leaves_nothing(lab: dict[str, Any], registry_dir: Path) ->
     assert root_qdisc(ns, "veth-a")["kind"] == "noqueue"
     links = subprocess.run(["ip", "-n", ns, "-br", "link"], capture_output=True, text=True).stdout
     assert "cgifb" not in links
-    assert not list(registry_dir.glob("*.json"))
+    assert not fault_records(registry_dir)

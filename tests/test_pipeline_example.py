@@ -1,0 +1,79 @@
+"""examples/pipeline.sh, as a CI job runs it (docs/pipelines.md): exit 0 when the hypothesis
+holds, 1 with the probe that caught a bad desktop, 3 when the preflight fails; nothing left
+recorded afterwards and no secret in what it prints."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "examples" / "pipeline.sh"
+
+
+def _pipeline(
+    tmp_path: Path, *args: str, without_net_admin: bool = False, **env: str
+) -> subprocess.CompletedProcess[str]:
+    command = ["bash", str(SCRIPT), *args]
+    if without_net_admin and os.geteuid() == 0:  # others lack CAP_NET_ADMIN anyway
+        line = " ".join(shlex.quote(part) for part in command)
+        command = ["capsh", "--drop=cap_net_admin", "--", "-c", line]
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={
+            **os.environ,
+            "RESULTS": str(tmp_path / "results"),
+            "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "CHAOSGENESYS_BIN": str(Path(sys.executable).parent),
+            **env,
+        },
+    )
+
+
+def _verdict(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in done.stdout.splitlines() if line.startswith("verdict: ")]
+
+
+def _nothing_recorded(tmp_path: Path) -> None:
+    assert list((tmp_path / "runtime").glob("*.json")) == []
+
+
+def test_a_resilient_desktop_passes(tmp_path: Path) -> None:
+    done = _pipeline(tmp_path, "examples/websocket-close.json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _verdict(done) == ["verdict: status=completed deviated=False"]
+    assert "every check passed" in done.stdout and "nothing to clean up" in done.stdout
+    assert (tmp_path / "results" / "journal.json").is_file()
+    assert (tmp_path / "results" / "chaostoolkit.log").is_file()
+    _nothing_recorded(tmp_path)
+    assert "chaos-secret" not in done.stdout + done.stderr
+
+
+def test_a_naive_desktop_fails_the_job_naming_the_probe(tmp_path: Path) -> None:
+    done = _pipeline(tmp_path, "examples/websocket-close.json", "--var", "agent_mode=naive")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    verdict = _verdict(done)
+    assert verdict[0] == "verdict: status=completed deviated=True", verdict
+    assert any("api-shows-agent-1-on-queue did not hold" in line for line in verdict), verdict
+    _nothing_recorded(tmp_path)
+
+
+def test_a_failed_preflight_runs_nothing(tmp_path: Path) -> None:
+    """A network experiment on a machine (here: a process) without CAP_NET_ADMIN."""
+    done = _pipeline(
+        tmp_path,
+        "examples/websocket-close.json",
+        without_net_admin=True,
+        DOCTOR_GROUPS="platform network",
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "preflight failed, nothing was run" in done.stderr
+    assert "FAIL  CAP_NET_ADMIN" in done.stdout
+    assert not (tmp_path / "results" / "journal.json").exists()

@@ -19,9 +19,10 @@ definitions API and analytics/notifications) are the same presence.
 
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
 from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
 
 __all__ = [
     "ROUTING_STATUSES",
@@ -40,6 +41,7 @@ __all__ = [
     "require_text",
     "routing_status_name",
     "routing_status_names",
+    "substituted",
 ]
 
 #: The system presences of Genesys Cloud, spelled as the REST API spells them.
@@ -235,3 +237,16 @@ def not_found(name: str, value: str, error: Exception) -> ActivityFailed:
     """The error an activity raises when the platform answers 404 for the entity it names."""
     what = name[:-3] if name.endswith("_id") else name
     return ActivityFailed(f"{what} {value!r} was not found ({name}={value!r}): {error}")
+
+
+def substituted(values: list[Any], configuration: Configuration, secrets: Secrets) -> list[Any]:
+    """``values`` with ``${key}`` forms replaced from the configuration and secrets, as Chaos
+    Toolkit does for activity arguments and for every control hook but ``configure_control``
+    (whose arguments it passes as written); a value that is a placeholder alone keeps the type
+    of what it names::
+
+        name, ports = substituted([name, ports], configuration, secrets)
+    """
+    from chaoslib import substitute
+
+    return cast(list[Any], substitute(values, configuration or {}, secrets or {}))

@@ -29,15 +29,16 @@ sandbox runs, before the steady state is first checked, and stops them after the
 on interruption), before the sandbox: ``chaosgenesys.agent.actions.start_agents`` with
 ``agent_options`` (agent timings, ``docs/agent.md``). Their mode is the configuration key
 ``agent_mode`` (``resilient`` or ``naive``; default ``resilient``), so one experiment runs
-against either desktop: ``chaos run --var agent_mode=naive experiment.json``. Control arguments
-are not substituted by Chaos Toolkit, hence the mode in the configuration::
+against either desktop: ``chaos run --var agent_mode=naive experiment.json``. The arguments
+take ``${key}`` forms from the configuration and secrets, as activity arguments do (Chaos
+Toolkit leaves ``configure_control``'s arguments as written; this control substitutes them)::
 
-    "configuration": {"agent_mode": "resilient"},
+    "configuration": {"agent_mode": "resilient",
+                      "agent_1": "0b6b3c5e-0000-4000-8000-000000000001"},
     "controls": [{"name": "genesys-sandbox", "provider": {
         "type": "python", "module": "chaosgenesys.controls.sandbox",
         "arguments": {"seed": "examples/seed.yaml", "heartbeat_interval": 1.0,
-                      "session_grace_seconds": 1,
-                      "agents": ["0b6b3c5e-0000-4000-8000-000000000001"],
+                      "session_grace_seconds": 1, "agents": ["${agent_1}"],
                       "agent_options": {"ping_interval": 1, "heartbeat_interval": 1}}}}]
 """
 
@@ -51,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from chaoslib.types import Configuration, Experiment, Secrets
+
+from chaosgenesys.arguments import substituted
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.sandbox.runner import Sandbox
@@ -102,6 +105,31 @@ def configure_control(
     """
     global _running
     with _remembering_failure():
+        (
+            seed,
+            port,
+            heartbeat_interval,
+            rate_limit_per_minute,
+            session_grace_seconds,
+            presence_renew_seconds,
+            renew_on_queue,
+            agents,
+            agent_options,
+        ) = substituted(
+            [
+                seed,
+                port,
+                heartbeat_interval,
+                rate_limit_per_minute,
+                session_grace_seconds,
+                presence_renew_seconds,
+                renew_on_queue,
+                agents,
+                agent_options,
+            ],
+            configuration,
+            secrets,
+        )
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
         if seed is not None and not isinstance(seed, str | dict):

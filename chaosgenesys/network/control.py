@@ -38,8 +38,10 @@ process (the API as the source of truth), stay on the host's loopback and see no
             agent_options: {ping_interval: 1, heartbeat_interval: 1}
 
 The agents' mode is the configuration key ``agent_mode`` (``resilient`` default, or ``naive``),
-as for the sandbox control. Control arguments are not substituted by Chaos Toolkit: write them
-literally.
+as for the sandbox control. The arguments take ``${key}`` forms from the configuration and
+secrets, as the sandbox control's do: ``name: ${lab_name}`` with ``lab_name`` in the
+configuration lets two runs of one experiment on one machine use two labs
+(``chaos run --var lab_name=cgl2 ...``).
 """
 
 import contextlib
@@ -50,6 +52,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
+
+from chaosgenesys.arguments import substituted
 
 __all__ = ["after_experiment_control", "cleanup_control", "configure_control", "lab_state"]
 
@@ -86,6 +90,9 @@ def configure_control(
     from chaosgenesys.network import lab
     from chaosgenesys.network.actions import create_test_network
 
+    name, udp_ports, tcp_ports, edge_port, agents, agent_options = substituted(
+        [name, udp_ports, tcp_ports, edge_port, agents, agent_options], configuration, secrets
+    )
     target, mode = _check(configuration, edge_port, agents, agent_options)
     with _lock:
         _labs.append(name)

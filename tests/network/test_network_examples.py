@@ -229,15 +229,17 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.timeout(150)
 def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
-    """SIGINT in the middle of rtp-throttle's method: namespaces, agent, fault all gone."""
-    if Path("/run/netns/cgrtp-a").exists():
-        pytest.skip("an rtp-throttle run is in progress on this machine")
+    """SIGINT in the middle of rtp-throttle's method: namespaces, agent, fault all gone. The
+    lab is named from the command line (``--var lab_name``): the network control substitutes
+    its arguments, so runs of one example on one machine need not collide."""
+    lab = "r" + os.urandom(4).hex()
     log = tmp_path / "chaostoolkit.log"
     runtime = tmp_path / "runtime"
     env = {**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(runtime)}
     process = subprocess.Popen(
         [CHAOS, "--no-version-check", "--log-file", str(log), "run",
-         "--journal-path", str(tmp_path / "journal.json"), "examples/rtp-throttle.yaml"],
+         "--journal-path", str(tmp_path / "journal.json"), "--var", f"lab_name={lab}",
+         "examples/rtp-throttle.yaml"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         # A terminal's Ctrl+C, even where this test runs with SIGINT ignored (a CI background
         # job), which the child would otherwise inherit.
@@ -249,9 +251,9 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
             assert process.poll() is None, process.communicate()[0][-3000:]
             assert time.monotonic() < deadline, "the method never started"
             time.sleep(0.05)
-        assert Path("/run/netns/cgrtp-a").exists() and Path("/run/netns/cgrtp-b").exists()
+        assert Path(f"/run/netns/{lab}-a").exists() and Path(f"/run/netns/{lab}-b").exists()
         tree = subprocess.run(
-            ["tc", "-n", "cgrtp-a", "qdisc", "show", "dev", "veth-a"],
+            ["tc", "-n", f"{lab}-a", "qdisc", "show", "dev", "veth-a"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         assert "tbf" in tree, tree
@@ -267,8 +269,8 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path) -> None:
             process.wait()
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["status"] == "interrupted", output[-3000:]
-    assert not Path("/run/netns/cgrtp-a").exists(), output[-3000:]
-    assert not Path("/run/netns/cgrtp-b").exists(), output[-3000:]
+    assert not Path(f"/run/netns/{lab}-a").exists(), output[-3000:]
+    assert not Path(f"/run/netns/{lab}-b").exists(), output[-3000:]
     deadline = time.monotonic() + 10
     while any(_alive(pid) for pid in agent_pids) and time.monotonic() < deadline:
         time.sleep(0.1)

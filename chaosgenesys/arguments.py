@@ -17,12 +17,13 @@ Presence names are compared after lower-casing and removing spaces, underscores 
 definitions API and analytics/notifications) are the same presence.
 """
 
+import functools
 import math
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from chaoslib.exceptions import ActivityFailed
-from chaoslib.types import Configuration, Secrets
 
 __all__ = [
     "ROUTING_STATUSES",
@@ -41,7 +42,7 @@ __all__ = [
     "require_text",
     "routing_status_name",
     "routing_status_names",
-    "substituted",
+    "substitutes_own_arguments",
 ]
 
 #: The system presences of Genesys Cloud, spelled as the REST API spells them.
@@ -239,14 +240,31 @@ def not_found(name: str, value: str, error: Exception) -> ActivityFailed:
     return ActivityFailed(f"{what} {value!r} was not found ({name}={value!r}): {error}")
 
 
-def substituted(values: list[Any], configuration: Configuration, secrets: Secrets) -> list[Any]:
-    """``values`` with ``${key}`` forms replaced from the configuration and secrets, as Chaos
-    Toolkit does for activity arguments and for every control hook but ``configure_control``
-    (whose arguments it passes as written); a value that is a placeholder alone keeps the type
-    of what it names::
 
-        name, ports = substituted([name, ports], configuration, secrets)
+#: What Chaos Toolkit itself passes to a control's ``configure_control``: not the control's own.
+_FRAMEWORK_ARGUMENTS = frozenset(
+    {"configuration", "secrets", "settings", "experiment", "event_registry"}
+)
+
+
+def substitutes_own_arguments[**P, R](func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a control's ``configure_control`` so that its own arguments take ``${key}``
+    forms from the configuration and secrets, as Chaos Toolkit does for activity arguments and
+    for every other control hook (it passes ``configure_control``'s as written). A value that is
+    a placeholder alone keeps the type of what it names. Chaos Toolkit still reads the wrapped
+    function's signature (``functools.wraps``)::
+
+        @substitutes_own_arguments
+        def configure_control(configuration=None, secrets=None, name="cglab", **kwargs): ...
     """
     from chaoslib import substitute
 
-    return cast(list[Any], substitute(values, configuration or {}, secrets or {}))
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        own = {k: v for k, v in kwargs.items() if k not in _FRAMEWORK_ARGUMENTS}
+        configuration = kwargs.get("configuration") or {}
+        secrets = kwargs.get("secrets") or {}
+        given = {**kwargs, **substitute(own, configuration, secrets)}
+        return cast(Callable[..., R], func)(*args, **given)
+
+    return wrapper

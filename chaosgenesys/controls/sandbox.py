@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from chaoslib.types import Configuration, Experiment, Secrets
 
-from chaosgenesys.arguments import substituted
+from chaosgenesys.arguments import substitutes_own_arguments
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.sandbox.runner import Sandbox
@@ -82,6 +82,7 @@ def running_sandbox() -> Sandbox | None:
     return _running
 
 
+@substitutes_own_arguments
 def configure_control(
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -105,31 +106,6 @@ def configure_control(
     """
     global _running
     with _remembering_failure():
-        (
-            seed,
-            port,
-            heartbeat_interval,
-            rate_limit_per_minute,
-            session_grace_seconds,
-            presence_renew_seconds,
-            renew_on_queue,
-            agents,
-            agent_options,
-        ) = substituted(
-            [
-                seed,
-                port,
-                heartbeat_interval,
-                rate_limit_per_minute,
-                session_grace_seconds,
-                presence_renew_seconds,
-                renew_on_queue,
-                agents,
-                agent_options,
-            ],
-            configuration,
-            secrets,
-        )
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
         if seed is not None and not isinstance(seed, str | dict):

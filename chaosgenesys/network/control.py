@@ -53,7 +53,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
 
-from chaosgenesys.arguments import substituted
+from chaosgenesys.arguments import substitutes_own_arguments
 
 __all__ = ["after_experiment_control", "cleanup_control", "configure_control", "lab_state"]
 
@@ -73,6 +73,7 @@ def lab_state() -> dict[str, dict[str, Any]]:
         return {name: dict(value) for name, value in _state.items()}
 
 
+@substitutes_own_arguments
 def configure_control(
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -90,9 +91,6 @@ def configure_control(
     from chaosgenesys.network import lab
     from chaosgenesys.network.actions import create_test_network
 
-    name, udp_ports, tcp_ports, edge_port, agents, agent_options = substituted(
-        [name, udp_ports, tcp_ports, edge_port, agents, agent_options], configuration, secrets
-    )
     target, mode = _check(configuration, edge_port, agents, agent_options)
     with _lock:
         _labs.append(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,14 @@ AGENT_3 = "0b6b3c5e-0000-4000-8000-000000000003"
 QUEUE = "7c1d2a90-0000-4000-8000-0000000000aa"
 CLIENT_ID = "chaos-client"
 CLIENT_SECRET = "chaos-secret-value-never-printed"
+
+
+def without_net_admin(command: list[str]) -> list[str]:
+    """``command`` as capsh runs it with CAP_NET_ADMIN dropped from its bounding set, so neither
+    it nor its children have the capability. Not root: the command as it is (it lacks it)."""
+    if os.geteuid() != 0:
+        return command
+    return ["capsh", "--drop=cap_net_admin", "--", "-c", "exec " + shlex.join(command)]
 
 
 def make_seed(**overrides: Any) -> dict[str, Any]:

@@ -5,22 +5,22 @@ recorded afterwards and no secret in what it prints."""
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import without_net_admin
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "pipeline.sh"
 
 
 def _pipeline(
-    tmp_path: Path, *args: str, without_net_admin: bool = False, **env: str
+    tmp_path: Path, *args: str, drop_net_admin: bool = False, **env: str
 ) -> subprocess.CompletedProcess[str]:
     command = ["bash", str(SCRIPT), *args]
-    if without_net_admin and os.geteuid() == 0:  # others lack CAP_NET_ADMIN anyway
-        line = " ".join(shlex.quote(part) for part in command)
-        command = ["capsh", "--drop=cap_net_admin", "--", "-c", line]
+    if drop_net_admin:
+        command = without_net_admin(command)
     return subprocess.run(
         command,
         cwd=ROOT,
@@ -70,7 +70,7 @@ def test_a_failed_preflight_runs_nothing(tmp_path: Path) -> None:
     done = _pipeline(
         tmp_path,
         "examples/websocket-close.json",
-        without_net_admin=True,
+        drop_net_admin=True,
         DOCTOR_GROUPS="platform network",
     )
     assert done.returncode == 3, done.stdout + done.stderr

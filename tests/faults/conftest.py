@@ -108,10 +108,11 @@ def _no_guardian_survives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield
     base = tmp_path_factory.getbasetemp()
     deadline = time.monotonic() + 5.0
-    left = [pid for pid in _all_guardians() if str(base) in _cmdline(pid)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while True:
         left = [pid for pid in _all_guardians() if str(base) in _cmdline(pid)]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     for pid in left:
         os.kill(pid, signal.SIGTERM)
     assert not left, f"guardians survived the test run: {left}"

@@ -17,6 +17,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaosgenesys.network.nl import in_netns
 from chaosgenesys.sockets.actions import reset_connections
 from chaosgenesys.sockets.probes import list_connections
+from tests.conftest import without_net_admin
 from tests.sockets.netns_helpers import Pair, connect, needs_root, serve
 
 pytestmark = needs_root
@@ -318,12 +319,12 @@ print(json.dumps({"error": outcome, "reject": rejected, "alive": peer.recv(2) ==
 
 
 def test_without_cap_net_admin_it_fails_clearly_and_changes_nothing(tmp_path: Path) -> None:
-    # Loopback of the host namespace, the connection is the child's own; capsh drops
-    # CAP_NET_ADMIN from the bounding set, so the Python it runs lacks it.
+    # Loopback of the host namespace, the connection is the child's own, and the child lacks
+    # CAP_NET_ADMIN.
     script = tmp_path / "no_cap.py"
     script.write_text(_NO_CAP_SCRIPT)
     result = subprocess.run(
-        ["capsh", "--drop=cap_net_admin", "--", "-c", f"exec {sys.executable} {script}"],
+        without_net_admin([sys.executable, str(script)]),
         capture_output=True,
         text=True,
         timeout=60,

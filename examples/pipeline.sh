@@ -8,8 +8,8 @@
 # DOCTOR_GROUPS (doctor check groups the experiment needs, default "platform"; e.g.
 # "platform network" for network faults, which need root), CHAOSGENESYS_BIN (default .venv/bin).
 #
-# Exit codes: 0 the hypothesis held; 1 it deviated, or the run failed or was interrupted (the
-# kill switch, the safeguard); 3 the preflight failed (nothing ran); 4 a fault could not be
+# Exit codes: 0 the hypothesis held; 1 it deviated, or the run failed (a fault action that never
+# applied, with chaosgenesys.controls.verdict) or was interrupted (the kill switch, the safeguard); 3 the preflight failed (nothing ran); 4 a fault could not be
 # reverted afterwards (look at `chaosgenesys status`). See docs/pipelines.md.
 set -u
 
@@ -51,6 +51,14 @@ for state in ("before", "after"):
             print(f"verdict: {state} the method, {probe['activity']['name']} did not hold: "
                   f"{json.dumps(probe.get('output'))[:300]}")
 for extension in journal["experiment"].get("extensions") or []:
+    if extension.get("name") == "chaosgenesys-verdict":
+        for action in extension.get("failed_actions") or []:
+            what = "never applied" if action["phase"] == "method" else "failed to revert"
+            print(f"verdict: {action['phase']} action {action['name']} {what}: {action['error']}")
+        if extension.get("steady_state_before_met") is False:
+            print("verdict: the steady state did not hold before the method: nothing was tested")
+        for problem in extension.get("argument_problems") or []:
+            print(f"verdict: refused before anything ran: {problem}")
     if extension.get("name") == "chaosgenesys-killswitch" and extension.get("tripped"):
         print(f"verdict: {extension['reason']}")
     if extension.get("name") == "chaosgenesys-safeguard" and extension.get("refused"):

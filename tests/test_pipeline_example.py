@@ -4,6 +4,7 @@ recorded afterwards and no secret in what it prints."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,46 @@ def test_a_naive_desktop_fails_the_job_naming_the_probe(tmp_path: Path) -> None:
     verdict = _verdict(done)
     assert verdict[0] == "verdict: status=completed deviated=True", verdict
     assert any("api-shows-agent-1-on-queue did not hold" in line for line in verdict), verdict
+    _nothing_recorded(tmp_path)
+
+
+def test_a_fault_that_never_applied_fails_the_job_naming_it(tmp_path: Path) -> None:
+    experiment = tmp_path / "broken-fault.json"
+    experiment.write_text(
+        json.dumps(
+            {
+                "title": "a fault that cannot apply",
+                "description": "the injection fails; the hypothesis holds because nothing happened",
+                "controls": [
+                    {"name": "genesys-sandbox", "provider": {
+                        "type": "python", "module": "chaosgenesys.controls.sandbox",
+                        "arguments": {"seed": "examples/seed.yaml"}}},
+                    {"name": "chaosgenesys-verdict", "provider": {
+                        "type": "python", "module": "chaosgenesys.controls.verdict"}},
+                ],
+                "steady-state-hypothesis": {"title": "agent 1 On Queue", "probes": [
+                    {"type": "probe", "name": "on-queue", "tolerance": True, "provider": {
+                        "type": "python", "module": "chaosgenesys.users.probes",
+                        "func": "presence_is", "arguments": {
+                            "user_id": "0b6b3c5e-0000-4000-8000-000000000001",
+                            "expected": "On Queue"}}}]},
+                "method": [
+                    {"type": "action", "name": "slow-oauth", "provider": {
+                        "type": "python", "module": "chaosgenesys.sandbox.actions",
+                        "func": "inject_api_fault",
+                        "arguments": {"path_pattern": "(oauth", "delay_ms": 5000}}}],
+            }
+        )
+    )
+    done = _pipeline(tmp_path, str(experiment))
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    verdict = _verdict(done)
+    assert verdict[0] == "verdict: status=failed deviated=False", verdict
+    assert any(
+        line.startswith("verdict: method action slow-oauth never applied:")
+        and "path_pattern" in line
+        for line in verdict
+    ), verdict
     _nothing_recorded(tmp_path)
 
 

@@ -50,12 +50,18 @@ def test_429_rate_limit_of_the_sandbox() -> None:
 
 def test_503_once_is_retried(sandbox: Any, fast_configuration: Cfg, secrets: Cfg) -> None:
     probes.get_presence(AGENT_1, fast_configuration, secrets)
-    sandbox.inject_fault(r"/presences/purecloud$", status=503, count=1, retry_after=0)
+    presence_path, members_path = r"/presences/purecloud$", r"/routing/queues/.*/members"
+    before = sandbox.requests(presence_path)
+    sandbox.inject_fault(presence_path, status=503, count=1, retry_after=0)
     assert (
         probes.get_presence(AGENT_1, fast_configuration, secrets)["system_presence"] == "On Queue"
     )
-    sandbox.inject_fault(r"/routing/queues/.*/members", status=503, count=2, retry_after=0)
+    # the fault fired once and the read was sent again: two requests for one probe
+    assert sandbox.requests(presence_path) - before == 2
+    before = sandbox.requests(members_path)
+    sandbox.inject_fault(members_path, status=503, count=2, retry_after=0)
     assert len(routing.queue_members(QUEUE, fast_configuration, secrets)) == 2
+    assert sandbox.requests(members_path) - before == 3
 
 
 def test_persistent_503_fails_naming_the_status(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.agent.helpers import HEARTBEAT, AgentsThread, agent_seed, wait_for
-from tests.conftest import AGENT_1, CLIENT_ID, QUEUE
+from tests.conftest import AGENT_1, QUEUE
 
 TIMEOUT_CODE = "7fb334b0-0e9e-11e4-9191-0800200c9a66"
 
@@ -150,4 +150,3 @@ def test_short_tokens_with_slow_token_endpoint(mode: str) -> None:
                 assert sandbox.requests(r"^/oauth/token$") == stats["token_refreshes"]
             else:
                 assert wait_for(lambda: agents.stats()["logged_out"], 6)
-        assert CLIENT_ID

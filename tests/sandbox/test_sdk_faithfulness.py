@@ -23,7 +23,7 @@ import pytest
 import requests
 import websocket
 
-from tests.conftest import AGENT_1, AGENT_2, AGENT_3, CLIENT_ID, CLIENT_SECRET, QUEUE, make_seed
+from tests.conftest import AGENT_1, AGENT_2, AGENT_3, CLIENT_ID, CLIENT_SECRET, QUEUE
 
 UNKNOWN_USER = "00000000-0000-4000-8000-00000000dead"
 
@@ -374,9 +374,3 @@ def test_notification_channel_through_the_sdk(sdk: ModuleType, client: Any, sand
     notifications.delete_notifications_channel_subscriptions(channel.id)
     assert notifications.get_notifications_channel_subscriptions(channel.id).entities == []
 
-
-def test_seed_is_the_shared_one() -> None:
-    """The fixtures above assume the shared seed (two On Queue agents, one Available)."""
-    seed = make_seed()
-    presences = {user["id"]: user["presence"] for user in seed["users"]}
-    assert presences == {AGENT_1: "On Queue", AGENT_2: "On Queue", AGENT_3: "Available"}

@@ -56,6 +56,13 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
         user = state.user(request.match_info["userId"])
         return web.json_response(views.user(state, user, expand(request)))
 
+    async def users_me(request: web.Request) -> web.Response:
+        # A user token (browser login) names its user; client credentials have none.
+        user_id = request["token_record"].user_id
+        if user_id is None:
+            raise bad_request("This request requires a user context (not client credentials)")
+        return web.json_response(views.user(state, state.user(user_id), expand(request)))
+
     def check_source(request: web.Request) -> None:
         source = request.match_info["source"]
         if source.lower() != "purecloud":
@@ -172,6 +179,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
 
     router = app.router
     router.add_get("/api/v2/users", list_users)
+    router.add_get("/api/v2/users/me", users_me)  # before {userId}: "me" is not an id
     router.add_get("/api/v2/users/presences/purecloud/bulk", bulk_presence)
     router.add_get("/api/v2/users/{userId}", get_user)
     router.add_get("/api/v2/users/{userId}/presences/{source}", get_presence)

@@ -14,7 +14,7 @@ import logging
 
 from aiohttp import web
 
-from chaosgenesys.sandbox import views
+from chaosgenesys.sandbox import browser_login, views
 from chaosgenesys.sandbox.clock import iso
 from chaosgenesys.sandbox.errors import SandboxHTTPError
 from chaosgenesys.sandbox.state import SandboxState
@@ -68,6 +68,13 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
         header = request.headers.get("Authorization", "")
+        if form.get("grant_type") in browser_login.USER_GRANTS:  # browser logins' grants
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            basic = _basic_credentials(header) if header else None
+            return web.json_response(
+                request.app[browser_login.LOGINS_KEY].token(fields, basic),
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            )
         credentials = _basic_credentials(header) if header else None
         if credentials is None:
             client_id, secret = form.get("client_id"), form.get("client_secret")

@@ -44,6 +44,7 @@ from aiohttp import web
 from chaosgenesys.sandbox.channels import (
     Channel,
     ChannelRegistry,
+    TopicCheck,
     TopicLimitExceeded,
     check_topic,
     token_key,
@@ -452,6 +453,38 @@ class NotificationHub:
     def sessions(self) -> dict[str, int]:
         """Users holding a session, with the number of session sockets each."""
         return dict(sorted(self._session_counts.items()))
+
+    # ------------------------------------------------------------------ streaming service
+
+    def channel_of(self, channel_id: str, client_id: str) -> Channel | None:
+        """The live channel ``channel_id`` if ``client_id`` owns it (``streaming.py``)."""
+        channel = self._live(channel_id)
+        return channel if channel is not None and channel.client_id == client_id else None
+
+    def subscribers(self, topic: str) -> frozenset[str]:
+        """Ids of the channels subscribed to ``topic``, through REST or XMPP pubsub."""
+        return frozenset(self._registry.subscribers(topic))
+
+    def add_subscription(self, channel: Channel, topic: str) -> TopicCheck:
+        """Subscribe ``channel`` to one more topic, as an XMPP pubsub subscribe does; the
+        check says whether it was permitted (:class:`TopicLimitExceeded` past the limit)."""
+        check = check_topic(topic)
+        if check.permitted:
+            self._registry.set_subscriptions(channel, [check], replace=False)
+            self._registry.extend(channel)
+            self._schedule_expiry(channel)
+            self._update_sessions(channel.id)
+        return check
+
+    def remove_subscription(self, channel: Channel, topic: str) -> bool:
+        """Unsubscribe ``channel`` from one topic (XMPP pubsub unsubscribe); ``True`` if it
+        was subscribed."""
+        if topic not in channel.subscriptions:
+            return False
+        remaining = [c for key, c in channel.subscriptions.items() if key != topic]
+        self._registry.set_subscriptions(channel, remaining, replace=True)
+        self._update_sessions(channel.id)
+        return True
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -6,6 +6,7 @@ A seed is a YAML or JSON file, or a dict of the same shape::
       - client_id: chaos-client
         client_secret: chaos-secret
         token_lifetime: 86400          # seconds, default 86400
+        redirect_uris: [http://localhost:8080/callback]  # optional: allows browser logins
     users:
       - id: 0b6b3c5e-0000-4000-8000-000000000001   # optional: a uuid4 is generated
         name: Test Agent 1
@@ -101,11 +102,13 @@ class SeedError(ValueError):
 
 @dataclass(frozen=True)
 class ClientSeed:
-    """An OAuth client (client credentials grant)."""
+    """An OAuth client: client credentials grant, and with ``redirect_uris`` also the browser
+    logins of ``browser_login.py`` (implicit grant, authorization code + PKCE)."""
 
     client_id: str
     client_secret: str = field(repr=False)
     token_lifetime: int = 86400
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ SeedSource = Seed | Mapping[str, Any] | str | os.PathLike[str]
 
 _TOP_KEYS = ("clients", "users", "queues", "wrapup_codes", "platform")
 _PLATFORM_KEYS = ("session_grace_seconds", "presence_renew_seconds", "renew_on_queue")
-_CLIENT_KEYS = ("client_id", "client_secret", "token_lifetime")
+_CLIENT_KEYS = ("client_id", "client_secret", "token_lifetime", "redirect_uris")
 _USER_KEYS = ("id", "name", "presence", "email")
 _QUEUE_KEYS = ("id", "name", "members", "wrapup_timeout", "alerting_timeout")
 _CODE_KEYS = ("id", "name")
@@ -268,10 +271,19 @@ def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:
                 f"seed: {where}.token_lifetime must be a whole number of seconds >= 1, "
                 f"not {lifetime!r}"
             )
+        redirect_uris = item.get("redirect_uris", [])
+        if not isinstance(redirect_uris, list) or not all(
+            isinstance(uri, str) and uri.startswith(("http://", "https://"))
+            for uri in redirect_uris
+        ):
+            raise SeedError(
+                f"seed: {where}.redirect_uris must be a list of http(s) URLs, "
+                f"not {redirect_uris!r}"
+            )
         assert client_id is not None and secret is not None
         if any(client.client_id == client_id for client in clients):
             raise SeedError(f"seed: {where}.client_id {client_id!r} is a duplicate")
-        clients.append(ClientSeed(client_id, secret, lifetime))
+        clients.append(ClientSeed(client_id, secret, lifetime, tuple(redirect_uris)))
     if not clients:
         clients.append(ClientSeed(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
     return tuple(clients)

@@ -20,7 +20,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from chaosgenesys.sandbox import admin as admin_routes
-from chaosgenesys.sandbox import api_analytics, api_conversations, api_routing, api_users, auth
+from chaosgenesys.sandbox import (
+    api_analytics,
+    api_conversations,
+    api_routing,
+    api_users,
+    auth,
+    browser_login,
+)
 from chaosgenesys.sandbox.accounting import RequestLog
 from chaosgenesys.sandbox.errors import (
     STATUS_CODES,
@@ -33,6 +40,7 @@ from chaosgenesys.sandbox.notifications import NotificationHub
 from chaosgenesys.sandbox.ratelimit import RateLimiter
 from chaosgenesys.sandbox.sessions import PlatformReaction, PlatformSettings
 from chaosgenesys.sandbox.state import SandboxState
+from chaosgenesys.sandbox.streaming import StreamingService
 
 __all__ = ["ADMIN_KEY", "create_app"]
 
@@ -43,7 +51,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: The :class:`~chaosgenesys.sandbox.admin.SandboxAdmin` of an application.
 ADMIN_KEY = web.AppKey("chaosgenesys_admin", admin_routes.SandboxAdmin)
 
-_UNCHECKED_PREFIXES = ("/oauth/", "/channels/", "/sandbox/")
+_UNCHECKED_PREFIXES = ("/oauth/", "/channels/", "/stream/", "/sandbox/")
 
 #: Request storage keys. They are plain strings because the notification hub's binding is
 #: ``request["client_id"]``; aiohttp >= 3.13 warns once per string key, so they are marked seen.
@@ -197,6 +205,8 @@ def create_app(
     api_analytics.add_routes(app, state)
     admin.add_routes(app)
     hub.add_routes(app)
+    browser_login.add_routes(app, state)
+    StreamingService(state, hub, state.events).add_routes(app)
 
     hub_closed = False
 

@@ -23,22 +23,25 @@ _MAX_DEAD_TOKENS = 10_000
 
 @dataclass
 class OAuthClient:
-    """A client-credentials OAuth client."""
+    """An OAuth client; ``redirect_uris`` allow its browser logins (``browser_login.py``)."""
 
     client_id: str
     client_secret: str = field(repr=False)
     token_lifetime: int
     date_created: datetime = field(default_factory=utcnow)
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass
 class TokenRecord:
-    """What the sandbox knows about one access token."""
+    """What the sandbox knows about one access token; ``user_id`` is set for user tokens
+    (browser logins), ``None`` for client credentials."""
 
     client_id: str
     issued_at: float
     expires_at: float
     revoked: bool = False
+    user_id: str | None = None
 
     def is_valid(self, now: float | None = None) -> bool:
         """Not revoked and not expired."""
@@ -56,7 +59,12 @@ class TokenStore:
     def set_clients(self, clients: Iterable[ClientSeed]) -> None:
         """Replace the clients; tokens of clients that no longer exist stop working."""
         self.clients = {
-            seed.client_id: OAuthClient(seed.client_id, seed.client_secret, seed.token_lifetime)
+            seed.client_id: OAuthClient(
+                seed.client_id,
+                seed.client_secret,
+                seed.token_lifetime,
+                redirect_uris=seed.redirect_uris,
+            )
             for seed in clients
         }
         for record in self._tokens.values():
@@ -73,12 +81,12 @@ class TokenStore:
             return None
         return client
 
-    def issue(self, client: OAuthClient) -> tuple[str, TokenRecord]:
-        """A new access token for ``client``."""
+    def issue(self, client: OAuthClient, user_id: str | None = None) -> tuple[str, TokenRecord]:
+        """A new access token for ``client`` (a user token when ``user_id`` is given)."""
         self._prune()
         token = secrets.token_urlsafe(32)
         now = time.time()
-        record = TokenRecord(client.client_id, now, now + client.token_lifetime)
+        record = TokenRecord(client.client_id, now, now + client.token_lifetime, user_id=user_id)
         self._tokens[token] = record
         return token, record
 

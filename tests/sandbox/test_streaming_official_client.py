@@ -1,0 +1,111 @@
+"""The official ``genesys-cloud-streaming-client`` (npm, pinned in package-lock.json) against a
+real sandbox, in Node: it logs in through the implicit grant, connects over XMPP, subscribes to
+a user's presence, and must receive the change the test makes through the REST API.
+
+Node and the package come from ``./scripts/bootstrap`` (``npm ci``); without them this test
+fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaosgenesys.sandbox import Sandbox
+from tests.sandbox.sandbox_helpers import AGENT_1, CLIENT_ID, Api, make_seed
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tests" / "js" / "streaming_presence.cjs"
+REDIRECT = "http://localhost:8080/callback"
+
+
+def node() -> str:
+    path = shutil.which("node")
+    assert path is not None, "node is missing: run ./scripts/bootstrap"
+    package = ROOT / "node_modules" / "genesys-cloud-streaming-client" / "package.json"
+    assert package.exists(), "genesys-cloud-streaming-client is missing: run ./scripts/bootstrap"
+    return path
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    seed = make_seed()
+    seed["clients"][0]["redirect_uris"] = [REDIRECT]
+    with Sandbox(seed=seed) as sandbox:
+        yield sandbox
+
+
+def break_id(api: Api) -> str:
+    definitions = api.get("/api/v2/presence/definitions").json()["entities"]
+    return next(d["id"] for d in definitions if d["systemPresence"] == "Break")
+
+
+def read_lines(process: subprocess.Popen[str], lines: queue.Queue[dict[str, Any]]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        try:
+            lines.put(json.loads(line))
+        except ValueError:
+            lines.put({"step": "noise", "line": line})
+
+
+def next_step(lines: queue.Queue[dict[str, Any]], process: subprocess.Popen[str]
+              ) -> dict[str, Any]:
+    while True:
+        try:
+            message = lines.get(timeout=40)
+        except queue.Empty:
+            process.kill()
+            raise AssertionError("the official client printed nothing for 40 s") from None
+        if message["step"] != "noise":
+            return message
+
+
+@pytest.mark.parametrize("mode", ["rest", "xmpp"])
+def test_official_streaming_client_receives_a_rest_presence_change(
+    sb: Sandbox, mode: str
+) -> None:
+    """``rest``: the client's default subscribe (bulk PUT of the channel's subscriptions);
+    ``xmpp``: ``subscribe(topic, handler, immediate=true)``, an XMPP pubsub subscribe."""
+    api = Api(sb)
+    presence = break_id(api)
+    env = {k: v for k, v in os.environ.items() if k != "STREAMING_CLIENT_DEBUG"}
+    process = subprocess.Popen(
+        [node(), str(SCRIPT), sb.url, AGENT_1, CLIENT_ID, REDIRECT, mode],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    lines: queue.Queue[dict[str, Any]] = queue.Queue()
+    reader = threading.Thread(target=read_lines, args=(process, lines), daemon=True)
+    reader.start()
+    try:
+        subscribed = next_step(lines, process)
+        assert subscribed["step"] == "subscribed", subscribed
+        assert subscribed["userId"] == AGENT_1
+        changed = api.patch(
+            f"/api/v2/users/{AGENT_1}/presences/purecloud",
+            json={"presenceDefinition": {"id": presence}},
+        )
+        assert changed.status_code == 200, changed.text
+        event = next_step(lines, process)
+        assert event["step"] == "event", event
+        assert event["topic"] == f"v2.users.{AGENT_1}.presence"
+        envelope = event["data"]
+        assert envelope["topicName"] == f"v2.users.{AGENT_1}.presence"
+        assert envelope["eventBody"]["presenceDefinition"]["systemPresence"] == "Break"
+        assert envelope["eventBody"]["presenceDefinition"]["id"] == presence
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _out, errors = process.communicate(timeout=10)
+        if process.returncode not in (0, None):
+            print(errors[-4000:])

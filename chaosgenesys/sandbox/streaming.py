@@ -171,6 +171,8 @@ class StreamingService:
 
     ``ping_interval`` (seconds, > 0) is the gap between server pings on sessions that asked for
     them (``enable.server.side.pings``); it must stay under the client's 35 s stanza timeout.
+    ``None`` (the default) follows the hub's ``heartbeat_interval`` (30 s unless the sandbox was
+    started with another one), so one setting paces the liveness signal of both channels.
     """
 
     def __init__(
@@ -179,9 +181,9 @@ class StreamingService:
         hub: NotificationHub,
         events: EventBus,
         *,
-        ping_interval: float = 20.0,
+        ping_interval: float | None = None,
     ) -> None:
-        if ping_interval <= 0:
+        if ping_interval is not None and ping_interval <= 0:
             raise ValueError(f"ping_interval must be > 0, not {ping_interval}")
         self.state = state
         self.hub = hub
@@ -241,7 +243,8 @@ class StreamingService:
 
     async def _ping_loop(self, session: _Session) -> None:
         while not session.closing:
-            await asyncio.sleep(self.ping_interval)
+            interval = self.ping_interval or self.hub.heartbeat_interval
+            await asyncio.sleep(interval if interval > 0 else 30.0)
             if session.server_pings and session.full_jid is not None:
                 session.send(
                     element(

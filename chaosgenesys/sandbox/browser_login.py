@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from chaosgenesys.sandbox.errors import SandboxHTTPError
 from chaosgenesys.sandbox.state import SandboxState, User
@@ -277,7 +278,12 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
         return complete({k: v for k, v in request.query.items()})
 
     async def authorize_post(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, LookupError, RuntimeError, HttpProcessingError) as exc:
+            raise _oauth_error(
+                400, "invalid_request", f"the request body is not a readable form: {exc}"
+            ) from None
         return complete({k: v for k, v in form.items() if isinstance(v, str)})
 
     app.router.add_get("/oauth/authorize", authorize_get)

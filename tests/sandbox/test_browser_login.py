@@ -232,3 +232,11 @@ def test_seed_redirect_uris_must_be_http_urls() -> None:
     seed["clients"][0]["redirect_uris"] = ["javascript:alert(1)"]
     with pytest.raises(SeedError, match=r"clients\[0\]\.redirect_uris"):
         Sandbox(seed=seed)
+
+
+def test_unreadable_login_form_is_a_400(sb: Sandbox) -> None:
+    response = requests.post(
+        f"{sb.url}/oauth/authorize", data=b"login_hint=\xff\xfe", timeout=5,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    assert response.status_code == 400, response.text

@@ -1,7 +1,7 @@
 // The official genesys-cloud-streaming-client against the chaosgenesys sandbox.
 //
 // Run by tests/sandbox/test_streaming_official_client.py:
-//   node tests/js/streaming_presence.cjs <sandbox url> <user id or email> <client id> <redirect uri> <rest|xmpp>
+//   node tests/js/streaming_presence.cjs <sandbox url> <user id or email> <client id> <redirect uri> <mode>
 //
 // 1. logs the user in through the sandbox's implicit grant (GET /oauth/authorize with
 //    login_hint, the 302's #access_token fragment), as a browser app does;
@@ -14,6 +14,13 @@
 // 4. prints one JSON line per step on stdout: {"step":"subscribed","userId":...}, then
 //    {"step":"event","topic":...,"data":...} when the event arrives, and exits 0; exits 1 with
 //    {"step":"error",...} on a failure or after 30 s.
+// Mode "invalid_token" stops after `connected` ({"step":"connected","channelId":...}) and
+// reports the client's own `disconnected` events ({"step":"disconnected","reconnecting",
+// "errorType"}) until it gives up reconnecting, then exits 0: the test revokes the token and
+// displaces the session, so the client's reconnect meets a SASL failure. Release 19.4.1 gives
+// up by rejecting the promise of its background reconnect (a browser logs that; Node would
+// crash), reported as {"step":"gave_up","errorType"}; later releases emit `disconnected`
+// with the error instead.
 //
 // The client is written for browsers: the few browser globals it reads (window events,
 // navigator.onLine, sessionStorage for its backoff state) are provided here as plain objects.
@@ -21,11 +28,25 @@
 
 const [url, hint, clientId, redirectUri, mode = 'rest'] = process.argv.slice(2);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+// What a StreamingClientError wraps: a SaslError's condition, or an HTTP status.
+const cause = (error) => {
+  const details = error.details || {};
+  if (details.condition) return `sasl:${details.condition}`;
+  if (details.response) return `http:${details.response.status}`;
+  return details.name || null;
+};
 const fail = (message) => { out({ step: 'error', message: String(message) }); process.exit(1); };
-if (!url || !hint || !clientId || !redirectUri || !['rest', 'xmpp'].includes(mode)) {
-  fail('usage: streaming_presence.cjs <url> <login hint> <client id> <redirect uri> <rest|xmpp>');
+if (!url || !hint || !clientId || !redirectUri || !['rest', 'xmpp', 'invalid_token'].includes(mode)) {
+  fail('usage: streaming_presence.cjs <url> <login hint> <client id> <redirect uri> <rest|xmpp|invalid_token>');
 }
 setTimeout(() => fail('timed out after 30 s'), 30000).unref();
+process.on('unhandledRejection', (reason) => {
+  if (reason && typeof reason.type === 'string') {
+    out({ step: 'gave_up', errorType: reason.type, cause: cause(reason) });
+    process.exit(mode === 'invalid_token' ? 0 : 1);
+  }
+  fail(`unhandled rejection: ${reason && (reason.stack || reason.message)}`);
+});
 
 const storage = new Map();
 globalThis.sessionStorage = {
@@ -73,8 +94,19 @@ async function main () {
     logLevel: 'debug',
     logger
   });
-  client.on('disconnected', (info) => out({ step: 'disconnected', reconnecting: !!(info && info.reconnecting) }));
+  client.on('disconnected', (info) => {
+    const reconnecting = !!(info && info.reconnecting);
+    const error = info && info.error;
+    out({ step: 'disconnected', reconnecting, errorType: error ? error.type : null, cause: error ? cause(error) : null });
+    if (mode === 'invalid_token' && !reconnecting) {
+      process.exit(0);
+    }
+  });
   await client.connect({ keepTryingOnFailure: false });
+  if (mode === 'invalid_token') {
+    out({ step: 'connected', channelId: client.config.channelId });
+    return;
+  }
   const me = await fetch(new URL('/api/v2/users/me', url), { headers: { Authorization: `Bearer ${authToken}` } });
   const userId = (await me.json()).id;
   const topic = `v2.users.${userId}.presence`;

@@ -22,10 +22,11 @@ import pytest
 
 from chaosgenesys.sandbox import Sandbox
 from tests.sandbox.sandbox_helpers import AGENT_1, CLIENT_ID, Api, make_seed
+from tests.sandbox.streaming_helpers import Xmpp, user_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "js" / "streaming_presence.cjs"
-REDIRECT = "http://localhost:8080/callback"
+REDIRECT = "http://localhost:8080/callback"  # the same as streaming_helpers.REDIRECT
 
 
 def node() -> str:
@@ -70,6 +71,28 @@ def next_step(lines: queue.Queue[dict[str, Any]], process: subprocess.Popen[str]
             return message
 
 
+def start_client(sb: Sandbox, mode: str) -> tuple[subprocess.Popen[str],
+                                                 queue.Queue[dict[str, Any]]]:
+    env = {k: v for k, v in os.environ.items() if k != "STREAMING_CLIENT_DEBUG"}
+    process = subprocess.Popen(
+        [node(), str(SCRIPT), sb.url, AGENT_1, CLIENT_ID, REDIRECT, mode],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    lines: queue.Queue[dict[str, Any]] = queue.Queue()
+    threading.Thread(target=read_lines, args=(process, lines), daemon=True).start()
+    return process, lines
+
+
+def stop_client(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    if process.returncode != 0:
+        print(errors[-4000:])
+
+
 @pytest.mark.parametrize("mode", ["rest", "xmpp"])
 def test_official_streaming_client_receives_a_rest_presence_change(
     sb: Sandbox, mode: str
@@ -78,14 +101,7 @@ def test_official_streaming_client_receives_a_rest_presence_change(
     ``xmpp``: ``subscribe(topic, handler, immediate=true)``, an XMPP pubsub subscribe."""
     api = Api(sb)
     presence = break_id(api)
-    env = {k: v for k, v in os.environ.items() if k != "STREAMING_CLIENT_DEBUG"}
-    process = subprocess.Popen(
-        [node(), str(SCRIPT), sb.url, AGENT_1, CLIENT_ID, REDIRECT, mode],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    lines: queue.Queue[dict[str, Any]] = queue.Queue()
-    reader = threading.Thread(target=read_lines, args=(process, lines), daemon=True)
-    reader.start()
+    process, lines = start_client(sb, mode)
     try:
         subscribed = next_step(lines, process)
         assert subscribed["step"] == "subscribed", subscribed
@@ -104,8 +120,36 @@ def test_official_streaming_client_receives_a_rest_presence_change(
         assert envelope["eventBody"]["presenceDefinition"]["id"] == presence
         assert process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-        _out, errors = process.communicate(timeout=10)
-        if process.returncode not in (0, None):
-            print(errors[-4000:])
+        stop_client(process)
+
+
+def test_official_client_meets_sasl_failure_as_invalid_token_and_stops(sb: Sandbox) -> None:
+    """After its token is revoked, the client's reconnect fails SASL ``not-authorized``: its own
+    code must call that ``invalid_token`` and stop reconnecting (client.ts
+    ``saslErrorIsRetryable``). The session is ended by a second connection to its channel."""
+    process, lines = start_client(sb, "invalid_token")
+    try:
+        connected = next_step(lines, process)
+        assert connected["step"] == "connected", connected
+        assert sb.revoke_tokens(CLIENT_ID) >= 1
+        token = user_token(sb, AGENT_1)  # issued after the revocation: valid
+        displacer = Xmpp(sb, connected["channelId"])
+        try:
+            displacer.start(AGENT_1, token, resource="displacer")
+            first = next_step(lines, process)
+            assert first["step"] == "disconnected" and first["reconnecting"] is True, first
+            final = next_step(lines, process)
+            # 19.4.1 rejects its reconnect promise ("gave_up"); later releases emit
+            # `disconnected` {reconnecting: false, error}: either way, invalid_token, no retry.
+            assert final["step"] in ("gave_up", "disconnected"), final
+            assert final.get("reconnecting", False) is False
+            assert final["errorType"] == "invalid_token"
+            assert final["cause"] == "sasl:not-authorized"  # SASL, not a REST 401
+            assert process.wait(timeout=15) == 0
+            # the refused reconnect did not displace the valid session
+            pong = displacer.iq("get", '<ping xmlns="urn:xmpp:ping"/>', to="sandbox.invalid")
+            assert pong.get("type") == "result"
+        finally:
+            displacer.close()
+    finally:
+        stop_client(process)

@@ -67,9 +67,8 @@ def check_mitmproxy() -> None:
 
 
 def check_port_free(listen_host: str, port: int) -> None:
-    """Raise ``ActivityFailed`` naming the port when something already listens there."""
-    if port == 0:
-        return
+    """Raise ``ActivityFailed`` naming the port when something already listens there, or
+    ``listen_host`` when it cannot be listened on (port 0: only the address is tried)."""
     family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "KIND",
+    "alive",
     "call",
     "check_mitmproxy",
     "check_port_free",
@@ -103,6 +104,11 @@ def find(name: str) -> FaultRecord | None:
 def running_names() -> list[str]:
     """Names of every recorded proxy."""
     return sorted(str(f.spec.get("name")) for f in _registry().active(KIND))
+
+
+def alive(spec: dict[str, Any]) -> bool:
+    """Whether the proxy process of a record's ``spec`` is running."""
+    return _alive(spec)
 
 
 def _alive(spec: dict[str, Any]) -> bool:

@@ -366,7 +366,9 @@ def call(
         method,
         control_url + path,
         json=body,
-        headers={TOKEN_HEADER: token},
+        # A connection per call: the control endpoint closes connections idle for 5 s, and a
+        # pooled one could be closed just as it is reused.
+        headers={TOKEN_HEADER: token, "Connection": "close"},
         timeout=timeout,
         verify=True,
     )

@@ -238,3 +238,15 @@ def test_an_oversized_head_is_431(regular_proxy: dict[str, Any]) -> None:
             pass  # the server answered and closed before the last header
         status, _data = _response(sock)
     assert status == 431
+
+
+def test_control_calls_work_after_the_idle_timeout(regular_proxy: dict[str, Any]) -> None:
+    """The extension's own calls never reuse a connection the endpoint closed as idle."""
+    import time
+
+    name = regular_proxy["name"]
+    actions.fail_requests(name=name, path_pattern="^/never$", status=503)
+    time.sleep(5.5)  # past the endpoint's 5 s idle timeout
+    assert [rule["path"] for rule in probes.list_rules(name)] == ["^/never$"]
+    actions.clear_rules(name)
+    assert probes.list_rules(name) == []

@@ -139,6 +139,20 @@ def test_rules_from_files_apply_and_ctrl_c_reverts(
     wait_for(lambda: not guardians(runtime), 15)
 
 
+@pytest.mark.timeout(120)
+def test_a_killed_command_leaves_no_proxy(tmp_path: Path, proxy_ca_dir: Path) -> None:
+    """SIGKILL gives the command no chance to clean up: the guardian stops its proxy."""
+    process, runtime = _start(
+        tmp_path, "--name", "cmdkill", "--port", "0", "--confdir", str(proxy_ca_dir), "--json"
+    )
+    details = json.loads(Lines(process).next(60))
+    assert _alive(int(details["pid"]))
+    process.kill()
+    process.wait(timeout=10)
+    wait_for(lambda: not _alive(int(details["pid"])) and not _records(runtime), 30)
+    wait_for(lambda: not guardians(runtime), 15)
+
+
 def test_the_text_output_says_how_to_point_a_desktop(tmp_path: Path, proxy_ca_dir: Path) -> None:
     process, runtime = _start(
         tmp_path, "--name", "cmdtext", "--port", "0", "--confdir", str(proxy_ca_dir)

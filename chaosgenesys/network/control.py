@@ -103,8 +103,9 @@ def configure_control(
     activity, with the reason (a run without its lab would measure nothing).
     """
     with _remembering_failure():
-        _configure(configuration, secrets, name, udp_ports, tcp_ports, edge_port, agents,
-                   agent_options)  # fmt: skip
+        _configure(
+            configuration, secrets, name, udp_ports, tcp_ports, edge_port, agents, agent_options
+        )
 
 
 def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None:

@@ -56,17 +56,18 @@ def query_bool(request: web.Request, name: str) -> bool | None:
     raise bad_request(f"{name} must be true or false, not {raw!r}")
 
 
-#: JSON bodies must be UTF-8 (RFC 8259 section 8.1); these charset labels are accepted.
-_JSON_CHARSETS = frozenset({"utf-8", "utf8"})
+#: JSON bodies must be UTF-8 (RFC 8259 section 8.1); these charset labels are accepted (ASCII is
+#: a subset of UTF-8).
+_JSON_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
 def _json_text(request: web.Request, raw: bytes) -> str:
     """``raw`` decoded as UTF-8: 415 for another declared charset, 400 for invalid bytes."""
-    charset = request.charset
-    if charset is not None and charset.strip().lower() not in _JSON_CHARSETS:
+    charset = (request.charset or "").strip().lower()  # an empty label says nothing
+    if charset and charset not in _JSON_CHARSETS:
         raise SandboxHTTPError(
             415,
-            f"Unsupported charset {charset!r} for a JSON body; send UTF-8",
+            f"Unsupported charset {request.charset!r} for a JSON body; send UTF-8",
             code="unsupported.media.type",
         )
     try:

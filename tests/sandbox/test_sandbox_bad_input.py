@@ -95,12 +95,19 @@ def test_json_nested_100000_deep(api: Api, method: str, path: str, admin: bool) 
     _still_serving(api)
 
 
-def test_utf8_charset_label_is_accepted(api: Api) -> None:
-    # The charset parameter itself is fine when it says UTF-8, in any case.
+@pytest.mark.parametrize("charset", ["UTF-8", "utf8", '"utf-8"', "US-ASCII"])
+def test_utf8_charset_label_is_accepted(api: Api, charset: str) -> None:
+    # The charset parameter itself is fine when it says UTF-8 (or ASCII, a subset), in any case.
     body = b'{"presenceDefinition": {"id": "6a3af858-942f-489d-9700-5f9bcdcdae9b"}}'
-    response = _send(api, "PATCH", PRESENCE, body, "application/json; charset=UTF-8")
+    response = _send(api, "PATCH", PRESENCE, body, f"application/json; charset={charset}")
     assert response.status_code == 200, response.text
     assert response.json()["presenceDefinition"]["systemPresence"] == "Available"
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "latin-1", "koi8-r"])
+def test_other_charsets_are_415(api: Api, charset: str) -> None:
+    response = _send(api, "PATCH", PRESENCE, b"{}", f"application/json; charset={charset}")
+    _assert_error(response, 415, "unsupported.media.type", f"{charset!r}")
 
 
 def test_subscriptions_body_goes_through_the_same_parser(api: Api) -> None:

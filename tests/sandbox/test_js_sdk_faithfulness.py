@@ -58,7 +58,9 @@ def _node() -> str:
         "the JavaScript SDK is not installed: run scripts/bootstrap (npm ci)"
     )
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
-    major = int(re.match(r"v(\d+)", version.stdout.strip()).group(1))  # type: ignore[union-attr]
+    found = re.match(r"v(\d+)", version.stdout.strip())
+    assert found, f"node --version said {version.stdout!r}"
+    major = int(found.group(1))
     assert major >= 18, f"Node.js 18 or newer is needed, found {version.stdout.strip()}"
     return node
 

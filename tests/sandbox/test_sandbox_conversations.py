@@ -294,7 +294,7 @@ def test_event_and_reread_give_the_agent_the_same_marker(sandbox: Any, api: Api)
     sandbox.events.subscribe(listener)
     conversation_id = sandbox.route_call(QUEUE, user_id=AGENT_1)  # alerting
     for expected in ("alerting", "connected"):
-        assert wait_until(lambda state=expected: any(  # type: ignore[misc]
+        assert wait_until(lambda state=expected: any(
             (agent_participant(b, AGENT_1) or {}).get("calls", [{}])[0].get("state") == state
             for b in bodies))
         with lock:

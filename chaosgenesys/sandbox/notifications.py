@@ -395,7 +395,7 @@ class NotificationHub:
     def _on_client_text(self, socket: _Socket, data: str) -> None:
         try:
             message = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
             logger.debug("notification socket %s: ignored non-JSON text", socket.channel_id)
             return
         if isinstance(message, dict) and message.get("message") == "ping":

@@ -127,6 +127,19 @@ def test_subscriptions_body_goes_through_the_same_parser(api: Api) -> None:
     socket.close()
 
 
+def test_deep_json_on_the_notification_socket_is_ignored(api: Api) -> None:
+    channel = api.post("/api/v2/notifications/channels").json()
+    socket = websocket.create_connection(channel["connectUri"], timeout=5)
+    try:
+        socket.send("[" * 30_000 + "]" * 30_000)  # under the 64 KiB message limit
+        socket.send("not json")
+        socket.send('{"message": "ping"}')
+        assert '"pong"' in socket.recv()  # the same socket, still served
+    finally:
+        socket.close()
+    _still_serving(api)
+
+
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 GARBAGE_FORMS: list[tuple[str, bytes, str]] = [
     ("application/x-www-form-urlencoded", b"grant_type=\xff\xfeclient", "codec"),

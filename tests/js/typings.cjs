@@ -52,7 +52,7 @@ function load(file = typingsPath()) {
 	return { models, methods };
 }
 
-/** Split "A, B" at the top level (no split inside <> or {}). */
+/** The T of a wrapper type: inner("Array<T>", "Array<", ">") is "T". */
 function inner(type, open, close) {
 	return type.slice(open.length, type.length - close.length).trim();
 }

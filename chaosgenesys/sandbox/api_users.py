@@ -3,7 +3,9 @@
 ``/api/v2/users``, ``/api/v2/users/{id}`` (expand ``presence,routingStatus,conversationSummary``),
 ``/api/v2/users/{id}/presences/purecloud``, ``/api/v2/users/presences/purecloud/bulk``,
 ``/api/v2/users/{id}/routingstatus``, ``/api/v2/users/{id}/queues``,
-``/api/v2/presence/definitions`` and the older ``/api/v2/presencedefinitions``.
+``/api/v2/presence/definitions``, the older ``/api/v2/presencedefinitions`` and
+``/api/v2/systempresences``. ``/api/v2/users/me`` needs a user context, which a
+client-credentials token (the only kind the sandbox issues) does not have: 400, as the platform.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from chaosgenesys.sandbox import views
-from chaosgenesys.sandbox.errors import bad_request, not_found
+from chaosgenesys.sandbox.errors import bad_request, not_found, user_context_required
 from chaosgenesys.sandbox.params import json_body, json_object, page_params, query_bool, query_list
 from chaosgenesys.sandbox.presence import SYSTEM_PRESENCES, PresenceDefinition
 from chaosgenesys.sandbox.state import OFF_QUEUE, SandboxState
@@ -170,8 +172,15 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
         found = _definition(request.match_info["definitionId"])
         return web.json_response(views.organization_presence(found, state.seed_time))
 
+    async def users_me(request: web.Request) -> web.Response:
+        raise user_context_required()
+
+    async def system_presences(request: web.Request) -> web.Response:
+        return web.json_response([views.system_presence(d) for d in SYSTEM_PRESENCES])
+
     router = app.router
     router.add_get("/api/v2/users", list_users)
+    router.add_get("/api/v2/users/me", users_me)  # before {userId}: "me" is not an id
     router.add_get("/api/v2/users/presences/purecloud/bulk", bulk_presence)
     router.add_get("/api/v2/users/{userId}", get_user)
     router.add_get("/api/v2/users/{userId}/presences/{source}", get_presence)
@@ -184,3 +193,4 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
     router.add_get("/api/v2/presence/definitions/{definitionId}", definition)
     router.add_get("/api/v2/presencedefinitions", legacy_definitions)
     router.add_get("/api/v2/presencedefinitions/{definitionId}", legacy_definition)
+    router.add_get("/api/v2/systempresences", system_presences)

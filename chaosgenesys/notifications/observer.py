@@ -67,6 +67,8 @@ SILENCE_INTERVALS = 2.5
 CONNECT_TIMEOUT = 10.0
 #: Granularity of the main loop.
 TICK = 0.1
+#: How often the timeline (if any) is rewritten while observing.
+TIMELINE_INTERVAL = 1.0
 
 _CHANNELS = "/api/v2/notifications/channels"
 _PING = json.dumps({"message": "ping"})
@@ -122,6 +124,9 @@ class _User:
     routing: _Tracked = field(default_factory=_Tracked)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     not_on_queue_since: float | None = None
+    not_on_queue_presence: str | None = None
+    #: Closed stretches not On Queue: (from, to, the presence it started with).
+    not_on_queue_periods: list[tuple[float, float, str | None]] = field(default_factory=list)
     seconds_not_on_queue: float = 0.0
     events: int = 0
 
@@ -158,6 +163,7 @@ class EventObserver:
         topics: Sequence[str] = DEFAULT_TOPICS,
         *,
         heartbeat_interval: float | None = None,
+        timeline: Callable[[dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -186,6 +192,9 @@ class EventObserver:
         self._start = 0.0
         self._wall_start = 0.0
         self._first_connected: float | None = None
+        #: Called with the figures so far (``complete`` False) every second, and at the end.
+        self._timeline = timeline
+        self._timeline_written = 0.0
 
     # ------------------------------------------------------------------ time
     def _now(self) -> float:
@@ -214,11 +223,13 @@ class EventObserver:
         self._wall_start = time.time()
         deadline = self._start + duration
         try:
+            self._write_timeline(self._start, complete=False)  # the observation has begun
             self._start_connector(first=True)
             self._loop(deadline)
         finally:
             end = min(self._now(), deadline)
             self._shutdown(end)
+            self._write_timeline(end, complete=True)
         if not self._connections:
             last = self._errors[-1] if self._errors else "no answer yet"
             raise ActivityFailed(
@@ -239,6 +250,22 @@ class EventObserver:
             if item is not None:
                 self._handle(item)
             self._watchdog()
+            if self._now() - self._timeline_written >= TIMELINE_INTERVAL:
+                self._write_timeline(self._now(), complete=False)
+
+    def _write_timeline(self, at: float, *, complete: bool) -> None:
+        if self._timeline is None:
+            return
+        self._timeline_written = at
+        figures = self._result(at)
+        figures["complete"] = complete
+        figures["connected"] = bool(self._connections)
+        try:
+            self._timeline(figures)
+        except Exception as error:  # the observation goes on; the reader will say it is missing
+            message = f"timeline: {error}"
+            if message not in self._errors:
+                self._errors.append(message)
 
     # ------------------------------------------------------------------ REST
     def _new_channel(self) -> dict[str, str]:
@@ -482,8 +509,12 @@ class EventObserver:
             on_queue = _is_on_queue(value)
             if not on_queue and user.not_on_queue_since is None:
                 user.not_on_queue_since = self._start if source == "initial" else at
+                user.not_on_queue_presence = value
             elif on_queue and user.not_on_queue_since is not None:
                 user.seconds_not_on_queue += at - user.not_on_queue_since
+                user.not_on_queue_periods.append(
+                    (user.not_on_queue_since, at, user.not_on_queue_presence)
+                )
                 user.not_on_queue_since = None
 
     # ------------------------------------------------------------------ drops and reconnects
@@ -600,16 +631,18 @@ class EventObserver:
                 gaps.append((connection.closed_at - previous, True))
         return gaps
 
-    def _window(self, start: float, stop: float, reason: str) -> dict[str, Any]:
-        """A time the observer saw nothing (not connected): wall clock, offsets, seconds."""
-        return {
+    def _window(self, start: float, stop: float, reason: str | None = None) -> dict[str, Any]:
+        """A stretch of time: wall clock, offsets since the start, seconds (and why)."""
+        window: dict[str, Any] = {
             "from": self._wall(start),
             "to": self._wall(stop),
             "t_from": self._offset(start),
             "t_to": self._offset(stop),
             "seconds": round(max(0.0, stop - start), 3),
-            "reason": reason,
         }
+        if reason is not None:
+            window["reason"] = reason
+        return window
 
     def _learnt_interval(self) -> float | None:
         gaps = [gap for gap, trailing in self._gaps() if not trailing and gap > 0]
@@ -631,7 +664,21 @@ class EventObserver:
             not_on_queue = user.seconds_not_on_queue
             if user.not_on_queue_since is not None:
                 not_on_queue += max(0.0, end - user.not_on_queue_since)
+            stretches = [(a, b, presence, False) for a, b, presence in user.not_on_queue_periods]
+            if user.not_on_queue_since is not None:
+                stretches.append(
+                    (user.not_on_queue_since, max(end, user.not_on_queue_since),
+                     user.not_on_queue_presence, True)
+                )
+            periods = [
+                {**self._window(a, b), "presence": presence, "open": still}
+                for a, b, presence, still in stretches
+            ]
             users[user_id] = {
+                "not_on_queue_periods": periods,
+                "longest_not_on_queue_seconds": max(
+                    (period["seconds"] for period in periods), default=0.0
+                ),
                 "presence": user.presence.value,
                 "routing_status": user.routing.value,
                 "seconds_not_on_queue": round(not_on_queue, 3),
@@ -681,6 +728,9 @@ class EventObserver:
             "max_seconds_not_on_queue": max(
                 (users[u]["seconds_not_on_queue"] for u in users), default=0.0
             ),
+            "longest_not_on_queue_seconds": {
+                u: users[u]["longest_not_on_queue_seconds"] for u in users
+            },
             "transitions": sum(len(users[u]["transitions"]) for u in users),
             "disconnects": len(disconnects),
             "disconnect_details": disconnects,

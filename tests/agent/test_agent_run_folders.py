@@ -113,7 +113,7 @@ def test_only_the_newest_finished_folders_are_kept(
 
 def test_a_bad_setting_is_named(runtime: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(process.ENV_RUNS_MAX_AGE, "a week")
-    with pytest.raises(ValueError, match="CHAOSGENESYS_AGENT_RUNS_MAX_AGE.*a week"):
+    with pytest.raises(ValueError, match=r"CHAOSGENESYS_AGENT_RUNS_MAX_AGE.*a week"):
         process.prune_runs()
 
 

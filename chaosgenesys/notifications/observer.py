@@ -15,11 +15,16 @@ an observer with **its own** notification channel, independent of the agent desk
    platform's streaming client), to the same channel while it exists, else to a new one, and
    reads the users again (changes missed meanwhile become ``resync`` transitions);
 4. it stops at the deadline, whatever it is doing: the REST work of a reconnect happens on a
-   helper thread, so a slow API cannot stretch the observation.
+   helper thread, so a slow API cannot stretch the observation;
+5. the first connection goes through that same helper: a transient failure (a transport
+   error, 408, 429, 5xx, a socket refused by a fault) is retried with the same backoff within
+   the duration, and the time until it succeeds is a blind window; a permanent refusal fails.
 
-The figures: transitions with timestamps, seconds not On Queue per user, the observer's own
-disconnects (code, reason, time to reconnect), heartbeats received and missed (the interval is
-given, or learnt as the median gap between heartbeats), and event counts per topic.
+The figures: transitions with timestamps, seconds not On Queue per user and each stretch not
+On Queue, the observer's own disconnects (code, reason, time to reconnect) and blind windows,
+heartbeats received and missed (the interval is given, or learnt as the median gap between
+heartbeats), and event counts per topic. A ``timeline`` callable, when given, receives the
+figures every second and at the end (``chaosgenesys.notifications.timeline`` writes them).
 """
 
 from __future__ import annotations

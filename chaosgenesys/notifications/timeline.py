@@ -162,7 +162,8 @@ def prune_timelines(max_age: float = MAX_AGE, now: float | None = None) -> list[
             continue
         with contextlib.suppress(ActivityFailed):
             writer = read_timeline(path).get("writer") or {}
-            if writer.get("pid") == pid and writer.get("start_time") == _start_time(pid):
+            running = _start_time(pid)
+            if running and writer.get("pid") == pid and writer.get("start_time") == running:
                 continue  # its writer still runs
         with contextlib.suppress(OSError):
             path.unlink()

@@ -225,3 +225,29 @@ def test_chaos_run_judges_the_longest_stretch(
     assert after["status"] == "succeeded"
     assert abs(after["output"] - off_queue) < 0.5, after["output"]
     assert after["tolerance_met"] is not deviated
+
+
+def test_old_timelines_of_finished_processes_are_pruned(runtime: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from chaosgenesys.notifications import timeline
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    folder = timeline.timelines_dir()
+    week = timeline.MAX_AGE
+
+    def written(name: str, pid: int, age: float) -> Path:
+        path = folder / name
+        writer = {"pid": pid, "start_time": timeline._start_time(pid)}
+        path.write_text(json.dumps({"format": timeline.FORMAT, "writer": writer}))
+        os.utime(path, (time.time() - age,) * 2)
+        return path
+
+    gone = written(f"watch-{child.pid}-old.json", child.pid, week + 60)
+    recent = written(f"watch-{child.pid}-recent.json", child.pid, 3600)
+    mine = written(f"watch-{os.getpid()}-old.json", os.getpid(), week + 60)
+    assert timeline.prune_timelines() == [gone.name]
+    assert not gone.exists() and recent.exists() and mine.exists()

@@ -196,4 +196,16 @@ def test_the_activities_are_discoverable_with_their_types() -> None:
     assert by_name["active_faults"]["type"] == "probe"
     for activity in discovered:
         assert activity["arguments"][0] == {"name": "kind", "default": "", "type": "string"}
-        assert [a["name"] for a in activity["arguments"][1:]] == ["configuration", "secrets"]
+    assert by_name["revert_all"]["arguments"][1] == {
+        "name": "scope",
+        "default": "run",
+        "type": "string",
+    }
+    assert [a["name"] for a in by_name["revert_all"]["arguments"][2:]] == [
+        "configuration",
+        "secrets",
+    ]
+    assert [a["name"] for a in by_name["active_faults"]["arguments"][1:]] == [
+        "configuration",
+        "secrets",
+    ]

@@ -10,6 +10,7 @@ from the desktop's own record of that call (its status file), the trip from the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,6 @@ def test_sparse_slow_calls_trip_the_switch_within_the_window_plus_two_seconds(
     tripped_after = float(entry["tripped_at"]) - crossed_at
     # Sparse: the slow calls are at least a sync interval apart, so no window holds two.
     starts = [float(c[0]) - float(c[1]) / 1000 for c in slow_calls]
-    assert all(b - a >= SYNC_S for a, b in zip(starts, starts[1:], strict=False)), slow_calls
+    assert all(b - a >= SYNC_S for a, b in itertools.pairwise(starts)), slow_calls
     assert 0 < tripped_after <= WINDOW_S + 2, (tripped_after, entry, slow_calls)
     assert not marker.exists()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.faults.conftest import ROOT
+from tests.faults.conftest import CLI, ROOT
 
 OTHER = """
 import json, os, sys, time
@@ -83,3 +83,16 @@ def is_descendant(pid: int, ancestor: int) -> bool:
         if current == ancestor:
             return True
     return False
+
+
+def cli(*args: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """``chaosgenesys ARGS`` on the registry ``directory`` (the test reverters importable)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [CLI, *args],
+        cwd=ROOT,
+        env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(directory), "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -23,27 +24,17 @@ from chaosgenesys.controls import killswitch
 from chaosgenesys.faults import actions, registry
 from chaosgenesys.network import actions as network_actions
 from chaosgenesys.network.engine import REVERTER as NETEM_REVERTER
-from tests.faults.conftest import CLI, REMOVE, ROOT
-from tests.faults.runs import is_descendant, other_run
+from tests.faults.conftest import REMOVE, ROOT
+from tests.faults.runs import cli, is_descendant, other_run
 
 #: A tc fault's spec in a namespace that is gone: the real reverter has nothing left to undo,
 #: and succeeds (as after a lab was deleted), so the record alone tells what was reverted.
-GONE_NS = {"netns": "cg-scope-gone", "interface": "veth-a", "minor": 7, "devices": []}
-
-
-def _cli(*args: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "CHAOSGENESYS_RUNTIME_DIR": str(directory),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+GONE_NS: dict[str, Any] = {
+    "netns": "cg-scope-gone",
+    "interface": "veth-a",
+    "minor": 7,
+    "devices": [],
+}
 
 
 def _ids() -> set[str]:
@@ -90,7 +81,7 @@ def test_scope_all_and_cleanup_revert_every_runs_faults(
     again, own = marker("theirs-2"), marker("own-2")
     with other_run("marker", REMOVE, {"path": str(again)}) as other:
         mine = registry.record("marker", "mine", REMOVE, {"path": str(own)})
-        done = _cli("cleanup", "--json", directory=runtime_dir)
+        done = cli("cleanup", "--json", directory=runtime_dir)
         assert done.returncode == 0, done.stderr
         reverted = {r["id"] for r in json.loads(done.stdout)["results"]}
         assert reverted == {mine.id, other.fault_id}
@@ -155,7 +146,7 @@ def test_remove_faults_without_ids_leaves_another_runs_network_fault(runtime_dir
         done = network_actions.remove_faults()
         assert [entry["id"] for entry in done] == [mine.id]
         assert _ids() == {other.fault_id}
-        done = network_actions.remove_faults(netns=GONE_NS["netns"])
+        done = network_actions.remove_faults(netns=str(GONE_NS["netns"]))
         assert done == [] and _ids() == {other.fault_id}
         done = network_actions.remove_faults(scope="all")
         assert [entry["id"] for entry in done] == [other.fault_id]

@@ -34,10 +34,13 @@ When the experiment starts (``before_experiment_control``) a background thread s
   a window can hold none) keeps the previous check's verdict: slowness that nothing has shown
   to be over stays a breach, and fast calls stay fast.
 * **WebSocket error rate**: the running synthetic agents' summaries (the status files that
-  ``chaosgenesys.agent.probes.agent_summary`` reads). At a check, an agent's WebSocket is *in
-  error* when it has connected once and is not connected now, or when it dropped its socket
-  since the previous check (its ``disconnects`` grew). The error rate is the fraction of the
-  running agents whose socket is in error; it is *over the limit* above
+  ``chaosgenesys.agent.probes.agent_summary`` reads). Only this run's agents count (those
+  started by the ``chaos run`` process, e.g. by the sandbox or network-lab control): another
+  run's agents in the same runtime directory never trip this run's switch (their API calls do
+  not count either). At a check, an agent's WebSocket is *in error* when it has connected once
+  and is not connected now, or when it dropped its socket since the previous check (its
+  ``disconnects`` grew). The error rate is the fraction of the running agents whose socket is
+  in error; it is *over the limit* above
   ``max_websocket_error_rate``. Without running agents there is no WebSocket error rate.
 
 A threshold is breached when its signal has been over the limit at every check for its whole
@@ -72,6 +75,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -203,16 +207,23 @@ class _AgentView:
 
 
 def _running_agents() -> list[tuple[str, dict[str, Any]]]:
-    """``(run id, status file)`` of every synthetic agent process that is running now."""
+    """``(run id, status file)`` of every synthetic agent process of this run that is running
+    now: started by this process (directly or not). Another run's agents sharing the runtime
+    directory are not this run's to judge."""
     from chaosgenesys.agent.process import process_alive
     from chaosgenesys.agent.runtime import list_runs, read_json
+    from chaosgenesys.faults.registry import ancestry
 
+    me = os.getpid()
     running = []
     for run in list_runs():
         status = read_json(Path(str(run.get("status", ""))))
         if not status or not status.get("running"):
             continue
-        if not process_alive(int(run.get("pid") or 0), str(run.get("start_time") or "")):
+        pid = int(run.get("pid") or 0)
+        if not process_alive(pid, str(run.get("start_time") or "")):
+            continue
+        if pid != me and me not in {parent for parent, _ in ancestry(pid)}:
             continue
         running.append((str(run.get("id")), status))
     return running

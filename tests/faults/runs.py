@@ -47,12 +47,20 @@ class OtherRun:
 @contextlib.contextmanager
 def other_run(kind: str, reverter: str, spec: dict[str, Any]) -> Iterator[OtherRun]:
     """Start the other run (in ``CHAOSGENESYS_RUNTIME_DIR``); stop it (by pid) after."""
+    with other_process(OTHER, kind, reverter, json.dumps(spec)) as run:
+        yield run
+
+
+@contextlib.contextmanager
+def other_process(script: str, *args: str) -> Iterator[OtherRun]:
+    """Run ``script`` (which double-forks, prints ``<id> <pid>`` and stays) as the other run;
+    SIGKILL it (by pid) after."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
     launcher = subprocess.Popen(
-        [sys.executable, "-c", OTHER, kind, reverter, json.dumps(spec)],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -62,7 +70,7 @@ def other_run(kind: str, reverter: str, spec: dict[str, Any]) -> Iterator[OtherR
     line = launcher.stdout.readline().split()
     launcher.wait(timeout=30)
     launcher.stdout.close()
-    assert len(line) == 2, "the other run recorded nothing"
+    assert len(line) == 2, "the other run did not start"
     run = OtherRun(pid=int(line[1]), fault_id=line[0])
     try:
         yield run

@@ -197,3 +197,19 @@ def test_the_kill_switch_reverts_only_its_runs_faults_on_a_trip_and_after(
         assert [r["id"] for r in report["reverted_after"]] == [after.id]
         assert not later.exists()
         assert theirs.exists() and _ids() == {other.fault_id}
+
+
+def test_remove_rejections_without_an_id_leaves_another_runs_window(runtime_dir: Path) -> None:
+    from chaosgenesys.sockets import actions as socket_actions
+    from chaosgenesys.sockets.actions import REJECT_KIND, REJECT_REVERTER
+    from chaosgenesys.sockets.reject import TABLE_PREFIX
+
+    # Windows in a namespace that is gone: the real reverter finds nothing left to delete.
+    spec = {"table": f"{TABLE_PREFIX}scope", "netns_path": "/run/netns/cg-scope-gone"}
+    with other_run(REJECT_KIND, REJECT_REVERTER, spec) as other:
+        mine = registry.record(REJECT_KIND, "mine", REJECT_REVERTER, dict(spec))
+        assert socket_actions.remove_rejections() == {"removed": [mine.id]}
+        assert _ids() == {other.fault_id}
+        named = socket_actions.remove_rejections(fault_id=other.fault_id)
+        assert named == {"removed": [other.fault_id]}
+        assert _ids() == set()

@@ -21,7 +21,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.controls import killswitch
-from chaosgenesys.faults import actions, registry
+from chaosgenesys.faults import actions, probes, registry
 from chaosgenesys.network import actions as network_actions
 from chaosgenesys.network.engine import REVERTER as NETEM_REVERTER
 from tests.faults.conftest import REMOVE, ROOT
@@ -51,6 +51,21 @@ def test_the_other_run_is_independent_and_its_faults_are_not_mine(
         assert [f.id for f in registry.mine()] == [mine.id]
         assert {f.id for f in registry.active()} == {mine.id, other.fault_id}
         assert {f.id for f in registry.active(scope="all")} == {mine.id, other.fault_id}
+        registry.revert(mine.id)
+
+
+def test_active_faults_lists_this_runs_faults_unless_scope_all(
+    runtime_dir: Path, marker: Callable[[str], Path]
+) -> None:
+    with other_run("marker", REMOVE, {"path": str(marker("theirs"))}) as other:
+        assert probes.active_faults() == []  # "no fault left behind" holds for this run
+        mine = registry.record("marker", "mine", REMOVE, {"path": str(marker("mine"))})
+        assert [f["id"] for f in probes.active_faults()] == [mine.id]
+        assert [f["id"] for f in probes.active_faults(kind="marker")] == [mine.id]
+        everyone = {f["id"] for f in probes.active_faults(scope="all")}
+        assert everyone == {mine.id, other.fault_id}
+        with pytest.raises(ActivityFailed, match=r"scope must be one of .*'mine'"):
+            probes.active_faults(scope="mine")
         registry.revert(mine.id)
 
 

@@ -100,7 +100,12 @@ def _status(args: argparse.Namespace) -> int:
     if guardian is None and registry.guardian_starting():
         guardian = 0
     if guardian is None:
-        note = " (none needed)" if not rows else " (faults are not watched: run cleanup)"
+        if not rows:
+            note = " (none needed)"
+        elif all(entry["given_up"] for entry in rows):
+            note = " (only given-up faults left: check them by hand, then cleanup --forget ID)"
+        else:
+            note = " (faults are not watched: run cleanup)"
         print(f"guardian: not running{note}")
     else:
         print(f"guardian: pid {guardian}" if guardian else "guardian: starting")

@@ -45,6 +45,7 @@ def test_the_guardian_gives_up_a_failing_revert_and_exits(
     assert status.returncode == 0
     assert f"FAILED: given up after {registry.MAX_REVERT_ATTEMPTS} failed reverts" in status.stdout
     assert "refuses to revert" in status.stdout
+    assert "guardian: not running (only given-up faults left" in status.stdout
     as_json = json.loads(cli("status", "--json", directory=runtime_dir).stdout)
     assert as_json["faults"][0]["given_up"] is True
 

@@ -151,3 +151,25 @@ def test_another_runs_slow_agents_do_not_trip_this_runs_switch(
         status = read_json(Path(str(theirs["status"])))
         assert status is not None and status.get("running"), status
         assert any(call[1] >= 300 for call in status["api_calls"]), status["api_calls"]
+
+
+def test_a_kill_switch_trip_leaves_another_runs_fault(tmp_path: Path, runtime: Path) -> None:
+    from tests.controls.test_killswitch import _experiment as tripping_experiment
+
+    theirs, own = tmp_path / "theirs", tmp_path / "own"
+    theirs.write_text("another run's throttle")
+    with other_run("htb", REMOVE, {"path": str(theirs)}) as other:
+        experiment = tripping_experiment(
+            own, slow_ms=300, probes=15, max_api_p99_ms=150, api_window_seconds=1,
+            check_interval=0.1,
+        )
+        run = chaos_run(experiment, tmp_path, runtime)
+        assert run.journal["status"] == "interrupted", run.log[-3000:]
+        entry = run.extension("chaosgenesys-killswitch")
+        assert entry["tripped"] is True
+        assert [(r["kind"], r["status"]) for r in entry["reverted"] if r["id"]] == [
+            ("marker", "reverted")
+        ]
+        assert not own.exists()
+        assert theirs.exists()
+        assert [f.id for f in Registry(runtime).active()] == [other.fault_id]

@@ -411,12 +411,18 @@ def remove_faults(
     fault_ids: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
     interface: str = "",
     netns: str = "",
+    scope: str = "run",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> list[dict[str, Any]]:
-    """Revert network faults: the ones named, else every one (on ``interface``/``netns``).
+    """Revert network faults: the ones named, else every one of this run (on
+    ``interface``/``netns``).
 
-    A natural rollback::
+    ``fault_ids`` is a list of fault ids (one id as a string is taken as that one id). Named
+    faults are reverted whichever run recorded them. Without ids, ``scope`` says whose: ``run``
+    (the default) reverts only the faults this run recorded (this process, or a process it
+    started), so a run never undoes another run's faults in a shared registry; ``all`` reverts
+    every run's network faults. A natural rollback::
 
         {"type": "action", "name": "remove-network-faults",
          "provider": {"type": "python", "module": "chaosgenesys.network.actions",
@@ -425,13 +431,19 @@ def remove_faults(
     from chaosgenesys.faults import registry
     from chaosgenesys.network.engine import NFT_REVERTER, REVERTER
 
-    wanted = {str(i) for i in fault_ids} if fault_ids else set()
+    wanted = set(_fault_ids(fault_ids))
+    interface = require_text("interface", interface, allow_empty=True)
+    netns = require_text("netns", netns, allow_empty=True)
+    scope = registry.check_scope(scope)
+    owner = registry.run_owner()
     done: list[dict[str, Any]] = []
     errors: list[str] = []
     for fault in registry.active():
         if fault.reverter not in (REVERTER, NFT_REVERTER):
             continue
         if wanted and fault.id not in wanted:
+            continue
+        if not wanted and scope == "run" and not fault.belongs_to(owner):
             continue
         if interface and fault.spec.get("interface") != interface:
             continue
@@ -445,6 +457,21 @@ def remove_faults(
     if errors:
         raise ActivityFailed("; ".join(errors))
     return done
+
+
+def _fault_ids(value: Any) -> list[str]:
+    """``fault_ids`` as a list of ids: one id string is one id; ActivityFailed otherwise."""
+    if isinstance(value, str):
+        value = [value] if value.strip() else []
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, str) and item.strip() for item in value
+    ):
+        shown = repr(value)
+        raise ActivityFailed(
+            "fault_ids must be a list of fault ids (or one id), got "
+            + (shown if len(shown) <= 120 else shown[:117] + "...")
+        )
+    return [item.strip() for item in value]
 
 
 def create_test_network(

@@ -2,7 +2,7 @@
 
 Creates the two namespaces of ``chaosgenesys.network.actions.create_test_network`` before the
 experiment (echo servers included) and, after it (also on interruption: ``cleanup_control``),
-reverts every network fault recorded in them and deletes them. Needs root::
+reverts every network fault this run recorded in them and deletes them. Needs root::
 
     controls:
       - name: network-lab
@@ -271,5 +271,7 @@ def _tear_down() -> None:
                 logger.error("Network lab: could not stop the synthetic agents %s: %s", run, error)
     for name in names:
         with contextlib.suppress(Exception):
-            remove_faults(netns=f"{name}-a")
+            # This run's faults only: the lab is this run's, but another run's fault recorded
+            # in it is that run's to revert (its reverter copes with the namespace gone).
+            remove_faults(netns=f"{name}-a", scope="run")
         lab.delete(name)

@@ -3,6 +3,8 @@
 ``chaosgenesys sandbox --seed examples/seed.yaml --port 8765`` serves the embedded Genesys Cloud
 sandbox until interrupted and prints what an experiment needs to reach it: the base URL, the
 seeded OAuth client id (never its secret) and the ids of the seeded users and queues.
+``chaosgenesys proxy --rules rules.json`` runs the fault-injecting proxy in front of a real
+desktop until interrupted, and stops it (and forgets its fault record) on Ctrl+C.
 Each sub-command lives in its own module under ``chaosgenesys.commands``.
 """
 

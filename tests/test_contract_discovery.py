@@ -47,7 +47,11 @@ CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
         "revoke_token": (),
         "wait_until_token_expiry": ("seconds_before",),
     },
-    "chaosgenesys.notifications.probes": {"watch_events": ("user_ids", "duration", "topics")},
+    "chaosgenesys.notifications.probes": {
+        "watch_events": ("user_ids", "duration", "topics"),
+        "longest_not_on_queue": ("user_id", "timeline_path"),
+        "max_reconnect_latency": ("user_id", "timeline_path"),
+    },
     "chaosgenesys.faults.actions": {"revert_all": ()},
     "chaosgenesys.agent.actions": {
         "start_agents": ("user_ids", "proxy", "mode"),

@@ -5,7 +5,9 @@ A 401 makes the resilient agent fetch one new token and retry once; the naive ag
 Network failures and other errors raise :class:`ApiError` with the status (0 for no answer).
 Every call that ends (answered, failed or given up; not cancelled) is reported to ``on_call``
 once, with its final status (``None``: no answer), its latency as the desktop lives it (token
-wait and retry waits included) and how many times it was sent again.
+wait and retry waits included) and how many times it was sent again. While a call is under way
+its wall-clock start is in ``in_flight`` when one is set (the status file's ``api_in_flight``,
+which the kill switch reads: a call still waiting past its threshold is slow too).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class ApiClient:
         self._kwargs = request_kwargs or {}
         self._on_status = on_status
         self._on_call = on_call
+        #: Calls under way: a key per call to its wall-clock start (shared by the manager).
+        self.in_flight: dict[object, float] | None = None
 
     async def request(
         self,
@@ -88,12 +92,17 @@ class ApiClient:
         """
         started = time.monotonic()
         outcome = _Outcome()
+        in_flight, key = self.in_flight, object()
+        if in_flight is not None:
+            in_flight[key] = time.time()
         try:
             return await self._request(method, path, body, timeout, retry, outcome)
         except asyncio.CancelledError:
             outcome.cancelled = True
             raise
         finally:
+            if in_flight is not None:
+                in_flight.pop(key, None)
             if self._on_call is not None and not outcome.cancelled:
                 latency_ms = (time.monotonic() - started) * 1000
                 self._on_call(method, path, outcome.status, latency_ms, outcome.retries)

@@ -1,7 +1,8 @@
 """Many synthetic agents in one process (one asyncio loop) and the status file they report to.
 
 The status file holds every agent's summary and ``api_calls``: ``[timestamp, latency_ms,
-status]`` of the agents' API calls of the last five minutes (status ``null``: no answer), which
+status]`` of the agents' API calls of the last five minutes (status ``null``: no answer), and
+``api_in_flight``: the wall-clock start of each REST call still under way, which
 ``chaosgenesys.controls.killswitch`` adds to the API latency it watches.
 
 ::
@@ -93,6 +94,8 @@ class AgentManager:
         self.running = False
         #: Every agent's API calls (token requests included), latest last.
         self.calls = MetricsRecorder(max_records=API_CALLS_KEPT)
+        #: Every agent's REST calls under way: a key per call to its wall-clock start.
+        self.in_flight: dict[object, float] = {}
 
     def stop(self) -> None:
         """Stop every agent (safe from signal handlers on the loop)."""
@@ -119,6 +122,7 @@ class AgentManager:
                 [round(r.timestamp, 3), round(r.latency_ms, 1), r.status]
                 for r in self.calls.records(API_CALLS_SECONDS)
             ],
+            "api_in_flight": sorted(round(start, 3) for start in list(self.in_flight.values())),
         }
         with contextlib.suppress(OSError):
             write_json_atomic(self.status_path, data)
@@ -150,6 +154,7 @@ class AgentManager:
                     user_id, endpoint, self.config, session, login_session, self.log,
                     request_kwargs=request_kwargs(endpoint), shared=shared, calls=self.calls,
                 )
+                agent.api.in_flight = self.in_flight
                 self.agents.append(agent)
             for agent in self.agents:
                 delay = rng.uniform(0, self.start_spread) if self.start_spread else 0.0

@@ -7,13 +7,20 @@ fault registry (``chaosgenesys.faults.registry``) is installed, a fault record o
 ``agents`` whose reverter (:func:`revert`) stops the process, so ``chaosgenesys cleanup`` and
 the guardian stop forgotten agents too. The process also stops by itself when its owner (the
 process that started it) is gone, and after ``duration`` seconds when one is given.
+
+Run folders are pruned by :func:`prune_runs` each time a run starts: a folder goes only when
+nothing uses it any more (its agent process and its owner are both gone) and it is either older
+than ``CHAOSGENESYS_AGENT_RUNS_MAX_AGE`` seconds (default a week) or not among the newest
+``CHAOSGENESYS_AGENT_RUNS_KEEP`` such folders (default 20). A live run is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,11 +31,22 @@ from typing import Any
 
 from chaosgenesys.agent.runtime import agents_dir, list_runs, read_json, write_json_atomic
 
-__all__ = ["process_alive", "revert", "start_run", "stop_run", "wait_ready"]
+__all__ = ["process_alive", "prune_runs", "revert", "start_run", "stop_run", "wait_ready"]
+
+logger = logging.getLogger("chaostoolkit")
 
 ENV_CLIENT_ID = "GENESYSCLOUD_OAUTHCLIENT_ID"
 ENV_CLIENT_SECRET = "GENESYSCLOUD_OAUTHCLIENT_SECRET"
 _STOP_TIMEOUT = 10.0
+
+#: Environment: how many finished run folders are kept whatever their age (default 20).
+ENV_RUNS_KEEP = "CHAOSGENESYS_AGENT_RUNS_KEEP"
+#: Environment: finished run folders older than this many seconds go (default a week).
+ENV_RUNS_MAX_AGE = "CHAOSGENESYS_AGENT_RUNS_MAX_AGE"
+RUNS_KEEP = 20
+RUNS_MAX_AGE = 7 * 24 * 3600.0
+#: A folder younger than this is never pruned (it may be being written: no run.json yet).
+RUNS_MIN_AGE = 60.0
 
 
 def _start_time(pid: int) -> str:
@@ -77,7 +95,13 @@ def start_run(
     netns: str = "",
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Spawn the agent process and record it; returns the run record."""
+    """Spawn the agent process and record it; returns the run record.
+
+    Finished run folders of earlier runs are pruned first (:func:`prune_runs`)."""
+    try:
+        prune_runs()
+    except Exception as error:  # pruning never stops a run from starting
+        logger.warning("could not prune old agent run folders: %s", error)
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
     folder = agents_dir() / run_id
     folder.mkdir(parents=True)
@@ -114,6 +138,8 @@ def start_run(
         "status": str(status),
         "stderr": str(folder / "stderr.log"),
         "created_at": time.time(),
+        "owner_pid": os.getpid(),
+        "owner_start_time": _start_time(os.getpid()),
         "pid": 0,
         "start_time": "",
         "fault_id": "",
@@ -151,6 +177,84 @@ def start_run(
     # keep the Popen object from warning at exit: the child is detached on purpose
     process.returncode = 0
     return record
+
+
+def _setting(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value != value or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {text!r}")
+    return value
+
+
+def _last_activity(folder: Path, record: dict[str, Any] | None) -> float:
+    """When the run last showed life: its record's creation, or its files' last writes."""
+    moments = [float((record or {}).get("created_at") or 0)]
+    for path in (folder, folder / "run.json", folder / "status.json"):
+        with contextlib.suppress(OSError):
+            moments.append(path.lstat().st_mtime)
+    return max(moments)
+
+
+def _in_use(record: dict[str, Any] | None) -> bool:
+    """Whether the run's agent process or its owner (the process that started it) runs."""
+    if record is None:
+        return False
+    pid = int(record.get("pid") or 0)
+    owner = int(record.get("owner_pid") or 0)
+    return process_alive(pid, str(record.get("start_time") or "")) or process_alive(
+        owner, str(record.get("owner_start_time") or "")
+    )
+
+
+def prune_runs(
+    keep: int | None = None, max_age: float | None = None, *, now: float | None = None
+) -> list[str]:
+    """Remove the run folders nothing uses any more; returns the names removed.
+
+    A folder is removed when its agent process and its owner are both gone (a pid checked with
+    its start time, so a reused pid is not mistaken for them), it was last written more than
+    ``RUNS_MIN_AGE`` seconds ago, and it is older than ``max_age`` seconds or not among the
+    newest ``keep`` such folders. A folder whose ``run.json`` is missing or unreadable counts as
+    unused. Defaults: ``CHAOSGENESYS_AGENT_RUNS_KEEP`` (20) and
+    ``CHAOSGENESYS_AGENT_RUNS_MAX_AGE`` (604800 s). Only directories directly under
+    ``<runtime dir>/agents`` are considered, never a symbolic link.
+    """
+    keep = int(_setting(ENV_RUNS_KEEP, RUNS_KEEP)) if keep is None else keep
+    max_age = _setting(ENV_RUNS_MAX_AGE, RUNS_MAX_AGE) if max_age is None else max_age
+    if keep < 0 or max_age < 0:
+        raise ValueError(f"keep and max_age must be >= 0, got {keep!r} and {max_age!r}")
+    moment = time.time() if now is None else now
+    finished: list[tuple[float, Path]] = []
+    for folder in agents_dir().iterdir():
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        record = read_json(folder / "run.json")
+        if _in_use(record):
+            continue
+        last = _last_activity(folder, record)
+        if moment - last < RUNS_MIN_AGE:
+            continue
+        finished.append((last, folder))
+    finished.sort(key=lambda item: item[0], reverse=True)
+    removed: list[str] = []
+    for rank, (last, folder) in enumerate(finished):
+        if rank < keep and moment - last <= max_age:
+            continue
+        try:
+            shutil.rmtree(folder)
+        except OSError as error:
+            logger.warning("could not remove the agent run folder %s: %s", folder, error)
+            continue
+        removed.append(folder.name)
+    if removed:
+        logger.debug("pruned %d agent run folder(s): %s", len(removed), ", ".join(removed))
+    return removed
 
 
 def _json(value: Any) -> str:

@@ -4,7 +4,10 @@ Each interaction (a conversation the agent takes part in) keeps:
 
 - ``server_marker``: the server's version of it as last seen. Conversations carry no version
   number, so the marker is their modification time: the latest timestamp in the agent's
-  participant (start, alerting, connected, disconnected, after-call work, wrap-up end).
+  participant that both shapes carry (connected, disconnected, after-call work, wrap-up end).
+  Start and alerting times are left out: they never change, and the notification event models
+  (``ConversationEventTopic*``) do not carry them, so an event and a re-read of the same
+  alerting call would otherwise disagree and the re-read would look like a newer server state.
 - ``local_version``: bumped on every local change.
 - ``pending``: a local change not yet accepted by the server (answer, hang up, wrap-up), with
   ``base_marker``, the server marker it was decided on.
@@ -30,8 +33,8 @@ __all__ = [
     "server_is_newer",
 ]
 
-_TIME_KEYS = ("startTime", "connectedTime", "endTime", "startAcwTime", "endAcwTime")
-_CALL_TIME_KEYS = ("startAlertingTime", "connectedTime", "disconnectedTime")
+_TIME_KEYS = ("connectedTime", "endTime", "startAcwTime", "endAcwTime")
+_CALL_TIME_KEYS = ("connectedTime", "disconnectedTime")
 
 
 @dataclass

@@ -138,8 +138,40 @@ def run_command(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args, users, endpoint, config))
 
 
+#: After SIGTERM/SIGINT (or the duration), how long the agents get to log off cleanly before
+#: their tasks are cancelled (an HTTP call in flight to a silent host would hold them for its
+#: whole timeout); then as long again for the cancellation itself.
+STOP_GRACE = 1.0
+#: How long ``--json`` waits for every agent to be ready before printing ``"ready": false``.
+READY_TIMEOUT = 60.0
+#: Errors reported on stderr per agent while it cannot start (it keeps retrying).
+MAX_REPORTED_ERRORS = 5
+
+
+def _say(text: str) -> None:
+    print(f"chaosgenesys agent: {text}", file=sys.stderr, flush=True)
+
+
+async def _report_start_errors(manager: Any, endpoint: Any) -> None:
+    """Say on stderr why an agent cannot start (it keeps retrying), each new error once."""
+    from chaosgenesys.platform.http import safe_url
+
+    reported: dict[str, list[str]] = {}
+    while True:
+        for agent in list(manager.agents):
+            error = agent.stats.last_error
+            seen = reported.setdefault(agent.user_id, [])
+            if agent.stats.ready or not error or error in seen or len(seen) >= MAX_REPORTED_ERRORS:
+                continue
+            seen.append(error)
+            _say(f"agent {agent.user_id} cannot start against {safe_url(endpoint.api_url)}: "
+                 f"{error} (retrying)")
+        await asyncio.sleep(0.25)
+
+
 async def _run(args: argparse.Namespace, users: list[str], endpoint: Any, config: Any) -> int:
     from chaosgenesys.agent.manager import AgentManager
+    from chaosgenesys.platform.http import safe_url
 
     manager = AgentManager(
         [(user, endpoint) for user in users],
@@ -150,20 +182,50 @@ async def _run(args: argparse.Namespace, users: list[str], endpoint: Any, config
         rng_seed=args.seed,
     )
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        stopping.set()
+        manager.stop()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, manager.stop)
+        loop.add_signal_handler(signum, stop)
     runner = loop.create_task(manager.run(duration=args.duration))
-    if args.json:
-        ready = await manager.wait_ready(timeout=60.0)
-        print(json.dumps({"ready": ready, "pid": os.getpid(), "users": users}), flush=True)
-    await runner
+    reporter = loop.create_task(_report_start_errors(manager, endpoint))
+    stopped = loop.create_task(stopping.wait())
+    try:
+        if args.json:
+            # ready, or the run over (duration, owner gone, every agent logged out), or a signal
+            waiting = loop.create_task(manager.wait_ready(timeout=READY_TIMEOUT))
+            await asyncio.wait({waiting, runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            ready = waiting.done() and not waiting.cancelled() and waiting.result()
+            waiting.cancel()
+            print(json.dumps({"ready": ready, "pid": os.getpid(), "users": users}), flush=True)
+        await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not runner.done():  # a signal: the agents get STOP_GRACE to log off, then are cut
+            await asyncio.wait({runner}, timeout=STOP_GRACE)
+        if not runner.done():
+            _say(f"agents still busy {STOP_GRACE:g} s after the stop request; cancelling them")
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=STOP_GRACE)
+    finally:
+        for task in (reporter, stopped):
+            task.cancel()
+    failed = runner.exception() if runner.done() and not runner.cancelled() else None
+    if failed is not None:
+        _say(f"the agents stopped on an error: {failed!r}")
     summaries = manager.summaries()
     logged_out = [user for user, s in summaries.items() if s["logged_out"]]
     print(
         json.dumps({"stopped": True, "agents": len(summaries), "logged_out": logged_out}),
         flush=True,
     )
-    return 0
+    never_ready = [user for user in users if not summaries.get(user, {}).get("ready")]
+    for user in never_ready:
+        error = summaries.get(user, {}).get("last_error") or "no answer yet"
+        _say(f"agent {user} never got ready (logged in, On Queue, channel connected) against "
+             f"{safe_url(endpoint.api_url)}: {error}")
+    return 1 if never_ready or failed is not None else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,11 @@
 """``chaosgenesys status`` and ``chaosgenesys cleanup``: the fault registry from the shell.
 
-``status`` lists every fault recorded and not yet reverted (with its owner process and the time
-left to its deadline) and any unreadable record file; ``cleanup`` reverts them all (or one kind),
-newest first, and exits 1 if any could not be reverted.
+``status`` lists every fault recorded and not yet reverted (with its owner process, the time
+left to its deadline and, for a fault whose reverts failed, how often and why) and any
+unreadable record file; ``cleanup`` reverts them all, every run's (or one kind), newest first,
+and exits 1 if any could not be reverted. A fault given up after repeated failed reverts is not
+retried unless ``--retry``; ``--forget ID`` drops a record without reverting it (once it has
+been checked by hand).
 """
 
 from __future__ import annotations
@@ -31,11 +34,24 @@ def register(commands: Any) -> None:
     cleanup = commands.add_parser(
         "cleanup",
         help="revert every recorded fault",
-        description="Revert every recorded fault (newest first), or only those of one kind. "
-        "Exits 1 if any fault could not be reverted (it stays recorded).",
+        description="Revert every recorded fault (newest first), whichever run recorded it, or "
+        "only those of one kind. Exits 1 if any fault could not be reverted (it stays "
+        "recorded). A fault given up after repeated failed reverts is listed, not retried, "
+        "unless --retry.",
     )
     _common(cleanup)
     cleanup.add_argument("--kind", help="only faults of this kind (netem, nft, proxy, ...)")
+    cleanup.add_argument(
+        "--retry", action="store_true", help="retry faults given up after failed reverts too"
+    )
+    cleanup.add_argument(
+        "--forget",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="drop this record without reverting it (after checking the fault by hand); "
+        "repeatable",
+    )
     cleanup.add_argument("--json", action="store_true", help="print the results as JSON")
     cleanup.set_defaults(handler=_cleanup)
 
@@ -84,7 +100,12 @@ def _status(args: argparse.Namespace) -> int:
     if guardian is None and registry.guardian_starting():
         guardian = 0
     if guardian is None:
-        note = " (none needed)" if not rows else " (faults are not watched: run cleanup)"
+        if not rows:
+            note = " (none needed)"
+        elif all(entry["given_up"] for entry in rows):
+            note = " (only given-up faults left: check them by hand, then cleanup --forget ID)"
+        else:
+            note = " (faults are not watched: run cleanup)"
         print(f"guardian: not running{note}")
     else:
         print(f"guardian: pid {guardian}" if guardian else "guardian: starting")
@@ -94,9 +115,16 @@ def _status(args: argparse.Namespace) -> int:
     table = [("ID", "KIND", "OWNER", "DEADLINE", "DESCRIPTION")]
     for entry in rows:
         owner = f"{entry['owner_pid']} {'alive' if entry['owner_alive'] else 'gone'}"
-        table.append(
-            (entry["id"], entry["kind"], owner, _deadline(entry["remaining"]), entry["description"])
-        )
+        description = entry["description"]
+        if entry["given_up"]:
+            description += (
+                f" [FAILED: given up after {entry['failures']} failed reverts: "
+                f"{entry['last_error']}]"
+            )
+        elif entry["failures"]:
+            description += f" [revert failed {entry['failures']} time(s): {entry['last_error']}]"
+        deadline = _deadline(entry["remaining"])
+        table.append((entry["id"], entry["kind"], owner, deadline, description))
     for bad in corrupt:
         table.append((bad.id, "?", "?", "?", f"UNREADABLE {bad.path}: {bad.error}"))
     widths = [max(len(str(row[column])) for row in table) for column in range(4)]
@@ -121,7 +149,12 @@ def _cleanup(args: argparse.Namespace) -> int:
 
     registry = Registry(args.dir)
     try:
-        results = registry.revert_all(args.kind or None)
+        for fault_id in args.forget:
+            forgotten = registry.forget(fault_id)
+            print(f"{'forgotten' if forgotten else 'not recorded'} {fault_id}")
+        if args.forget:
+            return 0
+        results = registry.revert_all(args.kind or None, scope="all", retry_given_up=args.retry)
     except ActivityFailed as error:
         print(f"chaosgenesys cleanup: {error}", file=sys.stderr)
         return 1

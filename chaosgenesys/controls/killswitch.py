@@ -26,13 +26,21 @@ When the experiment starts (``before_experiment_control``) a background thread s
   experiment's probes and actions made through the platform client in this process
   (``chaosgenesys.platform.metrics``) and those the running synthetic agents made (their status
   files' ``api_calls``: REST calls and token requests as the desktop lives them, retry waits
-  included; an agent inside a faulty network namespace sees the latency its users would). The
-  API is *over the limit* at a check when their p99 (nearest rank) is above ``max_api_p99_ms``.
+  included; an agent inside a faulty network namespace sees the latency its users would). A
+  synthetic agent's REST call still under way (the status file's ``api_in_flight``) for longer
+  than ``max_api_p99_ms`` counts as a call of its age so far: a call that hangs is slow before
+  it ends. The API is *over the limit* at a check when their p99 (nearest rank) is above
+  ``max_api_p99_ms``. A check that finds no such call (desktops sync every 30 s by default, so
+  a window can hold none) keeps the previous check's verdict: slowness that nothing has shown
+  to be over stays a breach, and fast calls stay fast.
 * **WebSocket error rate**: the running synthetic agents' summaries (the status files that
-  ``chaosgenesys.agent.probes.agent_summary`` reads). At a check, an agent's WebSocket is *in
-  error* when it has connected once and is not connected now, or when it dropped its socket
-  since the previous check (its ``disconnects`` grew). The error rate is the fraction of the
-  running agents whose socket is in error; it is *over the limit* above
+  ``chaosgenesys.agent.probes.agent_summary`` reads). Only this run's agents count (those
+  started by the ``chaos run`` process, e.g. by the sandbox or network-lab control): another
+  run's agents in the same runtime directory never trip this run's switch (their API calls do
+  not count either). At a check, an agent's WebSocket is *in error* when it has connected once
+  and is not connected now, or when it dropped its socket since the previous check (its
+  ``disconnects`` grew). The error rate is the fraction of the running agents whose socket is
+  in error; it is *over the limit* above
   ``max_websocket_error_rate``. Without running agents there is no WebSocket error rate.
 
 A threshold is breached when its signal has been over the limit at every check for its whole
@@ -40,8 +48,10 @@ window (``api_window_seconds``, ``websocket_window_seconds``): a single slow cal
 that reconnects at once does not pull the switch; slow calls that keep coming, or sockets that
 stay down, do. Then the thread, at once:
 
-1. reverts every recorded fault (``chaosgenesys.faults.registry.revert_all()``) and clears the
-   server-side faults of the sandbox started by ``chaosgenesys.controls.sandbox`` (or, with
+1. reverts every fault of this run (``chaosgenesys.faults.registry.revert_all()``, whose
+   default scope is the run: the faults recorded by the ``chaos run`` process or by a process
+   it started; another run's faults in the same registry directory are left alone) and clears
+   the server-side faults of the sandbox started by ``chaosgenesys.controls.sandbox`` (or, with
    ``clear_sandbox_faults: true``, of the sandbox at ``genesys_api_url``);
 2. logs why at WARNING;
 3. stops the run: the next activity boundary (``before_activity_control``, also
@@ -52,7 +62,8 @@ stay down, do. Then the thread, at once:
    short too.
 
 After the experiment (``after_experiment_control``) and on interruption (``cleanup_control``)
-it stops the thread and reverts every fault again (idempotent). What it saw and did is added to
+it stops the thread and reverts every fault of this run again (idempotent; other runs' faults
+are left alone here too). What it saw and did is added to
 the journal under ``experiment.extensions`` as ``{"name": "chaosgenesys-killswitch",
 "tripped": ..., "reason": ..., "reverted": [...], "checks": ..., "peaks": {"api_p99_ms",
 "websocket_error_rate"}, "last_sample": {...}, "reverted_after": [...]}``; in Python,
@@ -64,6 +75,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -169,8 +181,16 @@ class _Signal:
     window: float
     over_since: float | None = None
 
+    #: With no data at a check (None), keep the last verdict instead of resetting.
+    keep_without_data: bool = False
+
     def update(self, over: bool | None, now: float) -> bool:
-        """Feed one check (None: no data, which resets); True when breached for the window."""
+        """Feed one check (None: no data, which resets unless ``keep_without_data``); True when
+        breached for the window."""
+        if over is None and self.keep_without_data:
+            if self.over_since is None:
+                return False
+            return now - self.over_since >= self.window
         if not over:
             self.over_since = None
             return False
@@ -187,16 +207,23 @@ class _AgentView:
 
 
 def _running_agents() -> list[tuple[str, dict[str, Any]]]:
-    """``(run id, status file)`` of every synthetic agent process that is running now."""
+    """``(run id, status file)`` of every synthetic agent process of this run that is running
+    now: started by this process (directly or not). Another run's agents sharing the runtime
+    directory are not this run's to judge."""
     from chaosgenesys.agent.process import process_alive
     from chaosgenesys.agent.runtime import list_runs, read_json
+    from chaosgenesys.faults.registry import ancestry
 
+    me = os.getpid()
     running = []
     for run in list_runs():
         status = read_json(Path(str(run.get("status", ""))))
         if not status or not status.get("running"):
             continue
-        if not process_alive(int(run.get("pid") or 0), str(run.get("start_time") or "")):
+        pid = int(run.get("pid") or 0)
+        if not process_alive(pid, str(run.get("start_time") or "")):
+            continue
+        if pid != me and me not in {parent for parent, _ in ancestry(pid)}:
             continue
         running.append((str(run.get("id")), status))
     return running
@@ -206,7 +233,8 @@ def _api_sample(
     started: float, window: float, limit: float, agents: list[tuple[str, dict[str, Any]]]
 ) -> dict[str, Any]:
     """p99 of the calls completed in the last ``window`` seconds (since the watch began): the
-    experiment's own calls through the platform client and the synthetic agents' calls."""
+    experiment's own calls through the platform client and the synthetic agents' calls, plus
+    the agents' calls still under way for longer than ``limit`` (at their age so far)."""
     from chaosgenesys.platform import metrics
 
     now = time.time()
@@ -215,14 +243,22 @@ def _api_sample(
         r.latency_ms for r in metrics.recorder().records(window) if r.timestamp >= since
     ]
     own = len(latencies)
+    in_flight = 0
     for _, status in agents:
         for call in status.get("api_calls") or ():
             if isinstance(call, list) and len(call) >= 2 and float(call[0]) >= since:
                 latencies.append(float(call[1]))
+        for begun in status.get("api_in_flight") or ():
+            if isinstance(begun, int | float) and not isinstance(begun, bool):
+                age_ms = (now - float(begun)) * 1000
+                if age_ms > limit:
+                    latencies.append(age_ms)
+                    in_flight += 1
     p99 = metrics.percentile(latencies, 0.99)
     return {
         "calls": len(latencies),
         "agent_calls": len(latencies) - own,
+        "in_flight": in_flight,
         "p99_ms": None if p99 is None else round(p99, 1),
         "over": None if p99 is None else p99 > limit,
     }
@@ -259,15 +295,17 @@ def _websocket_sample(
 def revert_everything(
     configuration: Configuration = None, clear_sandbox_faults: bool = False
 ) -> list[dict[str, Any]]:
-    """Revert every recorded fault and clear sandbox faults; one entry per thing reverted.
+    """Revert every fault of this run and clear sandbox faults; one entry per thing reverted.
 
-    Never raises: a failure is an entry with ``status: failed`` (and logged at ERROR).
+    The run is this process and the processes it started (``registry.revert_all``'s default
+    scope): another run's faults in a shared registry directory are left alone. Never raises:
+    a failure is an entry with ``status: failed`` (and logged at ERROR).
     """
     from chaosgenesys.faults.registry import revert_all
 
     results: list[dict[str, Any]] = []
     try:
-        results.extend(revert_all())
+        results.extend(revert_all(scope="run"))
     except Exception as error:  # the registry itself unreadable: say so, go on
         logger.error("Kill switch: could not revert the recorded faults: %s", error)
         results.append({"id": None, "kind": "registry", "status": "failed", "error": str(error)})
@@ -320,7 +358,9 @@ class Watcher:
         self.last_sample: dict[str, Any] = {}
         self.checks = 0
         self.peaks: dict[str, float | None] = {"api_p99_ms": None, "websocket_error_rate": None}
-        self._api = _Signal(thresholds.api_window_seconds)
+        self._api = _Signal(thresholds.api_window_seconds, keep_without_data=True)
+        #: The last API sample that had calls (the verdict a check without calls keeps).
+        self._api_judged: dict[str, Any] = {}
         self._ws = _Signal(thresholds.websocket_window_seconds)
         self._agents = _AgentView()
         self._stop = threading.Event()
@@ -359,6 +399,8 @@ class Watcher:
             self.started, limits.api_window_seconds, limits.max_api_p99_ms, agents
         )
         ws = _websocket_sample(self._agents, limits.max_websocket_error_rate, agents)
+        if api["over"] is not None:
+            self._api_judged = api
         api_breached = self._api.update(api["over"], now)
         ws_breached = self._ws.update(ws["over"], now)
         with self._lock:
@@ -373,10 +415,16 @@ class Watcher:
             self.last_sample = {"at": round(now, 3), "api": api, "websocket": ws}
         reasons = []
         if api_breached:
+            judged = api if api["over"] is not None else self._api_judged
+            since = (
+                f"in the last {limits.api_window_seconds:g} s"
+                if judged is api
+                else "at the last check that saw calls (none since)"
+            )
             reasons.append(
-                f"API latency p99 {api['p99_ms']} ms over {api['calls']} call(s) in the last "
-                f"{limits.api_window_seconds:g} s has stayed above {limits.max_api_p99_ms:g} ms "
-                f"for {limits.api_window_seconds:g} s"
+                f"API latency p99 {judged['p99_ms']} ms over {judged['calls']} call(s) {since} "
+                f"has stayed above {limits.max_api_p99_ms:g} ms for "
+                f"{limits.api_window_seconds:g} s"
             )
         if ws_breached:
             reasons.append(

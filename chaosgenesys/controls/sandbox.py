@@ -235,11 +235,13 @@ def cleanup_control() -> None:
 def _stop_running() -> None:
     global _running, _agents
     agents, _agents = _agents, None
-    if agents is not None:
+    # Only the agent run this control started: stop_agents without a run id would stop every
+    # run's agents, another experiment's included.
+    if agents is not None and agents.get("id"):
         from chaosgenesys.agent.actions import stop_agents
 
         try:
-            stop_agents(str(agents.get("id") or ""))
+            stop_agents(str(agents["id"]))
         except Exception as error:  # the sandbox must stop even so
             logger.error("Sandbox control: could not stop the synthetic agents: %s", error)
         else:

@@ -1,8 +1,10 @@
-"""Actions over the fault registry: revert everything that chaosgenesys applied.
+"""Actions over the fault registry: revert everything that this run (or every run) applied.
 
-Meant as a rollback (and as a last resort in any experiment): it reverts every fault recorded in
-the registry, network qdiscs and nftables rules, running proxies and the rest, whoever applied
-them, newest first, and goes on past a fault whose reverter fails.
+Meant as a rollback (and as a last resort in any experiment): it reverts every fault the run
+recorded in the registry, network qdiscs and nftables rules, running proxies and the rest,
+newest first, and goes on past a fault whose reverter fails. A run is the ``chaos run`` process
+and every process it started: another run's faults in the same registry directory are left
+alone unless ``scope`` is ``all``.
 """
 
 import logging
@@ -19,9 +21,19 @@ logger = logging.getLogger("chaostoolkit")
 
 
 def revert_all(
-    kind: str = "", configuration: Configuration = None, secrets: Secrets = None
+    kind: str = "",
+    scope: str = "run",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
 ) -> list[dict[str, Any]]:
-    """Revert every recorded fault, or only those of one ``kind`` (``netem``, ``proxy``, ...).
+    """Revert every fault this run recorded, or only those of one ``kind`` (``netem``,
+    ``proxy``, ...).
+
+    ``scope`` says whose faults: ``run`` (the default) those recorded by this process or by a
+    process it started (agents, proxies, commands); ``all`` every run's, as ``chaosgenesys
+    cleanup`` does: use it only when no other run shares the registry directory. A fault given
+    up after repeated failed reverts is listed as failed, not retried (``chaosgenesys cleanup
+    --retry`` retries it).
 
     Returns one entry per fault, newest first: ``{"id", "kind", "description", "status"}`` with
     status ``reverted`` (or ``gone`` when another process, such as the guardian, reverted it
@@ -34,11 +46,18 @@ def revert_all(
      "provider": {"type": "python", "module": "chaosgenesys.faults.actions",
                   "func": "revert_all"}}
     ```
+
+    Every run's faults (no other run may be going on)::
+
+        {"type": "action", "name": "revert-every-run-s-faults",
+         "provider": {"type": "python", "module": "chaosgenesys.faults.actions",
+                      "func": "revert_all", "arguments": {"scope": "all"}}}
     """
     require_text("kind", kind, allow_empty=True)
     from chaosgenesys.faults import registry
 
-    results = registry.revert_all(kind.strip() or None)
+    scope = registry.check_scope(scope)
+    results = registry.revert_all(kind.strip() or None, scope=scope)
     failed = [entry for entry in results if entry["status"] == "failed"]
     for entry in results:
         if entry["status"] != "failed":

@@ -10,10 +10,15 @@ reverts each fault
 - whose owner process is gone (no such pid, a zombie, or a pid reused by a process that started
   at another time).
 
-A reverter that fails is retried with a growing pause (1, 2, 4 ... 60 s) and logged each time.
-When the registry has been empty for ``--grace`` seconds the guardian exits; the check and the
-release of ``guardian.lock`` happen under the registry lock, so a fault recorded meanwhile always
-has a guardian. Everything it does goes to ``guardian.log`` in the directory.
+A reverter that fails is retried with a growing pause (1, 2, 4 ... 60 s) and logged each time,
+until the record is given up (``registry.MAX_REVERT_ATTEMPTS`` failed reverts, whoever tried
+them): then it stays listed as failed, with its reason, and the guardian leaves it alone. When
+the registry has held nothing but given-up records for ``--grace`` seconds the guardian exits;
+the check and the release of ``guardian.lock`` happen under the registry lock, so a fault
+recorded meanwhile always has a guardian. Everything it does goes to ``guardian.log`` in the
+directory.
+
+The guardian is no run's: it reverts whatever is due, whoever recorded it.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ MAX_RETRY_PAUSE = 60.0
 
 
 def due(fault: FaultRecord, now: float) -> str | None:
-    """Why the guardian must revert this fault now, or None."""
+    """Why the guardian must revert this fault now, or None (never for a given-up record)."""
+    if fault.given_up:
+        return None
     if fault.deadline is not None and now >= fault.deadline:
         return "its deadline passed"
     if not fault.owner_alive():
@@ -67,7 +74,8 @@ class Guardian:
         self.reported_corrupt: set[str] = set()
 
     def run(self) -> None:
-        """Poll until the registry has been empty for ``grace`` seconds (or its folder is gone)."""
+        """Poll until the registry has held only given-up records (or none) for ``grace``
+        seconds, or its folder is gone."""
         empty_since: float | None = None
         while True:
             if not self.registry.directory.is_dir():
@@ -81,12 +89,19 @@ class Guardian:
             now = time.time()
             for fault in faults:
                 self.check(fault, now)
-            if faults:
+            if any(not fault.given_up for fault in faults):
                 empty_since = None
             else:
                 empty_since = now if empty_since is None else empty_since
                 if now - empty_since >= self.grace and self.release_if_empty():
-                    logger.info("registry empty: exiting")
+                    left = [fault.id for fault in faults]
+                    if left:
+                        logger.error(
+                            "only given-up records left (%s): exiting; see `chaosgenesys "
+                            "status`", ", ".join(left)
+                        )
+                    else:
+                        logger.info("registry empty: exiting")
                     return
             time.sleep(self.interval)
 
@@ -102,7 +117,13 @@ class Guardian:
             pause = min(MAX_RETRY_PAUSE, 2.0 ** (count - 1))
             self.failures[fault.id] = count
             self.retry_at[fault.id] = time.time() + pause
-            logger.error("%s (attempt %d; next in %.0f s)", error, count, pause)
+            given_up = any(
+                record.id == fault.id and record.given_up for record in self.registry.active()
+            )
+            if given_up:
+                logger.error("%s (given up: not retried)", error)
+            else:
+                logger.error("%s (attempt %d; next in %.0f s)", error, count, pause)
             return
         self.failures.pop(fault.id, None)
         self.retry_at.pop(fault.id, None)
@@ -118,10 +139,11 @@ class Guardian:
             )
 
     def release_if_empty(self) -> bool:
-        """Under the registry lock: if no fault is recorded, give up ``guardian.lock``."""
+        """Under the registry lock: if no fault is recorded but given-up ones, give up
+        ``guardian.lock``."""
         with self.registry.locked():
             faults, _ = self.registry.scan()
-            if faults:
+            if any(not fault.given_up for fault in faults):
                 return False
             self.release()
             return True

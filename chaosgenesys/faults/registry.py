@@ -8,7 +8,7 @@ is a file in the registry directory from just before it exists until just after 
     fault = registry.record(
         kind="netem",
         description="netem delay 200ms on veth0 to 34.195.0.0/16",
-        reverter="chaosgenesys.network.revert:revert",   # def revert(fault: FaultRecord) -> None
+        reverter="chaosgenesys.network.engine:revert",   # def revert(fault: FaultRecord) -> None
         spec={"interface": "veth0", "netns": None},      # JSON: all the reverter needs
         duration=30.0,                                   # or None
     )
@@ -31,6 +31,23 @@ for the directory: it reverts a fault at its deadline or when its owner process 
 
 A record file that cannot be read is reported (:meth:`Registry.scan`, ``chaosgenesys status``,
 :func:`revert_all`), never fatal.
+
+**One run never touches another.** Many runs share one directory (the default for root). A
+fault belongs to the *run* of a process P when P recorded it or a descendant of P did: each
+record carries its owner's identity (``owner_pid``, ``owner_start``) and, in ``ancestors``, the
+identities (pid and start time) of every process above the owner when it recorded, so a fault
+recorded by a child that P started (an agent, a proxy, a command run by a process activity)
+stays P's after that child is gone. :func:`mine` lists the faults of the caller's run and
+:func:`revert_all` reverts only those by default (``scope="run"``); reverting every run's faults
+is the explicit ``scope="all"`` (``chaosgenesys cleanup``). The guardian is not a run: it reverts
+any fault whose deadline passed or whose owner is gone.
+
+**A revert that keeps failing.** Each failed revert is counted in the record (``failures``,
+``last_error``). After :data:`MAX_REVERT_ATTEMPTS` failures the record is *given up*
+(``given_up`` is set): it stays listed (``chaosgenesys status``, ``active_faults``) with its
+reason, the guardian no longer retries it (and exits when only such records remain), and
+:func:`revert_all` lists it as failed without calling its reverter again unless asked
+(``retry_given_up=True``, ``chaosgenesys cleanup --retry``). :func:`revert` by id always tries.
 """
 
 from __future__ import annotations
@@ -60,18 +77,24 @@ from chaoslib.exceptions import ActivityFailed
 
 __all__ = [
     "ENV_DIR",
+    "MAX_REVERT_ATTEMPTS",
+    "SCOPES",
     "CorruptRecord",
     "FaultRecord",
     "Registry",
     "active",
+    "ancestry",
+    "check_scope",
     "forget",
     "get",
+    "mine",
     "process_alive",
     "process_start_time",
     "record",
     "registry_dir",
     "revert",
     "revert_all",
+    "run_owner",
     "scan",
     "update",
 ]
@@ -93,6 +116,11 @@ RECORD_SUFFIX = ".json"
 FORMAT_VERSION = 1
 #: How long a registry operation waits for another process's lock before it gives up.
 LOCK_TIMEOUT = 30.0
+#: Failed reverts of one fault after which it is given up (listed as failed, no longer retried
+#: by the guardian or by :func:`revert_all`).
+MAX_REVERT_ATTEMPTS = 5
+#: ``scope`` values: ``run``, the faults of the caller's run; ``all``, every run's.
+SCOPES = ("run", "all")
 
 _REVERTER = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -120,6 +148,13 @@ class FaultRecord:
     owner_start: int | None
     created_at: float
     deadline: float | None
+    #: ``(pid, start)`` of every process above the owner when it recorded, parent first.
+    ancestors: tuple[tuple[int, int | None], ...] = ()
+    #: Failed reverts so far, the last one's error, and whether the record is given up (its
+    #: state, not its identity: two reads of one fault compare equal across failures).
+    failures: int = field(default=0, compare=False)
+    last_error: str | None = field(default=None, compare=False)
+    given_up: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-serialisable data (a copy: changing it changes nothing)."""
@@ -133,6 +168,10 @@ class FaultRecord:
             "owner_start": self.owner_start,
             "created_at": self.created_at,
             "deadline": self.deadline,
+            "ancestors": [list(pair) for pair in self.ancestors],
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "given_up": self.given_up,
         }
 
     @classmethod
@@ -159,6 +198,25 @@ class FaultRecord:
                 raise ValueError(f"{key} has the wrong type: {_show(value)}")
         if not _REVERTER.match(data["reverter"]):
             raise ValueError(f"reverter is not 'module:function': {_show(data['reverter'])}")
+        # Optional keys (records written before they existed have none).
+        ancestors = data.get("ancestors", [])
+        if not isinstance(ancestors, list) or not all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and _is_int(pair[0])
+            and (pair[1] is None or _is_int(pair[1]))
+            for pair in ancestors
+        ):
+            raise ValueError(f"ancestors is not a list of [pid, start]: {_show(ancestors)}")
+        failures = data.get("failures", 0)
+        last_error = data.get("last_error")
+        given_up = data.get("given_up", False)
+        if not _is_int(failures) or failures < 0:
+            raise ValueError(f"failures has the wrong type: {_show(failures)}")
+        if last_error is not None and not isinstance(last_error, str):
+            raise ValueError(f"last_error has the wrong type: {_show(last_error)}")
+        if not isinstance(given_up, bool):
+            raise ValueError(f"given_up has the wrong type: {_show(given_up)}")
         deadline = data["deadline"]
         return cls(
             id=data["id"],
@@ -170,6 +228,10 @@ class FaultRecord:
             owner_start=data["owner_start"],
             created_at=float(data["created_at"]),
             deadline=None if deadline is None else float(deadline),
+            ancestors=tuple((int(pid), start) for pid, start in ancestors),
+            failures=int(failures),
+            last_error=last_error,
+            given_up=given_up,
         )
 
     def remaining(self, now: float | None = None) -> float | None:
@@ -181,6 +243,25 @@ class FaultRecord:
     def owner_alive(self) -> bool:
         """Whether the process that recorded the fault still runs (same pid, same start time)."""
         return process_alive(self.owner_pid, self.owner_start, self.created_at)
+
+    def belongs_to(self, owner: tuple[int, int | None]) -> bool:
+        """Whether the fault is of the run of process ``owner`` (``(pid, start)``): recorded
+        by that process or by one of its descendants."""
+        return any(
+            _same_process(pair, owner)
+            for pair in ((self.owner_pid, self.owner_start), *self.ancestors)
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _same_process(one: tuple[int, int | None], other: tuple[int, int | None]) -> bool:
+    """Same pid, and same start time when both are known."""
+    if one[0] != other[0]:
+        return False
+    return one[1] is None or other[1] is None or one[1] == other[1]
 
 
 @dataclass(frozen=True)
@@ -209,6 +290,51 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     fields = text[text.rindex(")") + 2 :].split()
     # fields[0] is field 3 (state); field 22 (starttime) is fields[19].
     return fields[0], int(fields[19])
+
+
+def _parent_pid(pid: int) -> int | None:
+    """Field 4 of ``/proc/<pid>/stat`` (the parent's pid), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+        return int(text[text.rindex(")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_owner() -> tuple[int, int | None]:
+    """``(pid, start time)`` of this process: the process whose run :func:`mine` means."""
+    pid = os.getpid()
+    return pid, process_start_time(pid)
+
+
+def ancestry(pid: int | None = None) -> list[tuple[int, int | None]]:
+    """``(pid, start time)`` of every process above ``pid`` (default: this one), parent first,
+    up to pid 1. Empty without ``/proc``."""
+    chain: list[tuple[int, int | None]] = []
+    current = os.getpid() if pid is None else pid
+    seen = {current}
+    while len(chain) < 256:
+        parent = _parent_pid(current)
+        if parent is None or parent <= 0 or parent in seen:
+            break
+        start = process_start_time(parent)
+        if start is None:
+            break
+        chain.append((parent, start))
+        seen.add(parent)
+        current = parent
+    return chain
+
+
+def check_scope(scope: Any, name: str = "scope") -> str:
+    """``scope`` as one of :data:`SCOPES`; ``ActivityFailed`` naming ``name`` otherwise."""
+    if not isinstance(scope, str) or scope.strip().lower() not in SCOPES:
+        raise ActivityFailed(
+            f"{name} must be one of {', '.join(repr(s) for s in SCOPES)} (the faults of this "
+            f"run, or every run's), got {_show(scope)}"
+        )
+    return scope.strip().lower()
 
 
 def process_start_time(pid: int) -> int | None:
@@ -362,7 +488,7 @@ def _check_text(name: str, value: Any, *, empty: bool = False) -> str:
 def _check_reverter(reverter: Any) -> Callable[[FaultRecord], object]:
     if not isinstance(reverter, str) or not _REVERTER.match(reverter):
         raise ActivityFailed(
-            f"reverter must be 'module:function' (e.g. 'chaosgenesys.network.revert:revert'), "
+            f"reverter must be 'module:function' (e.g. 'chaosgenesys.network.engine:revert'), "
             f"got {_show(reverter)}"
         )
     return _resolve_reverter(reverter)
@@ -539,10 +665,23 @@ class Registry:
         faults.sort(key=lambda fault: (fault.created_at, fault.id))
         return faults, corrupt
 
-    def active(self, kind: str | None = None) -> list[FaultRecord]:
-        """The recorded faults, oldest first, of one kind or all (unreadable files skipped)."""
+    def active(self, kind: str | None = None, scope: str = "all") -> list[FaultRecord]:
+        """The recorded faults, oldest first, of one kind or all (unreadable files skipped);
+        with ``scope="run"`` only those of this process's run (:meth:`mine`)."""
+        scope = check_scope(scope)
+        owner = run_owner()
         faults, _ = self.scan()
-        return [fault for fault in faults if kind is None or fault.kind == kind]
+        return [
+            fault
+            for fault in faults
+            if (kind is None or fault.kind == kind)
+            and (scope == "all" or fault.belongs_to(owner))
+        ]
+
+    def mine(self, kind: str | None = None) -> list[FaultRecord]:
+        """The recorded faults of this process's run: recorded by this process or by a process
+        it started (directly or not), oldest first."""
+        return self.active(kind, scope="run")
 
     def get(self, fault_id: str) -> FaultRecord | None:
         """One record, None if it is not recorded; ActivityFailed if its file is unreadable."""
@@ -588,6 +727,7 @@ class Registry:
             owner_start=process_start_time(pid),
             created_at=now,
             deadline=None if seconds is None else now + seconds,
+            ancestors=tuple(ancestry()),
         )
         with self.locked():
             self._write(fault)
@@ -629,8 +769,10 @@ class Registry:
     def revert(self, fault_id: str) -> bool:
         """Call the fault's reverter, then forget it. True if it was recorded, False if not.
 
-        Idempotent. A reverter that raises → ActivityFailed naming the fault; the record stays
-        so that ``chaosgenesys cleanup`` (or the guardian) can retry.
+        Idempotent. A reverter that raises → ActivityFailed naming the fault; the record stays,
+        with the failure counted in it (``failures``, ``last_error``), so that ``chaosgenesys
+        cleanup`` (or the guardian) can retry; after :data:`MAX_REVERT_ATTEMPTS` failures it is
+        given up (``given_up``). Called by id, it tries even a given-up record.
         """
         _check_id(fault_id)
         if not self.directory.is_dir():
@@ -651,10 +793,21 @@ class Registry:
                     if isinstance(error, ActivityFailed)
                     else (f"{type(error).__name__}: {error}")
                 )
+                failed = self._count_failure(fault, detail)
+                if failed.given_up:
+                    what = (
+                        f"the fault stays recorded as given up after {failed.failures} failed "
+                        "attempts: check it by hand, then `chaosgenesys cleanup --retry` or "
+                        f"`chaosgenesys cleanup --forget {fault.id}`"
+                    )
+                else:
+                    what = (
+                        f"the fault stays recorded (attempt {failed.failures} of "
+                        f"{MAX_REVERT_ATTEMPTS}), `chaosgenesys cleanup` retries"
+                    )
                 raise ActivityFailed(
                     f"reverting fault {fault.id} ({fault.kind}: {fault.description}) with "
-                    f"{fault.reverter} failed: {detail}; the fault stays recorded, "
-                    "`chaosgenesys cleanup` retries"
+                    f"{fault.reverter} failed: {detail}; {what}"
                 ) from error
             finally:
                 lock.reverting.discard(fault_id)
@@ -662,23 +815,61 @@ class Registry:
         logger.debug("fault %s reverted: %s", fault.id, fault.description)
         return True
 
-    def revert_all(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Revert every fault (of one kind), newest first, going on past failures.
+    def _count_failure(self, fault: FaultRecord, error: str) -> FaultRecord:
+        """Count one failed revert in the record (called holding the lock); the new record."""
+        try:
+            current = self.get(fault.id) or fault
+        except ActivityFailed:
+            current = fault
+        failures = current.failures + 1
+        updated = dataclasses.replace(
+            current,
+            failures=failures,
+            last_error=error if len(error) <= 2000 else error[:1997] + "...",
+            given_up=current.given_up or failures >= MAX_REVERT_ATTEMPTS,
+        )
+        with contextlib.suppress(OSError):
+            self._write(updated)
+        return updated
+
+    def revert_all(
+        self, kind: str | None = None, scope: str = "run", retry_given_up: bool = False
+    ) -> list[dict[str, Any]]:
+        """Revert the faults of this process's run (of one kind), newest first, going on past
+        failures; with ``scope="all"``, every run's faults.
 
         One entry per fault: ``id``, ``kind``, ``description`` and ``status`` (``reverted``;
-        ``gone`` when another process reverted it first; ``failed``, with ``error``). Without
-        ``kind``, unreadable record files are listed as ``failed`` too (they are left in place).
+        ``gone`` when another process reverted it first; ``failed``, with ``error``). A given-up
+        record (see :data:`MAX_REVERT_ATTEMPTS`) is listed as ``failed`` with its last error and
+        ``given_up: true``, without calling its reverter again unless ``retry_given_up``. With
+        ``scope="all"`` and without ``kind``, unreadable record files are listed as ``failed``
+        too (they are left in place; their owner cannot be told, so ``run`` skips them).
         """
+        scope = check_scope(scope)
+        owner = run_owner()
         faults, corrupt = self.scan()
         results: list[dict[str, Any]] = []
         for fault in reversed(faults):
             if kind is not None and fault.kind != kind:
+                continue
+            if scope == "run" and not fault.belongs_to(owner):
                 continue
             entry: dict[str, Any] = {
                 "id": fault.id,
                 "kind": fault.kind,
                 "description": fault.description,
             }
+            if fault.given_up and not retry_given_up:
+                entry["status"] = "failed"
+                entry["given_up"] = True
+                entry["error"] = (
+                    f"fault {fault.id} ({fault.kind}: {fault.description}) was given up after "
+                    f"{fault.failures} failed reverts, the last: {fault.last_error}; check it by "
+                    "hand, then `chaosgenesys cleanup --retry` or `chaosgenesys cleanup "
+                    f"--forget {fault.id}`"
+                )
+                results.append(entry)
+                continue
             try:
                 entry["status"] = "reverted" if self.revert(fault.id) else "gone"
             except ActivityFailed as error:
@@ -686,7 +877,7 @@ class Registry:
                 entry["error"] = str(error)
                 logger.error("%s", error)
             results.append(entry)
-        if kind is None:
+        if kind is None and scope == "all":
             for bad in corrupt:
                 results.append(
                     {
@@ -835,14 +1026,21 @@ def revert(fault_id: str) -> bool:
     return Registry().revert(fault_id)
 
 
-def revert_all(kind: str | None = None) -> list[dict[str, Any]]:
-    """:meth:`Registry.revert_all` in :func:`registry_dir`."""
-    return Registry().revert_all(kind)
+def revert_all(
+    kind: str | None = None, scope: str = "run", retry_given_up: bool = False
+) -> list[dict[str, Any]]:
+    """:meth:`Registry.revert_all` in :func:`registry_dir` (default: this run's faults only)."""
+    return Registry().revert_all(kind, scope=scope, retry_given_up=retry_given_up)
 
 
-def active(kind: str | None = None) -> list[FaultRecord]:
+def active(kind: str | None = None, scope: str = "all") -> list[FaultRecord]:
     """:meth:`Registry.active` in :func:`registry_dir`."""
-    return Registry().active(kind)
+    return Registry().active(kind, scope=scope)
+
+
+def mine(kind: str | None = None) -> list[FaultRecord]:
+    """:meth:`Registry.mine` in :func:`registry_dir`: the faults of this process's run."""
+    return Registry().mine(kind)
 
 
 def get(fault_id: str) -> FaultRecord | None:

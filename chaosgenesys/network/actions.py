@@ -48,6 +48,11 @@ __all__ = [
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(bit|bps|b)?\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+#: The fastest rate a fault can have, bytes/second: the fault tree's root htb class (100 Gbit/s,
+#: ``engine.UNLIMITED``), which every fault class sits under.
+MAX_RATE = 12_500_000_000
+#: The largest queue a tbf leaf can hold, bytes (``struct tc_tbf_qopt.limit`` is a u32).
+MAX_TBF_LIMIT = 0xFFFFFFFF
 
 
 def _parse_rate(name: str, value: Any) -> int:
@@ -68,6 +73,11 @@ def _parse_rate(name: str, value: Any) -> int:
     rate = int(number if unit == "bps" else number / 8)
     if rate < 1:
         raise ActivityFailed(f"{name} must be at least 8bit, got {value!r}")
+    if rate > MAX_RATE:
+        raise ActivityFailed(
+            f"{name} must be at most 100gbit (12.5 GB/s, the rate of the fault tree's root "
+            f"class: a faster limit would never bind), got {value!r}"
+        )
     return rate
 
 
@@ -345,6 +355,11 @@ def throttle_bandwidth(
             raise ActivityFailed(f"burst must be at least 1600 bytes (one frame), got {burst!r}")
     latency = require_number("latency_ms", latency_ms, minimum=1, maximum=60_000)
     limit = max(int(bytes_per_s * latency / 1000) + burst_bytes, 2 * 1514)
+    if burst_bytes > MAX_TBF_LIMIT or limit > MAX_TBF_LIMIT:
+        raise ActivityFailed(
+            f"rate x latency_ms + burst is more than tbf can queue (4 GiB): rate={rate!r}, "
+            f"latency_ms={latency_ms!r}, burst={burst!r}; lower latency_ms or burst"
+        )
     common = _targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
@@ -396,12 +411,18 @@ def remove_faults(
     fault_ids: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
     interface: str = "",
     netns: str = "",
+    scope: str = "run",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> list[dict[str, Any]]:
-    """Revert network faults: the ones named, else every one (on ``interface``/``netns``).
+    """Revert network faults: the ones named, else every one of this run (on
+    ``interface``/``netns``).
 
-    A natural rollback::
+    ``fault_ids`` is a list of fault ids (one id as a string is taken as that one id). Named
+    faults are reverted whichever run recorded them. Without ids, ``scope`` says whose: ``run``
+    (the default) reverts only the faults this run recorded (this process, or a process it
+    started), so a run never undoes another run's faults in a shared registry; ``all`` reverts
+    every run's network faults. A natural rollback::
 
         {"type": "action", "name": "remove-network-faults",
          "provider": {"type": "python", "module": "chaosgenesys.network.actions",
@@ -410,13 +431,19 @@ def remove_faults(
     from chaosgenesys.faults import registry
     from chaosgenesys.network.engine import NFT_REVERTER, REVERTER
 
-    wanted = {str(i) for i in fault_ids} if fault_ids else set()
+    wanted = set(_fault_ids(fault_ids))
+    interface = require_text("interface", interface, allow_empty=True)
+    netns = require_text("netns", netns, allow_empty=True)
+    scope = registry.check_scope(scope)
+    owner = registry.run_owner()
     done: list[dict[str, Any]] = []
     errors: list[str] = []
     for fault in registry.active():
         if fault.reverter not in (REVERTER, NFT_REVERTER):
             continue
         if wanted and fault.id not in wanted:
+            continue
+        if not wanted and scope == "run" and not fault.belongs_to(owner):
             continue
         if interface and fault.spec.get("interface") != interface:
             continue
@@ -430,6 +457,21 @@ def remove_faults(
     if errors:
         raise ActivityFailed("; ".join(errors))
     return done
+
+
+def _fault_ids(value: Any) -> list[str]:
+    """``fault_ids`` as a list of ids: one id string is one id; ActivityFailed otherwise."""
+    if isinstance(value, str):
+        value = [value] if value.strip() else []
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, str) and item.strip() for item in value
+    ):
+        shown = repr(value)
+        raise ActivityFailed(
+            "fault_ids must be a list of fault ids (or one id), got "
+            + (shown if len(shown) <= 120 else shown[:117] + "...")
+        )
+    return [item.strip() for item in value]
 
 
 def create_test_network(
@@ -458,9 +500,34 @@ def create_test_network(
 
     if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", str(name)):
         raise ActivityFailed(f"name must be 1-12 lower-case letters/digits, got {name!r}")
-    udp = [require_int("udp_ports", int(str(p)), minimum=1, maximum=65535) for p in udp_ports]
-    tcp = [require_int("tcp_ports", int(str(p)), minimum=1, maximum=65535) for p in tcp_ports]
+    udp = _lab_ports("udp_ports", udp_ports)
+    tcp = _lab_ports("tcp_ports", tcp_ports)
     return lab.create(name, udp, tcp)
+
+
+def _lab_ports(name: str, value: Any) -> list[int]:
+    """A list of port numbers (integers or digit strings, 1-65535); the bad one is named."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ActivityFailed(f"{name} must be a list of port numbers, got {value!r}")
+    ports: list[int] = []
+    for index, item in enumerate(value):
+        text = item.strip() if isinstance(item, str) else None
+        if isinstance(item, int) and not isinstance(item, bool):
+            port = item
+        elif text and text.isascii() and text.isdigit():
+            port = int(text)
+        else:
+            raise ActivityFailed(
+                f"{name} must hold port numbers (1-65535), got {item!r} at index {index}"
+            )
+        if not 1 <= port <= 65535:
+            raise ActivityFailed(
+                f"{name} must hold port numbers from 1 to 65535, got {item!r} at index {index}"
+            )
+        ports.append(port)
+    return ports
 
 
 def delete_test_network(

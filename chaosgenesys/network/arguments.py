@@ -131,7 +131,11 @@ def parse_ports(value: Any, name: str = "ports") -> list[tuple[int, int]]:
 
 
 def resolve_netns(value: Any, name: str = "netns") -> str | None:
-    """``""``/None -> None (this process's namespace); a name or a path -> the namespace file."""
+    """``""``/None -> None (this process's namespace); a name or a path -> the namespace file.
+
+    The file must be a network namespace (``/etc/passwd`` or ``/proc/self/ns/uts`` is refused,
+    naming ``name`` and the value), so nothing is recorded or applied for a bad ``netns``.
+    """
     if value is None:
         return None
     if not isinstance(value, str):
@@ -145,7 +149,56 @@ def resolve_netns(value: Any, name: str = "netns") -> str | None:
             f"{name} {text!r} does not exist ({path} is missing; "
             f"'ip netns list' shows the named ones)"
         )
+    _require_network_namespace(name, text, path)
     return path
+
+
+#: ``ioctl(fd, NS_GET_NSTYPE)`` (linux/nsfs.h, ``_IO(0xb7, 0x3)``, Linux 4.11+): the
+#: ``CLONE_NEW*`` type of a namespace file; ENOTTY for a file that is not a namespace.
+NS_GET_NSTYPE = 0xB703
+_NS_TYPES = {
+    0x00020000: "mount",
+    0x02000000: "cgroup",
+    0x04000000: "uts",
+    0x08000000: "ipc",
+    0x10000000: "user",
+    0x20000000: "pid",
+    0x00000080: "time",
+}
+
+
+def _require_network_namespace(name: str, text: str, path: str) -> None:
+    """ActivityFailed unless ``path`` is a network namespace file (nsfs, type CLONE_NEWNET).
+
+    A namespace file is a regular file of the nsfs file system; only regular files are opened
+    (never a device, FIFO or socket), read-only, and asked their type with NS_GET_NSTYPE.
+    """
+    import fcntl
+    import stat
+
+    not_one = f"{name} {text!r} is not a network namespace"
+    hint = "give a name under /run/netns ('ip netns list') or a path such as /proc/PID/ns/net"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise ActivityFailed(f"{not_one} ({path}: {error.strerror}); {hint}") from None
+    if not stat.S_ISREG(mode):
+        raise ActivityFailed(f"{not_one} ({path} is not a namespace file); {hint}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise ActivityFailed(
+            f"{name} {text!r}: cannot open {path}: {error.strerror}; {hint}"
+        ) from None
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        raise ActivityFailed(f"{not_one} ({path} is not a namespace file); {hint}") from None
+    finally:
+        os.close(fd)
+    if kind != os.CLONE_NEWNET:
+        what = _NS_TYPES.get(kind, f"type {kind:#x}")
+        raise ActivityFailed(f"{not_one} ({path} is a {what} namespace); {hint}")
 
 
 def _canonical_network(item: str) -> Network | None:

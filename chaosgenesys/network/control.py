@@ -2,7 +2,7 @@
 
 Creates the two namespaces of ``chaosgenesys.network.actions.create_test_network`` before the
 experiment (echo servers included) and, after it (also on interruption: ``cleanup_control``),
-reverts every network fault recorded in them and deletes them. Needs root::
+reverts every network fault this run recorded in them and deletes them. Needs root::
 
     controls:
       - name: network-lab
@@ -48,14 +48,21 @@ import contextlib
 import logging
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
+from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from chaoslib.types import Configuration, Experiment, Secrets
 
 from chaosgenesys.arguments import substitutes_own_arguments
 
-__all__ = ["after_experiment_control", "cleanup_control", "configure_control", "lab_state"]
+__all__ = [
+    "after_experiment_control",
+    "before_experiment_control",
+    "cleanup_control",
+    "configure_control",
+    "lab_state",
+]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -65,6 +72,8 @@ _labs: list[str] = []
 _agent_runs: list[str] = []
 _state: dict[str, dict[str, Any]] = {}
 _MODES = ("resilient", "naive")
+#: Why the last configure_control failed (None: it did not), for before_experiment_control.
+_startup_error: str | None = None
 
 
 def lab_state() -> dict[str, dict[str, Any]]:
@@ -87,11 +96,54 @@ def configure_control(
     agent_options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Create the test network (and its edge and agents) when the control is loaded."""
+    """Create the test network (and its edge and agents) when the control is loaded.
+
+    Chaos Toolkit only logs an exception raised here (at debug level) and runs on, so the error
+    is also logged and kept: :func:`before_experiment_control` then stops the run before any
+    activity, with the reason (a run without its lab would measure nothing).
+    """
+    with _remembering_failure():
+        _configure(
+            configuration, secrets, name, udp_ports, tcp_ports, edge_port, agents, agent_options
+        )
+
+
+def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None:
+    """Stop the run, before anything executes, when the lab could not be created."""
+    if _startup_error is not None:
+        raise InterruptExecution(f"the network lab was not created: {_startup_error}")
+
+
+@contextlib.contextmanager
+def _remembering_failure() -> Iterator[None]:
+    """Log and keep what stopped the lab from being created, for before_experiment_control."""
+    global _startup_error
+    _startup_error = None
+    try:
+        yield
+    except Exception as error:
+        _startup_error = str(error)
+        logger.error("The network lab control could not create its lab: %s", error)
+        raise
+
+
+def _configure(
+    configuration: Configuration,
+    secrets: Secrets,
+    name: Any,
+    udp_ports: Any,
+    tcp_ports: Any,
+    edge_port: Any,
+    agents: Any,
+    agent_options: Any,
+) -> None:
     from chaosgenesys.network import lab
     from chaosgenesys.network.actions import create_test_network
 
     target, mode = _check(configuration, edge_port, agents, agent_options)
+    for argument, value in (("udp_ports", udp_ports), ("tcp_ports", tcp_ports)):
+        if value is not None and not isinstance(value, list):
+            raise ActivityFailed(f"{argument} must be a list of port numbers, got {value!r}")
     with _lock:
         _labs.append(name)
     try:
@@ -219,5 +271,7 @@ def _tear_down() -> None:
                 logger.error("Network lab: could not stop the synthetic agents %s: %s", run, error)
     for name in names:
         with contextlib.suppress(Exception):
-            remove_faults(netns=f"{name}-a")
+            # This run's faults only: the lab is this run's, but another run's fault recorded
+            # in it is that run's to revert (its reverter copes with the namespace gone).
+            remove_faults(netns=f"{name}-a", scope="run")
         lab.delete(name)

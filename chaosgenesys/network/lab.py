@@ -403,6 +403,9 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def _client(netns: str, family: int, kind: int) -> socket.socket:
+    from chaosgenesys.network.arguments import resolve_netns
+
+    resolve_netns(netns)  # a file that is not a network namespace is refused, named
     try:
         with in_netns(netns):
             return socket.socket(family, kind)

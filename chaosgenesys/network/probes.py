@@ -21,6 +21,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_int, require_number, require_text
+from chaosgenesys.network.arguments import resolve_netns
 
 __all__ = ["list_faults", "measure_http", "measure_tcp", "measure_udp", "netem_supported"]
 
@@ -57,6 +58,7 @@ def list_faults(
 
     interface = require_text("interface", interface, allow_empty=True)
     netns = require_text("netns", netns, allow_empty=True)
+    resolve_netns(netns)
     faults = [
         f.to_dict()
         for f in registry.active()

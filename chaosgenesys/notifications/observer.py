@@ -15,11 +15,16 @@ an observer with **its own** notification channel, independent of the agent desk
    platform's streaming client), to the same channel while it exists, else to a new one, and
    reads the users again (changes missed meanwhile become ``resync`` transitions);
 4. it stops at the deadline, whatever it is doing: the REST work of a reconnect happens on a
-   helper thread, so a slow API cannot stretch the observation.
+   helper thread, so a slow API cannot stretch the observation;
+5. the first connection goes through that same helper: a transient failure (a transport
+   error, 408, 429, 5xx, a socket refused by a fault) is retried with the same backoff within
+   the duration, and the time until it succeeds is a blind window; a permanent refusal fails.
 
-The figures: transitions with timestamps, seconds not On Queue per user, the observer's own
-disconnects (code, reason, time to reconnect), heartbeats received and missed (the interval is
-given, or learnt as the median gap between heartbeats), and event counts per topic.
+The figures: transitions with timestamps, seconds not On Queue per user and each stretch not
+On Queue, the observer's own disconnects (code, reason, time to reconnect) and blind windows,
+heartbeats received and missed (the interval is given, or learnt as the median gap between
+heartbeats), and event counts per topic. A ``timeline`` callable, when given, receives the
+figures every second and at the end (``chaosgenesys.notifications.timeline`` writes them).
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ SILENCE_INTERVALS = 2.5
 CONNECT_TIMEOUT = 10.0
 #: Granularity of the main loop.
 TICK = 0.1
+#: How often the timeline (if any) is rewritten while observing.
+TIMELINE_INTERVAL = 1.0
 
 _CHANNELS = "/api/v2/notifications/channels"
 _PING = json.dumps({"message": "ping"})
@@ -122,6 +129,9 @@ class _User:
     routing: _Tracked = field(default_factory=_Tracked)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     not_on_queue_since: float | None = None
+    not_on_queue_presence: str | None = None
+    #: Closed stretches not On Queue: (from, to, the presence it started with).
+    not_on_queue_periods: list[tuple[float, float, str | None]] = field(default_factory=list)
     seconds_not_on_queue: float = 0.0
     events: int = 0
 
@@ -158,6 +168,7 @@ class EventObserver:
         topics: Sequence[str] = DEFAULT_TOPICS,
         *,
         heartbeat_interval: float | None = None,
+        timeline: Callable[[dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -181,8 +192,14 @@ class EventObserver:
         self._rejected: list[dict[str, Any]] = []
         self._pongs = 0
         self._resyncs = 0
+        self._connect_failures = 0
+        self._first_error = ""
         self._start = 0.0
         self._wall_start = 0.0
+        self._first_connected: float | None = None
+        #: Called with the figures so far (``complete`` False) every second, and at the end.
+        self._timeline = timeline
+        self._timeline_written = 0.0
 
     # ------------------------------------------------------------------ time
     def _now(self) -> float:
@@ -200,36 +217,31 @@ class EventObserver:
     def run(self, duration: float) -> dict[str, Any]:
         """Observe for ``duration`` seconds (counted from this call) and return the figures.
 
-        Setting up (first channel, subscriptions, socket, first reads) must succeed, else
-        ``ActivityFailed``; after that, failures are recorded and the observer carries on.
+        The first connection (channel, subscriptions, socket, first reads) is retried like a
+        reconnect while its failures are transient (a transport error, 408, 429, 5xx, a socket
+        refused by a fault), within ``duration``; the time until it succeeds is a blind window
+        of the result. A permanent failure (unknown user, every topic rejected, another 4xx)
+        raises ``ActivityFailed`` at once, and so does never connecting within ``duration``.
+        After that, failures are recorded and the observer carries on.
         """
         self._start = self._now()
         self._wall_start = time.time()
         deadline = self._start + duration
         try:
-            self._setup()
+            self._write_timeline(self._start, complete=False)  # the observation has begun
+            self._start_connector(first=True)
             self._loop(deadline)
         finally:
-            end = min(self._now(), deadline) if self._connections else self._now()
+            end = min(self._now(), deadline)
             self._shutdown(end)
-        return self._result(end)
-
-    def _setup(self) -> None:
-        channel = self._new_channel()
-        try:
-            ws = self._open(channel["connectUri"], CONNECT_TIMEOUT)
-        except _ChannelGone as gone:
+            self._write_timeline(end, complete=True)
+        if not self._connections:
+            last = self._errors[-1] if self._errors else "no answer yet"
             raise ActivityFailed(
-                f"the new notification channel {channel['id']} refused the socket ({gone.status})"
-            ) from None
-        opened = self._now()
-        try:
-            states = self._read_users()
-        except BaseException:
-            _shutdown_socket(ws)
-            raise
-        self._attach(ws, channel, opened)
-        self._apply_states(states, self._now(), source="initial")
+                f"watch_events could not connect to the notification service in {duration:g} s "
+                f"({self._connect_failures} failed attempt(s)); last: {last}"
+            )
+        return self._result(end)
 
     def _loop(self, deadline: float) -> None:
         while True:
@@ -243,12 +255,28 @@ class EventObserver:
             if item is not None:
                 self._handle(item)
             self._watchdog()
+            if self._now() - self._timeline_written >= TIMELINE_INTERVAL:
+                self._write_timeline(self._now(), complete=False)
+
+    def _write_timeline(self, at: float, *, complete: bool) -> None:
+        if self._timeline is None:
+            return
+        self._timeline_written = at
+        figures = self._result(at)
+        figures["complete"] = complete
+        figures["connected"] = bool(self._connections)
+        try:
+            self._timeline(figures)
+        except Exception as error:  # the observation goes on; the reader will say it is missing
+            message = f"timeline: {error}"
+            if message not in self._errors:
+                self._errors.append(message)
 
     # ------------------------------------------------------------------ REST
     def _new_channel(self) -> dict[str, str]:
         channel = self.client.post(_CHANNELS)
         if not isinstance(channel, dict) or not channel.get("connectUri") or not channel.get("id"):
-            raise ActivityFailed(f"POST {_CHANNELS} answered without a channel: {channel!r}")
+            raise _Refusal(f"POST {_CHANNELS} answered without a channel: {channel!r}")
         answer = self.client.put(
             f"{_CHANNELS}/{channel['id']}/subscriptions",
             json=[{"id": topic} for topic in self.topics],
@@ -259,7 +287,7 @@ class EventObserver:
             {"id": e.get("id"), "reason": e.get("rejectionReason")} for e in rejected
         ]
         if rejected and len(rejected) >= len(self.topics):
-            raise ActivityFailed(
+            raise _Refusal(
                 "every topic was rejected by the platform: "
                 + "; ".join(f"{r['id']}: {r['reason']}" for r in self._rejected)
             )
@@ -280,7 +308,7 @@ class EventObserver:
                 )
             except GenesysApiError as error:
                 if error.status == 404:
-                    raise not_found("user_id", user_id, error) from None
+                    raise _Refusal(str(not_found("user_id", user_id, error))) from None
                 raise
             body = body if isinstance(body, dict) else {}
             presence = body.get("presence") or {}
@@ -312,8 +340,9 @@ class EventObserver:
         except websocket.WebSocketBadStatusException as error:
             if error.status_code in (404, 410):
                 raise _ChannelGone(error.status_code) from None
-            raise ActivityFailed(
-                f"the notification socket {uri} was refused with {error.status_code}"
+            raise _SocketRefused(
+                f"the notification socket {uri} was refused with {error.status_code}",
+                error.status_code,
             ) from None
         except (websocket.WebSocketException, OSError) as error:
             raise ActivityFailed(f"could not open the notification socket {uri}: {error}") from None
@@ -368,7 +397,12 @@ class EventObserver:
                 _shutdown_socket(ws)
                 return
             self._connector = None
+            first = not self._connections
             self._attach(ws, channel, opened)
+            if first:
+                self._first_connected = opened
+                self._apply_states(states, self._now(), source="initial")
+                return
             for disconnect in self._disconnects:
                 if disconnect.reconnected_at is None:
                     disconnect.reconnected_at = opened
@@ -377,8 +411,13 @@ class EventObserver:
             self._apply_states(states, self._now(), source="resync")
         elif kind == "error":
             _, message = item
+            if not self._connections:
+                self._connect_failures += 1
+                self._first_error = self._first_error or message
             self._errors.append(message)
             del self._errors[: max(0, len(self._errors) - 50)]
+        elif kind == "fatal":
+            raise item[1]
 
     def _on_text(self, at: float, data: str) -> None:
         try:
@@ -475,8 +514,12 @@ class EventObserver:
             on_queue = _is_on_queue(value)
             if not on_queue and user.not_on_queue_since is None:
                 user.not_on_queue_since = self._start if source == "initial" else at
+                user.not_on_queue_presence = value
             elif on_queue and user.not_on_queue_since is not None:
                 user.seconds_not_on_queue += at - user.not_on_queue_since
+                user.not_on_queue_periods.append(
+                    (user.not_on_queue_since, at, user.not_on_queue_presence)
+                )
                 user.not_on_queue_since = None
 
     # ------------------------------------------------------------------ drops and reconnects
@@ -507,22 +550,30 @@ class EventObserver:
         logger.info("watch_events: socket lost (%s %s); reconnecting", code, reason)
         self._start_connector()
 
-    def _start_connector(self) -> None:
+    def _start_connector(self, first: bool = False) -> None:
         if self._connector is not None and self._connector.is_alive():
             return
         self._connector = threading.Thread(
-            target=self._reconnect, name="watch-events-connector", daemon=True
+            target=self._reconnect, args=(first,), name="watch-events-connector", daemon=True
         )
         self._connector.start()
 
-    def _reconnect(self) -> None:
-        """Connector thread: back off, reconnect (same channel or a new one), read the users."""
+    def _reconnect(self, first: bool = False) -> None:
+        """Connector thread: back off, reconnect (same channel or a new one), read the users.
+
+        ``first``: the first connection, tried at once, then retried like any reconnect while
+        the failures are transient (a transport error, 408, 429, 5xx, a channel gone); a
+        permanent one (an unknown user, every topic rejected, another 4xx) fails the probe.
+        """
         delay = BACKOFF_INITIAL
+        wait = not first
         while not self._stop.is_set():
-            jittered = delay * (1 + random.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
-            if self._stop.wait(jittered):
-                return
-            delay = min(BACKOFF_MAX, delay * BACKOFF_FACTOR)
+            if wait:
+                jittered = delay * (1 + random.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
+                if self._stop.wait(jittered):
+                    return
+                delay = min(BACKOFF_MAX, delay * BACKOFF_FACTOR)
+            wait = True
             new_channel = False
             try:
                 channel = self._channel
@@ -544,10 +595,13 @@ class EventObserver:
                     raise
             except _ChannelGone as gone:
                 self._channel = None
-                self._items.put(("error", f"reconnect: channel gone ({gone.status})"))
+                self._items.put(("error", f"{_what(first)}: channel gone ({gone.status})"))
                 continue
             except Exception as error:  # recorded; the observer keeps trying
-                self._items.put(("error", f"reconnect: {error}"))
+                if first and _permanent(error):
+                    self._items.put(("fatal", error))
+                    return
+                self._items.put(("error", f"{_what(first)}: {error}"))
                 continue
             self._items.put(("connected", ws, channel, opened, states, new_channel))
             return
@@ -582,6 +636,19 @@ class EventObserver:
                 gaps.append((connection.closed_at - previous, True))
         return gaps
 
+    def _window(self, start: float, stop: float, reason: str | None = None) -> dict[str, Any]:
+        """A stretch of time: wall clock, offsets since the start, seconds (and why)."""
+        window: dict[str, Any] = {
+            "from": self._wall(start),
+            "to": self._wall(stop),
+            "t_from": self._offset(start),
+            "t_to": self._offset(stop),
+            "seconds": round(max(0.0, stop - start), 3),
+        }
+        if reason is not None:
+            window["reason"] = reason
+        return window
+
     def _learnt_interval(self) -> float | None:
         gaps = [gap for gap, trailing in self._gaps() if not trailing and gap > 0]
         if not gaps:
@@ -602,7 +669,21 @@ class EventObserver:
             not_on_queue = user.seconds_not_on_queue
             if user.not_on_queue_since is not None:
                 not_on_queue += max(0.0, end - user.not_on_queue_since)
+            stretches = [(a, b, presence, False) for a, b, presence in user.not_on_queue_periods]
+            if user.not_on_queue_since is not None:
+                stretches.append(
+                    (user.not_on_queue_since, max(end, user.not_on_queue_since),
+                     user.not_on_queue_presence, True)
+                )
+            periods = [
+                {**self._window(a, b), "presence": presence, "open": still}
+                for a, b, presence, still in stretches
+            ]
             users[user_id] = {
+                "not_on_queue_periods": periods,
+                "longest_not_on_queue_seconds": max(
+                    (period["seconds"] for period in periods), default=0.0
+                ),
                 "presence": user.presence.value,
                 "routing_status": user.routing.value,
                 "seconds_not_on_queue": round(not_on_queue, 3),
@@ -619,6 +700,15 @@ class EventObserver:
             (c.closed_at if c.closed_at is not None else end) - c.opened_at
             for c in self._connections
         )
+        blind: list[dict[str, Any]] = []
+        if self._connect_failures and self._first_connected is not None:
+            blind.append(self._window(self._start, self._first_connected,
+                                      f"connecting ({self._connect_failures} failed attempt(s),"
+                                      f" first: {self._first_error})"))
+        for d in self._disconnects:
+            reconnected = d.reconnected_at if d.reconnected_at is not None else end
+            blind.append(self._window(d.at, reconnected, f"disconnected: {d.code} {d.reason}"))
+        first_connected = self._first_connected if self._first_connected is not None else end
         disconnects = [
             {
                 "at": d.wall,
@@ -643,10 +733,17 @@ class EventObserver:
             "max_seconds_not_on_queue": max(
                 (users[u]["seconds_not_on_queue"] for u in users), default=0.0
             ),
+            "longest_not_on_queue_seconds": {
+                u: users[u]["longest_not_on_queue_seconds"] for u in users
+            },
             "transitions": sum(len(users[u]["transitions"]) for u in users),
             "disconnects": len(disconnects),
             "disconnect_details": disconnects,
             "reconnects": sum(1 for d in self._disconnects if d.reconnected_at is not None),
+            "connect_ms": round((first_connected - self._start) * 1000, 1),
+            "connect_failures": self._connect_failures,
+            "blind_windows": blind,
+            "blind_seconds": round(sum(w["seconds"] for w in blind), 3),
             "connected_seconds": round(connected, 3),
             "channels_used": self._channels_used,
             "resyncs": self._resyncs,
@@ -663,6 +760,38 @@ class EventObserver:
             "rejected_topics": self._rejected,
             "errors": list(self._errors),
         }
+
+
+def _what(first: bool) -> str:
+    return "connect" if first else "reconnect"
+
+
+def _transient_status(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+def _permanent(error: Exception) -> bool:
+    """Whether a failure of the first connection is not worth retrying (what a client would
+    give up on): a refusal of the request itself, not an outage."""
+    from chaosgenesys.platform import GenesysApiError
+
+    if isinstance(error, GenesysApiError | _SocketRefused):
+        return not _transient_status(error.status)
+    # ours: an unknown user, every topic rejected, no channel in the answer; a transport
+    # failure (``ActivityFailed`` from the HTTP layer) or a socket error is transient
+    return isinstance(error, _Refusal)
+
+
+class _Refusal(ActivityFailed):  # type: ignore[misc]
+    """The platform understood the request and refused it: retrying will not help."""
+
+
+class _SocketRefused(ActivityFailed):  # type: ignore[misc]
+    """The WebSocket handshake was answered with an HTTP status other than 404/410."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _ChannelGone(Exception):

@@ -1,17 +1,24 @@
 """The process-wide OAuth token cache (client-credentials grant).
 
-Tokens are cached per (login URL, client id). :meth:`TokenCache.get` hands out the cached token
-until it is within ``token_refresh_margin`` seconds of expiry; then exactly one caller asks for a
-new one while the others wait on that key's condition (single flight). No lock is held during
-HTTP except the per-key "a refresh is in flight" flag, so a refresh never queues behind API
-requests and keys never block each other. :meth:`TokenCache.force_refresh` replaces a token the
-API rejected, once, however many threads saw the rejection.
+Tokens are cached per (login URL, client id, client secret): the secret enters the key as an
+HMAC under a random key of the process, never in clear, so a wrong secret is sent to the login
+server (and refused there) instead of being handed the right secret's token.
+
+:meth:`TokenCache.get` hands out the cached token until it is within ``token_refresh_margin``
+seconds of expiry; then exactly one caller asks for a new one while the others wait on that
+key's condition (single flight). No lock is held during HTTP except the per-key "a refresh is
+in flight" flag, so a refresh never queues behind API requests and keys never block each other.
+:meth:`TokenCache.force_refresh` replaces a token the API rejected, once, however many threads
+saw the rejection.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,11 +77,18 @@ class _Entry:
         self.refreshes = 0  # successful refreshes
 
 
-Key = tuple[str, str]
+Key = tuple[str, str, str]
+
+#: A random key of this process: the cache keys hold an HMAC of the client secret under it, so
+#: a wrong secret never finds the token of the right one, and no key reveals the secret (not
+#: even a plain hash of it, which could be checked against a guess outside this process).
+_SECRET_KEY = secrets.token_bytes(32)
 
 
 def _key(settings: ClientSettings) -> Key:
-    return (settings.login_url, settings.client_id)
+    """(login URL, client id, HMAC-SHA256 of the client secret): one token per credential."""
+    digest = hmac.new(_SECRET_KEY, settings.client_secret.encode(), hashlib.sha256).hexdigest()
+    return (settings.login_url, settings.client_id, digest)
 
 
 class TokenCache:

@@ -59,6 +59,66 @@ def _name(name: Any) -> str:
     return name
 
 
+def _listen_host(value: Any) -> str:
+    """An IP address (``127.0.0.1``, ``::1``, ``0.0.0.0``) or a host name that resolves."""
+    import ipaddress
+    import socket
+
+    text = require_text("listen_host", value).strip()
+    if ":" in text or all(ch.isdigit() or ch == "." for ch in text):
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            raise ActivityFailed(
+                "listen_host must be an IP address of this machine (127.0.0.1, ::1, 0.0.0.0) "
+                f"or a host name, got {value!r}: not a valid IP address"
+            ) from None
+    try:
+        socket.getaddrinfo(text, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as error:
+        raise ActivityFailed(
+            f"listen_host must be an IP address of this machine or a host name, got {value!r}: "
+            f"it does not resolve ({error})"
+        ) from None
+    return text
+
+
+#: The largest CA bundle read (the system's whole bundle is about 200 KiB).
+_MAX_CA_BYTES = 16 * 1024 * 1024
+
+
+def _check_ca_bundle(path: str) -> None:
+    """ActivityFailed unless ``path`` is a readable PEM file of at least one X.509 certificate."""
+    import ssl
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_CA_BYTES + 1)
+    except OSError as error:
+        raise ActivityFailed(
+            f"upstream_ca must be a readable PEM certificate bundle, got {path!r}: "
+            f"{error.strerror or error}"
+        ) from None
+    if len(data) > _MAX_CA_BYTES:
+        raise ActivityFailed(
+            f"upstream_ca must be a PEM certificate bundle, got {path!r}: larger than 16 MiB"
+        )
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ActivityFailed(
+            f"upstream_ca must be a PEM certificate bundle, got {path!r}: it holds no "
+            "'-----BEGIN CERTIFICATE-----' block"
+        )
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+            cadata=data.decode("ascii", errors="replace")
+        )
+    except (ssl.SSLError, ValueError) as error:
+        raise ActivityFailed(
+            f"upstream_ca must be a PEM certificate bundle, got {path!r}: a certificate in it "
+            f"cannot be read ({error})"
+        ) from None
+
+
 def _rule_error(error: Exception) -> ActivityFailed:
     text = str(error)
     if text.startswith("path "):
@@ -153,7 +213,7 @@ def start_proxy(
             "mode must be 'regular', 'socks5', 'reverse:<scheme>://host[:port]' or "
             f"'upstream:<scheme>://host[:port]', got {mode!r}"
         )
-    require_text("listen_host", listen_host)
+    listen_host = _listen_host(listen_host)
     if duration is not None:
         duration = require_number("duration", duration, exclusive_minimum=True)
     if not isinstance(ignore_hosts, list) or not all(isinstance(h, str) for h in ignore_hosts):
@@ -164,10 +224,7 @@ def start_proxy(
     require_text("confdir", confdir, allow_empty=True)
     require_text("upstream_ca", upstream_ca, allow_empty=True)
     if upstream_ca:
-        import os.path
-
-        if not os.path.isfile(upstream_ca):
-            raise ActivityFailed(f"upstream_ca must be a PEM file, got {upstream_ca!r} (not found)")
+        _check_ca_bundle(upstream_ca)
     control.check_mitmproxy()
     control.check_port_free(listen_host, port)
     return control.start(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "KIND",
+    "alive",
     "call",
     "check_mitmproxy",
     "check_port_free",
@@ -67,9 +68,8 @@ def check_mitmproxy() -> None:
 
 
 def check_port_free(listen_host: str, port: int) -> None:
-    """Raise ``ActivityFailed`` naming the port when something already listens there."""
-    if port == 0:
-        return
+    """Raise ``ActivityFailed`` naming the port when something already listens there, or
+    ``listen_host`` when it cannot be listened on (port 0: only the address is tried)."""
     family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -104,6 +104,11 @@ def find(name: str) -> FaultRecord | None:
 def running_names() -> list[str]:
     """Names of every recorded proxy."""
     return sorted(str(f.spec.get("name")) for f in _registry().active(KIND))
+
+
+def alive(spec: dict[str, Any]) -> bool:
+    """Whether the proxy process of a record's ``spec`` is running."""
+    return _alive(spec)
 
 
 def _alive(spec: dict[str, Any]) -> bool:
@@ -361,7 +366,9 @@ def call(
         method,
         control_url + path,
         json=body,
-        headers={TOKEN_HEADER: token},
+        # A connection per call: the control endpoint closes connections idle for 5 s, and a
+        # pooled one could be closed just as it is reused.
+        headers={TOKEN_HEADER: token, "Connection": "close"},
         timeout=timeout,
         verify=True,
     )

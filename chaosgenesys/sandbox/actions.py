@@ -23,6 +23,7 @@ from chaosgenesys.arguments import (
     require_regex,
     require_text,
 )
+from chaosgenesys.sandbox.closecodes import close_code_problem
 
 __all__ = [
     "clear_sandbox_faults",
@@ -41,8 +42,6 @@ ADMIN = "/sandbox/v1"
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 #: Longest delay a fault may add (10 minutes).
 MAX_DELAY_MS = 600_000
-#: Close codes a server may send (RFC 6455: 1000-1014 defined, 3000-4999 for applications).
-_CLOSE_CODES = "1000-1014 or 3000-4999"
 
 
 def _admin_base(configuration: Configuration) -> tuple[str, float, bool | str]:
@@ -270,6 +269,11 @@ def close_notification_sockets(
     closed. The guide's layer 3: the desktop must reconnect (with backoff) instead of going
     zombie. Returns the admin API's answer (e.g. ``{"closed": 2}``).
 
+    ``code`` is one a server may send: 1000-1003, 1007-1014 or 3000-4999. 1005 and 1006 never
+    travel in a Close frame (RFC 6455 7.4.1: a client reports them when no code, or no Close
+    frame, arrived) and 1004 is reserved: they are refused. For a client to see 1006, drop the
+    connection (``reset_connections`` or a network fault) instead.
+
     ```json
     {"type": "action", "name": "server-drops-agent-sockets",
      "provider": {"type": "python", "module": "chaosgenesys.sandbox.actions",
@@ -278,8 +282,9 @@ def close_notification_sockets(
     ```
     """
     close = require_int("code", code, minimum=1000, maximum=4999)
-    if not (1000 <= close <= 1014 or close >= 3000):
-        raise ActivityFailed(f"code must be a WebSocket close code ({_CLOSE_CODES}), got {code}")
+    problem = close_code_problem(close)
+    if problem is not None:
+        raise ActivityFailed(f"code {close}: {problem}")
     ids = require_ids("user_ids", user_ids) if user_ids else None
     body: dict[str, Any] = {"code": close, "user_ids": ids}
     if require_bool("sessions_only", sessions_only):

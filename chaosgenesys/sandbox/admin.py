@@ -41,6 +41,7 @@ from typing import Any
 from aiohttp import web
 
 from chaosgenesys.sandbox.accounting import RequestLog
+from chaosgenesys.sandbox.closecodes import close_code_problem
 from chaosgenesys.sandbox.errors import SandboxHTTPError, not_found
 from chaosgenesys.sandbox.faults import Fault, FaultError, FaultStore
 from chaosgenesys.sandbox.notifications import NotificationHub
@@ -230,8 +231,9 @@ class SandboxAdmin:
     ) -> int:
         """Close notification WebSockets (all, or those watching these users; only agent
         desktop sessions with ``sessions_only``)."""
-        if isinstance(code, bool) or not isinstance(code, int) or not 1000 <= code <= 4999:
-            raise AdminError(f"code must be a WebSocket close code 1000-4999, not {code!r}")
+        problem = close_code_problem(code)
+        if problem is not None:
+            raise AdminError(f"code {code!r}: {problem}")
         if not isinstance(sessions_only, bool):
             raise AdminError(f"sessions_only must be true or false, not {sessions_only!r}")
         closed = await self.hub.close_sockets(

@@ -2,7 +2,8 @@
 
 ``/api/v2/routing/queues``, ``/api/v2/routing/queues/{id}``, ``/api/v2/routing/queues/{id}/members``
 (pageSize <= 100; filters ``routingStatus``, ``presence``, ``joined``, ``name``) and
-``/api/v2/routing/wrapupcodes``.
+``/api/v2/routing/wrapupcodes``. ``/api/v2/routing/queues/me`` (the caller's queues) needs a user
+context a client-credentials token does not have: 400, as the platform.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import fnmatch
 from aiohttp import web
 
 from chaosgenesys.sandbox import views
-from chaosgenesys.sandbox.errors import bad_request, not_found
+from chaosgenesys.sandbox.errors import bad_request, not_found, user_context_required
 from chaosgenesys.sandbox.params import page_params, query_bool, query_list
 from chaosgenesys.sandbox.presence import find_presence
 from chaosgenesys.sandbox.state import ROUTING_STATUSES, SandboxState
@@ -93,8 +94,12 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
             raise not_found("Wrap-up code", code_id)
         return web.json_response(views.wrapup_code(code_id, name))
 
+    async def queues_me(request: web.Request) -> web.Response:
+        raise user_context_required()
+
     router = app.router
     router.add_get("/api/v2/routing/queues", list_queues)
+    router.add_get("/api/v2/routing/queues/me", queues_me)  # before {queueId}: "me" is no id
     router.add_get("/api/v2/routing/queues/{queueId}", get_queue)
     router.add_get("/api/v2/routing/queues/{queueId}/members", members)
     router.add_get("/api/v2/routing/wrapupcodes", wrapup_codes)

@@ -3,7 +3,10 @@
 ``/api/v2/users``, ``/api/v2/users/{id}`` (expand ``presence,routingStatus,conversationSummary``),
 ``/api/v2/users/{id}/presences/purecloud``, ``/api/v2/users/presences/purecloud/bulk``,
 ``/api/v2/users/{id}/routingstatus``, ``/api/v2/users/{id}/queues``,
-``/api/v2/presence/definitions`` and the older ``/api/v2/presencedefinitions``.
+``/api/v2/presence/definitions``, the older ``/api/v2/presencedefinitions`` and
+``/api/v2/systempresences``. ``/api/v2/users/me`` needs a user context: the user of a
+browser-login token (``browser_login.py``); a client-credentials token has none: 400, as the
+platform.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from chaosgenesys.sandbox import views
-from chaosgenesys.sandbox.errors import bad_request, not_found
+from chaosgenesys.sandbox.errors import bad_request, not_found, user_context_required
 from chaosgenesys.sandbox.params import json_body, json_object, page_params, query_bool, query_list
 from chaosgenesys.sandbox.presence import SYSTEM_PRESENCES, PresenceDefinition
 from chaosgenesys.sandbox.state import OFF_QUEUE, SandboxState
@@ -60,7 +63,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
         # A user token (browser login) names its user; client credentials have none.
         user_id = request["token_record"].user_id
         if user_id is None:
-            raise bad_request("This request requires a user context (not client credentials)")
+            raise user_context_required()
         return web.json_response(views.user(state, state.user(user_id), expand(request)))
 
     def check_source(request: web.Request) -> None:
@@ -177,6 +180,9 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
         found = _definition(request.match_info["definitionId"])
         return web.json_response(views.organization_presence(found, state.seed_time))
 
+    async def system_presences(request: web.Request) -> web.Response:
+        return web.json_response([views.system_presence(d) for d in SYSTEM_PRESENCES])
+
     router = app.router
     router.add_get("/api/v2/users", list_users)
     router.add_get("/api/v2/users/me", users_me)  # before {userId}: "me" is not an id
@@ -192,3 +198,4 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
     router.add_get("/api/v2/presence/definitions/{definitionId}", definition)
     router.add_get("/api/v2/presencedefinitions", legacy_definitions)
     router.add_get("/api/v2/presencedefinitions/{definitionId}", legacy_definition)
+    router.add_get("/api/v2/systempresences", system_presences)

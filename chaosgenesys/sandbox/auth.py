@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from chaosgenesys.sandbox import browser_login, views
 from chaosgenesys.sandbox.clock import iso
@@ -48,6 +50,21 @@ def _oauth_error(status: int, error: str, description: str) -> SandboxHTTPError:
     )
 
 
+async def _token_form(request: web.Request) -> Mapping[str, object]:
+    """The token request's form fields; a body that cannot be read as a form is the client's
+    fault: 400 ``invalid_request`` in OAuth's error format (RFC 6749 section 5.2), never 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, RuntimeError, HttpProcessingError) as exc:
+        # ValueError (and UnicodeDecodeError): bytes that are not in the declared charset, a
+        # multipart body without its boundary or a part's name; LookupError: an unknown
+        # charset; RuntimeError: an unknown transfer encoding; HttpProcessingError: a malformed
+        # part header.
+        raise _oauth_error(
+            400, "invalid_request", f"the request body is not a readable form: {exc}"
+        ) from None
+
+
 def _basic_credentials(header: str) -> tuple[str, str] | None:
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded.strip():
@@ -66,7 +83,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
     """Register ``/oauth/token`` and ``/api/v2/tokens/me``."""
 
     async def token(request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await _token_form(request)
         header = request.headers.get("Authorization", "")
         if form.get("grant_type") in browser_login.USER_GRANTS:  # browser logins' grants
             fields = {k: v for k, v in form.items() if isinstance(v, str)}

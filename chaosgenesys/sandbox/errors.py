@@ -15,6 +15,7 @@ __all__ = [
     "error_response",
     "not_found",
     "rate_limit_message",
+    "user_context_required",
 ]
 
 #: The Genesys ``code`` the sandbox uses for each HTTP status.
@@ -147,3 +148,18 @@ def bad_request(message: str) -> SandboxHTTPError:
 def not_found(what: str, ident: str) -> SandboxHTTPError:
     """A 404 ``not.found`` error for an unknown id."""
     return SandboxHTTPError(404, f"{what} not found: {ident}", code="not.found")
+
+
+#: The platform's answer to a ``me`` resource under a client-credentials token. 400 and the first
+#: sentences are as measured against a real organization (``GET /api/v2/users/me`` -> 400 "This
+#: request requires a user context. Client credentials cannot be used..."); the end of the
+#: message and the ``code`` could not be confirmed: ``bad.request`` is the sandbox's code for 400.
+USER_CONTEXT_MESSAGE = (
+    "This request requires a user context. Client credentials cannot be used for requests to "
+    "this resource."
+)
+
+
+def user_context_required() -> SandboxHTTPError:
+    """400: a ``/me`` resource asked with a token that has no user (client credentials)."""
+    return SandboxHTTPError(400, USER_CONTEXT_MESSAGE, code="bad.request")

@@ -49,8 +49,10 @@ from chaosgenesys.sandbox.channels import (
     check_topic,
     token_key,
 )
+from chaosgenesys.sandbox.closecodes import close_code_problem
 from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
+from chaosgenesys.sandbox.params import json_body
 from chaosgenesys.sandbox.sessions import SessionListener, session_users
 
 __all__ = ["NotificationHub"]
@@ -332,10 +334,7 @@ class NotificationHub:
         channel = self._owned(request)
         if channel is None:
             raise not_found("Channel", request.match_info["channelId"])
-        try:
-            body = await request.json()
-        except ValueError:
-            raise bad_request("The request body is not valid JSON") from None
+        body = await json_body(request)
         if not isinstance(body, list) or not all(
             isinstance(item, dict) and isinstance(item.get("id"), str) for item in body
         ):
@@ -397,7 +396,7 @@ class NotificationHub:
     def _on_client_text(self, socket: _Socket, data: str) -> None:
         try:
             message = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
             logger.debug("notification socket %s: ignored non-JSON text", socket.channel_id)
             return
         if isinstance(message, dict) and message.get("message") == "ping":
@@ -597,10 +596,9 @@ class NotificationHub:
         The channels stay: a client can reconnect to the same ``connectUri``, as after a
         network drop. Returns how many sockets were closed.
         """
-        if not (
-            code == 1000 or 1001 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-        ):
-            raise ValueError(f"code: {code} is not a WebSocket close code a server may send")
+        problem = close_code_problem(code)
+        if problem is not None:
+            raise ValueError(f"code {code!r}: {problem}")
         sockets = self._select(user_ids, sessions_only)
         for socket in sockets:
             self._detach(socket)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chaosgenesys.sandbox.errors import bad_request
+from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request
 
 __all__ = ["json_body", "json_object", "page_params", "query_bool", "query_list"]
 
@@ -56,15 +56,45 @@ def query_bool(request: web.Request, name: str) -> bool | None:
     raise bad_request(f"{name} must be true or false, not {raw!r}")
 
 
+#: JSON bodies must be UTF-8 (RFC 8259 section 8.1); these charset labels are accepted (ASCII is
+#: a subset of UTF-8).
+_JSON_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+def _json_text(request: web.Request, raw: bytes) -> str:
+    """``raw`` decoded as UTF-8: 415 for another declared charset, 400 for invalid bytes."""
+    charset = (request.charset or "").strip().lower()  # an empty label says nothing
+    if charset and charset not in _JSON_CHARSETS:
+        raise SandboxHTTPError(
+            415,
+            f"Unsupported charset {request.charset!r} for a JSON body; send UTF-8",
+            code="unsupported.media.type",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1]
+        message = f"The request body is not valid UTF-8 (at byte {exc.start}: {bad!r})"
+        raise bad_request(message) from None
+
+
 async def json_body(request: web.Request, *, required: bool = True) -> Any:
-    """The JSON body; 400 ``bad.request`` when malformed (or missing and required)."""
-    text = await request.text()
+    """The JSON body; every JSON route of the sandbox (API and admin) reads its body here.
+
+    Bad input is the client's fault and answered 4xx with an ErrorBody, never 500: 415
+    ``unsupported.media.type`` for a charset other than UTF-8, 400 ``bad.request`` for bytes that
+    are not UTF-8, text that is not JSON, JSON nested deeper than the parser can follow, or a
+    missing body when ``required``.
+    """
+    text = _json_text(request, await request.read())
     if not text.strip():
         if required:
             raise bad_request("A JSON request body is required")
         return None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise bad_request("The request body is nested too deeply to be parsed") from None
     except ValueError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
 

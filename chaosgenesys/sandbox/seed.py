@@ -26,8 +26,9 @@ A seed is a YAML or JSON file, or a dict of the same shape::
       presence_renew_seconds: 60       # 0 = no presence renewal on reconnect
       renew_on_queue: false
 
-Unknown keys, unknown member ids, duplicate ids and bad presence names raise :class:`SeedError`
-naming where the problem is (``users[1].presense``). A seed without clients gets the default
+Unknown keys, unknown member ids, duplicate ids, ids that cannot be a URL path segment (only
+letters, digits, ``-`` and ``_``) and bad presence names raise :class:`SeedError` naming where
+the problem is (``users[1].presense``). A seed without clients gets the default
 client ``chaos-client`` / ``chaos-secret``.
 """
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,6 +218,24 @@ def _string(item: Mapping[str, Any], key: str, where: str, *, required: bool) ->
     return value.strip()
 
 
+#: An id the sandbox serves under: it must be one URL path segment (``/api/v2/users/{id}``) and
+#: one dot-separated part of a topic name (``v2.users.{id}.presence``).
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _id(item: Mapping[str, Any], where: str) -> str:
+    """The item's optional ``id`` (a uuid4 when absent); refused unless it is a path segment."""
+    value = _string(item, "id", where, required=False)
+    if value is None:
+        return str(uuid.uuid4())
+    if not _ID_PATTERN.fullmatch(value):
+        raise SeedError(
+            f"seed: {where}.id {value!r} cannot be a URL path segment or a topic part: use "
+            "letters, digits, '-' and '_' (Genesys ids are UUIDs)"
+        )
+    return value
+
+
 def _number(item: Mapping[str, Any], key: str, where: str, default: float) -> float:
     value = item.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -295,7 +315,7 @@ def _parse_users(items: list[Mapping[str, Any]]) -> tuple[UserSeed, ...]:
     for index, item in enumerate(items):
         where = f"users[{index}]"
         _check_keys(item, _USER_KEYS, where)
-        user_id = _string(item, "id", where, required=False) or str(uuid.uuid4())
+        user_id = _id(item, where)
         name = _string(item, "name", where, required=True)
         presence_name = _string(item, "presence", where, required=False) or "Offline"
         definition = find_presence(presence_name)
@@ -320,7 +340,7 @@ def _parse_queues(
     for index, item in enumerate(items):
         where = f"queues[{index}]"
         _check_keys(item, _QUEUE_KEYS, where)
-        queue_id = _string(item, "id", where, required=False) or str(uuid.uuid4())
+        queue_id = _id(item, where)
         name = _string(item, "name", where, required=True)
         members = item.get("members") or []
         if not isinstance(members, list):
@@ -354,7 +374,7 @@ def _parse_codes(data: Mapping[str, Any]) -> tuple[WrapupCodeSeed, ...]:
     for index, item in enumerate(_list(data, "wrapup_codes")):
         where = f"wrapup_codes[{index}]"
         _check_keys(item, _CODE_KEYS, where)
-        code_id = _string(item, "id", where, required=False) or str(uuid.uuid4())
+        code_id = _id(item, where)
         name = _string(item, "name", where, required=True)
         if any(code.id == code_id for code in codes):
             raise SeedError(f"seed: {where}.id {code_id!r} is a duplicate")

@@ -759,7 +759,7 @@ class SandboxState:
             self._refresh(self.users[participant.user_id])
 
     def _publish_conversation(self, conversation: Conversation) -> None:
-        body = views.conversation(conversation)
+        body = views.conversation_event(conversation)  # the event model, not the REST body
         notified: set[str] = set()
         for participant in conversation.participants:
             uid = participant.user_id

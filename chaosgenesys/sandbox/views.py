@@ -112,6 +112,18 @@ def presence_definition(definition: PresenceDefinition) -> dict[str, Any]:
     }
 
 
+def system_presence(definition: PresenceDefinition) -> dict[str, Any]:
+    """An item of ``GET /api/v2/systempresences`` (the SDKs' ``SystemPresence``: id, name,
+    selfUri). The platform's ids for them could not be confirmed; the sandbox uses the analytics
+    spelling (``ON_QUEUE``) as id and the REST spelling (``On Queue``) as name."""
+    ident = definition.analytics_name
+    return {
+        "id": ident,
+        "name": definition.name,
+        "selfUri": f"/api/v2/systempresences/{ident}",
+    }
+
+
 def organization_presence(definition: PresenceDefinition, created: datetime) -> dict[str, Any]:
     """An entity of the older ``GET /api/v2/presencedefinitions``."""
     return {
@@ -504,6 +516,93 @@ def call_conversation(entity: Conversation) -> dict[str, Any]:
         "divisions": _divisions(),
         "selfUri": f"/api/v2/conversations/calls/{entity.id}",
     }
+
+
+# ---------------------------------------------------------------------- conversation events
+#: The fields of the event models' wrap-up (``ConversationEventTopicWrapup``): no ``name``.
+_EVENT_WRAPUP_KEYS = ("code", "notes", "tags", "durationSeconds", "endTime")
+
+
+def _event_wrapup(wrapup: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not wrapup:
+        return None
+    return {key: wrapup[key] for key in _EVENT_WRAPUP_KEYS if key in wrapup}
+
+
+def event_call(participant: Participant) -> dict[str, Any]:
+    """``ConversationEventTopicCall``: the REST Call without ``startAlertingTime``."""
+    return _compact(
+        {
+            "id": participant.call_id,
+            "state": participant.state,
+            "initialState": participant.initial_state,
+            "recording": False,
+            "recordingState": "none",
+            "muted": participant.muted,
+            "confined": False,
+            "held": participant.held,
+            "disconnectType": participant.disconnect_type,
+            "direction": participant.direction,
+            "self": {"nameRaw": participant.name, "addressNormalized": participant.address},
+            "provider": "Edge",
+            "connectedTime": _iso(participant.connected_time),
+            "disconnectedTime": _iso(participant.end_time),
+            "wrapup": _event_wrapup(participant.wrapup),
+            "afterCallWork": _after_call_work(participant),
+            "afterCallWorkRequired": participant.wrapup_required
+            if participant.purpose == "agent"
+            else None,
+        }
+    )
+
+
+def event_participant(entity: Participant) -> dict[str, Any]:
+    """``ConversationEventTopicParticipant``: no ``startTime``, ``userUri`` or ``chats``."""
+    return _compact(
+        {
+            "id": entity.id,
+            "connectedTime": _iso(entity.connected_time),
+            "endTime": _iso(entity.end_time),
+            "userId": entity.user_id,
+            "name": entity.name,
+            "queueId": entity.queue_id,
+            "purpose": entity.purpose,
+            "address": entity.address,
+            "wrapupRequired": entity.wrapup_required,
+            "wrapupPrompt": entity.wrapup_prompt,
+            "wrapupTimeoutMs": entity.wrapup_timeout_ms,
+            "wrapup": _event_wrapup(entity.wrapup),
+            "startAcwTime": _iso(entity.acw_start),
+            "endAcwTime": _iso(entity.acw_end),
+            "conversationRoutingData": {"queue": {"id": entity.queue_id}}
+            if entity.queue_id
+            else None,
+            "alertingTimeoutMs": entity.alerting_timeout_ms,
+            "attributes": {},
+            "calls": [event_call(entity)],
+        }
+    )
+
+
+def conversation_event(entity: Conversation) -> dict[str, Any]:
+    """The ``eventBody`` of ``v2.users.{id}.conversations`` and
+    ``v2.routing.queues.{id}.conversations``.
+
+    The event models (``ConversationEventTopicConversation`` and
+    ``QueueConversationEventTopicConversation``, the same fields) are not the REST
+    ``Conversation``: no ``startTime``, ``endTime`` or ``selfUri`` on the conversation, no
+    ``startTime`` or ``userUri`` on a participant, no ``startAlertingTime`` on a call and no
+    ``name`` in a wrap-up. A client that needs those reads ``GET /api/v2/conversations/{id}``.
+    """
+    return _compact(
+        {
+            "id": entity.id,
+            "participants": [event_participant(p) for p in entity.participants],
+            "recordingState": "NONE",
+            "address": entity.address,
+            "divisions": _divisions(),
+        }
+    )
 
 
 # ---------------------------------------------------------------------- admin

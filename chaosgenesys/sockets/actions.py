@@ -255,7 +255,8 @@ def remove_rejections(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """End reject windows before their deadline: ``fault_id``'s, or every one when empty.
+    """End reject windows before their deadline: ``fault_id``'s (whichever run opened it), or,
+    when empty, every one this run opened (another run's windows are left alone).
 
     Idempotent: a window already gone is not an error. Returns ``{"removed": [fault ids]}``.
 
@@ -269,7 +270,7 @@ def remove_rejections(
     from chaosgenesys.faults import registry
 
     removed: list[str] = []
-    for fault in registry.active(kind=REJECT_KIND):
+    for fault in registry.active(kind=REJECT_KIND, scope="all" if wanted else "run"):
         if wanted and fault.id != wanted:
             continue
         if registry.revert(fault.id):

@@ -129,11 +129,34 @@ def test_close_notification_sockets(configuration: Cfg) -> None:
     assert isinstance(answer, dict)
     answer = actions.close_notification_sockets(4000, [AGENT_1], configuration=configuration)
     assert isinstance(answer, dict)
-    with pytest.raises(ActivityFailed, match="code must be a WebSocket close code"):
+    with pytest.raises(ActivityFailed, match="code 1500: 1500 is not a close code a server may"):
         actions.close_notification_sockets(1500, [], configuration=configuration)
     with pytest.raises(ActivityFailed, match="code must be at least 1000, got 5"):
         actions.close_notification_sockets(5, [], configuration=configuration)
     assert isinstance(actions.send_socket_closing([AGENT_1], configuration), dict)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (1004, "1004 is reserved by RFC 6455 with no meaning defined"),
+        (1005, r"1005 \(no status received\) must never be sent"),
+        (1006, r"1006 \(abnormal closure\) must never be sent.*drop the connection"),
+        (1015, r"1015 \(TLS handshake failure\) must never be sent"),
+    ],
+)
+def test_close_codes_never_sent_on_the_wire_are_refused(
+    sandbox: Any, configuration: Cfg, secrets: Cfg, code: int, reason: str
+) -> None:
+    socket = _socket(sandbox, configuration, secrets, [f"v2.users.{AGENT_1}.presence"])
+    try:
+        with pytest.raises(ActivityFailed, match=rf"^code {code}: {reason}"):
+            actions.close_notification_sockets(code, [], configuration=configuration)
+        # refused before anything changed: the socket is still open and answers a ping
+        socket.send('{"message": "ping"}')
+        assert '"pong"' in socket.recv()
+    finally:
+        socket.close()
 
 
 def test_route_call(configuration: Cfg, secrets: Cfg) -> None:

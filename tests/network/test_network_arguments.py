@@ -97,6 +97,47 @@ def test_host_names_resolve_to_every_address() -> None:
         (lambda: actions.add_packet_loss(120, dry_run=True), "loss_percent must be at most 100"),
         (lambda: actions.add_latency(-5, dry_run=True), "delay_ms must be at least 0"),
         (lambda: actions.throttle_bandwidth("fast", dry_run=True), "rate must be a rate"),
+        (
+            lambda: actions.throttle_bandwidth("100tbit", interface="lo", dry_run=True),
+            "rate must be at most 100gbit (12.5 GB/s, the rate of the fault tree's root class: "
+            "a faster limit would never bind), got '100tbit'",
+        ),
+        (
+            lambda: actions.throttle_bandwidth("1tbit", interface="lo", dry_run=True),
+            "rate must be at most 100gbit",
+        ),
+        (
+            lambda: actions.apply_netem(delay_ms=5, rate="200gbit", dry_run=True),
+            "rate must be at most 100gbit",
+        ),
+        (
+            lambda: actions.throttle_bandwidth(
+                "100gbit", latency_ms=60000, interface="lo", dry_run=True
+            ),
+            "more than tbf can queue (4 GiB): rate='100gbit', latency_ms=60000",
+        ),
+        (
+            lambda: actions.throttle_bandwidth(
+                "1mbit", burst="9999999999kb", interface="lo", dry_run=True
+            ),
+            "burst='9999999999kb'",
+        ),
+        (
+            lambda: actions.create_test_network(udp_ports=["abc"]),
+            "udp_ports must hold port numbers (1-65535), got 'abc' at index 0",
+        ),
+        (
+            lambda: actions.create_test_network(tcp_ports=["443", "70000"]),
+            "tcp_ports must hold port numbers from 1 to 65535, got '70000' at index 1",
+        ),
+        (
+            lambda: actions.create_test_network(udp_ports=[True]),
+            "udp_ports must hold port numbers (1-65535), got True at index 0",
+        ),
+        (
+            lambda: actions.create_test_network(tcp_ports="443"),  # type: ignore[arg-type]
+            "tcp_ports must be a list of port numbers, got '443'",
+        ),
         (lambda: actions.add_latency(10, direction="up", dry_run=True), "direction must be"),
         (
             lambda: actions.add_latency(10, distribution="normal", dry_run=True),

@@ -209,3 +209,61 @@ def test_observer_is_not_an_agent_session() -> None:
         assert sb.platform()["sessions"] == {}
     assert result["users"][AGENT_1]["presence"] == "On Queue"
     assert result["users"][AGENT_1]["routing_status"] == "IDLE"
+
+
+def test_a_channel_fault_at_connect_time_is_retried_and_reported_as_blind(
+    sandbox: Sandbox,
+) -> None:
+    from chaosgenesys.sandbox.actions import clear_sandbox_faults, inject_api_fault
+    from chaosgenesys.users.actions import set_presence
+
+    config = _configuration(sandbox)
+    inject_api_fault("^/channels/", status=503, configuration=config)
+    background = Background(
+        lambda: watch_events([AGENT_1, AGENT_2], 10.0, configuration=config, secrets=SECRETS)
+    )
+    time.sleep(2.0)
+    assert sandbox.snapshot()["notifications"]["connected"] == 0  # the fault held it off
+    clear_sandbox_faults(configuration=config)
+    cleared = time.monotonic() - background.started
+    deadline = time.monotonic() + 8
+    while sandbox.snapshot()["notifications"]["connected"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # and has read the users
+    set_presence(AGENT_1, "Break", configuration=config, secrets=SECRETS)  # through the API
+    result = background.join()
+
+    assert abs(background.elapsed - 10.0) < 0.3, background.elapsed
+    assert result["connect_failures"] >= 2
+    assert all("503" in e for e in result["errors"]), result["errors"]
+    (window,) = result["blind_windows"]
+    assert window["t_from"] == 0.0
+    # the next try after the fault cleared connected (whatever the backoff, well within 10 s)
+    assert cleared - 0.1 <= window["t_to"] <= 8.0, (window, cleared)
+    assert window["seconds"] == window["t_to"] and "503" in window["reason"]
+    assert result["blind_seconds"] == window["seconds"]
+    assert abs(result["connect_ms"] - window["seconds"] * 1000) < 1.0
+    assert result["disconnects"] == 0
+    agent_1 = result["users"][AGENT_1]
+    assert agent_1["presence"] == "Break"
+    (change,) = (t for t in agent_1["transitions"] if t["kind"] == "presence")
+    assert change["source"] == "event" and change["t"] > window["t_to"]
+
+
+def test_never_connecting_within_the_duration_fails_naming_the_refusal(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.inject_fault("^/channels/", status=503)
+    started = time.monotonic()
+    with pytest.raises(ActivityFailed, match=r"could not connect .* in 1.5 s.*503"):
+        watch_events([AGENT_1], 1.5, configuration=_configuration(sandbox), secrets=SECRETS)
+    assert time.monotonic() - started < 2.0
+    assert sandbox.snapshot()["notifications"]["connected"] == 0
+
+
+def test_a_refused_request_is_not_retried(sandbox: Sandbox) -> None:
+    sandbox.inject_fault("^/channels/", status=403)
+    started = time.monotonic()
+    with pytest.raises(ActivityFailed, match="refused with 403"):
+        watch_events([AGENT_1], 5.0, configuration=_configuration(sandbox), secrets=SECRETS)
+    assert time.monotonic() - started < 2.0

@@ -354,3 +354,26 @@ def test_token_cache_counts_refreshes(
     assert tokens.token_cache().force_refresh(client.settings, old) is new
     assert tokens.token_cache().refresh_count(client.settings) == 2
     assert token_requests(sandbox) == 2
+
+
+def test_a_wrong_secret_is_refused_although_the_right_one_has_a_cached_token(
+    sandbox: Any, configuration: dict[str, Any], secrets: dict[str, str]
+) -> None:
+    """The cache is keyed on the secret too: a wrong one goes to the login server and fails."""
+    right = client_for(configuration, secrets)
+    assert right.get(USER_PATH)["id"] == AGENT_1
+    assert token_requests(sandbox) == 1
+    wrong_secret = "not-" + secrets["client_secret"]
+    wrong = GenesysClient(
+        settings_from(configuration, {**secrets, "client_secret": wrong_secret})
+    )
+    with pytest.raises(GenesysApiError) as info:
+        wrong.get(USER_PATH)
+    assert info.value.status in (400, 401)
+    assert info.value.code == "invalid_client"
+    assert wrong_secret not in str(info.value) and wrong_secret not in repr(info.value)
+    assert token_requests(sandbox) == 2  # the wrong secret reached the login server
+    assert hits(sandbox, USER_RE, "GET") == 1  # and was never let through to the API
+    # the right secret still has its token: no new token request
+    assert right.get(USER_PATH)["id"] == AGENT_1
+    assert token_requests(sandbox) == 2

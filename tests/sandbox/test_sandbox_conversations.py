@@ -273,3 +273,38 @@ def test_wrapup_and_alerting_timeouts() -> None:
             "participants"] if p["purpose"] == "agent"]
         assert [p["calls"][0]["state"] for p in offered] == ["disconnected", "alerting"]
         client.close()
+
+
+def test_event_and_reread_give_the_agent_the_same_marker(sandbox: Any, api: Api) -> None:
+    """The synthetic agent's optimistic locking compares a marker (the participant's latest
+    timestamp) taken from a conversation event with one from ``GET /conversations/{id}``. The
+    event model has fewer times than the REST body (no ``startTime``, no
+    ``startAlertingTime``): for the same state both must still give the same marker, or a
+    re-read after a reconnect would look newer and a pending answer would be discarded."""
+    from chaosgenesys.agent.store import agent_participant, participant_marker
+
+    bodies: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def listener(topic: str, body: dict[str, Any]) -> None:
+        if topic == f"v2.users.{AGENT_1}.conversations":
+            with lock:
+                bodies.append(body)
+
+    sandbox.events.subscribe(listener)
+    conversation_id = sandbox.route_call(QUEUE, user_id=AGENT_1)  # alerting
+    for expected in ("alerting", "connected"):
+        assert wait_until(lambda state=expected: any(
+            (agent_participant(b, AGENT_1) or {}).get("calls", [{}])[0].get("state") == state
+            for b in bodies))
+        with lock:
+            event = next(b for b in reversed(bodies)
+                         if agent_participant(b, AGENT_1)["calls"][0]["state"] == expected)
+        rest = api.get(f"/api/v2/conversations/{conversation_id}").json()
+        from_event = participant_marker(agent_participant(event, AGENT_1) or {})
+        from_rest = participant_marker(agent_participant(rest, AGENT_1) or {})
+        assert from_event == from_rest, (expected, from_event, from_rest)
+        if expected == "alerting":
+            agent = _agent(api, conversation_id)
+            path = f"/api/v2/conversations/calls/{conversation_id}/participants/{agent['id']}"
+            assert api.patch(path, json={"state": "connected"}).status_code == 202

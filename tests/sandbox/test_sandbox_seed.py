@@ -94,6 +94,14 @@ def test_default_presence_is_offline() -> None:
         ),
         ({"queues": [{"name": "Q", "wrapup_timeout": -1}]}, "queues[0].wrapup_timeout"),
         ({"users": {"name": "A"}}, "'users' must be a list"),
+        ({"users": [{"id": "a/b", "name": "A"}]}, "users[0].id 'a/b' cannot be a URL path"),
+        ({"users": [{"id": "..", "name": "A"}]}, "users[0].id '..' cannot be a URL path"),
+        ({"users": [{"id": "a?b", "name": "A"}]}, "users[0].id 'a?b'"),
+        ({"users": [{"id": "a.b", "name": "A"}]}, "users[0].id 'a.b'"),
+        ({"users": [{"id": "a b", "name": "A"}]}, "users[0].id 'a b'"),
+        ({"users": [{"id": "a%2Fb", "name": "A"}]}, "users[0].id 'a%2Fb'"),
+        ({"queues": [{"id": "q/1", "name": "Q"}]}, "queues[0].id 'q/1' cannot be a URL path"),
+        ({"wrapup_codes": [{"id": "w#1", "name": "W"}]}, "wrapup_codes[0].id 'w#1'"),
     ],
 )
 def test_errors_name_the_key(seed: dict[str, Any], fragment: str) -> None:

@@ -208,6 +208,15 @@ def test_presence_read_back_after_a_change(sdk: ModuleType, client: Any, sandbox
     assert read_back.presence_definition.id == held["presenceDefinition"]["id"]
 
 
+def test_system_presences(sdk: ModuleType, client: Any) -> None:
+    presences = sdk.PresenceApi(client).get_systempresences()
+    checked(sdk, client, presences, "list[SystemPresence]")
+    names = {p.name for p in presences}
+    assert names == {"Available", "Away", "Busy", "Offline", "Idle", "On Queue", "Meal",
+                     "Training", "Meeting", "Break"}
+    assert all(p.id and p.self_uri == f"/api/v2/systempresences/{p.id}" for p in presences)
+
+
 def test_bulk_presence(sdk: ModuleType, client: Any) -> None:
     presences = sdk.PresenceApi(client).get_users_presences_purecloud_bulk(
         id=[AGENT_1, AGENT_2, AGENT_3]
@@ -300,6 +309,20 @@ def test_error_body_through_api_exception(sdk: ModuleType, client: Any) -> None:
     assert error.message
 
 
+@pytest.mark.parametrize(
+    ("api", "method"), [("UsersApi", "get_users_me"), ("RoutingApi", "get_routing_queues_me")]
+)
+def test_me_needs_a_user_context(sdk: ModuleType, client: Any, api: str, method: str) -> None:
+    """A client-credentials token has no user: ``me`` is refused, not looked up as an id."""
+    with pytest.raises(sdk.rest.ApiException) as raised:
+        getattr(getattr(sdk, api)(client), method)()
+    assert raised.value.status == 400
+    body = json.loads(raised.value.body)
+    assert _model_problems(sdk, body, "ErrorBody", "$") == []
+    assert body["code"] == "bad.request"
+    assert body["message"].startswith("This request requires a user context.")
+
+
 class _Raw:
     """Enough of a urllib3 response for ``ApiClient.deserialize``."""
 
@@ -373,4 +396,68 @@ def test_notification_channel_through_the_sdk(sdk: ModuleType, client: Any, sand
 
     notifications.delete_notifications_channel_subscriptions(channel.id)
     assert notifications.get_notifications_channel_subscriptions(channel.id).entities == []
+
+
+def test_conversation_events_fit_the_event_models(
+    sdk: ModuleType, client: Any, sandbox: Any
+) -> None:
+    """``v2.users.{id}.conversations`` carries ``ConversationEventTopicConversation`` and
+    ``v2.routing.queues.{id}.conversations`` ``QueueConversationEventTopicConversation``
+    (notificationMappings.json), not the REST ``Conversation``."""
+    notifications = sdk.NotificationsApi(client)
+    channel = notifications.post_notifications_channels()
+    models = {
+        f"v2.users.{AGENT_1}.conversations": "ConversationEventTopicConversation",
+        f"v2.routing.queues.{QUEUE}.conversations": "QueueConversationEventTopicConversation",
+    }
+    topics = []
+    for topic in models:
+        item = sdk.ChannelTopic()
+        item.id = topic
+        topics.append(item)
+    notifications.put_notifications_channel_subscriptions(channel.id, topics)
+    ws = websocket.create_connection(channel.connect_uri, timeout=5)
+    events: list[tuple[str, dict[str, Any]]] = []
+    try:
+        conversation_id = sandbox.route_call(QUEUE, user_id=AGENT_1)  # alerting
+        conversations = sdk.ConversationsApi(client)
+        agent = next(p for p in conversations.get_conversation(conversation_id).participants
+                     if p.purpose == "agent")
+        body = sdk.MediaParticipantRequest()
+        body.state = "connected"
+        conversations.patch_conversations_call_participant(conversation_id, agent.id, body)
+        sandbox.disconnect_call(conversation_id)  # the customer hangs up: after-call work
+        wrapup = sdk.WrapupInput()
+        wrapup.code = "4c4d5a11-0000-4000-8000-0000000000c1"
+        wrapup.notes = "done"
+        conversations.post_conversations_call_participant_communication_wrapup(
+            conversation_id, agent.id, agent.calls[0].id, body=wrapup
+        )
+        deadline = time.monotonic() + 5
+        wrapped = False
+        while not wrapped:
+            ws.settimeout(max(0.01, deadline - time.monotonic()))
+            message = json.loads(ws.recv())
+            if message.get("topicName") in models:
+                events.append((message["topicName"], message["eventBody"]))
+                mine = [p for p in message["eventBody"]["participants"]
+                        if p.get("userId") == AGENT_1]
+                wrapped = bool(mine and mine[-1].get("wrapup"))
+    finally:
+        ws.close()
+    assert {topic for topic, _ in events} == set(models)
+    states = [p["calls"][0]["state"] for topic, body in events if topic == topics[0].id
+              for p in body["participants"] if p.get("userId") == AGENT_1]
+    assert states[0] == "alerting" and "connected" in states and states[-1] == "disconnected"
+    for topic, body in events:
+        assert body["id"] == conversation_id
+        problems = _model_problems(sdk, body, models[topic], "$")
+        assert problems == [], f"{topic}: {problems}"
+        model = getattr(sdk.models, models[topic])
+        enums = _outdated(client.deserialize(_Raw(json.dumps(body)), models[topic]).to_dict())
+        assert enums == [], f"{topic}: enum not known to {model.__name__} at {enums}"
+    last = events[-1][1]
+    agent_event = [p for p in last["participants"] if p.get("userId") == AGENT_1][-1]
+    assert agent_event["wrapup"]["code"] == wrapup.code
+    assert agent_event["calls"][0]["afterCallWork"]["state"] == "complete"
 

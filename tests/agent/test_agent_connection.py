@@ -134,3 +134,17 @@ def test_silent_socket_naive_stays_a_zombie(fast_sandbox: Any) -> None:
             assert stats["zombies_detected"] == 0 and stats["connected"]
             assert stats["reconnects"] == 0
             relay.resume()
+
+
+def test_a_401_on_reconnect_means_a_new_login_and_a_new_channel(fast_sandbox: Any) -> None:
+    with AgentsThread(fast_sandbox.url, [AGENT_1]) as agents:
+        first = agents.agent.channel_id
+        assert agents.stats()["token_refreshes"] == 1
+        fast_sandbox.inject_fault(r"^/channels/", status=401, count=1)
+        fast_sandbox.close_notification_sockets(code=1011)
+        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 12)
+        stats = agents.stats()
+        # not retried as is: a new token first, then the next try on a new channel
+        assert stats["token_refreshes"] == 2, stats
+        assert agents.agent.channel_id not in ("", first)
+        assert 6000 <= stats["reconnect_latency_ms"]["max"] <= 6800, stats

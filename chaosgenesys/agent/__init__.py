@@ -2,8 +2,9 @@
 
 It authenticates, keeps its token fresh, goes On Queue, holds a notification channel open
 (heartbeats, ``{"message":"ping"}`` health checks, zombie detection, reconnects with today's
-streaming client's backoff), answers routed calls, completes wrap-up, and applies "last known good state" after every
-reconnect. A ``naive`` mode does all of it badly, so experiments can show they catch a bad desktop.
+streaming client's backoff), answers routed calls, completes wrap-up, retries presence changes
+until they land, and applies "last known good state" after every reconnect. A ``naive`` mode
+does all of it badly, so experiments can show they catch a bad desktop.
 
 Modules, one job each:
 

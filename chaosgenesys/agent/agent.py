@@ -537,8 +537,7 @@ class SyntheticAgent:
 
     def _reconnected(self, started: float, attempts: int, kind: str) -> None:
         latency = (time.monotonic() - started) * 1000
-        self.stats.reconnects += 1
-        self.stats.reconnect_latencies_ms.append(latency)
+        self.stats.reconnected(latency)
         self._event("reconnect", latency_ms=round(latency, 1), attempts=attempts, kind=kind,
                     channel=self.channel_id)
 

@@ -10,10 +10,13 @@ from typing import Any
 
 from chaosgenesys.platform.metrics import percentile
 
-__all__ = ["API_LATENCIES_KEPT", "AgentStats"]
+__all__ = ["API_LATENCIES_KEPT", "PATH_RECORDS_KEPT", "AgentStats"]
 
 #: How many of an agent's latest API call latencies its summary's percentiles are computed over.
 API_LATENCIES_KEPT = 4096
+#: How many of the latest off-queue stretches and reconnects the summary lists with their
+#: times (for verdicts over a window: ``desktop_longest_off_queue(window_seconds=...)``).
+PATH_RECORDS_KEPT = 200
 
 
 @dataclass
@@ -67,6 +70,14 @@ class AgentStats:
     _off_queue_since: float | None = field(default=None, repr=False)
     _seen_on_queue: bool = field(default=False, repr=False)
     _queue_frozen: bool = field(default=False, repr=False)
+    #: The latest off-queue stretches, ``[start, end or None]`` (epoch seconds).
+    _off_queue_log: deque[list[float | None]] = field(
+        default_factory=lambda: deque(maxlen=PATH_RECORDS_KEPT), repr=False
+    )
+    #: The latest reconnects, ``[end (epoch seconds), latency_ms]``.
+    _reconnect_log: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=PATH_RECORDS_KEPT), repr=False
+    )
     #: Latencies (ms) of the latest API calls, token requests included, retry waits included.
     _api_latencies: deque[float] = field(
         default_factory=lambda: deque(maxlen=API_LATENCIES_KEPT), repr=False
@@ -114,9 +125,21 @@ class AgentStats:
                 self.longest_off_queue_seconds = max(self.longest_off_queue_seconds,
                                                      now - self._off_queue_since)
                 self._off_queue_since = None
+                self._close_stretch()
         elif self._seen_on_queue and self._off_queue_since is None:
             self._off_queue_since = now
             self.off_queue_periods += 1
+            self._off_queue_log.append([time.time(), None])
+
+    def _close_stretch(self) -> None:
+        if self._off_queue_log and self._off_queue_log[-1][1] is None:
+            self._off_queue_log[-1][1] = time.time()
+
+    def reconnected(self, latency_ms: float) -> None:
+        """Account one reconnect that just ended."""
+        self.reconnects += 1
+        self.reconnect_latencies_ms.append(latency_ms)
+        self._reconnect_log.append((time.time(), latency_ms))
 
     def queue_stop(self, now: float | None = None) -> None:
         """The desktop stops: an open off-queue stretch ends here, nothing counts after."""
@@ -125,6 +148,7 @@ class AgentStats:
             self.longest_off_queue_seconds = max(self.longest_off_queue_seconds,
                                                  now - self._off_queue_since)
             self._off_queue_since = None
+            self._close_stretch()
         self._queue_frozen = True
 
     def longest_off_queue(self, now: float | None = None) -> float:
@@ -190,6 +214,11 @@ class AgentStats:
             "off_queue_current_seconds": round(time.monotonic() - self._off_queue_since, 3)
             if self._off_queue_since is not None else 0.0,
             "reconnect_backoff": dict(self.reconnect_backoff),
+            "off_queue_stretches": [
+                [round(start or 0.0, 3), None if end is None else round(end, 3)]
+                for start, end in self._off_queue_log
+            ],
+            "recent_reconnects": [[round(at, 3), round(ms, 1)] for at, ms in self._reconnect_log],
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }
 

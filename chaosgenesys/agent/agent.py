@@ -630,10 +630,15 @@ class SyntheticAgent:
             if key in REJOIN_FROM:
                 self._want_on_queue("rejoin")
             elif key == "onqueue" and routing == "NOT_RESPONDING":
-                await self._change("routing", lambda: self.api.request(
-                    "PUT", f"/api/v2/users/{self.user_id}/routingstatus", {"status": "IDLE"},
-                    retry=False))
-                self._adopt_routing("IDLE", "local:rejoin")
+                self._spawn(self._routing_idle(), "routing:rejoin")
+
+    async def _routing_idle(self) -> None:
+        """Back to IDLE from NOT_RESPONDING, retried like a presence change."""
+        landed = await self._change("routing", lambda: self.api.request(
+            "PUT", f"/api/v2/users/{self.user_id}/routingstatus", {"status": "IDLE"},
+            retry=False))
+        if landed:
+            self._adopt_routing("IDLE", "local:rejoin")
 
     # ------------------------------------------------------------------ wanted presence
     def _change_backoff(self) -> Backoff:
@@ -656,9 +661,12 @@ class SyntheticAgent:
             if failures:
                 try:
                     name, ident, modified, routing = await self._fetch_user()
-                except ApiError as error:
-                    self._change_failed("presence", error, failures, retry)
-                    if await self._sleep(retry.delay(error.retry_after)):
+                except ApiError as error:  # a failed read is not a failed change
+                    delay = retry.delay(error.retry_after)
+                    self.stats.last_error = str(error)[:300]
+                    self._event("reread_failed", what="presence", error=str(error)[:200],
+                                retry_in_s=round(delay, 3))
+                    if await self._sleep(delay):
                         return
                     continue
                 self._adopt_presence(name, ident, modified, "reread")
@@ -679,7 +687,7 @@ class SyntheticAgent:
             except ApiError as error:
                 failures += 1
                 delay = retry.delay(error.retry_after)
-                if not self._change_failed("presence", error, failures, retry, delay):
+                if not self._change_failed("presence", error, failures, delay):
                     return
                 if await self._sleep(delay):
                     return
@@ -690,7 +698,7 @@ class SyntheticAgent:
                             tries=failures + 1)
             return
 
-    def _change_failed(self, what: str, error: ApiError, attempt: int, retry: Backoff,
+    def _change_failed(self, what: str, error: ApiError, attempt: int,
                        delay: float | None = None) -> bool:
         """Log one failed change (an event, ``last_error``); True when it is worth retrying."""
         self.stats.changes_failed += 1
@@ -701,22 +709,28 @@ class SyntheticAgent:
                     retry_in_s=round(delay, 3) if transient and delay is not None else None)
         return transient
 
-    async def _change(self, what: str, send: Callable[[], Awaitable[Any]]) -> None:
-        """A one-off change after a reconnect, retried like a presence change (no wish)."""
+    async def _change(self, what: str, send: Callable[[], Awaitable[Any]]) -> bool:
+        """A one-off change after a reconnect, retried like a presence change until it lands
+        (True) or a newer reconnect takes over (False)."""
         retry = self._change_backoff()
         epoch = self._epoch
         attempt = 0
         while not self._stopping.is_set() and epoch == self._epoch:
             try:
                 await send()
-                return
             except ApiError as error:
                 attempt += 1
                 delay = retry.delay(error.retry_after)
-                if not self._change_failed(what, error, attempt, retry, delay):
-                    return
+                if not self._change_failed(what, error, attempt, delay):
+                    return False
                 if await self._sleep(delay):
-                    return
+                    return False
+                continue
+            if attempt:
+                self.stats.changes_retried += 1
+                self._event("change_landed", what=what, tries=attempt + 1)
+            return True
+        return False
 
     async def _reread_interactions(self) -> None:
         known = {item.conversation_id for item in self.store.open()}

@@ -1,15 +1,16 @@
 """The synthetic agent desktop: a headless client that acts like the Genesys Cloud agent desktop.
 
 It authenticates, keeps its token fresh, goes On Queue, holds a notification channel open
-(heartbeats, ``{"message":"ping"}`` health checks, zombie detection, reconnects with backoff and
-jitter), answers routed calls, completes wrap-up, and applies "last known good state" after every
-reconnect. A ``naive`` mode does all of it badly, so experiments can show they catch a bad desktop.
+(heartbeats, ``{"message":"ping"}`` health checks, zombie detection, reconnects with today's
+streaming client's backoff), answers routed calls, completes wrap-up, retries presence changes
+until they land, and applies "last known good state" after every reconnect. A ``naive`` mode
+does all of it badly, so experiments can show they catch a bad desktop.
 
 Modules, one job each:
 
 - ``config``: :class:`AgentConfig` (mode and timings) and :class:`Endpoint` (URLs, credentials,
   proxy, TLS); no I/O.
-- ``backoff``: the reconnect delays (250 ms -> 5 s, factor 2, jitter 0.2).
+- ``backoff``: the reconnect delays (2 s, doubling, 90 s at most, no jitter, remembered).
 - ``tokens``: :class:`TokenKeeper`, client-credentials tokens, proactive single-flight refresh.
 - ``api``: :class:`ApiClient`, the agent's REST calls (401 -> refresh and retry).
 - ``channel``: :class:`NotificationSocket`, one WebSocket with heartbeat/pong tracking.

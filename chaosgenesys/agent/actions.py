@@ -10,12 +10,14 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import require_ids, require_number, require_text
+from chaosgenesys.arguments import require_id, require_ids, require_number, require_text
 
-__all__ = ["start_agents", "stop_agents"]
+__all__ = ["start_agents", "stop_agents", "wait_until_agent_token_expiry"]
 
 _MODES = ("resilient", "naive")
 _READY_TIMEOUT = 30.0
+#: The longest ``max_wait`` of :func:`wait_until_agent_token_expiry` (48 h, as the tooling's).
+MAX_TOKEN_WAIT = 48 * 3600.0
 
 
 def start_agents(
@@ -141,3 +143,77 @@ def stop_agents(
     require_text("run_id", run_id, allow_empty=True)
     stopped = process.stop_all([run_id] if run_id else None)
     return {"stopped": [record["id"] for record in stopped]}
+
+
+def wait_until_agent_token_expiry(
+    user_id: str,
+    seconds_before: float = 60.0,
+    max_wait: float = 3600.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Sleep until the synthetic desktop of ``user_id`` has ``seconds_before`` seconds left on
+    its access token (the token it holds when called, as its ``agent_summary`` reports it).
+
+    Lines a fault up with the end of the *desktop's* token (the guide's edge case 3: a delay
+    on ``/oauth/token`` about 60 s before expiry), not the tooling's own token that
+    ``chaosgenesys.auth.actions.wait_until_token_expiry`` follows. Refuses with
+    ``ActivityFailed``, before waiting, for a user with no synthetic desktop, a desktop
+    without a token yet, or a moment more than ``max_wait`` seconds away (default 3600, at
+    most 172800); returns at once when the token is already that close to expiry. A
+    resilient desktop refreshes ahead of expiry (``token_refresh_margin``): with
+    ``seconds_before`` under that margin, it has a new token by then (``refreshed``). Returns
+    ``{"waited": s, "seconds_left": s, "expires_at": "<ISO time>", "refreshed": bool}``;
+    never the token. Shorten the lifetime first (``chaosgenesys.sandbox.actions.
+    set_token_lifetime``) to keep experiments short.
+
+    ```json
+    {"type": "action", "name": "wait-until-the-desktop-token-has-a-minute-left",
+     "provider": {"type": "python", "module": "chaosgenesys.agent.actions",
+                  "func": "wait_until_agent_token_expiry",
+                  "arguments": {"user_id": "${agent_id}", "seconds_before": 60,
+                                "max_wait": 600}}}
+    ```
+    """
+    import datetime as dt
+    import logging
+    import time
+
+    from chaosgenesys.agent.probes import agent_summary
+
+    user = require_id("user_id", user_id)
+    before = require_number("seconds_before", seconds_before, minimum=0.0,
+                            maximum=MAX_TOKEN_WAIT)
+    bound = require_number("max_wait", max_wait, minimum=0.0, maximum=MAX_TOKEN_WAIT)
+    summary = agent_summary(user, configuration, secrets)
+    expires_at = summary.get("token_expires_at")
+    if not isinstance(expires_at, int | float) or expires_at <= 0:
+        raise ActivityFailed(
+            f"the synthetic desktop of user_id {user!r} has no access token yet (its last "
+            f"error: {summary.get('last_error') or 'none'})"
+        )
+    wait = float(expires_at) - before - time.time()
+    if wait > bound:
+        raise ActivityFailed(
+            f"the desktop's access token of user_id {user!r} expires in "
+            f"{expires_at - time.time():.0f} s: waiting until seconds_before={seconds_before!r}"
+            f" s before expiry would take {wait:.0f} s, more than max_wait={max_wait!r}; "
+            "shorten the token lifetime or raise max_wait"
+        )
+    started = time.monotonic()
+    if wait > 0:
+        logging.getLogger("chaostoolkit").info(
+            "waiting %.1f s until the desktop token of %s is %.0f s from expiry", wait, user,
+            before)
+        time.sleep(wait)
+    try:
+        now = agent_summary(user, configuration, secrets).get("token_expires_at")
+    except ActivityFailed:
+        now = expires_at
+    moment = dt.datetime.fromtimestamp(float(expires_at), tz=dt.UTC)
+    return {
+        "waited": round(time.monotonic() - started, 3),
+        "seconds_left": round(max(0.0, float(expires_at) - time.time()), 3),
+        "expires_at": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "refreshed": isinstance(now, int | float) and now > float(expires_at),
+    }

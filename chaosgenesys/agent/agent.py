@@ -5,11 +5,16 @@ Life of a resilient agent::
     token -> read presence/routing -> PATCH presence On Queue -> channel -> subscribe -> socket
       -> [events, heartbeats, pings; calls answered, wrap-ups submitted]
       -> socket lost (close frame, error, or silence past ``silence_limit``: a zombie)
-      -> reconnect: backoff 250 ms -> 5 s x2 ±20 %, 10 tries, then hard reconnects on a new
-         channel; a 404 (HEAD or upgrade) means the channel is gone: a new one at once
+      -> reconnect: today's streaming client's backoff (2 s, doubling, 90 s at most, no
+         jitter, Retry-After honoured; the delay reached is remembered and decays with time,
+         across a restart too), 10 tries on the same channel, then hard reconnects on a new
+         one; a 404 (HEAD or upgrade) means the channel is gone: a new one at once; a 401/403
+         means a new login (token) before the next try, on a new channel
       -> re-subscribe (reconnect latency ends here) -> re-read presence, routing status and
-         every open interaction; "last known good state": a local change decided before the
-         server changed is discarded; back On Queue if the platform took the agent off queue
+         every open interaction (the re-read retried until it works); "last known good
+         state": a local change decided before the server changed is discarded; back On Queue
+         if the platform took the agent off queue, retried with backoff until it lands or a
+         newer wanted presence supersedes it (each failure logged, ``last_error`` set)
       -> ...
 
 A naive agent reconnects at once (every ``naive_retry_gap`` s, at most ``naive_max_tries``),
@@ -25,7 +30,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -65,8 +70,8 @@ REJOIN_FROM = {"available", "offline", "idle", "away"}
 _ENDED = ("disconnected", "terminated")
 #: Statuses after which a local change is kept for later (no answer, throttled, unavailable).
 _TRANSIENT = {0, 408, 429, 500, 502, 503, 504}
-#: Seconds a hard reconnect waits once the backoff tries are used up (the streaming client's).
-HARD_RECONNECT_INTERVAL = 15.0
+#: Statuses after which the streaming client does not retry: the app must log in again.
+_RELOGIN = {401, 403}
 
 
 def normalise(presence: str) -> str:
@@ -133,6 +138,11 @@ class SyntheticAgent:
         self._rotate = False
         self._lost_reason = ""
         self.ready = asyncio.Event()
+        #: One reconnect backoff for the agent's life (its delay is remembered between drops).
+        self.backoff = self._backoff()
+        #: Bumped by every new wanted presence and every reconnect: an older retry loop stops.
+        self._wish = 0
+        self._epoch = 0
 
     # ------------------------------------------------------------------ helpers
     def _event(self, event: str, **fields: Any) -> None:
@@ -151,12 +161,19 @@ class SyntheticAgent:
         error = task.exception()
         if isinstance(error, LoggedOut):
             self._logout(str(error))
-        elif error is not None and not isinstance(error, ApiError | TokenError):
+        elif isinstance(error, ApiError | TokenError):
+            # a REST piece of a task gave up: never silently
+            self.stats.last_error = str(error)[:300]
+            self._event("task_failed", task=task.get_name().split(":", 1)[-1],
+                        error=str(error)[:200])
+        elif error is not None:
             logger.error("agent %s: task %s failed: %r", self.user_id, task.get_name(), error)
             self.stats.last_error = repr(error)[:300]
 
     def _on_token(self, why: str, elapsed_ms: float, lifetime: float) -> None:
         self.stats.token_refreshes += 1
+        # the token's life began when it was asked for (as TokenKeeper counts it)
+        self.stats.token_expires_at = time.time() - elapsed_ms / 1000 + lifetime
         self._event("token", refresh=why, ms=round(elapsed_ms, 1), expires_in=lifetime)
 
     def _on_status(self, status: int) -> None:
@@ -179,9 +196,28 @@ class SyntheticAgent:
             return
         self.stats.logged_out = True
         self.stats.logged_out_reason = reason
-        self.stats.connected = False
+        self._set_connected(False)
         self._event("logged_out", reason=reason)
         self._stopping.set()
+
+    def _set_connected(self, connected: bool) -> None:
+        self.stats.connected = connected
+        self._queue_check()
+
+    def _queue_check(self) -> None:
+        """Account On Queue time in the desktop's own view: On Queue and connected."""
+        self.stats.queue_state(self.stats.connected and normalise(self.presence) == "onqueue")
+
+    def restore_backoff(self, state: Any) -> None:
+        """Take back the reconnect backoff remembered by an earlier run (resilient only)."""
+        if self.config.resilient:
+            self.backoff.restore(state)
+            self.stats.reconnect_backoff = self.backoff.state()
+
+    def _next_delay(self, retry_after: float = 0.0) -> float:
+        delay = self.backoff.delay(retry_after)
+        self.stats.reconnect_backoff = self.backoff.state()
+        return delay
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True when it is time to stop."""
@@ -220,13 +256,13 @@ class SyntheticAgent:
         if self.socket is not None:
             await self.socket.close()
         self.stats.connected = False
+        self.stats.queue_stop()
         self.stats.zombie_end()
         await self.tokens.close()
         self._event("stop", logged_out=self.stats.logged_out)
 
     async def _start(self) -> bool:
         """Token, presence definitions, state, On Queue, channel: retried until it works."""
-        backoff = self._backoff()
         while not self._stopping.is_set():
             try:
                 await self.tokens.token()
@@ -245,11 +281,9 @@ class SyntheticAgent:
                 if self.socket is not None:
                     await self.socket.close()
                     self.socket = None
-                delay = backoff.next_delay()
-                if delay is None:
-                    backoff.reset()
-                    delay = HARD_RECONNECT_INTERVAL
-                if await self._sleep(delay):
+                if _status(error) in _RELOGIN:
+                    await self._relogin(error)
+                if await self._sleep(self._next_delay(_retry_after(error))):
                     return False
         return False
 
@@ -258,6 +292,16 @@ class SyntheticAgent:
         rng = self._shared.get("rng")
         return Backoff(c.backoff_initial, c.backoff_max, c.backoff_factor, c.backoff_jitter,
                        c.backoff_tries, rng=rng if isinstance(rng, random.Random) else None)
+
+    async def _relogin(self, error: BaseException) -> None:
+        """After a 401/403 the streaming client does not retry: log in again (a new token)."""
+        self._event("relogin", status=_status(error))
+        try:
+            await self.tokens.refresh("relogin")
+        except TokenError as failure:
+            self.stats.token_errors += 1
+            self.stats.last_error = str(failure)[:300]
+            self._event("token_error", error=str(failure)[:200])
 
     # ------------------------------------------------------------------ REST pieces
     async def _resolve_on_queue(self) -> None:
@@ -299,6 +343,7 @@ class SyntheticAgent:
         if modified:
             self.presence_modified = max(self.presence_modified, modified)
         self.stats.presence = name
+        self._queue_check()
 
     def _adopt_routing(self, status: str, source: str) -> None:
         if status and status != self.routing_status:
@@ -312,11 +357,12 @@ class SyntheticAgent:
         self._adopt_presence(name, ident, modified, source)
         self._adopt_routing(routing, source)
 
-    async def _go_on_queue(self, why: str) -> None:
+    async def _go_on_queue(self, why: str, retry: bool = True) -> None:
         body = await self.api.request(
             "PATCH",
             f"/api/v2/users/{self.user_id}/presences/purecloud",
             {"presenceDefinition": {"id": self._on_queue_id}},
+            retry=retry,
         )
         definition = body.get("presenceDefinition", {}) if isinstance(body, dict) else {}
         self._adopt_presence(
@@ -343,7 +389,7 @@ class SyntheticAgent:
         while not self._stopping.is_set():
             socket = self.socket
             assert socket is not None
-            self.stats.connected = True
+            self._set_connected(True)
             if not self.stats.ready:
                 self.stats.ready = True
                 self.ready.set()
@@ -358,7 +404,7 @@ class SyntheticAgent:
                     await socket.close()
                     continue
             # the socket is lost
-            self.stats.connected = False
+            self._set_connected(False)
             self.stats.zombie_end()
             self.stats.disconnects += 1
             self.stats.last_disconnect_reason = reason
@@ -374,7 +420,7 @@ class SyntheticAgent:
             if new is None:
                 return
             self.socket = new
-            self.stats.connected = True
+            self._set_connected(True)
             if self.config.resilient:
                 self._spawn(self._after_reconnect_resilient(), "reread")
             else:
@@ -491,35 +537,38 @@ class SyntheticAgent:
 
     def _reconnected(self, started: float, attempts: int, kind: str) -> None:
         latency = (time.monotonic() - started) * 1000
-        self.stats.reconnects += 1
-        self.stats.reconnect_latencies_ms.append(latency)
+        self.stats.reconnected(latency)
         self._event("reconnect", latency_ms=round(latency, 1), attempts=attempts, kind=kind,
                     channel=self.channel_id)
 
     async def _reconnect_resilient(self, started: float) -> NotificationSocket | None:
-        backoff = self._backoff()
+        """Today's streaming client: backoff without jitter until connected (never gives up)."""
+        self._epoch += 1
+        backoff = self.backoff
+        backoff.reset()
         attempts = 0
         hard = False
+        retry_after = 0.0
         while True:
-            delay = backoff.next_delay()
-            if delay is None:  # tries used up: hard reconnects on a new channel from now on
+            if backoff.exhausted:  # tries on this channel used up: new channels from now on
                 hard = True
-                delay = HARD_RECONNECT_INTERVAL * (1 + random.uniform(-0.2, 0.2))
-                backoff.attempt = backoff.tries
-            if await self._sleep(delay):
+            if await self._sleep(self._next_delay(retry_after)):
                 return None
+            retry_after = 0.0
             attempts += 1
             try:
-                socket = await self._attempt(hard)
-            except ChannelGone:
-                self._event("channel_gone", attempt=attempts)
-                try:  # a new channel at once
-                    socket = await self._attempt(True)
-                except (ApiError, TokenError, ConnectFailed, ChannelGone) as error:
-                    self._event("reconnect_failed", attempt=attempts, error=str(error)[:200])
-                    continue
-            except (ApiError, TokenError, ConnectFailed) as error:
-                self._event("reconnect_failed", attempt=attempts, error=str(error)[:200])
+                try:
+                    socket = await self._attempt(hard)
+                except ChannelGone:
+                    self._event("channel_gone", attempt=attempts)
+                    socket = await self._attempt(True)  # a new channel at once
+            except (ApiError, TokenError, ConnectFailed, ChannelGone) as error:
+                self._event("reconnect_failed", attempt=attempts, error=str(error)[:200],
+                            status=_status(error) or None)
+                retry_after = _retry_after(error)
+                if _status(error) in _RELOGIN:
+                    await self._relogin(error)
+                    hard = True
                 continue
             if hard:
                 self.stats.hard_reconnects += 1
@@ -555,12 +604,19 @@ class SyntheticAgent:
     # ------------------------------------------------------------------ after a reconnect
     async def _after_reconnect_resilient(self) -> None:
         """Re-read the truth and apply "last known good state"."""
+        epoch = self._epoch
         local = (self.presence, self.presence_modified)
-        try:
-            name, ident, modified, routing = await self._fetch_user()
-        except ApiError as error:
-            self._event("reread_failed", error=str(error)[:200])
-            return
+        retry = self._change_backoff()
+        while True:
+            try:
+                name, ident, modified, routing = await self._fetch_user()
+                break
+            except ApiError as error:  # retried: without it the agent could stay off queue
+                delay = retry.delay(error.retry_after)
+                self.stats.last_error = str(error)[:300]
+                self._event("reread_failed", error=str(error)[:200], retry_in_s=round(delay, 3))
+            if await self._sleep(delay) or epoch != self._epoch:
+                return  # stopping, or a newer reconnect re-reads for itself
         if modified > local[1] and normalise(name) != normalise(local[0]):
             self.stats.local_changes_discarded += 1
             self._event("local_discarded", what="presence", local=local[0], server=name,
@@ -572,11 +628,109 @@ class SyntheticAgent:
         if self.config.stay_on_queue:
             key = normalise(name)
             if key in REJOIN_FROM:
-                await self._go_on_queue("rejoin")
+                self._want_on_queue("rejoin")
             elif key == "onqueue" and routing == "NOT_RESPONDING":
-                await self.api.request("PUT", f"/api/v2/users/{self.user_id}/routingstatus",
-                                       {"status": "IDLE"})
-                self._adopt_routing("IDLE", "local:rejoin")
+                self._spawn(self._routing_idle(), "routing:rejoin")
+
+    async def _routing_idle(self) -> None:
+        """Back to IDLE from NOT_RESPONDING, retried like a presence change."""
+        landed = await self._change("routing", lambda: self.api.request(
+            "PUT", f"/api/v2/users/{self.user_id}/routingstatus", {"status": "IDLE"},
+            retry=False))
+        if landed:
+            self._adopt_routing("IDLE", "local:rejoin")
+
+    # ------------------------------------------------------------------ wanted presence
+    def _change_backoff(self) -> Backoff:
+        c = self.config
+        return Backoff(c.change_retry_initial, c.change_retry_max, c.backoff_factor,
+                       decay=0.0)
+
+    def _want_on_queue(self, why: str) -> None:
+        """Resilient: go On Queue, retried until it lands or is superseded (a newer wish)."""
+        self._wish += 1
+        self._spawn(self._keep_on_queue(self._wish, why), f"presence:{why}")
+
+    async def _keep_on_queue(self, wish: int, why: str) -> None:
+        """Send the wanted presence until it lands. Before each retry the server's presence is
+        read again: already On Queue (landed some other way), or set by someone (Break,
+        Meal, ...: a newer wanted presence) ends it; so does a newer wish of the agent."""
+        retry = self._change_backoff()
+        failures = 0
+        while wish == self._wish and not self._stopping.is_set():
+            if failures:
+                try:
+                    name, ident, modified, routing = await self._fetch_user()
+                except ApiError as error:  # a failed read is not a failed change
+                    delay = retry.delay(error.retry_after)
+                    self.stats.last_error = str(error)[:300]
+                    self._event("reread_failed", what="presence", error=str(error)[:200],
+                                retry_in_s=round(delay, 3))
+                    if await self._sleep(delay):
+                        return
+                    continue
+                self._adopt_presence(name, ident, modified, "reread")
+                self._adopt_routing(routing, "reread")
+                key = normalise(name)
+                if wish != self._wish:
+                    return
+                if key == "onqueue":
+                    self._event("change_landed", what="presence", to=name, tries=failures,
+                                by="server")
+                    return
+                if key not in REJOIN_FROM:
+                    self._event("change_superseded", what="presence", wanted="On Queue",
+                                server=name)
+                    return
+            try:
+                await self._go_on_queue(why, retry=False)
+            except ApiError as error:
+                failures += 1
+                delay = retry.delay(error.retry_after)
+                if not self._change_failed("presence", error, failures, delay):
+                    return
+                if await self._sleep(delay):
+                    return
+                continue
+            if failures:
+                self.stats.changes_retried += 1
+                self._event("change_landed", what="presence", to="On Queue",
+                            tries=failures + 1)
+            return
+
+    def _change_failed(self, what: str, error: ApiError, attempt: int,
+                       delay: float | None = None) -> bool:
+        """Log one failed change (an event, ``last_error``); True when it is worth retrying."""
+        self.stats.changes_failed += 1
+        self.stats.last_error = str(error)[:300]
+        transient = error.status in _TRANSIENT
+        self._event("change_failed", what=what, status=error.status, attempt=attempt,
+                    error=str(error)[:200],
+                    retry_in_s=round(delay, 3) if transient and delay is not None else None)
+        return transient
+
+    async def _change(self, what: str, send: Callable[[], Awaitable[Any]]) -> bool:
+        """A one-off change after a reconnect, retried like a presence change until it lands
+        (True) or a newer reconnect takes over (False)."""
+        retry = self._change_backoff()
+        epoch = self._epoch
+        attempt = 0
+        while not self._stopping.is_set() and epoch == self._epoch:
+            try:
+                await send()
+            except ApiError as error:
+                attempt += 1
+                delay = retry.delay(error.retry_after)
+                if not self._change_failed(what, error, attempt, delay):
+                    return False
+                if await self._sleep(delay):
+                    return False
+                continue
+            if attempt:
+                self.stats.changes_retried += 1
+                self._event("change_landed", what=what, tries=attempt + 1)
+            return True
+        return False
 
     async def _reread_interactions(self) -> None:
         known = {item.conversation_id for item in self.store.open()}
@@ -832,3 +986,15 @@ class SyntheticAgent:
             except TokenError as error:
                 self.stats.token_errors += 1
                 self._event("token_error", error=str(error)[:200])
+
+
+def _status(error: BaseException) -> int:
+    """The HTTP status a failure carries (0: none)."""
+    status = getattr(error, "status", 0)
+    return status if isinstance(status, int) else 0
+
+
+def _retry_after(error: BaseException) -> float:
+    """The ``Retry-After`` (seconds) a failure carries (0: none)."""
+    value = getattr(error, "retry_after", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0

@@ -36,10 +36,14 @@ _MAX_RETRY_WAIT = 5.0
 class ApiError(Exception):
     """A request failed: ``status`` is the HTTP status, 0 when no answer came."""
 
-    def __init__(self, method: str, path: str, status: int, detail: str = "") -> None:
+    def __init__(
+        self, method: str, path: str, status: int, detail: str = "", retry_after: float = 0.0
+    ) -> None:
         self.method = method
         self.path = path
         self.status = status
+        #: The answer's ``Retry-After`` (seconds; 0 when it had none).
+        self.retry_after = retry_after
         super().__init__(f"{method} {path}: {status or 'no answer'} {detail}".strip())
 
 
@@ -124,7 +128,9 @@ class ApiClient:
             except TokenError as error:
                 raise ApiError(method, path, 0, str(error)) from None
             outcome.status = None  # until this attempt is answered
-            status, payload, retry_after = await self._send(method, path, body, token, timeout)
+            status, payload, retry_after, retry_after_given = await self._send(
+                method, path, body, token, timeout
+            )
             outcome.status = status
             if self._on_status is not None:
                 self._on_status(status)
@@ -146,12 +152,13 @@ class ApiClient:
                 await asyncio.sleep(min(_MAX_RETRY_WAIT, retry_after))
                 continue
             if status >= 400:
-                raise ApiError(method, path, status, _error_code(payload))
+                raise ApiError(method, path, status, _error_code(payload),
+                               retry_after=retry_after if retry_after_given else 0.0)
             return payload
 
     async def _send(
         self, method: str, path: str, body: Any, token: str, timeout: float | None
-    ) -> tuple[int, Any, float]:
+    ) -> tuple[int, Any, float, bool]:
         headers = {"Authorization": f"Bearer {token}"}
         data: str | None = None
         if body is not None:
@@ -167,14 +174,15 @@ class ApiClient:
                 **self._kwargs,
             ) as response:
                 raw = await response.read()
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                given = response.headers.get("Retry-After")
+                retry_after = _retry_after(given)
                 payload: Any = None
                 if raw:
                     try:
                         payload = json.loads(raw)
                     except ValueError:
                         payload = None
-                return response.status, payload, retry_after
+                return response.status, payload, retry_after, bool(given)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise ApiError(method, path, 0, type(error).__name__) from None
 

@@ -41,8 +41,10 @@ class ChannelGone(Exception):
 class ConnectFailed(Exception):
     """The WebSocket could not be opened (network, timeout, refused upgrade)."""
 
-    def __init__(self, detail: str, status: int = 0) -> None:
+    def __init__(self, detail: str, status: int = 0, retry_after: float = 0.0) -> None:
         self.status = status
+        #: The refusal's ``Retry-After`` (seconds; 0 when it had none).
+        self.retry_after = retry_after
         super().__init__(detail)
 
 
@@ -127,7 +129,8 @@ class NotificationSocket:
         except aiohttp.WSServerHandshakeError as error:
             if error.status == 404:
                 raise ChannelGone(connect_uri) from None
-            raise ConnectFailed(f"upgrade refused: {error.status}", error.status) from None
+            raise ConnectFailed(f"upgrade refused: {error.status}", error.status,
+                                _retry_after(error.headers)) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise ConnectFailed(type(error).__name__) from None
         return cls(ws)
@@ -182,3 +185,12 @@ class NotificationSocket:
         except (TimeoutError, ConnectionError, aiohttp.ClientError, RuntimeError):
             pass
 
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds of a ``Retry-After`` header (0 when absent or not a number)."""
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        return max(0.0, float(value)) if value else 0.0
+    except (TypeError, ValueError):
+        return 0.0

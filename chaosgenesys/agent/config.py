@@ -44,12 +44,18 @@ class AgentConfig:
     #: Silence (no frame at all) after which the resilient agent declares the socket dead;
     #: 0 = two ping intervals ("drop after one missed ping beyond the first").
     dead_after: float = 0.0
-    #: Reconnect backoff: first delay, cap, factor, jitter, tries before a hard reconnect.
-    backoff_initial: float = 0.25
-    backoff_max: float = 5.0
+    #: Reconnect backoff (today's streaming client, API reference §7): first delay, cap,
+    #: factor, jitter (none), tries on the same channel before hard reconnects on a new one.
+    backoff_initial: float = 2.0
+    backoff_max: float = 90.0
     backoff_factor: float = 2.0
-    backoff_jitter: float = 0.2
+    backoff_jitter: float = 0.0
     backoff_tries: int = 10
+    #: A REST change that could not be sent (a presence change) is retried after this many
+    #: seconds, doubling up to ``change_retry_max`` (``Retry-After`` honoured), until it lands
+    #: or a newer wanted state supersedes it (resilient only).
+    change_retry_initial: float = 1.0
+    change_retry_max: float = 8.0
     #: Naive reconnects: the gap between attempts (bounded so it cannot DoS) and the most tries.
     naive_retry_gap: float = 0.1
     naive_max_tries: int = 600
@@ -81,6 +87,8 @@ class AgentConfig:
             raise ValueError("ping_interval and heartbeat_interval must be greater than 0")
         if self.backoff_tries < 1:
             raise ValueError(f"backoff_tries must be at least 1, got {self.backoff_tries}")
+        if self.change_retry_initial <= 0 or self.backoff_initial <= 0:
+            raise ValueError("backoff_initial and change_retry_initial must be greater than 0")
 
     @property
     def resilient(self) -> bool:

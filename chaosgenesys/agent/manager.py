@@ -31,7 +31,7 @@ import aiohttp
 from chaosgenesys.agent.agent import SyntheticAgent
 from chaosgenesys.agent.config import AgentConfig, Endpoint
 from chaosgenesys.agent.eventlog import EventLog
-from chaosgenesys.agent.runtime import write_json_atomic
+from chaosgenesys.agent.runtime import read_json, write_json_atomic
 from chaosgenesys.platform.metrics import MetricsRecorder
 
 __all__ = ["API_CALLS_KEPT", "API_CALLS_SECONDS", "AgentManager", "request_kwargs"]
@@ -156,6 +156,7 @@ class AgentManager:
                 )
                 agent.api.in_flight = self.in_flight
                 self.agents.append(agent)
+            self._restore_backoff()
             for agent in self.agents:
                 delay = rng.uniform(0, self.start_spread) if self.start_spread else 0.0
                 tasks.append(asyncio.get_running_loop().create_task(
@@ -186,6 +187,20 @@ class AgentManager:
             await login_session.close()
             self.write_status()
             self.log.close()
+
+    def _restore_backoff(self) -> None:
+        """A restart with the same status file remembers each agent's reconnect backoff (the
+        streaming client keeps it across a page reload)."""
+        if self.status_path is None:
+            return
+        previous = read_json(self.status_path)
+        agents = (previous or {}).get("agents")
+        if not isinstance(agents, dict):
+            return
+        for agent in self.agents:
+            summary = agents.get(agent.user_id)
+            if isinstance(summary, dict):
+                agent.restore_backoff(summary.get("reconnect_backoff"))
 
     async def _run_agent(self, agent: SyntheticAgent, delay: float) -> None:
         if delay:

@@ -12,7 +12,11 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_id
 
-__all__ = ["agent_summary"]
+__all__ = [
+    "agent_summary",
+    "desktop_longest_off_queue",
+    "desktop_max_reconnect_latency",
+]
 
 
 def agent_summary(
@@ -28,8 +32,15 @@ def agent_summary(
     ``wrapups_submitted``, ``token_refreshes``, ``api_calls``, ``api_failures``,
     ``api_latency_ms`` (``p50``, ``p99``, ``max``, ``count``: the agent's own REST calls and
     token requests as the desktop lives them, token and retry waits included), ``connected``,
-    ``presence``, ``routing_status``, plus ``running`` (whether the agent process still runs)
-    and ``age_seconds`` (how old the figures are).
+    ``presence``, ``routing_status``, ``changes_failed`` / ``changes_retried`` (presence
+    changes answered with a failure; retried until they landed), ``last_error``;
+    ``longest_off_queue_seconds`` (the longest stretch the desktop was not On Queue in its own
+    view: its presence not On Queue or no socket, counted from the first time it was On Queue,
+    an ongoing stretch included), ``off_queue_periods``, ``off_queue_now``;
+    ``token_expires_at`` (epoch seconds the desktop's own access token expires; never the
+    token) and ``token_expires_in`` (seconds left, computed when read); ``reconnect_backoff``
+    (the next reconnect delay it would use); plus ``running`` (whether the agent process
+    still runs) and ``age_seconds`` (how old the figures are).
 
     ```json
     {"type": "probe", "name": "agent-reconnected-fast",
@@ -59,9 +70,114 @@ def agent_summary(
         result = dict(summary)
         result["running"] = running
         result["run_id"] = record.get("id")
-        result["age_seconds"] = round(time.time() - float((status or {}).get("updated_at", 0)), 3)
+        age = max(0.0, time.time() - float((status or {}).get("updated_at", 0)))
+        result["age_seconds"] = round(age, 3)
+        expires_at = result.get("token_expires_at")
+        if isinstance(expires_at, int | float) and expires_at > 0:
+            result["token_expires_in"] = round(max(0.0, expires_at - time.time()), 3)
+        current = result.get("off_queue_current_seconds")
+        if running and result.get("off_queue_now") and isinstance(current, int | float):
+            # the stretch has gone on since the figures were written
+            result["longest_off_queue_seconds"] = round(
+                max(float(result.get("longest_off_queue_seconds") or 0.0), current + age), 3
+            )
         return result
     raise ActivityFailed(
         f"no synthetic agent has run for user_id {user!r}: start one with "
         "chaosgenesys.agent.actions.start_agents"
     )
+
+
+#: The longest window the path probes accept (seconds): a week.
+MAX_WINDOW_SECONDS = 7 * 86400.0
+
+
+def _window(window_seconds: float) -> float:
+    from chaosgenesys.arguments import require_number
+
+    return require_number("window_seconds", window_seconds, minimum=0.0,
+                          maximum=MAX_WINDOW_SECONDS)
+
+
+def desktop_longest_off_queue(
+    user_id: str,
+    window_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> float:
+    """The longest time (seconds) the synthetic desktop of ``user_id`` was not On Queue, in the
+    desktop's own view (presence not On Queue, or no socket), counted from the first time it
+    was On Queue; an ongoing stretch counts up to now. ``window_seconds`` > 0 looks only at
+    the last that many seconds (a stretch is clipped to the window; the latest 200 stretches
+    are kept); 0 (the default) looks at the whole run (newest run that has the user). A
+    verdict on the path, not only on the end state: "back On Queue at the end" says nothing
+    about the 40 s it was not. The platform's view of the same thing comes from
+    ``chaosgenesys.notifications.probes`` (``watch_events``).
+
+    ```json
+    {"type": "probe", "name": "desktop-never-off-queue-for-more-than-10-s",
+     "tolerance": {"type": "range", "range": [0, 10]},
+     "provider": {"type": "python", "module": "chaosgenesys.agent.probes",
+                  "func": "desktop_longest_off_queue",
+                  "arguments": {"user_id": "${agent_id}", "window_seconds": 120}}}
+    ```
+    """
+    import time
+
+    window = _window(window_seconds)
+    summary = agent_summary(user_id, configuration, secrets)
+    if not window:
+        return float(summary.get("longest_off_queue_seconds") or 0.0)
+    now = time.time()
+    low = now - window
+    longest = 0.0
+    for stretch in summary.get("off_queue_stretches") or []:
+        if not isinstance(stretch, list) or len(stretch) != 2:
+            continue
+        start, end = stretch
+        if not isinstance(start, int | float):
+            continue
+        if not isinstance(end, int | float):
+            # open: ongoing while the desktop runs (a stopped desktop closed its stretches)
+            end = now if summary.get("running") else float(start)
+        longest = max(longest, min(float(end), now) - max(float(start), low))
+    return round(max(0.0, longest), 3)
+
+
+def desktop_max_reconnect_latency(
+    user_id: str,
+    window_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> float:
+    """The longest reconnect (milliseconds, from the disconnect to the socket open again and
+    re-subscribed) of the synthetic desktop of ``user_id``, as the desktop measured it; 0.0
+    when it never had to reconnect (check ``agent_summary``'s ``disconnects`` if that
+    matters). ``window_seconds`` > 0 counts only reconnects that ended in the last that many
+    seconds (the latest 200 are kept); 0 (the default) the whole run. A desktop that is still
+    reconnecting has not reported the latency yet: pair it with ``desktop_longest_off_queue``.
+
+    ```json
+    {"type": "probe", "name": "desktop-reconnected-within-10-s",
+     "tolerance": {"type": "range", "range": [0, 10000]},
+     "provider": {"type": "python", "module": "chaosgenesys.agent.probes",
+                  "func": "desktop_max_reconnect_latency",
+                  "arguments": {"user_id": "${agent_id}"}}}
+    ```
+    """
+    import time
+
+    window = _window(window_seconds)
+    summary = agent_summary(user_id, configuration, secrets)
+    if window:
+        low = time.time() - window
+        latencies = [
+            float(item[1]) for item in summary.get("recent_reconnects") or []
+            if isinstance(item, list) and len(item) == 2
+            and isinstance(item[0], int | float) and isinstance(item[1], int | float)
+            and item[0] >= low
+        ]
+        return max(latencies, default=0.0)
+    latency = summary.get("reconnect_latency_ms")
+    value = latency.get("max") if isinstance(latency, dict) else None
+    return float(value) if isinstance(value, int | float) else 0.0

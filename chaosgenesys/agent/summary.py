@@ -10,10 +10,13 @@ from typing import Any
 
 from chaosgenesys.platform.metrics import percentile
 
-__all__ = ["API_LATENCIES_KEPT", "AgentStats"]
+__all__ = ["API_LATENCIES_KEPT", "PATH_RECORDS_KEPT", "AgentStats"]
 
 #: How many of an agent's latest API call latencies its summary's percentiles are computed over.
 API_LATENCIES_KEPT = 4096
+#: How many of the latest off-queue stretches and reconnects the summary lists with their
+#: times (for verdicts over a window: ``desktop_longest_off_queue(window_seconds=...)``).
+PATH_RECORDS_KEPT = 200
 
 
 @dataclass
@@ -51,6 +54,30 @@ class AgentStats:
     api_calls: int = 0
     api_failures: int = 0
     last_error: str = ""
+    #: REST changes (presence) answered with a failure, and how many were retried until they
+    #: landed.
+    changes_failed: int = 0
+    changes_retried: int = 0
+    #: Wall time (epoch seconds) the desktop's current access token expires (0: no token yet).
+    token_expires_at: float = 0.0
+    #: The longest stretch (seconds) the desktop was not On Queue in its own view (its presence
+    #: not On Queue, or no socket), counted once it had been On Queue; and how many stretches.
+    longest_off_queue_seconds: float = 0.0
+    off_queue_periods: int = 0
+    #: The reconnect backoff's state, remembered across a restart with the same status file.
+    reconnect_backoff: dict[str, Any] = field(default_factory=dict)
+    #: Monotonic time the current off-queue stretch began (None: On Queue, or never was).
+    _off_queue_since: float | None = field(default=None, repr=False)
+    _seen_on_queue: bool = field(default=False, repr=False)
+    _queue_frozen: bool = field(default=False, repr=False)
+    #: The latest off-queue stretches, ``[start, end or None]`` (epoch seconds).
+    _off_queue_log: deque[list[float | None]] = field(
+        default_factory=lambda: deque(maxlen=PATH_RECORDS_KEPT), repr=False
+    )
+    #: The latest reconnects, ``[end (epoch seconds), latency_ms]``.
+    _reconnect_log: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=PATH_RECORDS_KEPT), repr=False
+    )
     #: Latencies (ms) of the latest API calls, token requests included, retry waits included.
     _api_latencies: deque[float] = field(
         default_factory=lambda: deque(maxlen=API_LATENCIES_KEPT), repr=False
@@ -86,6 +113,49 @@ class AgentStats:
         if self._api_latency is None:
             self._api_latency = _api_latency(list(self._api_latencies))
         return self._api_latency
+
+    def queue_state(self, on_queue: bool, now: float | None = None) -> None:
+        """The desktop is (or is not) On Queue and connected, in its own view, now."""
+        if self._queue_frozen:
+            return
+        now = time.monotonic() if now is None else now
+        if on_queue:
+            self._seen_on_queue = True
+            if self._off_queue_since is not None:
+                self.longest_off_queue_seconds = max(self.longest_off_queue_seconds,
+                                                     now - self._off_queue_since)
+                self._off_queue_since = None
+                self._close_stretch()
+        elif self._seen_on_queue and self._off_queue_since is None:
+            self._off_queue_since = now
+            self.off_queue_periods += 1
+            self._off_queue_log.append([time.time(), None])
+
+    def _close_stretch(self) -> None:
+        if self._off_queue_log and self._off_queue_log[-1][1] is None:
+            self._off_queue_log[-1][1] = time.time()
+
+    def reconnected(self, latency_ms: float) -> None:
+        """Account one reconnect that just ended."""
+        self.reconnects += 1
+        self.reconnect_latencies_ms.append(latency_ms)
+        self._reconnect_log.append((time.time(), latency_ms))
+
+    def queue_stop(self, now: float | None = None) -> None:
+        """The desktop stops: an open off-queue stretch ends here, nothing counts after."""
+        now = time.monotonic() if now is None else now
+        if self._off_queue_since is not None:
+            self.longest_off_queue_seconds = max(self.longest_off_queue_seconds,
+                                                 now - self._off_queue_since)
+            self._off_queue_since = None
+            self._close_stretch()
+        self._queue_frozen = True
+
+    def longest_off_queue(self, now: float | None = None) -> float:
+        """The longest off-queue stretch so far, an open one included."""
+        now = time.monotonic() if now is None else now
+        current = now - self._off_queue_since if self._off_queue_since is not None else 0.0
+        return max(self.longest_off_queue_seconds, current)
 
     def zombie_end(self) -> None:
         """The socket is no longer believed open (or spoke again)."""
@@ -132,6 +202,23 @@ class AgentStats:
             "api_failures": self.api_failures,
             "api_latency_ms": dict(self._api_latency_summary()),
             "last_error": self.last_error,
+            "changes_failed": self.changes_failed,
+            "changes_retried": self.changes_retried,
+            "token_expires_at": round(self.token_expires_at, 3) if self.token_expires_at
+            else None,
+            "token_expires_in": round(max(0.0, self.token_expires_at - time.time()), 3)
+            if self.token_expires_at else None,
+            "longest_off_queue_seconds": round(self.longest_off_queue(), 3),
+            "off_queue_periods": self.off_queue_periods,
+            "off_queue_now": self._off_queue_since is not None,
+            "off_queue_current_seconds": round(time.monotonic() - self._off_queue_since, 3)
+            if self._off_queue_since is not None else 0.0,
+            "reconnect_backoff": dict(self.reconnect_backoff),
+            "off_queue_stretches": [
+                [round(start or 0.0, 3), None if end is None else round(end, 3)]
+                for start, end in self._off_queue_log
+            ],
+            "recent_reconnects": [[round(at, 3), round(ms, 1)] for at, ms in self._reconnect_log],
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }
 

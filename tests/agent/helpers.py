@@ -40,14 +40,15 @@ class AgentsThread:
     """An :class:`AgentManager` running on its own thread and event loop."""
 
     def __init__(self, url: str, users: list[str], mode: str = "resilient",
-                 log_path: str | None = None, timeout: float = 2.0, **options: Any) -> None:
+                 log_path: str | None = None, timeout: float = 2.0,
+                 status_path: str | None = None, **options: Any) -> None:
         from chaosgenesys.agent.config import Endpoint, config_from_options
         from chaosgenesys.agent.manager import AgentManager
 
         endpoint = Endpoint(url, url, CLIENT_ID, CLIENT_SECRET, timeout=timeout)
         config = config_from_options(mode, fast_options(**options))
         self.manager = AgentManager([(u, endpoint) for u in users], config, log_path=log_path,
-                                    rng_seed=1)
+                                    status_path=status_path, rng_seed=1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

@@ -29,8 +29,9 @@ def test_close_frame_reconnect_latency_and_resubscription(fast_sandbox: Any) -> 
         assert fast_sandbox.close_notification_sockets(code=1001) == 1
         assert wait_for(lambda: agents.stats()["reconnects"] == 1, 5)
         latency = agents.stats()["reconnect_latency_ms"]
-        # first backoff delay 250 ms ± 20 %, then a loopback connect and one PUT
-        assert 190 <= latency["min"] <= 1000, latency
+        # today's streaming client: the first delay is 2 s, no jitter (the old 250 ms ± 20 %
+        # is gone), then a loopback connect and one PUT
+        assert 2000 <= latency["min"] <= 2800, latency
         assert agents.stats()["last_disconnect_reason"] == "closed by server (1001)"
         # re-subscribed: a presence change made now reaches the agent as an event
         fast_sandbox.set_presence(AGENT_1, "Break")
@@ -39,13 +40,47 @@ def test_close_frame_reconnect_latency_and_resubscription(fast_sandbox: Any) -> 
 
 def test_socket_kept_closed_for_a_known_time_gives_latency_in_range(fast_sandbox: Any) -> None:
     with AgentsThread(fast_sandbox.url, [AGENT_1]) as agents:
-        fast_sandbox.inject_fault(r"^/channels/", status=503, duration=1.5)
+        fast_sandbox.inject_fault(r"^/channels/", status=503, duration=3.0, retry_after=1)
         fast_sandbox.close_notification_sockets(code=1011)
-        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 8)
+        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 12)
         latency = agents.stats()["reconnect_latency_ms"]["max"]
-        # tries at about 0.25, 0.75, 1.75 (3.75 at the latest, with jitter) seconds
-        assert 1500 <= latency <= 4600, latency
-        assert agents.stats()["hard_reconnects"] == 0
+        # tries at 2 s (refused) and 2 + 4 = 6 s: doubling, no jitter (Retry-After: 1 is less)
+        assert 6000 <= latency <= 6800, latency
+        stats = agents.stats()
+        assert stats["hard_reconnects"] == 0
+        # the delay reached is remembered (it only decays with time): 8 s next
+        assert stats["reconnect_backoff"]["next_delay"] == 8.0, stats["reconnect_backoff"]
+
+
+def test_retry_after_longer_than_the_backoff_is_honoured(fast_sandbox: Any) -> None:
+    with AgentsThread(fast_sandbox.url, [AGENT_1]) as agents:
+        fast_sandbox.inject_fault(r"^/channels/", status=503, count=1, retry_after=5)
+        fast_sandbox.close_notification_sockets(code=1011)
+        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 12)
+        latency = agents.stats()["reconnect_latency_ms"]["max"]
+        # refused at 2 s with Retry-After: 5 (more than the next delay, 4 s): back at 7 s
+        assert 7000 <= latency <= 7800, latency
+
+
+def test_a_restart_with_the_same_status_file_remembers_the_backoff(
+    fast_sandbox: Any, tmp_path: Any
+) -> None:
+    import json
+
+    status = tmp_path / "status.json"
+    with AgentsThread(fast_sandbox.url, [AGENT_1], status_path=str(status)) as agents:
+        fast_sandbox.inject_fault(r"^/channels/", status=503, duration=3.0)
+        fast_sandbox.close_notification_sockets(code=1011)
+        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 12)
+    remembered = json.loads(status.read_text())["agents"][AGENT_1]["reconnect_backoff"]
+    assert remembered["next_delay"] == 8.0, remembered
+    # "reloaded": the new desktop's first reconnect waits the remembered 8 s, not 2 s
+    with AgentsThread(fast_sandbox.url, [AGENT_1], status_path=str(status)) as agents:
+        assert agents.stats()["reconnect_backoff"]["next_delay"] == 8.0
+        fast_sandbox.close_notification_sockets(code=1011)
+        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 12)
+        latency = agents.stats()["reconnect_latency_ms"]["max"]
+        assert 8000 <= latency <= 8800, latency
 
 
 def test_socket_closing_opens_a_new_socket_first(fast_sandbox: Any) -> None:
@@ -99,3 +134,17 @@ def test_silent_socket_naive_stays_a_zombie(fast_sandbox: Any) -> None:
             assert stats["zombies_detected"] == 0 and stats["connected"]
             assert stats["reconnects"] == 0
             relay.resume()
+
+
+def test_a_401_on_reconnect_means_a_new_login_and_a_new_channel(fast_sandbox: Any) -> None:
+    with AgentsThread(fast_sandbox.url, [AGENT_1]) as agents:
+        first = agents.agent.channel_id
+        assert agents.stats()["token_refreshes"] == 1
+        fast_sandbox.inject_fault(r"^/channels/", status=401, count=1)
+        fast_sandbox.close_notification_sockets(code=1011)
+        assert wait_for(lambda: agents.stats()["reconnects"] == 1, 12)
+        stats = agents.stats()
+        # not retried as is: a new token first, then the next try on a new channel
+        assert stats["token_refreshes"] == 2, stats
+        assert agents.agent.channel_id not in ("", first)
+        assert 6000 <= stats["reconnect_latency_ms"]["max"] <= 6800, stats

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ def test_start_summary_stop_end_to_end(
     fast_sandbox: Any, configuration: Any, secrets: Any, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from chaoslib.exceptions import ActivityFailed
+
     from chaosgenesys.agent import actions, probes
 
     monkeypatch.setenv("CHAOSGENESYS_RUNTIME_DIR", str(tmp_path / "runtime"))
@@ -90,7 +93,22 @@ def test_start_summary_stop_end_to_end(
         fast_sandbox.close_notification_sockets(code=1001)
         assert wait_for(lambda: probes.agent_summary(AGENT_1)["reconnects"] == 1, 5)
         latency = probes.agent_summary(AGENT_1)["reconnect_latency_ms"]
-        assert 190 <= latency["max"] <= 1500
+        assert 2000 <= latency["max"] <= 3000  # the streaming client's first delay: 2 s
+        # the path, from the desktop's own view: no socket for the ~2 s of the reconnect
+        assert probes.desktop_max_reconnect_latency(AGENT_1) == latency["max"]
+        assert wait_for(lambda: probes.agent_summary(AGENT_1)["off_queue_now"] is False, 3)
+        longest = probes.desktop_longest_off_queue(AGENT_1)
+        assert 2.0 <= longest <= latency["max"] / 1000 + 1.0, (longest, latency)
+        assert probes.agent_summary(AGENT_1)["off_queue_periods"] == 1
+        # over a window: the last 10 minutes hold the same stretch and reconnect ...
+        assert abs(probes.desktop_longest_off_queue(AGENT_1, 600) - longest) < 0.6
+        assert probes.desktop_max_reconnect_latency(AGENT_1, 600) == latency["max"]
+        # ... the last second, once it has passed, neither
+        time.sleep(1.5)
+        assert probes.desktop_longest_off_queue(AGENT_1, window_seconds=1) == 0.0
+        assert probes.desktop_max_reconnect_latency(AGENT_1, window_seconds=1) == 0.0
+        with pytest.raises(ActivityFailed, match="window_seconds"):
+            probes.desktop_longest_off_queue(AGENT_1, window_seconds=-1)
     finally:
         stopped = actions.stop_agents(configuration=configuration, secrets=secrets)
     assert stopped["stopped"] == [run["id"]]

@@ -125,12 +125,18 @@ def _stderr_tail(path: str) -> str:
 
 
 def stop_agents(
-    run_id: str = "", configuration: Configuration = None, secrets: Secrets = None
+    run_id: str = "",
+    scope: str = "run",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Stop the synthetic agents started by ``start_agents`` (all runs, or ``run_id``).
+    """Stop the synthetic agents started by ``start_agents``: those of this run (``scope``
+    ``run``, the default: started by this process or a process it started), every run's
+    (``scope`` ``all``), or the one ``run_id`` names.
 
-    Idempotent: a natural rollback. Their final summaries stay readable by ``agent_summary``.
-    Returns ``{"stopped": [run ids]}``.
+    Another ``chaos run`` on the machine keeps its agents unless ``scope`` is ``all``, as the
+    fault registry's rule is (docs/faults.md). Idempotent: a natural rollback. Their final
+    summaries stay readable by ``agent_summary``. Returns ``{"stopped": [run ids]}``.
 
     ```json
     {"type": "action", "name": "stop-synthetic-agents",
@@ -139,9 +145,23 @@ def stop_agents(
     ```
     """
     from chaosgenesys.agent import process
+    from chaosgenesys.agent.runtime import list_runs
+    from chaosgenesys.faults import registry
 
     require_text("run_id", run_id, allow_empty=True)
-    stopped = process.stop_all([run_id] if run_id else None)
+    chosen = registry.check_scope(scope)
+    if run_id:
+        run_ids: list[str] | None = [run_id]
+    elif chosen == "all":
+        run_ids = None
+    else:
+        own_faults = {fault.id for fault in registry.mine()}
+        run_ids = [
+            str(record["id"])
+            for record in list_runs()
+            if record.get("fault_id") in own_faults
+        ]
+    stopped = process.stop_all(run_ids)
     return {"stopped": [record["id"] for record in stopped]}
 
 

@@ -67,13 +67,13 @@ def start_agents(
     require_text("log_path", log_path, allow_empty=True)
     require_text("netns", netns, allow_empty=True)
     if netns:
-        from pathlib import Path
+        from chaosgenesys.network.arguments import resolve_netns
 
-        if not Path("/run/netns", netns).exists():
+        if "/" in netns:  # the agents run under `ip netns exec`, which takes a name
             raise ActivityFailed(
-                f"netns {netns!r} does not exist (no /run/netns/{netns}); create it with "
-                "`ip netns add` first"
+                f"netns must be the name of a namespace under /run/netns, got {netns!r}"
             )
+        resolve_netns(netns)  # exists, and is a network namespace
     if options is not None and not isinstance(options, dict):
         raise ActivityFailed(f"options must be a mapping of agent options, got {options!r}")
     try:

@@ -90,3 +90,25 @@ def test_a_stale_name_under_run_netns_is_refused(tmp_path: Path) -> None:
             resolve_netns(stale.name)
     finally:
         stale.unlink()
+
+
+def test_start_agents_refuses_a_netns_that_is_not_a_named_network_namespace(
+    tmp_path: Path, registry_dir: Path
+) -> None:
+    """The agents run under ``ip netns exec NAME``: a path is refused, and so is a name under
+    /run/netns that is not a network namespace; no agent run is started or recorded."""
+    from chaosgenesys.agent import actions as agent_actions
+
+    start = agent_actions.start_agents
+    with pytest.raises(ActivityFailed, match=r"netns must be the name of a namespace"):
+        start(["u1"], netns="/proc/self/ns/uts")
+    run = Path("/run/netns")
+    run.mkdir(parents=True, exist_ok=True)
+    stale = run / f"cgagent{tmp_path.name[-6:].replace('_', '')}"
+    stale.write_text("")
+    try:
+        with pytest.raises(ActivityFailed, match=r"is not a network namespace"):
+            start(["u1"], netns=stale.name)
+    finally:
+        stale.unlink()
+    assert _recorded(registry_dir) == []

@@ -46,14 +46,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from chaoslib.exceptions import ActivityFailed, InterruptExecution
+from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
 
 from chaosgenesys.arguments import substitutes_own_arguments
+from chaosgenesys.controls.startup import StartupFailure
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.sandbox.runner import Sandbox
@@ -71,7 +70,8 @@ logger = logging.getLogger("chaostoolkit")
 
 _lock = threading.Lock()
 _running: Sandbox | None = None
-_startup_error: str | None = None
+#: What stopped the last configure_control, for before_experiment_control.
+_startup = StartupFailure("the Genesys sandbox did not start")
 #: The synthetic agent run this control started (``start_agents``' answer), if any.
 _agents: dict[str, Any] | None = None
 _MODES = ("resilient", "naive")
@@ -105,7 +105,7 @@ def configure_control(
     activity, with the reason.
     """
     global _running
-    with _remembering_failure():
+    with _startup.remembering("The Genesys sandbox control could not start"):
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
         if seed is not None and not isinstance(seed, str | dict):
@@ -133,7 +133,7 @@ def configure_control(
                 if type(error) is not ValueError:  # SeedError and friends: keep their type
                     raise
                 raise ActivityFailed(f"sandbox control: {error}") from None
-            sandbox.start()  # a failure is logged by _remembering_failure
+            sandbox.start()  # a failure is logged by _startup.remembering
             _running = sandbox
         if configuration is not None:
             for key in ("genesys_api_url", "genesys_login_url"):
@@ -149,21 +149,8 @@ def configure_control(
 
 def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None:
     """Stop the run, before anything executes, when the sandbox could not start."""
-    if _startup_error is not None:
-        raise InterruptExecution(f"the Genesys sandbox did not start: {_startup_error}")
+    _startup.refuse_if_failed()
 
-
-@contextmanager
-def _remembering_failure() -> Iterator[None]:
-    """Log and keep what stopped the sandbox from starting, for before_experiment_control."""
-    global _startup_error
-    _startup_error = None
-    try:
-        yield
-    except Exception as error:
-        _startup_error = str(error)
-        logger.error("The Genesys sandbox control could not start: %s", error)
-        raise
 
 
 def _check_agents(configuration: Configuration, agents: Any, agent_options: Any) -> str:

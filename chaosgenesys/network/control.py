@@ -48,13 +48,13 @@ import contextlib
 import logging
 import threading
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed, InterruptExecution
+from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
 
 from chaosgenesys.arguments import substitutes_own_arguments
+from chaosgenesys.controls.startup import StartupFailure
 
 __all__ = [
     "after_experiment_control",
@@ -72,8 +72,8 @@ _labs: list[str] = []
 _agent_runs: list[str] = []
 _state: dict[str, dict[str, Any]] = {}
 _MODES = ("resilient", "naive")
-#: Why the last configure_control failed (None: it did not), for before_experiment_control.
-_startup_error: str | None = None
+#: What stopped the last configure_control, for before_experiment_control.
+_startup = StartupFailure("the network lab was not created")
 
 
 def lab_state() -> dict[str, dict[str, Any]]:
@@ -102,7 +102,7 @@ def configure_control(
     is also logged and kept: :func:`before_experiment_control` then stops the run before any
     activity, with the reason (a run without its lab would measure nothing).
     """
-    with _remembering_failure():
+    with _startup.remembering("The network lab control could not create its lab"):
         _configure(
             configuration, secrets, name, udp_ports, tcp_ports, edge_port, agents, agent_options
         )
@@ -110,21 +110,8 @@ def configure_control(
 
 def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None:
     """Stop the run, before anything executes, when the lab could not be created."""
-    if _startup_error is not None:
-        raise InterruptExecution(f"the network lab was not created: {_startup_error}")
+    _startup.refuse_if_failed()
 
-
-@contextlib.contextmanager
-def _remembering_failure() -> Iterator[None]:
-    """Log and keep what stopped the lab from being created, for before_experiment_control."""
-    global _startup_error
-    _startup_error = None
-    try:
-        yield
-    except Exception as error:
-        _startup_error = str(error)
-        logger.error("The network lab control could not create its lab: %s", error)
-        raise
 
 
 def _configure(

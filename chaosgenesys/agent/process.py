@@ -31,7 +31,9 @@ from typing import Any
 
 from chaosgenesys.agent.runtime import agents_dir, list_runs, read_json, write_json_atomic
 
-__all__ = ["process_alive", "prune_runs", "revert", "start_run", "stop_run", "wait_ready"]
+__all__ = [
+    "process_alive", "prune_runs", "revert", "start_run", "start_time", "stop_run", "wait_ready"
+]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -49,7 +51,7 @@ RUNS_MAX_AGE = 7 * 24 * 3600.0
 RUNS_MIN_AGE = 60.0
 
 
-def _start_time(pid: int) -> str:
+def start_time(pid: int) -> str:
     """Field 22 of /proc/<pid>/stat: tells a reused pid from the process we started."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -58,17 +60,17 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[-1].split()[19]
 
 
-def process_alive(pid: int, start_time: str = "") -> bool:
-    """Whether ``pid`` runs and (when given) started at ``start_time``."""
+def process_alive(pid: int, started: str = "") -> bool:
+    """Whether ``pid`` runs and (when given) ``started`` is its :func:`start_time`."""
     if pid <= 0:
         return False
-    current = _start_time(pid)
+    current = start_time(pid)
     if not current:
         return False
     state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
     if state == "Z":
         return False
-    return not start_time or current == start_time
+    return not started or current == started
 
 
 def _registry() -> Any:
@@ -139,7 +141,7 @@ def start_run(
         "stderr": str(folder / "stderr.log"),
         "created_at": time.time(),
         "owner_pid": os.getpid(),
-        "owner_start_time": _start_time(os.getpid()),
+        "owner_start_time": start_time(os.getpid()),
         "pid": 0,
         "start_time": "",
         "fault_id": "",
@@ -167,7 +169,7 @@ def start_run(
             registry.revert(fault.id)
         raise
     record["pid"] = process.pid
-    record["start_time"] = _start_time(process.pid)
+    record["start_time"] = start_time(process.pid)
     write_json_atomic(folder / "run.json", record)
     if fault is not None:
         with contextlib.suppress(Exception):
@@ -284,14 +286,14 @@ def wait_ready(record: dict[str, Any], timeout: float) -> tuple[bool, dict[str, 
 def stop_run(record: dict[str, Any], timeout: float = _STOP_TIMEOUT) -> bool:
     """SIGTERM the run's process, SIGKILL after ``timeout``; True if it was running."""
     pid = int(record.get("pid") or 0)
-    start_time = str(record.get("start_time") or "")
-    if not process_alive(pid, start_time):
+    started = str(record.get("start_time") or "")
+    if not process_alive(pid, started):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process_alive(pid, start_time):
+        if not process_alive(pid, started):
             break
         _reap(pid)
         time.sleep(0.05)

@@ -29,6 +29,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.agent.process import start_time
+
 __all__ = ["FORMAT", "TimelineWriter", "find_timeline", "prune_timelines", "read_timeline"]
 
 FORMAT = "chaosgenesys.watch_events.timeline/1"
@@ -36,16 +38,8 @@ FORMAT = "chaosgenesys.watch_events.timeline/1"
 MAX_AGE = 7 * 24 * 3600.0
 
 
-def _start_time(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[-1].split()[19]
-
-
 def _writer() -> dict[str, Any]:
-    return {"pid": os.getpid(), "start_time": _start_time(os.getpid())}
+    return {"pid": os.getpid(), "start_time": start_time(os.getpid())}
 
 
 def timelines_dir() -> Path:
@@ -162,7 +156,7 @@ def prune_timelines(max_age: float = MAX_AGE, now: float | None = None) -> list[
             continue
         with contextlib.suppress(ActivityFailed):
             writer = read_timeline(path).get("writer") or {}
-            running = _start_time(pid)
+            running = start_time(pid)
             if running and writer.get("pid") == pid and writer.get("start_time") == running:
                 continue  # its writer still runs
         with contextlib.suppress(OSError):

@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from chaosgenesys.sandbox import browser_login, views
 from chaosgenesys.sandbox.clock import iso
-from chaosgenesys.sandbox.errors import SandboxHTTPError
+from chaosgenesys.sandbox.errors import SandboxHTTPError, oauth_error
 from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["add_routes", "invalid_client"]
@@ -41,15 +41,6 @@ def invalid_client() -> SandboxHTTPError:
     )
 
 
-def _oauth_error(status: int, error: str, description: str) -> SandboxHTTPError:
-    return SandboxHTTPError(
-        status,
-        description,
-        code=error,
-        body={"error": error, "description": description, "error_description": description},
-    )
-
-
 async def _token_form(request: web.Request) -> Mapping[str, object]:
     """The token request's form fields; a body that cannot be read as a form is the client's
     fault: 400 ``invalid_request`` in OAuth's error format (RFC 6749 section 5.2), never 500."""
@@ -60,7 +51,7 @@ async def _token_form(request: web.Request) -> Mapping[str, object]:
         # multipart body without its boundary or a part's name; LookupError: an unknown
         # charset; RuntimeError: an unknown transfer encoding; HttpProcessingError: a malformed
         # part header.
-        raise _oauth_error(
+        raise oauth_error(
             400, "invalid_request", f"the request body is not a readable form: {exc}"
         ) from None
 
@@ -100,7 +91,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
             credentials = (client_id, secret)
         grant_type = form.get("grant_type")
         if grant_type != "client_credentials":
-            raise _oauth_error(
+            raise oauth_error(
                 400,
                 "unsupported_grant_type",
                 f"grant type {grant_type!r} is not supported; use client_credentials",

@@ -43,7 +43,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from chaosgenesys.sandbox.errors import SandboxHTTPError
+from chaosgenesys.sandbox.errors import oauth_error
 from chaosgenesys.sandbox.state import SandboxState, User
 from chaosgenesys.sandbox.tokens import OAuthClient
 
@@ -58,15 +58,6 @@ USER_GRANTS = frozenset({"authorization_code", "refresh_token"})
 _MAX_PENDING = 10_000
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-
-
-def _oauth_error(status: int, error: str, description: str) -> SandboxHTTPError:
-    return SandboxHTTPError(
-        status,
-        description,
-        code=error,
-        body={"error": error, "description": description, "error_description": description},
-    )
 
 
 def _s256(verifier: str) -> str:
@@ -115,15 +106,15 @@ class BrowserLogins:
         client_id = params.get("client_id", "")
         client = self.state.tokens.clients.get(client_id)
         if client is None:
-            raise _oauth_error(400, "invalid_client", f"client_id {client_id!r} is not a client")
+            raise oauth_error(400, "invalid_client", f"client_id {client_id!r} is not a client")
         redirect_uri = params.get("redirect_uri", "")
         if not client.redirect_uris:
-            raise _oauth_error(
+            raise oauth_error(
                 400, "unauthorized_client",
                 f"client {client_id!r} has no redirect_uris: it cannot log users in",
             )
         if redirect_uri not in client.redirect_uris:
-            raise _oauth_error(
+            raise oauth_error(
                 400, "invalid_request",
                 f"redirect_uri {redirect_uri!r} is not registered for client {client_id!r}",
             )
@@ -142,7 +133,7 @@ class BrowserLogins:
                 fragment["state"] = state
             return f"{redirect_uri}#{urlencode(fragment)}"
         if response_type != "code":
-            raise _oauth_error(
+            raise oauth_error(
                 400, "unsupported_response_type",
                 f"response_type {response_type!r} is not supported; use token or code",
             )
@@ -150,12 +141,12 @@ class BrowserLogins:
         if challenge is not None:
             method = params.get("code_challenge_method", "")
             if method != "S256":
-                raise _oauth_error(
+                raise oauth_error(
                     400, "invalid_request",
                     f"code_challenge_method {method!r} is not supported; use S256",
                 )
             if not _CHALLENGE.match(challenge):
-                raise _oauth_error(
+                raise oauth_error(
                     400, "invalid_request",
                     "code_challenge must be the base64url SHA-256 of the verifier (43 chars)",
                 )
@@ -179,34 +170,34 @@ class BrowserLogins:
         client_id = basic[0] if basic is not None else form.get("client_id", "")
         client = self.state.tokens.clients.get(client_id)
         if client is None or (basic is not None and form.get("client_id", client_id) != client_id):
-            raise _oauth_error(401, "invalid_client", "authentication failed")
+            raise oauth_error(401, "invalid_client", "authentication failed")
         if basic is not None and self.state.tokens.authenticate(*basic) is None:
-            raise _oauth_error(401, "invalid_client", "authentication failed")
+            raise oauth_error(401, "invalid_client", "authentication failed")
         if form.get("grant_type") == "refresh_token":
             refresh = self._refresh.pop(form.get("refresh_token", ""), None)
             if refresh is None or refresh.client_id != client.client_id:
-                raise _oauth_error(400, "invalid_grant", "refresh_token is not valid")
+                raise oauth_error(400, "invalid_grant", "refresh_token is not valid")
             return self._issue(client, refresh.user_id)
         code = self._codes.pop(form.get("code", ""), None)
         if code is None or code.expires_at <= time.monotonic():
-            raise _oauth_error(400, "invalid_grant", "code is not valid (unknown, used or expired)")
+            raise oauth_error(400, "invalid_grant", "code is not valid (unknown, used or expired)")
         if code.client_id != client.client_id:
-            raise _oauth_error(400, "invalid_grant", "code was issued to another client")
+            raise oauth_error(400, "invalid_grant", "code was issued to another client")
         if form.get("redirect_uri", "") != code.redirect_uri:
-            raise _oauth_error(
+            raise oauth_error(
                 400, "invalid_grant", "redirect_uri differs from the authorize request's"
             )
         if code.challenge is not None:
             verifier = form.get("code_verifier", "")
             if not _VERIFIER.match(verifier):
-                raise _oauth_error(
+                raise oauth_error(
                     400, "invalid_request",
                     "code_verifier must be 43 to 128 characters of [A-Za-z0-9._~-]",
                 )
             if not hmac.compare_digest(_s256(verifier), code.challenge):
-                raise _oauth_error(400, "invalid_grant", "code_verifier does not match")
+                raise oauth_error(400, "invalid_grant", "code_verifier does not match")
         elif basic is None:
-            raise _oauth_error(
+            raise oauth_error(
                 401, "invalid_client",
                 "a code without a PKCE challenge needs the client's secret (HTTP Basic)",
             )
@@ -214,7 +205,7 @@ class BrowserLogins:
 
     def _issue(self, client: OAuthClient, user_id: str) -> dict[str, object]:
         if user_id not in self.state.users:
-            raise _oauth_error(400, "invalid_grant", "the user no longer exists")
+            raise oauth_error(400, "invalid_grant", "the user no longer exists")
         token, _record = self.state.tokens.issue(client, user_id)
         self._prune()
         refresh = secrets.token_urlsafe(32)
@@ -266,7 +257,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
             return web.Response(text=_FORM.format(hidden=hidden), content_type="text/html")
         user = logins.find_user(hint.strip())
         if user is None:
-            raise _oauth_error(
+            raise oauth_error(
                 400, "invalid_request", f"login_hint {hint!r} is not a user of the sandbox"
             )
         location = logins.authorize(params, user)
@@ -281,7 +272,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
         try:
             form = await request.post()
         except (ValueError, LookupError, RuntimeError, HttpProcessingError) as exc:
-            raise _oauth_error(
+            raise oauth_error(
                 400, "invalid_request", f"the request body is not a readable form: {exc}"
             ) from None
         return complete({k: v for k, v in form.items() if isinstance(v, str)})

@@ -14,6 +14,7 @@ __all__ = [
     "error_body",
     "error_response",
     "not_found",
+    "oauth_error",
     "rate_limit_message",
     "user_context_required",
 ]
@@ -158,6 +159,17 @@ USER_CONTEXT_MESSAGE = (
     "This request requires a user context. Client credentials cannot be used for requests to "
     "this resource."
 )
+
+
+def oauth_error(status: int, error: str, description: str) -> SandboxHTTPError:
+    """An error of the OAuth endpoints, in OAuth's shape (RFC 6749 section 5.2, as the platform
+    words it): ``{"error", "description", "error_description"}``."""
+    return SandboxHTTPError(
+        status,
+        description,
+        code=error,
+        body={"error": error, "description": description, "error_description": description},
+    )
 
 
 def user_context_required() -> SandboxHTTPError:

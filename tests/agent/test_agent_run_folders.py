@@ -72,7 +72,7 @@ def test_old_finished_folders_go_live_ones_stay(
     old_owner_alive = _folder(runtime, "old-owner-alive", 8 * DAY, pid=dead_pid,
                               owner=os.getpid())
     old_agents_alive = _folder(runtime, "old-agents-alive", 8 * DAY, pid=live, owner=dead_pid,
-                               start_time=process._start_time(live))
+                               start_time=process.start_time(live))
     recent_dead = _folder(runtime, "recent-dead", 2 * 3600, pid=dead_pid, owner=dead_pid)
     unreadable = runtime / "no-record"
     unreadable.mkdir()
@@ -131,7 +131,7 @@ def test_starting_agents_prunes_old_folders_and_records_its_owner(
         assert not old.exists()
         record = json.loads((Path(run["dir"]) / "run.json").read_text())
         assert record["owner_pid"] == os.getpid()
-        assert record["owner_start_time"] == process._start_time(os.getpid())
+        assert record["owner_start_time"] == process.start_time(os.getpid())
         # the live run is never pruned, whatever the bounds
         assert process.prune_runs(keep=0, max_age=0, now=time.time() + 30 * DAY) == []
     finally:

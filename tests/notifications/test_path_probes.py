@@ -241,7 +241,7 @@ def test_old_timelines_of_finished_processes_are_pruned(runtime: Path) -> None:
 
     def written(name: str, pid: int, age: float) -> Path:
         path = folder / name
-        writer = {"pid": pid, "start_time": timeline._start_time(pid)}
+        writer = {"pid": pid, "start_time": timeline.start_time(pid)}
         path.write_text(json.dumps({"format": timeline.FORMAT, "writer": writer}))
         os.utime(path, (time.time() - age,) * 2)
         return path

@@ -133,28 +133,27 @@ def before_experiment_control(
         )
 
 
-def before_method_control(context: Any, **kwargs: Any) -> None:
+def _enter(phase: str) -> None:
+    """The part of the run the next activities belong to: method, rollback or neither."""
     global _phase
     with _lock:
-        _phase = "method"
+        _phase = phase
+
+
+def before_method_control(context: Any, **kwargs: Any) -> None:
+    _enter("method")
 
 
 def after_method_control(context: Any, **kwargs: Any) -> None:
-    global _phase
-    with _lock:
-        _phase = ""
+    _enter("")
 
 
 def before_rollback_control(context: Any, **kwargs: Any) -> None:
-    global _phase
-    with _lock:
-        _phase = "rollback"
+    _enter("rollback")
 
 
 def after_rollback_control(context: Any, **kwargs: Any) -> None:
-    global _phase
-    with _lock:
-        _phase = ""
+    _enter("")
 
 
 def after_activity_control(

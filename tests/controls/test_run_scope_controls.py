@@ -100,7 +100,8 @@ def test_a_completed_run_reverts_its_fault_and_leaves_another_runs(
 
 
 #: Another run: its own sandbox, whose user reads take 300 ms, and a synthetic agent that
-#: syncs every 0.2 s against it (its WebSocket refused after a while too).
+#: syncs every 0.2 s against it; once the agent has made a slow call, its WebSocket is closed
+#: and refused.
 OTHER_AGENTS = """
 import json, os, sys, time
 launcher = os.getpid()
@@ -119,6 +120,16 @@ register_default_credentials(sandbox.url, sandbox.client_id, sandbox.client_secr
 config = {"genesys_api_url": sandbox.url, "genesys_login_url": sandbox.url}
 run = start_agents([sys.argv[2]], options={"sync_interval": 0.2}, configuration=config)
 inject_api_fault("^/api/v2/users/", delay_ms=300, configuration=config)
+# Slow first: its agent makes a slow call (read back from its status file) before the refusal.
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        calls = json.load(open(run["status"]))["api_calls"]
+    except (OSError, ValueError, KeyError):
+        calls = []
+    if any(call[1] >= 300 for call in calls):
+        break
+    time.sleep(0.05)
 inject_api_fault("notifications|channels", status=503, configuration=config)
 close_notification_sockets(code=1011, configuration=config)
 print(run["id"], os.getpid(), flush=True)

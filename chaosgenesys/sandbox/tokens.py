@@ -35,13 +35,16 @@ class OAuthClient:
 @dataclass
 class TokenRecord:
     """What the sandbox knows about one access token; ``user_id`` is set for user tokens
-    (browser logins), ``None`` for client credentials."""
+    (browser logins), ``None`` for client credentials. ``grant`` is how it was obtained, as
+    ``/api/v2/tokens/me`` names it: ``CLIENT-CREDENTIALS``, ``CODE`` (authorization code, with
+    or without PKCE, and its refreshes) or ``TOKEN`` (implicit)."""
 
     client_id: str
     issued_at: float
     expires_at: float
     revoked: bool = False
     user_id: str | None = None
+    grant: str = "CLIENT-CREDENTIALS"
 
     def is_valid(self, now: float | None = None) -> bool:
         """Not revoked and not expired."""
@@ -81,12 +84,17 @@ class TokenStore:
             return None
         return client
 
-    def issue(self, client: OAuthClient, user_id: str | None = None) -> tuple[str, TokenRecord]:
-        """A new access token for ``client`` (a user token when ``user_id`` is given)."""
+    def issue(
+        self, client: OAuthClient, user_id: str | None = None, grant: str = "CLIENT-CREDENTIALS"
+    ) -> tuple[str, TokenRecord]:
+        """A new access token for ``client`` (a user token when ``user_id`` is given, obtained
+        through ``grant``: see :class:`TokenRecord`)."""
         self._prune()
         token = secrets.token_urlsafe(32)
         now = time.time()
-        record = TokenRecord(client.client_id, now, now + client.token_lifetime, user_id=user_id)
+        record = TokenRecord(
+            client.client_id, now, now + client.token_lifetime, user_id=user_id, grant=grant
+        )
         self._tokens[token] = record
         return token, record
 

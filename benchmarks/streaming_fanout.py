@@ -54,7 +54,7 @@ from _common import (
     sandbox_process,
     user_id,
 )
-from xmpp_load import StreamingLoadClient, browser_login
+from xmpp_load import StreamingLoadClient, browser_login, child_cpu_seconds
 
 from chaosgenesys.sandbox.xmpp import NS_JSON, NS_PUBSUB_EVENT, parse_frame
 
@@ -221,6 +221,7 @@ async def measure(url: str, agents: int, changes: int) -> dict[str, Any]:
         patch_headers = {"Authorization": f"Bearer {admin}"}
         sequence = ["Busy", "Available"]  # the watched users start Available
         incomplete: list[str] = []
+        cpu = {"xmpp": [0.0, 0.0], "json": [0.0, 0.0]}
         try:
             for index in range(changes + 1):  # change 0: unmeasured check of every socket
                 for kind in ("xmpp", "json"):
@@ -228,6 +229,8 @@ async def measure(url: str, agents: int, changes: int) -> dict[str, Any]:
                     rounds.start(kind, index, name)
                     body = {"presenceDefinition": {"id": presence[normalise(name)]}}
                     patch_url = f"{url}/api/v2/users/{watched[kind]}/presences/purecloud"
+                    sandbox_cpu = child_cpu_seconds("sandbox")
+                    own_cpu = time.process_time()
                     rounds.sent = time.perf_counter()
                     async with http.patch(patch_url, headers=patch_headers, json=body) as r:
                         if r.status != 200:
@@ -241,6 +244,10 @@ async def measure(url: str, agents: int, changes: int) -> dict[str, Any]:
                                 f"{kind}: only {got} of {agents} sockets got the first event "
                                 f"within {DELIVERY_TIMEOUT:.0f} s") from None
                         incomplete.append(f"{kind} #{index}: {got}/{agents}")
+                    sandbox_after = child_cpu_seconds("sandbox")
+                    if index and sandbox_cpu and sandbox_after:
+                        cpu[kind][0] += sandbox_after[1] - sandbox_cpu[1]
+                        cpu[kind][1] += time.process_time() - own_cpu
                     rounds.check()
                     await asyncio.sleep(0.05)
         finally:
@@ -257,6 +264,7 @@ async def measure(url: str, agents: int, changes: int) -> dict[str, Any]:
         "expected": agents * changes,
         "incomplete": incomplete,
         "wrong": rounds.wrong,
+        "cpu": cpu,
         "statuses": statuses,
         "setup": streaming_setup,
         "disconnects": disconnects,
@@ -291,6 +299,10 @@ def body() -> None:
         figures.append(Figure(
             "ratio streaming / JSON: p50 / p99 / max",
             f"{x[0] / j[0]:.2f} / {x[1] / j[1]:.2f} / {x[2] / j[2]:.2f}"))
+    for kind, label in (("xmpp", "streaming (XMPP)"), ("json", "JSON channel")):
+        sandbox_ms, client_ms = (x * 1000 / changes for x in result["cpu"][kind])
+        figures.append(Figure(f"{label}: CPU per change, sandbox / clients",
+                              f"{sandbox_ms:.1f} / {client_ms:.1f}", "ms"))
     figures.append(Figure("events without the presence of their change", result["wrong"], "",
                           "0", result["wrong"] == 0))
     statuses = result["statuses"]

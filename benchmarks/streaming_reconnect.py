@@ -65,7 +65,7 @@ from _common import (
     sandbox_process,
     user_id,
 )
-from xmpp_load import StreamingLoadClient, browser_login, expected_delays_ms
+from xmpp_load import StreamingLoadClient, browser_login, child_cpu_seconds, expected_delays_ms
 
 LOAD = 500
 SAMPLE = 5
@@ -192,6 +192,7 @@ class Storm:
     hard: int
     delivered: int
     expected: int
+    cpu: tuple[float, float]  # CPU seconds from the drop to all back: sandbox, this process
 
 
 async def storm(
@@ -208,6 +209,8 @@ async def storm(
     await asyncio.sleep(0.6)
     official_since = time.time() * 1000
     official_connects = [len(o.steps("connected")) for o in officials]
+    sandbox_cpu = child_cpu_seconds("sandbox")
+    own_cpu = time.process_time()
     drop_wall = time.time() * 1000
     drop = time.perf_counter()
     if how == "close":
@@ -233,6 +236,9 @@ async def storm(
             break
         await asyncio.sleep(0.02)
     back_s = time.perf_counter() - drop
+    own_cpu = time.process_time() - own_cpu
+    sandbox_after = child_cpu_seconds("sandbox")
+    cpu = (sandbox_after[1] - sandbox_cpu[1] if sandbox_cpu and sandbox_after else -1.0, own_cpu)
     await asyncio.sleep(1.0)
     stop_poll.set()
     await poller
@@ -286,7 +292,7 @@ async def storm(
             break
     return Storm(how, dropped, all_back, back_s, back_ms, latency, first_attempt, attempts,
                  statuses, peak_rps(samples), official_latency, hard, delivered,
-                 len(clients) + len(officials))
+                 len(clients) + len(officials), cpu)
 
 
 async def measure(url: str, port: int, load: int, sample: int) -> dict[str, Any]:
@@ -405,6 +411,8 @@ def figures_of(result: Storm, load: int, sample: int) -> list[Figure]:
         Figure(f"{tag} hard reconnects (new channel)", result.hard),
         Figure(f"{tag} peak requests/s at the sandbox (250 ms buckets)", result.peak_rps,
                "req/s"),
+        Figure(f"{tag} CPU from the drop to all back: sandbox / load clients",
+               f"{result.cpu[0]:.2f} / {result.cpu[1]:.2f}", "s"),
         Figure(f"{tag} a presence change afterwards reaches",
                f"{result.delivered} of {result.expected}", "", "all",
                result.delivered == result.expected),

@@ -620,3 +620,28 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def child_cpu_seconds(word: str) -> tuple[int, float] | None:
+    """``(pid, user+system CPU seconds)`` of this process's child whose command line contains
+    ``word`` (the sandbox subprocess), from ``/proc``; None if there is none."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            children = [int(x) for x in handle.read().split()]
+    except OSError:
+        return None
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                if word.encode() not in handle.read():
+                    continue
+            with open(f"/proc/{child}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return child, (int(fields[11]) + int(fields[12])) / ticks
+    return None

@@ -65,7 +65,13 @@ from _common import (
     sandbox_process,
     user_id,
 )
-from xmpp_load import StreamingLoadClient, browser_login, child_cpu_seconds, expected_delays_ms
+from xmpp_load import (
+    StreamingLoadClient,
+    browser_login,
+    child_cpu_seconds,
+    expected_delays_ms,
+    listen_overflows,
+)
 
 LOAD = 500
 SAMPLE = 5
@@ -193,6 +199,7 @@ class Storm:
     delivered: int
     expected: int
     cpu: tuple[float, float]  # CPU seconds from the drop to all back: sandbox, this process
+    overflows: int  # the kernel's ListenOverflows over the same window (whole namespace)
 
 
 async def storm(
@@ -211,6 +218,7 @@ async def storm(
     official_connects = [len(o.steps("connected")) for o in officials]
     sandbox_cpu = child_cpu_seconds("sandbox")
     own_cpu = time.process_time()
+    overflows = listen_overflows()
     drop_wall = time.time() * 1000
     drop = time.perf_counter()
     if how == "close":
@@ -237,6 +245,7 @@ async def storm(
         await asyncio.sleep(0.02)
     back_s = time.perf_counter() - drop
     own_cpu = time.process_time() - own_cpu
+    overflows = listen_overflows() - overflows
     sandbox_after = child_cpu_seconds("sandbox")
     cpu = (sandbox_after[1] - sandbox_cpu[1] if sandbox_cpu and sandbox_after else -1.0, own_cpu)
     await asyncio.sleep(1.0)
@@ -292,7 +301,7 @@ async def storm(
             break
     return Storm(how, dropped, all_back, back_s, back_ms, latency, first_attempt, attempts,
                  statuses, peak_rps(samples), official_latency, hard, delivered,
-                 len(clients) + len(officials), cpu)
+                 len(clients) + len(officials), cpu, overflows)
 
 
 async def measure(url: str, port: int, load: int, sample: int) -> dict[str, Any]:
@@ -413,6 +422,8 @@ def figures_of(result: Storm, load: int, sample: int) -> list[Figure]:
                "req/s"),
         Figure(f"{tag} CPU from the drop to all back: sandbox / load clients",
                f"{result.cpu[0]:.2f} / {result.cpu[1]:.2f}", "s"),
+        Figure(f"{tag} connections dropped by a full accept queue (kernel ListenOverflows)",
+               result.overflows),
         Figure(f"{tag} a presence change afterwards reaches",
                f"{result.delivered} of {result.expected}", "", "all",
                result.delivered == result.expected),

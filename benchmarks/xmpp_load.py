@@ -645,3 +645,18 @@ def child_cpu_seconds(word: str) -> tuple[int, float] | None:
             continue
         return child, (int(fields[11]) + int(fields[12])) / ticks
     return None
+
+
+def listen_overflows() -> int:
+    """The kernel's ``TcpExt ListenOverflows`` counter (``/proc/net/netstat``, this network
+    namespace): connections dropped because a listening socket's accept queue was full."""
+    try:
+        with open("/proc/net/netstat") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return -1
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", -1))
+    return -1

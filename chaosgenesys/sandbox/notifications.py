@@ -258,6 +258,7 @@ class NotificationHub:
         self._session_counts: dict[str, int] = {}
         #: The streaming service's sessions (``streaming.py`` sets it): faults reach them too.
         self.streaming: StreamingSessions | None = None
+        self._streaming_channels: dict[str, str] = {}
         events.subscribe(self._on_event)
 
     @property
@@ -438,9 +439,7 @@ class NotificationHub:
         """Stop delivering to ``socket``; its channel counts as unconnected from now on."""
         if self._sockets.get(socket.channel_id) is socket:
             del self._sockets[socket.channel_id]
-            channel = self._registry.get(socket.channel_id)
-            if channel is not None:
-                channel.connected = False
+            self._mark_connected(socket.channel_id)
             self._update_sessions(socket.channel_id)
 
     def _update_sessions(self, channel_id: str) -> None:
@@ -452,11 +451,24 @@ class NotificationHub:
             new = frozenset()
         self._set_holder(channel_id, new)
 
-    def streaming_session(self, key: str, user_id: str | None) -> None:
-        """A streaming session ``key`` is bound as ``user_id`` (an agent desktop session of that
-        user, whatever it subscribes to), or has ended (``None``). Counted with the JSON
-        channel's sessions: the platform reaction sees one count per user."""
+    def streaming_session(self, key: str, channel_id: str, user_id: str | None) -> None:
+        """A streaming session ``key`` on ``channel_id`` is bound as ``user_id`` (an agent
+        desktop session of that user, whatever it subscribes to), or has ended (``None``).
+        Counted with the JSON channel's sessions: the platform reaction sees one count per
+        user. A channel with a bound session counts as connected (evicted last)."""
+        if user_id:
+            self._streaming_channels[key] = channel_id
+        else:
+            self._streaming_channels.pop(key, None)
+        self._mark_connected(channel_id)
         self._set_holder(f"xmpp {key}", frozenset((user_id,)) if user_id else frozenset())
+
+    def _mark_connected(self, channel_id: str) -> None:
+        channel = self._registry.get(channel_id)
+        if channel is not None:
+            channel.connected = channel_id in self._sockets or (
+                channel_id in self._streaming_channels.values()
+            )
 
     def _set_holder(self, key: str, new: frozenset[str]) -> None:
         """Record the users whose session ``key`` (a JSON socket's channel id, or a streaming

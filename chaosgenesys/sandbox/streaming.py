@@ -296,7 +296,7 @@ class StreamingService:
         if self._sessions.get(session.channel_id) is session:
             del self._sessions[session.channel_id]
         if session.bound:
-            self.hub.streaming_session(session.stream_id, None)
+            self.hub.streaming_session(session.stream_id, session.channel_id, None)
 
     async def _ping_loop(self, session: _Session) -> None:
         while not session.closing:
@@ -519,7 +519,7 @@ class StreamingService:
     def _attach(self, session: _Session) -> None:
         previous = self._sessions.get(session.channel_id)
         self._sessions[session.channel_id] = session
-        self.hub.streaming_session(session.stream_id, session.user_id)
+        self.hub.streaming_session(session.stream_id, session.channel_id, session.user_id)
         if previous is not None and previous is not session:
             logger.info("streaming: channel %s: new session displaces old", session.channel_id)
             self._detach(previous)

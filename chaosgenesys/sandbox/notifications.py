@@ -675,14 +675,11 @@ class NotificationHub:
         for socket in sockets:
             self._detach(socket)
         waits = [socket.close(code, "Closed by the sandbox") for socket in sockets]
-        streaming = (
-            self.streaming.close_sessions(code, user_ids, sessions_only)
-            if self.streaming is not None
-            else None
-        )
+        streamed = 0
+        if self.streaming is not None:  # its closes go out while the sockets' do
+            streamed = await self.streaming.close_sessions(code, user_ids, sessions_only)
         if waits:
             await asyncio.wait(waits, timeout=CLOSE_TIMEOUT)
-        streamed = await streaming if streaming is not None else 0
         logger.info(
             "sandbox notifications: closed %d socket(s) and %d streaming session(s) with code %d",
             len(sockets), streamed, code,

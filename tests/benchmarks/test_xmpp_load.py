@@ -151,3 +151,30 @@ def test_backoff_follows_client_js_and_exponential_backoff() -> None:
     assert backoff.starting_delay() == MAX_DELAY_MS
     now[0] += 60 * 60 * 1000 + 1
     assert backoff.starting_delay() == INITIAL_DELAY_MS
+
+
+def test_all_clients_come_back_after_the_sandbox_closes_every_session(sb: Sandbox) -> None:
+    """The drop ``streaming_reconnect.py`` uses: ``close_notification_sockets`` (code 1001)."""
+
+    async def scenario() -> None:
+        received: list[tuple[int, str]] = []
+        async with aiohttp.ClientSession() as http:
+            clients = await _connected(http, sb, received)
+            try:
+                closed = await asyncio.to_thread(sb.close_notification_sockets, 1001)
+                assert closed == 3
+                deadline = time.monotonic() + 15
+                while not all(len(c.connects) == 2 for c in clients):
+                    assert time.monotonic() < deadline, [c.connects for c in clients]
+                    await asyncio.sleep(0.02)
+                for client in clients:
+                    assert len(client.disconnects) == 1 and len(client.attempts) == 2
+                    waited = client.attempts[1] - client.disconnects[0]
+                    assert waited >= INITIAL_DELAY_MS / 1000 - 0.005, waited
+                    assert client.statuses == {200: 2, 101: 2}  # no 429, no REST call
+                await asyncio.to_thread(sb.set_presence, WATCHED, "Busy")
+                assert await _wait_events(received, "Busy") == {0, 1, 2}
+            finally:
+                await asyncio.gather(*(c.stop() for c in clients))
+
+    asyncio.run(scenario())

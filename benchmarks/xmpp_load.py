@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -399,12 +399,12 @@ class StreamingLoadClient:
         stream = self._stream
         if stream is not None and not stream.ws.closed:
             stream.send(element("close", {"xmlns": NS_FRAMING}))
-            with _suppress():
+            with contextlib.suppress(TimeoutError, ConnectionError, aiohttp.ClientError):
                 await asyncio.wait_for(stream.closed.wait(), 1.0)
             await stream.ws.close()
         if self._task is not None:
             self._task.cancel()
-            with _suppress():
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
                 await self._task
 
     async def _run(self) -> None:
@@ -601,25 +601,6 @@ def _json(body: Any) -> str:
     import json
 
     return json.dumps(body)
-
-
-class _suppress:
-    """``contextlib.suppress`` for the errors a closing socket raises."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(
-            kind, (asyncio.CancelledError, TimeoutError, ConnectionError, aiohttp.ClientError)
-        )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile (as ``_common.percentile``), for callers without ``_common``."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def child_cpu_seconds(word: str) -> tuple[int, float] | None:

@@ -178,3 +178,29 @@ def test_all_clients_come_back_after_the_sandbox_closes_every_session(sb: Sandbo
                 await asyncio.gather(*(c.stop() for c in clients))
 
     asyncio.run(scenario())
+
+
+def test_a_429_is_counted_and_its_retry_after_honoured_without_raising_the_backoff(
+    sb: Sandbox,
+) -> None:
+    """The 429 count of ``streaming_reconnect.py`` sees what the sandbox answers, and the client
+    waits as client.js does: ``Retry-After``, then the next exponential delay (2 s)."""
+
+    async def scenario() -> None:
+        sb.inject_fault("^/api/v2/notifications/channels$", status=429, method="POST",
+                        count=1, retry_after=1)
+        async with aiohttp.ClientSession() as http:
+            token = await browser_login(http, sb.url, CLIENT_ID, REDIRECT, AGENT_1)
+            client = StreamingLoadClient(http, sb.url, token, topics=[TOPIC])
+            client.start()
+            try:
+                await asyncio.wait_for(client.connected.wait(), 10)
+                assert client.statuses == {200: 2, 429: 1, 101: 1}  # users/me once
+                assert len(client.attempts) == 2
+                waited = client.attempts[1] - client.attempts[0]
+                assert waited >= 1 + INITIAL_DELAY_MS / 1000 - 0.005, waited
+                assert client.backoff.data["currentDelayMs"] == 0
+            finally:
+                await client.stop()
+
+    asyncio.run(scenario())

@@ -1,0 +1,278 @@
+"""The official ``genesys-cloud-streaming-client`` (19.4.1, Node) under faults: it reconnects
+the way its own code decides, and its reconnect latency, measured from its own ``disconnected``
+and ``connected`` events, matches what its backoff predicts.
+
+The prediction, read from ``node_modules/genesys-cloud-streaming-client/dist/cjs/`` and
+``node_modules/exponential-backoff/dist/`` (3.1.3):
+
+- **Trigger.** When the WebSocket of a connected session ends, stanza emits ``disconnected``;
+  ``client.js handleStanzaDisconnectedEvent`` emits ``disconnected {reconnecting: true}`` at
+  once and calls ``connect({keepTryingOnFailure: true})``: ``numOfAttempts`` Infinity,
+  ``maxDelay`` 90 000 ms, ``jitter: 'none'``.
+- **Schedule.** ``connect``: ``startingDelay = getStartingDelay()`` = max(remembered
+  ``currentDelayMs``, ``INITIAL_DELAY`` 2000), at most 90 000; ``delayFirstAttempt =
+  hasMadeInitialAttempt`` (true after the first connect), so exponential-backoff's
+  ``AlwaysDelay`` waits ``startingDelay * 2**n`` (``timeMultiple`` 2, capped at ``maxDelay``)
+  before attempt n = 0, 1, 2, ...: with nothing remembered, attempts at +2, +6, +14, +30 s, ...
+  (gaps 2, 4, 8, 16, ... 90 s). No jitter: the schedule is exact up to timer lateness.
+- **Memory.** Each failed attempt: ``backoffConnectRetryHandler`` → ``increaseBackoff``:
+  ``currentDelayMs = max(2 * currentDelayMs, 4000)`` in ``sessionStorage``
+  ``sc_connectionData_<appName>`` (``getSessionStoreKey``), ``nextDelayReductionTime = now + 5 *
+  currentDelayMs``. It does not change the running schedule (``startingDelay`` is read once per
+  ``connect``); it is the starting delay of the *next* drop's reconnect until the reduction
+  timer halves it (``decreaseBackoff``, armed after the successful attempt). After one refused
+  attempt: 4000 ms, so a drop within 20 s of it reconnects after 4 s, not 2 s.
+- **Retry-After.** Honoured only when the failure carries an HTTP response
+  (``err.response.headers['retry-after']``: the REST calls of a hard reconnect). A refused
+  WebSocket upgrade never does: ``connection-manager.js handleSessionDisconnected`` rejects with
+  no error at all, so a 503's ``Retry-After`` is not seen and the plain schedule applies.
+- **Stop.** ``backoffConnectRetryHandler`` returns false (no retry) on HTTP 401/403
+  (``networkErrorNeedsAuth``) and on a SASL failure outside ``saslErrorIsRetryable``'s list
+  (``encryption-required``, ``incorrect-encoding``, ``invalid-mechanism``, ``malformed-request``,
+  ``mechanism-too-weak``): ``not-authorized`` → ``StreamingClientError`` ``invalid_token``; in
+  19.4.1 the background reconnect's promise rejects with it (no ``disconnected`` follows).
+- **Attempt.** ``makeConnectionAttempt``: a soft reconnect (the same channel, no REST) unless
+  ``hardReconnectRequired``; one WebSocket attempt times out after 15 s
+  (``getNewStanzaConnection``); ``connected`` is emitted after XMPP ``session:started``, the
+  extensions' set-up and the ``enable.server.side.pings`` subscription.
+
+So the reconnect latency after k refused attempts is ``sum(min(S * 2**i, 90) for i in 0..k)``
+seconds (S = 2 unless remembered) plus k + 1 attempt durations. **Tolerance**: the latency may
+not be shorter than the sum of the delays less 50 ms (timers never fire early; the margin is
+for the two processes' timestamps), and not longer by more than 1.0 s: one handshake takes
+~20-50 ms on loopback (measured), and the second is left for a machine loaded by parallel runs.
+1.0 s is half the smallest backoff step, so a missing or extra attempt cannot hide in it. Each
+refused attempt's start is also checked against the schedule itself (attempt n at
+``S * (2**(n+1) - 1)`` s after ``disconnected``, same tolerance).
+
+Faults used here and how each makes the session end: a TCP reset through
+``chaosgenesys.sockets.reset_connections`` (only the client process's loopback connections to
+the sandbox's port), a 503 window and a delay on ``^/stream/channels/`` through the sandbox's
+own faults, a close frame from ``chaosgenesys.proxy`` (reverse mode in front of the sandbox),
+and ``expire_tokens``. ``docs/sandbox-streaming.md`` "The official client under faults" has the
+measured latencies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from chaosgenesys.sandbox import Sandbox
+from tests.sandbox.sandbox_helpers import AGENT_1, CLIENT_ID, make_seed
+from tests.sandbox.streaming_driver import Event, StreamingSession
+from tests.sandbox.streaming_helpers import REDIRECT
+
+#: client.js INITIAL_DELAY, in seconds.
+FIRST_STEP = 2.0
+#: connect()'s default maxDelayBetweenConnectionAttempts, in seconds.
+CAP = 90.0
+EARLY = 0.05
+LATE = 1.0
+
+
+def delays(failures: int, start: float = FIRST_STEP) -> list[float]:
+    """The waits before each attempt of one reconnect, ``failures`` refused ones first."""
+    return [min(start * 2**n, CAP) for n in range(failures + 1)]
+
+
+def within(measured: float, predicted: float) -> bool:
+    return predicted - EARLY <= measured <= predicted + LATE
+
+
+def check_latency(down: Event, up: Event, predicted: float) -> float:
+    """Reconnect latency (``disconnected`` to ``connected``) against the prediction; printed
+    (``pytest -s``) for docs/sandbox-streaming.md."""
+    latency = float(up["t"] - down["t"])
+    print(f"reconnect latency {latency:.3f} s, predicted {predicted:.1f} s")
+    assert within(latency, predicted), (latency, predicted)
+    return latency
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    seed = make_seed()
+    seed["clients"][0]["redirect_uris"] = [REDIRECT]
+    with Sandbox(seed=seed) as sandbox:
+        yield sandbox
+
+
+def reset(sb: Sandbox, client: StreamingSession) -> float:
+    """A real TCP reset of the client's connections to the sandbox; the time it was done."""
+    from chaosgenesys.sockets.actions import reset_connections
+
+    result = reset_connections(
+        destinations=["127.0.0.1"], ports=[str(sb.port)], pid=client.pid
+    )
+    assert result["count"] >= 1, result
+    return time.monotonic()
+
+
+def reconnect(client: StreamingSession, since: int, timeout: float = 20.0
+              ) -> tuple[Event, Event, list[Event]]:
+    """The client's ``disconnected`` after ``since``, the ``connected`` after it, and the
+    WebSocket attempts between them."""
+    down = client.wait_for("disconnected", since=since, timeout=timeout)
+    assert down["reconnecting"] is True, down
+    index = client.events.index(down)
+    up = client.wait_for("connected", since=index, timeout=timeout)
+    attempts = client.select(
+        "ws", since=index, where=lambda e: e["phase"] == "attempt" and e["t"] <= up["t"]
+    )
+    return down, up, attempts
+
+
+def channel_posts(sb: Sandbox) -> int:
+    return sb.requests(r"^/api/v2/notifications/channels$", "POST")
+
+
+def upgrades(sb: Sandbox, channel_id: str) -> int:
+    return sb.requests(f"^/stream/channels/{channel_id}$", "GET")
+
+
+def test_tcp_reset_reconnects_after_the_first_step(sb: Sandbox) -> None:
+    """A reset: ``disconnected`` at once, one attempt 2 s later on the same channel (a soft
+    reconnect: no new channel), ``connected``."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        first = client.events[-1]
+        mark = client.mark()
+        when = reset(sb, client)
+        down, up, attempts = reconnect(client, mark)
+        assert down["t"] - when < 0.5  # noticed at once (a loopback RST)
+        check_latency(down, up, sum(delays(0)))
+        assert len(attempts) == 1
+        assert within(attempts[0]["t"] - down["t"], FIRST_STEP)
+        assert up["channelId"] == first["channelId"]
+        assert channel_posts(sb) == 1
+        assert upgrades(sb, first["channelId"]) == 2
+
+
+def test_refused_upgrades_follow_the_schedule_and_are_remembered(sb: Sandbox) -> None:
+    """Upgrades refused with 503 (``Retry-After: 3``) for 5 s after a reset: the attempt at
+    +2 s is refused, the one at +6 s (4 s later, Retry-After not seen) connects. The refusal is
+    remembered (``currentDelayMs`` 4000): a second drop right after waits 4 s, not 2 s."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        channel = client.events[-1]["channelId"]
+        assert client.events[-1]["backoff"] is None
+        sb.inject_fault("^/stream/channels/", status=503, duration=5.0, retry_after=3)
+        mark = client.mark()
+        reset(sb, client)
+        down, up, attempts = reconnect(client, mark)
+        check_latency(down, up, sum(delays(1)))  # 2 + 4 s
+        assert len(attempts) == 2
+        assert within(attempts[0]["t"] - down["t"], 2.0)
+        assert within(attempts[1]["t"] - down["t"], 6.0)
+        refused = client.select("ws", since=mark, where=lambda e: e["phase"] == "error")
+        assert [e["status"] for e in refused] == [503]
+        assert upgrades(sb, channel) == 3  # the first connect, the refused one, the last one
+        assert channel_posts(sb) == 1  # soft reconnects: the same channel
+        remembered = up["backoff"]
+        assert remembered["key"] == "sc_connectionData_chaosgenesys-test"
+        assert remembered["currentDelayMs"] == 4000
+
+        mark = client.mark()
+        reset(sb, client)
+        down, up, attempts = reconnect(client, mark)
+        check_latency(down, up, sum(delays(0, start=4.0)))
+        assert len(attempts) == 1
+
+
+def test_delayed_upgrade_adds_its_delay(sb: Sandbox) -> None:
+    """The upgrade answered 1.5 s late (under the client's 15 s attempt timeout): one attempt at
+    +2 s that takes 1.5 s longer; nothing is counted as a failure (no backoff remembered)."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        sb.inject_fault("^/stream/channels/", delay_ms=1500, count=1)
+        mark = client.mark()
+        reset(sb, client)
+        down, up, attempts = reconnect(client, mark)
+        check_latency(down, up, FIRST_STEP + 1.5)
+        assert len(attempts) == 1
+        assert within(attempts[0]["t"] - down["t"], FIRST_STEP)
+        assert up["backoff"] is None
+
+
+def test_expired_token_keeps_the_session_and_a_reconnect_meets_invalid_token(
+    sb: Sandbox,
+) -> None:
+    """``expire_tokens``: the live session is not ended (the platform checks the token at SASL
+    only) and still gets events; after a reset, the attempt at +2 s fails SASL
+    ``not-authorized``: ``invalid_token``, and no attempt follows (the next would be at +6 s)."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        topic = f"v2.users.{AGENT_1}.presence"
+        client.send({"cmd": "subscribe", "topic": topic, "immediate": True})
+        client.wait_for("subscribed")
+        assert sb.expire_tokens(CLIENT_ID) >= 1
+        mark = client.mark()
+        sb.set_presence(AGENT_1, "Break")
+        event = client.wait_for("notify", since=mark, timeout=5,
+                                where=lambda e: e["topic"] == topic)
+        assert event["data"]["eventBody"]["presenceDefinition"]["systemPresence"] == "Break"
+        assert client.select("disconnected", since=mark) == []
+
+        mark = client.mark()
+        reset(sb, client)
+        down = client.wait_for("disconnected", since=mark, timeout=5)
+        assert down["reconnecting"] is True
+        gave_up = client.wait_for("gave_up", since=mark, timeout=10)
+        assert gave_up["errorType"] == "invalid_token"
+        assert gave_up["cause"] == "sasl:not-authorized"
+        assert within(gave_up["t"] - down["t"], FIRST_STEP)
+        later = client.quiet_for(down["t"] + 6.0 + LATE - time.monotonic(), mark,
+                                 ("ws", "connected"))
+        assert [e["phase"] for e in later if e["event"] == "ws"].count("attempt") == 1
+        assert [e for e in later if e["event"] == "connected"] == []
+
+
+# ---------------------------------------------------------------------- the proxy
+
+
+@pytest.fixture
+def proxy(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A reverse-mode ``chaosgenesys.proxy`` in front of the sandbox, in a registry of its own."""
+    from chaosgenesys.faults.registry import ENV_DIR
+    from chaosgenesys.proxy import actions
+
+    monkeypatch.setenv(ENV_DIR, str(tmp_path / "registry"))
+    info = actions.start_proxy(
+        name="streaming-reconnect", port=0, mode=f"reverse:{sb.url}",
+        confdir=str(tmp_path / "mitmproxy"),
+    )
+    try:
+        yield info
+    finally:
+        actions.stop_proxy("streaming-reconnect")
+        from chaosgenesys.faults import registry
+
+        with contextlib.suppress(Exception):
+            registry.revert_all()
+
+
+def test_proxy_close_frame_reconnects_after_the_first_step(
+    sb: Sandbox, proxy: dict[str, Any]
+) -> None:
+    """The proxy closes the streaming WebSocket with 1011: the client hears the close, and its
+    attempt 2 s later goes through the proxy again and connects."""
+    from chaosgenesys.proxy import actions, probes
+
+    with StreamingSession(proxy["proxy_url"], AGENT_1) as client:
+        channel = client.events[-1]["channelId"]
+        mark = client.mark()
+        when = time.monotonic()
+        actions.close_websockets("^/stream/channels/", 1011, count=1, name=proxy["name"])
+        down, up, attempts = reconnect(client, mark)
+        closed = client.select("ws", since=mark, where=lambda e: e["phase"] == "close")
+        assert closed[0]["code"] == 1011
+        assert down["t"] - when < 1.0
+        check_latency(down, up, sum(delays(0)))
+        assert len(attempts) == 1
+        assert up["channelId"] == channel
+        stats = probes.proxy_stats(proxy["name"])
+        assert stats["websockets_closed_by_rule"] == 1
+        assert stats["websockets_opened"] == 2
+    assert requests.get(f"{sb.url}/sandbox/v1/state", timeout=5).status_code == 200

@@ -11,7 +11,9 @@
 // with "t", CLOCK_MONOTONIC in seconds (process.hrtime, the clock Python's time.monotonic reads):
 //
 //   {"event":"connected","channelId","backoff"}        the client's `connected` (XMPP session started)
-//   {"event":"disconnected","reconnecting","errorType","cause","backoff"}   the client's `disconnected`
+//   {"event":"disconnected","reconnecting","errorType","cause","backoff","lastIncoming"}
+//                                                      the client's `disconnected`; lastIncoming:
+//                                                      when the last WebSocket frame arrived
 //   {"event":"gave_up","errorType","cause","backoff"}  19.4.1 rejects its background reconnect's
 //                                                      promise when it stops retrying (invalid_token)
 //   {"event":"ws","phase":"attempt|open|close|error","path","code","status"}   each WebSocket
@@ -57,6 +59,7 @@ const backoff = () => {
 // WebSocket class from the `ws` package at load time, so the class is swapped for a subclass
 // (same behaviour, listeners added) before the client is required. Only `open`, `close` and
 // `error` listeners are added: an `unexpected-response` listener would change how ws fails.
+let lastIncoming = null; // when the last frame arrived, on any of the client's sockets
 const wsPath = require.resolve('ws', { paths: [path.dirname(require.resolve('stanza'))] });
 const RealWebSocket = require(wsPath);
 class ObservedWebSocket extends RealWebSocket {
@@ -65,6 +68,7 @@ class ObservedWebSocket extends RealWebSocket {
     const where = new URL(address).pathname;
     out({ event: 'ws', phase: 'attempt', path: where });
     this.on('open', () => out({ event: 'ws', phase: 'open', path: where }));
+    this.on('message', () => { lastIncoming = now(); });
     this.on('error', (err) => {
       const status = /Unexpected server response: (\d+)/.exec(String(err && err.message));
       out({ event: 'ws', phase: 'error', path: where, status: status ? Number(status[1]) : null, message: String(err && err.message) });
@@ -149,7 +153,8 @@ async function main () {
       reconnecting: !!(info && info.reconnecting),
       errorType: error ? error.type : null,
       cause: error ? cause(error) : null,
-      backoff: backoff()
+      backoff: backoff(),
+      lastIncoming
     });
   });
   try {

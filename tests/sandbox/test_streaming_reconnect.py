@@ -276,3 +276,26 @@ def test_proxy_close_frame_reconnects_after_the_first_step(
         assert stats["websockets_closed_by_rule"] == 1
         assert stats["websockets_opened"] == 2
     assert requests.get(f"{sb.url}/sandbox/v1/state", timeout=5).status_code == 200
+
+
+def test_proxy_dropping_every_frame_is_noticed_after_35_s_of_silence(
+    sb: Sandbox, proxy: dict[str, Any]
+) -> None:
+    """The proxy keeps the WebSocket open and drops every frame to the client (a "zombie"):
+    the client's server monitor (server-monitor.js, on since the sandbox accepts
+    ``enable.server.side.pings``) drops the socket 35 s after the last frame it received, then
+    reconnects 2 s later (the rule is cleared as soon as it has given up)."""
+    from chaosgenesys.proxy import actions
+
+    with StreamingSession(proxy["proxy_url"], AGENT_1) as client:
+        mark = client.mark()
+        actions.drop_websocket_messages("^/stream/channels/", name=proxy["name"])
+        down = client.wait_for("disconnected", since=mark, timeout=45)
+        actions.clear_rules(proxy["name"])
+        assert down["reconnecting"] is True
+        silence = float(down["t"] - down["lastIncoming"])
+        print(f"silence before the client gave up: {silence:.3f} s, predicted 35.0 s")
+        assert within(silence, 35.0), silence
+        _, up, attempts = reconnect(client, mark)
+        check_latency(down, up, FIRST_STEP)
+        assert len(attempts) == 1

@@ -56,6 +56,8 @@ measured latencies.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +67,7 @@ import pytest
 import requests
 
 from chaosgenesys.sandbox import Sandbox
+from tests.proxy.conftest import guardians
 from tests.sandbox.sandbox_helpers import AGENT_1, CLIENT_ID, make_seed
 from tests.sandbox.streaming_driver import Event, StreamingSession
 from tests.sandbox.streaming_helpers import REDIRECT
@@ -259,8 +262,10 @@ def proxy(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         actions.stop_proxy("streaming-reconnect")
         from chaosgenesys.faults import registry
 
-        with contextlib.suppress(Exception):
-            registry.revert_all()
+        registry.revert_all(kind="proxy")
+        for pid in guardians(tmp_path / "registry"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def test_proxy_close_frame_reconnects_after_the_first_step(

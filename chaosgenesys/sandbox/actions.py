@@ -197,8 +197,10 @@ def expire_tokens(
     """Expire every access token the sandbox issued (or only ``client_id``'s).
 
     Clients holding one get 401 ``bad.credentials`` on their next call and must fetch a new
-    token: the guide's token-lifecycle trap on demand. Returns the admin API's answer, how many
-    tokens were expired (e.g. ``{"count": 3}``).
+    token: the guide's token-lifecycle trap on demand. Nothing live ends: notification sockets
+    stay and an authenticated streaming session stays; the next SASL with an expired token
+    fails ``not-authorized`` (the streaming client's ``invalid_token``). Returns the admin API's
+    answer, how many tokens were expired (e.g. ``{"count": 3}``).
 
     ```json
     {"type": "action", "name": "expire-every-token",
@@ -213,9 +215,14 @@ def expire_tokens(
 
 
 def revoke_tokens(configuration: Configuration = None, secrets: Secrets = None) -> dict[str, Any]:
-    """Revoke every access token the sandbox issued (``v2.system.token_revoked`` to sockets).
+    """Revoke every access token the sandbox issued.
 
-    Returns the admin API's answer, how many tokens were revoked (e.g. ``{"count": 3}``).
+    The notification socket of every channel created with a revoked token gets
+    ``v2.system.token_revoked.<channelId>`` (the socket stays open); every streaming session
+    that authenticated with one ends with the stream error ``not-authorized``, and its reconnect
+    with the same token meets the SASL failure the streaming client calls ``invalid_token``
+    (not retried). Returns the admin API's answer, how many tokens were revoked (e.g.
+    ``{"count": 3}``).
 
     ```json
     {"type": "action", "name": "revoke-every-token",
@@ -261,13 +268,17 @@ def close_notification_sockets(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Close notification WebSockets from the server side with close ``code``.
+    """Close notification WebSockets and streaming sessions from the server side with ``code``.
 
-    Only the sockets of channels subscribed to topics of ``user_ids`` when given; every socket
-    otherwise. ``sessions_only`` keeps observers (``watch_events``, a supervisor's wallboard)
-    connected: only agent desktop sessions (channels subscribed to a user's conversations) are
-    closed. The guide's layer 3: the desktop must reconnect (with backoff) instead of going
-    zombie. Returns the admin API's answer (e.g. ``{"closed": 2}``).
+    Only the sockets of channels subscribed to topics of ``user_ids``, and the streaming
+    sessions authenticated as one of them, when given; every socket and session otherwise.
+    ``sessions_only`` keeps observers (``watch_events``, a supervisor's wallboard) connected:
+    only agent desktop sessions (channels subscribed to a user's conversations, and every
+    streaming session) are closed. A streaming session gets a bare WebSocket close with
+    ``code`` (no stream error); channels stay, so clients reconnect to the same channel. The
+    guide's layer 3: the desktop must reconnect (with backoff) instead of going zombie. Returns
+    the admin API's answer (e.g. ``{"closed": 2, "streaming": 1}``: all closed, and how many of
+    them were streaming sessions).
 
     ``code`` is one a server may send: 1000-1003, 1007-1014 or 3000-4999. 1005 and 1006 never
     travel in a Close frame (RFC 6455 7.4.1: a client reports them when no code, or no Close
@@ -300,7 +311,11 @@ def send_socket_closing(
 ) -> dict[str, Any]:
     """Announce maintenance: send ``v2.system.socket_closing`` on notification sockets.
 
-    Clients have about a minute to open a new socket. Only ``user_ids``' sockets when given.
+    Streaming sessions get what the streaming client maps it to, the XEP-0051 connection
+    transfer (``<iq type="set"><query xmlns="urn:xmpp:cxfr"/></iq>``), and are closed by the
+    server if still open a minute later. Clients have about a minute to open a new socket. Only
+    ``user_ids``' sockets and sessions when given. Returns the admin API's answer, how many got
+    it (e.g. ``{"sent": 2}``).
 
     ```json
     {"type": "action", "name": "maintenance-announced",

@@ -16,7 +16,7 @@ DELETE   /sandbox/v1/faults[/{id}]               clear all (or one)
 POST     /sandbox/v1/tokens/expire|revoke        ``{client_id?}`` -> ``{count}``
 PATCH    /sandbox/v1/clients/{id}                ``{token_lifetime}``
 POST     /sandbox/v1/notifications/close         ``{code?, user_ids?, sessions_only?}`` ->
-                                                 ``{closed}``
+                                                 ``{closed, streaming}``
 POST     /sandbox/v1/notifications/socket-closing ``{user_ids?}`` -> ``{sent}``
 POST     /sandbox/v1/calls                       ``{queue_id, user_id?, answer?,
                                                  conversation_id?}`` -> ``{id}``
@@ -103,6 +103,8 @@ class SandboxAdmin:
         self.request_log = request_log
         self.limiter = limiter
         self.reaction = reaction if reaction is not None else PlatformReaction(state)
+        # revocation tells the JSON channel's sockets (v2.system.token_revoked)
+        state.tokens.add_revocation_listener(hub.tokens_revoked)
 
     # ------------------------------------------------------------------ operations
     def route_call(
@@ -209,7 +211,9 @@ class SandboxAdmin:
         return count
 
     def revoke_tokens(self, client_id: str | None = None) -> int:
-        """Revoke every valid token (of one client)."""
+        """Revoke every valid token (of one client): the JSON sockets of channels created with
+        one get ``v2.system.token_revoked``, the streaming sessions that authenticated with one
+        end with the stream error ``not-authorized``."""
         count = self.state.tokens.revoke(self._client(client_id))
         logger.info("sandbox: revoked %d token(s)", count)
         return count
@@ -229,21 +233,35 @@ class SandboxAdmin:
         user_ids: Sequence[str] | None = None,
         sessions_only: bool = False,
     ) -> int:
-        """Close notification WebSockets (all, or those watching these users; only agent
-        desktop sessions with ``sessions_only``)."""
+        """Close notification WebSockets and streaming sessions (all, or those of these users;
+        only agent desktop sessions with ``sessions_only``); returns how many."""
+        return (await self.close_sessions(code, user_ids, sessions_only))["closed"]
+
+    async def close_sessions(
+        self,
+        code: int = 1000,
+        user_ids: Sequence[str] | None = None,
+        sessions_only: bool = False,
+    ) -> dict[str, int]:
+        """:meth:`close_notification_sockets`, answering ``{"closed": <all>, "streaming":
+        <how many of them were streaming sessions>}``."""
         problem = close_code_problem(code)
         if problem is not None:
             raise AdminError(f"code {code!r}: {problem}")
         if not isinstance(sessions_only, bool):
             raise AdminError(f"sessions_only must be true or false, not {sessions_only!r}")
-        closed = await self.hub.close_sockets(
+        closed = await self.hub.close_sessions(
             code, list(user_ids) if user_ids else None, sessions_only
         )
-        logger.info("sandbox: closed %d notification socket(s) with %d", closed, code)
+        logger.info(
+            "sandbox: closed %d notification socket(s) (%d streaming) with %d",
+            closed["closed"], closed["streaming"], code,
+        )
         return closed
 
     async def send_socket_closing(self, user_ids: Sequence[str] | None = None) -> int:
-        """Send ``v2.system.socket_closing`` to connected sockets."""
+        """Send ``v2.system.socket_closing`` to connected sockets (the XEP-0051 connection
+        transfer to streaming sessions)."""
         return await self.hub.send_socket_closing(list(user_ids) if user_ids else None)
 
     def requests(self, path_regex: str | None = None, method: str | None = None) -> int:
@@ -378,12 +396,12 @@ class SandboxAdmin:
         async def close_sockets(request: web.Request) -> web.Response:
             body = await json_object(request, required=False)
             _check_keys(body, ("code", "user_ids", "sessions_only"))
-            closed = await self.close_notification_sockets(
+            closed = await self.close_sessions(
                 body.get("code", 1000),
                 _user_ids(body.get("user_ids")),
                 body.get("sessions_only", False),
             )
-            return web.json_response({"closed": closed})
+            return web.json_response(closed)
 
         async def socket_closing(request: web.Request) -> web.Response:
             body = await json_object(request, required=False)

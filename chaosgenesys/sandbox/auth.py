@@ -127,7 +127,7 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
                     "id": client_id,
                     "name": client_id,
                     "dateCreated": iso(client.date_created) if client else None,
-                    "authorizedGrantType": "CLIENT-CREDENTIALS",
+                    "authorizedGrantType": request["token_record"].grant,
                     "state": "active",
                     "organization": views.organization(),
                 },

@@ -126,7 +126,7 @@ class BrowserLogins:
         response_type = params.get("response_type", "")
         state = params.get("state")
         if response_type == "token":
-            token, _record = self.state.tokens.issue(client, user.id)
+            token, _record = self.state.tokens.issue(client, user.id, grant="TOKEN")
             fragment = {"access_token": token, "expires_in": str(client.token_lifetime),
                         "token_type": "bearer"}
             if state is not None:
@@ -206,7 +206,7 @@ class BrowserLogins:
     def _issue(self, client: OAuthClient, user_id: str) -> dict[str, object]:
         if user_id not in self.state.users:
             raise oauth_error(400, "invalid_grant", "the user no longer exists")
-        token, _record = self.state.tokens.issue(client, user_id)
+        token, _record = self.state.tokens.issue(client, user_id, grant="CODE")
         self._prune()
         refresh = secrets.token_urlsafe(32)
         self._refresh[refresh] = _Refresh(client.client_id, user_id)

@@ -20,11 +20,16 @@ queue (events, heartbeats, pongs, notices, the final close) in order. An event i
 once, whatever the number of sockets it goes to.
 
 The hub also knows which users hold an agent **session** (a connected socket on a channel
-subscribed to the user's ``conversations`` topic) and tells its ``session_listener`` when a
-user's first session starts and last one ends (``sessions.py``: the platform's reaction).
+subscribed to the user's ``conversations`` topic, or a bound streaming session of the user:
+:meth:`NotificationHub.streaming_session`) and tells its ``session_listener`` when a user's
+first session starts and last one ends (``sessions.py``: the platform's reaction). One count
+serves both channels.
 
-The fault-injection hooks (:meth:`NotificationHub.close_sockets`,
-:meth:`NotificationHub.send_socket_closing`) are driven by the sandbox's admin surface.
+The fault-injection hooks (:meth:`NotificationHub.close_sessions`,
+:meth:`NotificationHub.send_socket_closing`, the channel's end in ``_drop`` and
+:meth:`NotificationHub.tokens_revoked`) are driven by the sandbox's admin surface and token
+store; each reaches the streaming service's sessions too (:class:`StreamingSessions`, set by
+``streaming.py`` as :attr:`NotificationHub.streaming`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -55,7 +60,7 @@ from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.params import json_body
 from chaosgenesys.sandbox.sessions import SessionListener, session_users
 
-__all__ = ["NotificationHub"]
+__all__ = ["NotificationHub", "StreamingSessions"]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -95,6 +100,31 @@ def _system_message(channel_id: str, topic_type: str, reason: str, message: str)
             "metadata": {"CorrelationId": str(uuid.uuid4())},
         }
     )
+
+
+class StreamingSessions(Protocol):
+    """What the hub asks of the streaming service (``streaming.py``) when a fault or a
+    channel's end applies to every channel kind."""
+
+    async def close_sessions(
+        self, code: int, user_ids: Sequence[str] | None, sessions_only: bool
+    ) -> int:
+        """Close the selected live sessions' WebSockets with ``code``; how many."""
+        ...
+
+    def send_connection_transfer(self, user_ids: Sequence[str] | None) -> int:
+        """XEP-0051 connection transfer (``socket_closing``) to the selected sessions; how many."""
+        ...
+
+    def channel_gone(self, channel_id: str, topic: str, envelope: str) -> None:
+        """End the channel's sessions with the pubsub event ``topic`` carrying ``envelope``."""
+        ...
+
+
+def token_of(request: web.Request) -> str:
+    """The key of the bearer token a request was authenticated with (``channels.token_key``
+    of ``Bearer <token>``, whatever the spelling of the header)."""
+    return token_key(f"Bearer {request.get('token') or ''}")
 
 
 @dataclass
@@ -226,6 +256,9 @@ class NotificationHub:
         self.session_listener: SessionListener | None = None
         self._channel_sessions: dict[str, frozenset[str]] = {}
         self._session_counts: dict[str, int] = {}
+        #: The streaming service's sessions (``streaming.py`` sets it): faults reach them too.
+        self.streaming: StreamingSessions | None = None
+        self._streaming_channels: dict[str, str] = {}
         events.subscribe(self._on_event)
 
     @property
@@ -274,9 +307,7 @@ class NotificationHub:
         if self._closed:
             raise SandboxHTTPError(503, "The notification service is stopping")
         client_id = self._client_id(request)
-        channel, evicted = self._registry.create(
-            client_id, token_key(request.headers.get("Authorization"))
-        )
+        channel, evicted = self._registry.create(client_id, token_of(request))
         for old in evicted:
             logger.info(
                 "sandbox notifications: channel %s of client %s evicted (channel limit)",
@@ -294,7 +325,7 @@ class NotificationHub:
 
     async def _list_channels(self, request: web.Request) -> web.Response:
         client_id = self._client_id(request)
-        token = token_key(request.headers.get("Authorization"))
+        token = token_of(request)
         across_tokens = request.query.get("includechannels", "token").lower() == "oauthclient"
         entities: list[dict[str, str]] = []
         for channel in self._registry:
@@ -408,9 +439,7 @@ class NotificationHub:
         """Stop delivering to ``socket``; its channel counts as unconnected from now on."""
         if self._sockets.get(socket.channel_id) is socket:
             del self._sockets[socket.channel_id]
-            channel = self._registry.get(socket.channel_id)
-            if channel is not None:
-                channel.connected = False
+            self._mark_connected(socket.channel_id)
             self._update_sessions(socket.channel_id)
 
     def _update_sessions(self, channel_id: str) -> None:
@@ -420,9 +449,33 @@ class NotificationHub:
             new = frozenset(session_users(channel.single_topics()))
         else:
             new = frozenset()
-        old = self._channel_sessions.pop(channel_id, frozenset())
+        self._set_holder(channel_id, new)
+
+    def streaming_session(self, key: str, channel_id: str, user_id: str | None) -> None:
+        """A streaming session ``key`` on ``channel_id`` is bound as ``user_id`` (an agent
+        desktop session of that user, whatever it subscribes to), or has ended (``None``).
+        Counted with the JSON channel's sessions: the platform reaction sees one count per
+        user. A channel with a bound session counts as connected (evicted last)."""
+        if user_id:
+            self._streaming_channels[key] = channel_id
+        else:
+            self._streaming_channels.pop(key, None)
+        self._mark_connected(channel_id)
+        self._set_holder(f"xmpp {key}", frozenset((user_id,)) if user_id else frozenset())
+
+    def _mark_connected(self, channel_id: str) -> None:
+        channel = self._registry.get(channel_id)
+        if channel is not None:
+            channel.connected = channel_id in self._sockets or (
+                channel_id in self._streaming_channels.values()
+            )
+
+    def _set_holder(self, key: str, new: frozenset[str]) -> None:
+        """Record the users whose session ``key`` (a JSON socket's channel id, or a streaming
+        session) holds now, and tell the listener whose first session started or last ended."""
+        old = self._channel_sessions.pop(key, frozenset())
         if new:
-            self._channel_sessions[channel_id] = new
+            self._channel_sessions[key] = new
         if new == old:
             return
         started: list[str] = []
@@ -450,7 +503,8 @@ class NotificationHub:
             listener.session_started(user_id)
 
     def sessions(self) -> dict[str, int]:
-        """Users holding a session, with the number of session sockets each."""
+        """Users holding a session, with the number of session sockets (JSON and streaming)
+        each."""
         return dict(sorted(self._session_counts.items()))
 
     # ------------------------------------------------------------------ streaming service
@@ -507,22 +561,28 @@ class NotificationHub:
         self._drop(channel, "expired")
 
     def _drop(self, channel: Channel, reason: str, *, already_removed: bool = False) -> None:
-        """Forget a channel; its socket gets ``no_longer_subscribed`` and is closed."""
+        """Forget a channel; its socket gets ``no_longer_subscribed`` and is closed, and so is
+        its streaming session (the same envelope as a pubsub event, then ``<close/>``)."""
         if not already_removed:
             self._registry.remove(channel.id)
         timer = self._timers.pop(channel.id, None)
         if timer is not None:
             timer.cancel()
-        socket = self._sockets.get(channel.id)
-        if socket is None:
-            return
-        self._detach(socket)
         text = (
             "The channel reached its lifetime"
             if reason == "expired"
             else "The channel was replaced by a newer channel over the channel limit"
         )
-        socket.send(_system_message(channel.id, "no_longer_subscribed", reason, text))
+        envelope = _system_message(channel.id, "no_longer_subscribed", reason, text)
+        if self.streaming is not None:
+            self.streaming.channel_gone(
+                channel.id, f"v2.system.no_longer_subscribed.{channel.id}", envelope
+            )
+        socket = self._sockets.get(channel.id)
+        if socket is None:
+            return
+        self._detach(socket)
+        socket.send(envelope)
         socket.close(1000, f"channel {reason}")
 
     # ------------------------------------------------------------------ events
@@ -589,12 +649,24 @@ class NotificationHub:
         user_ids: Sequence[str] | None = None,
         sessions_only: bool = False,
     ) -> int:
-        """Close connected sockets (all, or those subscribed to these users) with ``code``.
+        """:meth:`close_sessions`; returns how many sockets (JSON and streaming) were closed."""
+        return (await self.close_sessions(code, user_ids, sessions_only))["closed"]
+
+    async def close_sessions(
+        self,
+        code: int = 1000,
+        user_ids: Sequence[str] | None = None,
+        sessions_only: bool = False,
+    ) -> dict[str, int]:
+        """Close connected sockets (all, or those subscribed to these users) with ``code``,
+        and the streaming service's live sessions (all, or those of these users).
 
         ``sessions_only``: only agent desktop sessions (channels subscribed to a user's
-        conversations, ``sessions.py``), not observers watching presence or routing status.
-        The channels stay: a client can reconnect to the same ``connectUri``, as after a
-        network drop. Returns how many sockets were closed.
+        conversations, ``sessions.py``), not observers watching presence or routing status; a
+        streaming session always counts as a desktop session. A streaming session gets a bare
+        WebSocket close with ``code`` (no stream error: the "socket dropped" fault). The
+        channels stay: a client can reconnect to the same ``connectUri`` or channel id, as
+        after a network drop. Returns ``{"closed": <all>, "streaming": <streaming ones>}``.
         """
         problem = close_code_problem(code)
         if problem is not None:
@@ -603,13 +675,20 @@ class NotificationHub:
         for socket in sockets:
             self._detach(socket)
         waits = [socket.close(code, "Closed by the sandbox") for socket in sockets]
+        streamed = 0
+        if self.streaming is not None:  # its closes go out while the sockets' do
+            streamed = await self.streaming.close_sessions(code, user_ids, sessions_only)
         if waits:
             await asyncio.wait(waits, timeout=CLOSE_TIMEOUT)
-        logger.info("sandbox notifications: closed %d socket(s) with code %d", len(sockets), code)
-        return len(sockets)
+        logger.info(
+            "sandbox notifications: closed %d socket(s) and %d streaming session(s) with code %d",
+            len(sockets), streamed, code,
+        )
+        return {"closed": len(sockets) + streamed, "streaming": streamed}
 
     async def send_socket_closing(self, user_ids: Sequence[str] | None = None) -> int:
-        """Send ``v2.system.socket_closing`` to connected sockets; returns how many got it."""
+        """Send ``v2.system.socket_closing`` to connected sockets, and the XEP-0051 connection
+        transfer it maps to on streaming sessions; returns how many got it."""
         count = 0
         for socket in self._select(user_ids):
             text = _system_message(
@@ -619,7 +698,32 @@ class NotificationHub:
                 "This socket will close for maintenance; open a new connection within a minute",
             )
             count += socket.send(text)
+        if self.streaming is not None:
+            count += self.streaming.send_connection_transfer(user_ids)
         logger.info("sandbox notifications: socket_closing sent to %d socket(s)", count)
+        return count
+
+    def tokens_revoked(self, tokens: list[str]) -> int:
+        """Token store listener: ``v2.system.token_revoked.<channelId>`` to the socket of each
+        channel created with one of ``tokens``; returns how many got it.
+
+        The socket stays open and the channel stays (an assumption: the platform's
+        documentation names the message, not what follows it; ``docs/sandbox-notifications.md``).
+        """
+        keys = {token_key(f"Bearer {token}") for token in tokens}
+        count = 0
+        for channel_id, socket in list(self._sockets.items()):
+            channel = self._registry.get(channel_id)
+            if channel is None or channel.token not in keys:
+                continue
+            count += socket.send(
+                _system_message(
+                    channel_id, "token_revoked", "revoked",
+                    "The access token that created this channel was revoked",
+                )
+            )
+        if count:
+            logger.info("sandbox notifications: token_revoked sent to %d socket(s)", count)
         return count
 
     async def shutdown(self) -> None:

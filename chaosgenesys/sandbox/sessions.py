@@ -2,9 +2,11 @@
 
 A user has a **session** while at least one notification socket is connected on a channel
 subscribed to that user's ``conversations`` topic (``v2.users.{id}.conversations`` or a media
-variant such as ``.conversations.calls``, also through the combined ``v2.users.{id}?...`` form).
-That is what an agent desktop holds open to be offered interactions; an observer that watches
-only presence and routing status (a supervisor view, ``watch_events``) is not a session.
+variant such as ``.conversations.calls``, also through the combined ``v2.users.{id}?...`` form),
+or while a streaming session (``streaming.py``) is bound as that user, whatever it subscribes
+to (it logged in with the user's own token). That is what an agent desktop holds open to be
+offered interactions; an observer that watches only presence and routing status (a supervisor
+view, ``watch_events``) is not a session. The notification hub counts both kinds in one count.
 
 When a user who has had a session loses the last one, :class:`PlatformReaction` waits
 ``session_grace_seconds``. If no session came back by then, the platform reacts:

@@ -20,6 +20,22 @@ client source each behaviour comes from). A session goes:
    channel is subscribed to goes out as a pubsub event message whose ``<json
    xmlns="urn:xmpp:json:0">`` item holds the same envelope the JSON channel sends.
 
+Faults reach these sessions through the notification hub (this service is its
+:class:`~chaosgenesys.sandbox.notifications.StreamingSessions`):
+
+- ``close_notification_sockets`` closes a session's WebSocket with its code, bare (no stream
+  error, no ``<close/>``): the socket dropped; the channel stays for the client's reconnect;
+- ``send_socket_closing`` sends the XEP-0051 connection transfer the client listens for
+  (``connection-transfer.ts``); a session still open :data:`SOCKET_CLOSING_GRACE` seconds
+  later is closed by the server;
+- a channel that expires or is evicted sends the pubsub event
+  ``v2.system.no_longer_subscribed.<channelId>`` (the JSON channel's envelope), then
+  ``<close/>``; the client then reconnects hard (``client.ts`` ``handleNoLongerSubscribed``);
+- revoking the token a session authenticated with ends it with the stream error
+  ``not-authorized``; expiry ends nothing (the next SASL with that token fails);
+- a bound session is an agent desktop session of its user for the platform reaction
+  (:meth:`~chaosgenesys.sandbox.notifications.NotificationHub.streaming_session`).
+
 Frames are parsed by ``xmpp.py`` (no DTDs, no entities, size and depth bounded). Malformed XML,
 forbidden XML, oversize frames and unknown top-level elements get a stream error and the
 session's socket is closed; no other session is touched. Unknown IQ payloads get the stanza
@@ -34,6 +50,7 @@ import binascii
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -44,6 +61,7 @@ from chaosgenesys.sandbox.errors import bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.notifications import NotificationHub
 from chaosgenesys.sandbox.state import SandboxState
+from chaosgenesys.sandbox.tokens import TokenRecord
 from chaosgenesys.sandbox.xmpp import (
     NS_BIND,
     NS_CLIENT,
@@ -64,7 +82,13 @@ from chaosgenesys.sandbox.xmpp import (
     parse_frame,
 )
 
-__all__ = ["JID_DOMAIN", "SERVER_PINGS_NODE", "StreamingService"]
+__all__ = [
+    "CONNECTION_TRANSFER_NS",
+    "JID_DOMAIN",
+    "SERVER_PINGS_NODE",
+    "SOCKET_CLOSING_GRACE",
+    "StreamingService",
+]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -72,6 +96,12 @@ logger = logging.getLogger("chaostoolkit")
 JID_DOMAIN = "sandbox.invalid"
 #: The pubsub node the client subscribes to for server-side pings (client.ts).
 SERVER_PINGS_NODE = "enable.server.side.pings"
+#: XEP-0051 connection transfer, what the client maps ``socket_closing`` to
+#: (``stanza-definitions/xep0051.ts``).
+CONNECTION_TRANSFER_NS = "urn:xmpp:cxfr"
+#: Seconds a session told ``socket_closing`` may stay before the server closes it (the
+#: platform's "up to a minute"; read when the transfer is sent).
+SOCKET_CLOSING_GRACE = 60.0
 #: Sessions with more undelivered frames than this are closed as too slow.
 MAX_BACKLOG = 10_000
 #: The WebSocket layer's own hard limit; frames above ``xmpp.MAX_FRAME_BYTES`` but below this
@@ -91,6 +121,14 @@ def _stream_error(condition: str, text: str) -> str:
     )
 
 
+class _Drop:
+    """The writer's last item: the WebSocket close with ``code``."""
+
+    def __init__(self, code: int, message: bytes) -> None:
+        self.code = code
+        self.message = message
+
+
 class _Session:
     """One XMPP session on one WebSocket: a queue of frames drained by one writer task."""
 
@@ -107,7 +145,9 @@ class _Session:
         self.bound = False
         self.opened = False
         self.server_pings = False
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.token: TokenRecord | None = None
+        self.transfer_timer: asyncio.TimerHandle | None = None
+        self._queue: asyncio.Queue[str | _Drop] = asyncio.Queue()
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"streaming-session-{channel_id}"
@@ -136,8 +176,18 @@ class _Session:
         for frame in frames:
             self._queue.put_nowait(frame)
         self._queue.put_nowait(_CLOSE_FRAME)
+        self.drop(1000, "stream closed")
+
+    def drop(self, code: int, reason: str) -> None:
+        """Queue the WebSocket close with ``code`` (no ``<close/>``); nothing after that."""
+        if self._closing:
+            return
         self._closing = True
-        self._queue.put_nowait(None)
+        self._queue.put_nowait(_Drop(code, reason.encode()[:120]))
+
+    async def written(self) -> None:
+        """Wait until the writer is done (the close went out, or the socket failed)."""
+        await asyncio.wait({self._task}, timeout=_CLOSE_TIMEOUT)
 
     async def finish(self) -> None:
         """Called once the reader is done: let a pending close go out, then stop."""
@@ -151,9 +201,9 @@ class _Session:
         try:
             while True:
                 frame = await self._queue.get()
-                if frame is None:
+                if isinstance(frame, _Drop):
                     if not self.ws.closed:
-                        await self.ws.close(code=1000, message=b"stream closed")
+                        await self.ws.close(code=frame.code, message=frame.message)
                     return
                 if self.ws.closed:
                     return
@@ -193,6 +243,8 @@ class StreamingService:
         self._closed = False
         self.events_delivered = 0
         events.subscribe(self._on_event)
+        hub.streaming = self
+        state.tokens.add_revocation_listener(self._tokens_revoked)
 
     def add_routes(self, app: web.Application) -> None:
         """Register the WebSocket route and the shutdown hook."""
@@ -224,6 +276,8 @@ class StreamingService:
                     break
         finally:
             pinger.cancel()
+            if session.transfer_timer is not None:
+                session.transfer_timer.cancel()
             self._detach(session)
             await session.finish()
         return ws
@@ -237,9 +291,12 @@ class StreamingService:
         return ""
 
     def _detach(self, session: _Session) -> None:
+        """Stop delivering to ``session``; it is no agent session any more."""
         self._all.discard(session)
         if self._sessions.get(session.channel_id) is session:
             del self._sessions[session.channel_id]
+        if session.bound:
+            self.hub.streaming_session(session.stream_id, session.channel_id, None)
 
     async def _ping_loop(self, session: _Session) -> None:
         while not session.closing:
@@ -339,18 +396,17 @@ class StreamingService:
             logger.info("streaming session %s: SASL not-authorized", session.channel_id)
             failure("not-authorized")
             return
-        user_id, session.client_id = identity
+        session.token = identity
+        user_id, session.client_id = identity.user_id or "", identity.client_id
         session.authenticated = True
         session.opened = False  # the client restarts the stream
         session.user_id = user_id
         session.bare_jid = f"{user_id}@{JID_DOMAIN}"
         session.send(element("success", {"xmlns": NS_SASL}))
 
-    def _authenticate(
-        self, channel_id: str, username: str, password: str
-    ) -> tuple[str, str] | None:
-        """``(user id, OAuth client id)`` if ``password`` is ``authKey:<valid user token>`` of
-        the user named by the JID ``username`` and the token's OAuth client owns the channel."""
+    def _authenticate(self, channel_id: str, username: str, password: str) -> TokenRecord | None:
+        """The token's record if ``password`` is ``authKey:<valid user token>`` of the user
+        named by the JID ``username`` and the token's OAuth client owns the channel."""
         prefix = "authKey:"
         if not password.startswith(prefix):
             return None
@@ -361,7 +417,7 @@ class StreamingService:
             return None
         if self.hub.channel_of(channel_id, record.client_id) is None:
             return None
-        return record.user_id, record.client_id
+        return record
 
     def _on_iq(self, session: _Session, iq: Element) -> None:
         kind = iq.get("type")
@@ -463,9 +519,117 @@ class StreamingService:
     def _attach(self, session: _Session) -> None:
         previous = self._sessions.get(session.channel_id)
         self._sessions[session.channel_id] = session
+        self.hub.streaming_session(session.stream_id, session.channel_id, session.user_id)
         if previous is not None and previous is not session:
             logger.info("streaming: channel %s: new session displaces old", session.channel_id)
+            self._detach(previous)
             previous.end(_stream_error("conflict", "Replaced by a new connection"))
+
+    # ------------------------------------------------------------------ faults
+
+    def _select(
+        self, user_ids: Sequence[str] | None, sessions_only: bool = False
+    ) -> list[_Session]:
+        """Live sessions: all, or (with ``user_ids`` or ``sessions_only``) the authenticated
+        ones of those users (any user with ``sessions_only`` alone)."""
+        live = [s for s in self._all if not s.closing]
+        if user_ids is None and not sessions_only:
+            return live
+        wanted = set(user_ids) if user_ids is not None else None
+        return [
+            s for s in live
+            if s.user_id is not None and (wanted is None or s.user_id in wanted)
+        ]
+
+    async def close_sessions(
+        self, code: int, user_ids: Sequence[str] | None, sessions_only: bool
+    ) -> int:
+        """Close the selected sessions' WebSockets with ``code``, bare: no stream error, no
+        ``<close/>`` (a streaming session is always a desktop session for
+        ``sessions_only``); the channels stay. Returns how many."""
+        sessions = self._select(user_ids, sessions_only)
+        for session in sessions:
+            self._detach(session)
+            session.drop(code, "Closed by the sandbox")
+        if sessions:
+            await asyncio.gather(*(s.written() for s in sessions))
+        return len(sessions)
+
+    def send_connection_transfer(self, user_ids: Sequence[str] | None) -> int:
+        """``socket_closing`` as the XEP-0051 connection transfer the client listens for, to
+        the selected bound sessions; each is closed if still open ``SOCKET_CLOSING_GRACE``
+        seconds later. Returns how many got it."""
+        loop = asyncio.get_running_loop()
+        grace = SOCKET_CLOSING_GRACE
+        count = 0
+        for session in self._select(user_ids):
+            if session.full_jid is None:
+                continue
+            sent = session.send(
+                element(
+                    "iq",
+                    {"xmlns": NS_CLIENT, "type": "set", "id": f"cxfr-{uuid.uuid4().hex[:12]}",
+                     "to": session.full_jid, "from": JID_DOMAIN},
+                    element("query", {"xmlns": CONNECTION_TRANSFER_NS}),
+                )
+            )
+            if not sent:
+                continue
+            count += 1
+            if session.transfer_timer is None:
+                session.transfer_timer = loop.call_later(grace, self._transfer_overdue, session)
+        return count
+
+    def _transfer_overdue(self, session: _Session) -> None:
+        session.transfer_timer = None
+        if session.closing or session not in self._all:
+            return
+        logger.info(
+            "streaming: channel %s: still connected %.0f s after socket_closing; closing it",
+            session.channel_id, SOCKET_CLOSING_GRACE,
+        )
+        self._detach(session)
+        session.end()
+
+    def channel_gone(self, channel_id: str, topic: str, envelope: str) -> None:
+        """The channel expired or was evicted: its sessions get the pubsub event ``topic``
+        (``v2.system.no_longer_subscribed.<channelId>``) carrying ``envelope``, then
+        ``<close/>`` and the WebSocket close."""
+        for session in [s for s in self._all if s.channel_id == channel_id]:
+            self._detach(session)
+            if session.full_jid is None:
+                session.end()
+                continue
+            session.end(self._pubsub_message(session, topic, self._json_payload(envelope)))
+
+    def _tokens_revoked(self, tokens: list[str]) -> None:
+        """Token store listener: every session that authenticated with a token revoked now
+        ends with the stream error ``not-authorized``; its reconnect with the same token then
+        meets the SASL failure ``not-authorized`` (the client's ``invalid_token``)."""
+        for session in list(self._all):
+            if session.token is not None and session.token.revoked and not session.closing:
+                logger.info("streaming: channel %s: token revoked; ending the session",
+                            session.channel_id)
+                self._detach(session)
+                session.end(_stream_error("not-authorized", "The access token was revoked"))
+
+    @staticmethod
+    def _json_payload(envelope: str) -> str:
+        return element("json", {"xmlns": NS_JSON}, text=envelope)
+
+    @staticmethod
+    def _pubsub_message(session: _Session, topic: str, payload: str) -> str:
+        assert session.full_jid is not None
+        return element(
+            "message",
+            {"xmlns": NS_CLIENT, "from": session.pubsub_host, "to": session.full_jid,
+             "id": uuid.uuid4().hex},
+            element(
+                "event", {"xmlns": NS_PUBSUB_EVENT},
+                element("items", {"node": topic},
+                        element("item", {"id": uuid.uuid4().hex}, payload)),
+            ),
+        )
 
     # ------------------------------------------------------------------ events
 
@@ -480,25 +644,14 @@ class StreamingService:
             if session is None or session.full_jid is None:
                 continue
             if payload is None:
-                payload = element(
-                    "json", {"xmlns": NS_JSON},
-                    text=json.dumps(
+                payload = self._json_payload(
+                    json.dumps(
                         {"topicName": topic, "version": "2", "eventBody": body,
                          "metadata": {"CorrelationId": str(uuid.uuid4())}},
                         separators=(",", ":"),
-                    ),
+                    )
                 )
-            frame = element(
-                "message",
-                {"xmlns": NS_CLIENT, "from": session.pubsub_host, "to": session.full_jid,
-                 "id": uuid.uuid4().hex},
-                element(
-                    "event", {"xmlns": NS_PUBSUB_EVENT},
-                    element("items", {"node": topic},
-                            element("item", {"id": uuid.uuid4().hex}, payload)),
-                ),
-            )
-            if session.send(frame):
+            if session.send(self._pubsub_message(session, topic, payload)):
                 self.events_delivered += 1
                 if session.backlog() > MAX_BACKLOG:
                     slow.append(session)

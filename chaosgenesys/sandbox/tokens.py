@@ -2,21 +2,31 @@
 
 Tokens are opaque random strings; they are never logged. An expired or revoked token stays
 known so the API can answer ``401 bad.credentials`` for it, as the platform does.
+
+Revocation is told to the listeners added with :meth:`TokenStore.add_revocation_listener` (the
+notification hub sends ``v2.system.token_revoked``, the streaming service ends the sessions that
+authenticated with a revoked token); expiry is not: a token that runs out ends nothing live.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from chaosgenesys.sandbox.clock import utcnow
 from chaosgenesys.sandbox.seed import ClientSeed
 
-__all__ = ["OAuthClient", "TokenRecord", "TokenStore"]
+__all__ = ["OAuthClient", "RevocationListener", "TokenRecord", "TokenStore"]
+
+logger = logging.getLogger("chaostoolkit")
+
+#: Called with the tokens just revoked (never with an empty list).
+RevocationListener = Callable[[list[str]], object]
 
 _MAX_DEAD_TOKENS = 10_000
 
@@ -35,13 +45,16 @@ class OAuthClient:
 @dataclass
 class TokenRecord:
     """What the sandbox knows about one access token; ``user_id`` is set for user tokens
-    (browser logins), ``None`` for client credentials."""
+    (browser logins), ``None`` for client credentials. ``grant`` is how it was obtained, as
+    ``/api/v2/tokens/me`` names it: ``CLIENT-CREDENTIALS``, ``CODE`` (authorization code, with
+    or without PKCE, and its refreshes) or ``TOKEN`` (implicit)."""
 
     client_id: str
     issued_at: float
     expires_at: float
     revoked: bool = False
     user_id: str | None = None
+    grant: str = "CLIENT-CREDENTIALS"
 
     def is_valid(self, now: float | None = None) -> bool:
         """Not revoked and not expired."""
@@ -54,7 +67,23 @@ class TokenStore:
     def __init__(self, clients: Iterable[ClientSeed] = ()) -> None:
         self.clients: dict[str, OAuthClient] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        self._revocation_listeners: list[RevocationListener] = []
         self.set_clients(clients)
+
+    def add_revocation_listener(self, listener: RevocationListener) -> None:
+        """Call ``listener`` with the tokens revoked by every later revocation (once, however
+        often it is added)."""
+        if listener not in self._revocation_listeners:
+            self._revocation_listeners.append(listener)
+
+    def _revoked(self, tokens: list[str]) -> None:
+        if not tokens:
+            return
+        for listener in list(self._revocation_listeners):
+            try:
+                listener(tokens)
+            except Exception:
+                logger.exception("sandbox: a token revocation listener failed")
 
     def set_clients(self, clients: Iterable[ClientSeed]) -> None:
         """Replace the clients; tokens of clients that no longer exist stop working."""
@@ -67,9 +96,14 @@ class TokenStore:
             )
             for seed in clients
         }
-        for record in self._tokens.values():
+        now = time.time()
+        revoked: list[str] = []
+        for token, record in self._tokens.items():
             if record.client_id not in self.clients:
+                if record.is_valid(now):
+                    revoked.append(token)
                 record.revoked = True
+        self._revoked(revoked)
 
     def authenticate(self, client_id: str, client_secret: str) -> OAuthClient | None:
         """The client if the credentials match, else ``None`` (constant-time comparison)."""
@@ -81,12 +115,17 @@ class TokenStore:
             return None
         return client
 
-    def issue(self, client: OAuthClient, user_id: str | None = None) -> tuple[str, TokenRecord]:
-        """A new access token for ``client`` (a user token when ``user_id`` is given)."""
+    def issue(
+        self, client: OAuthClient, user_id: str | None = None, grant: str = "CLIENT-CREDENTIALS"
+    ) -> tuple[str, TokenRecord]:
+        """A new access token for ``client`` (a user token when ``user_id`` is given, obtained
+        through ``grant``: see :class:`TokenRecord`)."""
         self._prune()
         token = secrets.token_urlsafe(32)
         now = time.time()
-        record = TokenRecord(client.client_id, now, now + client.token_lifetime, user_id=user_id)
+        record = TokenRecord(
+            client.client_id, now, now + client.token_lifetime, user_id=user_id, grant=grant
+        )
         self._tokens[token] = record
         return token, record
 
@@ -119,10 +158,16 @@ class TokenStore:
 
     def revoke(self, client_id: str | None = None) -> int:
         """Revoke every valid token (of one client); returns how many."""
-        matching = self._matching(client_id)
-        for record in matching:
-            record.revoked = True
-        return len(matching)
+        now = time.time()
+        revoked = [
+            token
+            for token, record in self._tokens.items()
+            if record.is_valid(now) and (client_id is None or record.client_id == client_id)
+        ]
+        for token in revoked:
+            self._tokens[token].revoked = True
+        self._revoked(revoked)
+        return len(revoked)
 
     def revoke_token(self, token: str) -> bool:
         """Revoke one token; ``True`` if it was valid."""
@@ -130,6 +175,7 @@ class TokenStore:
         if record is None or not record.is_valid():
             return False
         record.revoked = True
+        self._revoked([token])
         return True
 
     def set_token_lifetime(self, client_id: str, seconds: int) -> None:

@@ -114,7 +114,7 @@ def test_user_presence_over_admin(api: Api) -> None:
 def test_notifications_admin(api: Api) -> None:
     closed = api.admin("POST", "/notifications/close", json={"code": 1001,
                                                             "user_ids": [AGENT_1]})
-    assert closed.status_code == 200 and closed.json() == {"closed": 0}
+    assert closed.status_code == 200 and closed.json() == {"closed": 0, "streaming": 0}
     assert api.admin("POST", "/notifications/socket-closing").json() == {"sent": 0}
     bad = api.admin("POST", "/notifications/close", json={"code": 99})
     assert bad.status_code == 400 and "code" in bad.json()["message"]

@@ -48,9 +48,15 @@ refused attempt's start is also checked against the schedule itself (attempt n a
 Faults used here and how each makes the session end: a TCP reset through
 ``chaosgenesys.sockets.reset_connections`` (only the client process's loopback connections to
 the sandbox's port), a 503 window and a delay on ``^/stream/channels/`` through the sandbox's
-own faults, a close frame from ``chaosgenesys.proxy`` (reverse mode in front of the sandbox),
-and ``expire_tokens``. ``docs/sandbox-streaming.md`` "The official client under faults" has the
-measured latencies.
+own faults, a close frame and a zombie (every frame dropped) from ``chaosgenesys.proxy``
+(reverse mode in front of the sandbox), ``expire_tokens``, and the streaming service's own
+faults: ``close_notification_sockets`` with a code, ``send_socket_closing`` (the XEP-0051
+transfer: ``connection-transfer.js`` calls ``disconnect()`` then ``connect()``, a hard reconnect
+whose first attempt is delayed like any other), ``revoke_tokens`` (stream error
+``not-authorized``) and a channel's expiry (``no_longer_subscribed``: ``handleNoLongerSubscribed``
+makes the next reconnect hard). When the sandbox ends a session cleanly (``<close/>``), stanza
+answers and reports the end only when its 1000 ms close timer fires (``STANZA_CLOSE``).
+``docs/sandbox-streaming.md`` "The official client under faults" has the measured latencies.
 """
 
 from __future__ import annotations
@@ -314,3 +320,141 @@ def test_proxy_dropping_every_frame_is_noticed_after_35_s_of_silence(
         _, up, attempts = reconnect(client, mark)
         check_latency(down, up, FIRST_STEP)
         assert len(attempts) == 1
+
+
+# ------------------------------------------------------------ the streaming service's faults
+
+
+def close_sessions(sb: Sandbox, code: int) -> dict[str, Any]:
+    response = requests.post(f"{sb.url}/sandbox/v1/notifications/close", json={"code": code},
+                             timeout=5)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_close_with_a_code_reconnects_after_the_first_step(sb: Sandbox) -> None:
+    """``close_notification_sockets(code=1011)``: the session's WebSocket closes with 1011 (no
+    stream error); a soft reconnect on the same channel 2 s later."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        channel = client.events[-1]["channelId"]
+        mark = client.mark()
+        assert close_sessions(sb, 1011) == {"closed": 1, "streaming": 1}
+        down, up, attempts = reconnect(client, mark)
+        closed = client.select("ws", since=mark, where=lambda e: e["phase"] == "close")
+        assert closed[0]["code"] == 1011
+        assert down["t"] - closed[0]["t"] < 0.5  # a bare close: no <close/> to answer
+        check_latency(down, up, sum(delays(0)))
+        assert len(attempts) == 1
+        assert up["channelId"] == channel
+        assert channel_posts(sb) == 1
+
+
+def transfer(client: StreamingSession, since: int, timeout: float = 20.0
+             ) -> tuple[Event, Event]:
+    """After a connection transfer: connection-transfer.js emits ``disconnected
+    {reconnecting: true}`` itself, then the old socket's end emits ``disconnected
+    {reconnecting: false}`` (``disconnect()`` turned ``autoReconnect`` off); the reconnect it
+    started meanwhile goes on. The first ``disconnected`` and the ``connected`` after it."""
+    down = client.wait_for("disconnected", since=since, timeout=timeout)
+    assert down["reconnecting"] is True, down
+    index = client.events.index(down)
+    old = client.wait_for("disconnected", since=index + 1, timeout=timeout)
+    assert old["reconnecting"] is False, old
+    up = client.wait_for("connected", since=index, timeout=timeout)
+    return down, up
+
+
+def test_socket_closing_is_a_hard_reconnect_on_the_first_step(sb: Sandbox) -> None:
+    """``send_socket_closing``: the XEP-0051 transfer. connection-transfer.js calls
+    ``disconnect()`` (``hardReconnectRequired``) and ``connect()`` at once, but ``connect``
+    delays even its first attempt (``delayFirstAttempt``): a new channel 2 s later. The JID
+    is known by then, so only ``POST /channels`` is called, not ``users/me``."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        channel = client.events[-1]["channelId"]
+        me = sb.requests(r"^/api/v2/users/me$", "GET")
+        mark = client.mark()
+        assert sb.send_socket_closing() == 1
+        down, up = transfer(client, mark)
+        check_latency(down, up, FIRST_STEP)
+        assert up["channelId"] != channel
+        assert channel_posts(sb) == 2
+        assert sb.requests(r"^/api/v2/users/me$", "GET") == me
+
+
+def test_retry_after_is_honoured_on_a_hard_reconnect(sb: Sandbox) -> None:
+    """After ``socket_closing``, the attempt at +2 s gets 503 ``Retry-After: 3`` from ``POST
+    /channels``: the retry handler waits 3 s, then the schedule's next step (4 s): connected at
+    +9 s, and nothing is remembered (the Retry-After path skips ``increaseBackoff``)."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        sb.inject_fault(r"^/api/v2/notifications/channels$", status=503, method="POST",
+                        count=1, retry_after=3)
+        mark = client.mark()
+        assert sb.send_socket_closing() == 1
+        down, up = transfer(client, mark)
+        check_latency(down, up, FIRST_STEP + 3.0 + 4.0)
+        assert channel_posts(sb) == 3  # the first connect, the refused one, the last one
+        assert up["backoff"] is None
+
+
+def test_expired_token_on_a_hard_reconnect_is_invalid_token(sb: Sandbox) -> None:
+    """Expired token, then ``socket_closing``: the hard reconnect's ``POST /channels`` gets 401:
+    ``networkErrorNeedsAuth``, ``invalid_token``, no retry."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        assert sb.expire_tokens(CLIENT_ID) >= 1
+        mark = client.mark()
+        assert sb.send_socket_closing() == 1
+        down = client.wait_for("disconnected", since=mark, timeout=5)
+        gave_up = client.wait_for("gave_up", since=mark, timeout=10)
+        assert (gave_up["errorType"], gave_up["cause"]) == ("invalid_token", "http:401")
+        check_gave_up(down, gave_up)
+        client.quiet_for(down["t"] + 6.0 + LATE - time.monotonic(), mark, ())
+        assert channel_posts(sb) == 2  # the first connect and the refused one
+        assert client.select("connected", since=mark) == []
+
+
+def test_revoked_token_ends_the_session_and_its_reconnect_is_invalid_token(
+    sb: Sandbox,
+) -> None:
+    """``revoke_tokens``: the live session ends (stream error ``not-authorized``, ``<close/>``,
+    the WebSocket close); stanza reports it after its own 1 s close timer (``STANZA_CLOSE``);
+    the soft reconnect 2 s later fails SASL ``not-authorized``: ``invalid_token``, no retry."""
+    with StreamingSession(sb.url, AGENT_1) as client:
+        channel = client.events[-1]["channelId"]
+        mark = client.mark()
+        assert sb.revoke_tokens(CLIENT_ID) >= 1
+        down = client.wait_for("disconnected", since=mark, timeout=5)
+        assert down["reconnecting"] is True
+        closed = client.select("ws", since=mark, where=lambda e: e["phase"] == "close")
+        assert within(down["t"] - closed[0]["t"], STANZA_CLOSE)
+        gave_up = client.wait_for("gave_up", since=mark, timeout=10)
+        assert (gave_up["errorType"], gave_up["cause"]) == ("invalid_token", "sasl:not-authorized")
+        check_gave_up(down, gave_up)
+        later = client.quiet_for(down["t"] + 6.0 + LATE - time.monotonic(), mark,
+                                 ("ws", "connected"))
+        assert [e["phase"] for e in later if e["event"] == "ws"].count("attempt") == 1
+        assert [e for e in later if e["event"] == "connected"] == []
+        assert upgrades(sb, channel) == 2
+
+
+def test_channel_expiry_is_a_hard_reconnect_on_a_new_channel() -> None:
+    """The channel expires (a 3 s lifetime): ``v2.system.no_longer_subscribed.<channelId>``,
+    then ``<close/>``; ``handleNoLongerSubscribed`` made the reconnect hard: 2 s later a new
+    channel (``POST /channels`` again)."""
+    seed = make_seed()
+    seed["clients"][0]["redirect_uris"] = [REDIRECT]
+    with Sandbox(seed=seed, channel_lifetime=3.0) as sb, \
+            StreamingSession(sb.url, AGENT_1) as client:
+        channel = client.events[-1]["channelId"]
+        mark = client.mark()
+        gone = client.wait_for("notify", since=mark, timeout=10,
+                               where=lambda e: e["topic"] == "no_longer_subscribed")
+        assert gone["data"]["eventBody"]["message"]  # the JSON channel's envelope
+        down, up, attempts = reconnect(client, mark)
+        closed = client.select("ws", since=mark, where=lambda e: e["phase"] == "close")
+        assert within(down["t"] - closed[0]["t"], STANZA_CLOSE)
+        assert down["t"] >= gone["t"]
+        check_latency(down, up, FIRST_STEP)
+        assert len(attempts) == 1
+        assert up["channelId"] != channel
+        assert channel_posts(sb) == 2

@@ -19,6 +19,6 @@ lint: setup
 	$(VENV)/mypy
 
 unit: setup
-	$(VENV)/pytest -q
+	$(VENV)/pytest -q --durations=30
 
 test: lint unit

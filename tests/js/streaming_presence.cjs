@@ -23,18 +23,14 @@
 // with the error instead.
 //
 // The client is written for browsers: the few browser globals it reads (window events,
-// navigator.onLine, sessionStorage for its backoff state) are provided here as plain objects.
+// navigator.onLine, sessionStorage for its backoff state) are provided as plain objects by
+// streaming_common.cjs, which streaming_session.cjs shares.
 'use strict';
+
+const { cause, loadClient, implicitLogin, newClient } = require('./streaming_common.cjs');
 
 const [url, hint, clientId, redirectUri, mode = 'rest'] = process.argv.slice(2);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
-// What a StreamingClientError wraps: a SaslError's condition, or an HTTP status.
-const cause = (error) => {
-  const details = error.details || {};
-  if (details.condition) return `sasl:${details.condition}`;
-  if (details.response) return `http:${details.response.status}`;
-  return details.name || null;
-};
 const fail = (message) => { out({ step: 'error', message: String(message) }); process.exit(1); };
 if (!url || !hint || !clientId || !redirectUri || !['rest', 'xmpp', 'invalid_token'].includes(mode)) {
   fail('usage: streaming_presence.cjs <url> <login hint> <client id> <redirect uri> <rest|xmpp|invalid_token>');
@@ -48,52 +44,11 @@ process.on('unhandledRejection', (reason) => {
   fail(`unhandled rejection: ${reason && (reason.stack || reason.message)}`);
 });
 
-const storage = new Map();
-globalThis.sessionStorage = {
-  getItem: (key) => (storage.has(key) ? storage.get(key) : null),
-  setItem: (key, value) => storage.set(key, String(value)),
-  removeItem: (key) => storage.delete(key),
-  clear: () => storage.clear()
-};
-if (typeof globalThis.navigator === 'undefined') {
-  globalThis.navigator = { onLine: true, userAgent: 'node' };
-}
-// Required before `window` exists, so browser sniffing at load time (browserama) sees Node.
-const Client = require('genesys-cloud-streaming-client').default;
-// The webrtc extension listens for window's online/offline events when a Client is created.
-globalThis.window = Object.assign(new EventTarget(), { atob: globalThis.atob, crypto: globalThis.crypto });
-
-async function implicitLogin () {
-  const authorize = new URL('/oauth/authorize', url);
-  authorize.search = new URLSearchParams({
-    response_type: 'token', client_id: clientId, redirect_uri: redirectUri,
-    login_hint: hint, state: 'streaming-test'
-  }).toString();
-  const response = await fetch(authorize, { redirect: 'manual' });
-  if (response.status !== 302) {
-    throw new Error(`authorize answered ${response.status}: ${await response.text()}`);
-  }
-  const fragment = new URLSearchParams(new URL(response.headers.get('location')).hash.slice(1));
-  if (fragment.get('state') !== 'streaming-test' || !fragment.get('access_token')) {
-    throw new Error('the redirect carries no access_token or the wrong state');
-  }
-  return fragment.get('access_token');
-}
+const Client = loadClient();
 
 async function main () {
-  const authToken = await implicitLogin();
-  const quiet = process.env.STREAMING_CLIENT_DEBUG ? console.error : () => {};
-  const logger = { log: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
-  const wsHost = url.replace(/^http/, 'ws');
-  const client = new Client({
-    host: wsHost,
-    apiHost: url,
-    authToken,
-    appName: 'chaosgenesys-test',
-    optOutOfWebrtcStatsTelemetry: true,
-    logLevel: 'debug',
-    logger
-  });
+  const authToken = await implicitLogin(url, clientId, redirectUri, hint);
+  const client = newClient(Client, url, authToken);
   client.on('disconnected', (info) => {
     const reconnecting = !!(info && info.reconnecting);
     const error = info && info.error;

@@ -8,7 +8,7 @@ allows 20 channels per OAuth client) and one more client for the presence change
 logs in as itself through the browser login (implicit grant with ``login_hint``), so each has
 its own token, as each desktop has.
 
-- streaming: each agent runs the protocol-faithful load client (``xmpp_load.py``: channel,
+- streaming: each agent runs the protocol-faithful load client (``_xmpp_load.py``: channel,
   ``users/me``, XMPP over WebSocket, SASL ``authKey:<token>``, bind, server pings) subscribed
   through XMPP pubsub to ``v2.users.{X}.presence``;
 - JSON: each agent also has a JSON notification channel subscribed (``PUT .../subscriptions``)
@@ -54,7 +54,7 @@ from _common import (
     sandbox_process,
     user_id,
 )
-from xmpp_load import StreamingLoadClient, browser_login, child_cpu_seconds
+from _xmpp_load import StreamingLoadClient, browser_login, child_cpu_seconds
 
 from chaosgenesys.sandbox.xmpp import NS_JSON, NS_PUBSUB_EVENT, parse_frame
 

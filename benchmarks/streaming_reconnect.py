@@ -8,7 +8,7 @@ the sandbox, like the platform, allows 20 per OAuth client), and one client for 
 Every agent logs in as itself (browser login: implicit grant with ``login_hint``), so per-token
 limits apply per user, as they do for real desktops.
 
-- 500 protocol-faithful load clients (``xmpp_load.py``: the official client's handshake,
+- 500 protocol-faithful load clients (``_xmpp_load.py``: the official client's handshake,
   reconnect decisions and backoff, on one asyncio loop in this process), each subscribed through
   XMPP pubsub to its own presence and to the watched user's;
 - 5 official clients (``genesys-cloud-streaming-client`` in Node, ``streaming_sample.cjs``, one
@@ -65,7 +65,7 @@ from _common import (
     sandbox_process,
     user_id,
 )
-from xmpp_load import (
+from _xmpp_load import (
     StreamingLoadClient,
     browser_login,
     child_cpu_seconds,
@@ -443,7 +443,7 @@ def body() -> None:
     for result in measured["storms"]:
         figures += figures_of(result, load, sample)
     notes = [
-        f"{load} load clients (xmpp_load.py, one asyncio loop) + {sample} official clients "
+        f"{load} load clients (_xmpp_load.py, one asyncio loop) + {sample} official clients "
         f"(Node, one process each), each its own user and token; "
         f"{-(-(load + sample) // AGENTS_PER_CLIENT)} OAuth clients; sandbox: 300 requests/min "
         "per token, 30 s server pings",

@@ -1,4 +1,4 @@
-"""The streaming benchmarks' load client (``benchmarks/xmpp_load.py``) against a real sandbox:
+"""The streaming benchmarks' load client (``benchmarks/_xmpp_load.py``) against a real sandbox:
 three clients, each logged in as its own user through the browser login, connect over XMPP,
 receive a presence change, and one of them, dropped by the server, comes back after the
 official client's first backoff delay. No speed is asserted (the benchmarks measure that);
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from benchmarks.xmpp_load import (
+from benchmarks._xmpp_load import (
     INITIAL_DELAY_MS,
     MAX_DELAY_MS,
     Backoff,

@@ -47,11 +47,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import aiohttp
 from aiohttp import web
@@ -147,6 +149,7 @@ class _Session:
         self.server_pings = False
         self.token: TokenRecord | None = None
         self.transfer_timer: asyncio.TimerHandle | None = None
+        self._message_head: str | None = None
         self._queue: asyncio.Queue[str | _Drop] = asyncio.Queue()
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(
@@ -157,6 +160,17 @@ class _Session:
     def closing(self) -> bool:
         """True once the session was told to end: nothing more is queued."""
         return self._closing
+
+    def message(self, message_id: str, body: str) -> str:
+        """A ``<message>`` from the pubsub service to this (bound) session around ``body``
+        (already XML); its quoted head is made once per session, as events go to many."""
+        if self._message_head is None:
+            assert self.full_jid is not None
+            self._message_head = (
+                f"<message xmlns={quoteattr(NS_CLIENT)} from={quoteattr(self.pubsub_host)} "
+                f"to={quoteattr(self.full_jid)}"
+            )
+        return f"{self._message_head} id={quoteattr(message_id)}>{body}</message>"
 
     def backlog(self) -> int:
         """Frames queued and not yet written."""
@@ -618,40 +632,48 @@ class StreamingService:
         return element("json", {"xmlns": NS_JSON}, text=envelope)
 
     @staticmethod
-    def _pubsub_message(session: _Session, topic: str, payload: str) -> str:
-        assert session.full_jid is not None
+    def _pubsub_event(topic: str, payload: str) -> str:
+        """The ``<event>`` of one pubsub item: the same for every session it goes to."""
         return element(
-            "message",
-            {"xmlns": NS_CLIENT, "from": session.pubsub_host, "to": session.full_jid,
-             "id": uuid.uuid4().hex},
-            element(
-                "event", {"xmlns": NS_PUBSUB_EVENT},
-                element("items", {"node": topic},
-                        element("item", {"id": uuid.uuid4().hex}, payload)),
-            ),
+            "event", {"xmlns": NS_PUBSUB_EVENT},
+            element("items", {"node": topic},
+                    element("item", {"id": uuid.uuid4().hex}, payload)),
         )
+
+    @classmethod
+    def _pubsub_message(cls, session: _Session, topic: str, payload: str) -> str:
+        return session.message(uuid.uuid4().hex, cls._pubsub_event(topic, payload))
 
     # ------------------------------------------------------------------ events
 
     def _on_event(self, topic: str, body: dict[str, Any]) -> None:
-        """EventBus listener: a pubsub event message to every session subscribed to ``topic``."""
+        """EventBus listener: a pubsub event message to every session subscribed to ``topic``.
+
+        The event (its JSON envelope, item and escaping) is made once; each session gets it
+        in its own ``<message>``, whose id is the event's id and a count."""
         if self._closed or not self._sessions:
             return
-        payload: str | None = None
+        event: str | None = None
+        event_id = ""
+        count = itertools.count(1)
         slow: list[_Session] = []
         for channel_id in self.hub.subscribers(topic):
             session = self._sessions.get(channel_id)
             if session is None or session.full_jid is None:
                 continue
-            if payload is None:
-                payload = self._json_payload(
-                    json.dumps(
-                        {"topicName": topic, "version": "2", "eventBody": body,
-                         "metadata": {"CorrelationId": str(uuid.uuid4())}},
-                        separators=(",", ":"),
-                    )
+            if event is None:
+                event_id = uuid.uuid4().hex
+                event = self._pubsub_event(
+                    topic,
+                    self._json_payload(
+                        json.dumps(
+                            {"topicName": topic, "version": "2", "eventBody": body,
+                             "metadata": {"CorrelationId": str(uuid.uuid4())}},
+                            separators=(",", ":"),
+                        )
+                    ),
                 )
-            if session.send(self._pubsub_message(session, topic, payload)):
+            if session.send(session.message(f"{event_id}-{next(count)}", event)):
                 self.events_delivered += 1
                 if session.backlog() > MAX_BACKLOG:
                     slow.append(session)

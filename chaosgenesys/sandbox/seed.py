@@ -51,6 +51,7 @@ from chaosgenesys.sandbox.sessions import PlatformSettings
 __all__ = [
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_REDIRECT_URI",
     "DEFAULT_SEED",
     "ClientSeed",
     "QueueSeed",
@@ -64,6 +65,8 @@ __all__ = [
 
 DEFAULT_CLIENT_ID = "chaos-client"
 DEFAULT_CLIENT_SECRET = "chaos-secret"
+#: Where browser logins of the default client may return (the official clients' test scripts).
+DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"
 
 #: What ``Sandbox(seed=None)`` runs with; the same as ``examples/seed.yaml``.
 DEFAULT_SEED: dict[str, Any] = {
@@ -72,6 +75,7 @@ DEFAULT_SEED: dict[str, Any] = {
             "client_id": DEFAULT_CLIENT_ID,
             "client_secret": DEFAULT_CLIENT_SECRET,
             "token_lifetime": 86400,
+            "redirect_uris": [DEFAULT_REDIRECT_URI],
         }
     ],
     "users": [
@@ -305,7 +309,10 @@ def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:
             raise SeedError(f"seed: {where}.client_id {client_id!r} is a duplicate")
         clients.append(ClientSeed(client_id, secret, lifetime, tuple(redirect_uris)))
     if not clients:
-        clients.append(ClientSeed(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+        clients.append(
+            ClientSeed(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+                       redirect_uris=(DEFAULT_REDIRECT_URI,))
+        )
     return tuple(clients)
 
 

@@ -20,6 +20,7 @@ def test_default_seed_is_examples_seed_yaml() -> None:
     seed = load_seed(None)
     assert [c.client_id for c in seed.clients] == ["chaos-client"]
     assert seed.clients[0].client_secret == "chaos-secret"
+    assert seed.clients[0].redirect_uris == ("http://localhost:8080/callback",)
     assert [u.id for u in seed.users] == [AGENT_1, AGENT_2]
     assert all(u.presence == "On Queue" for u in seed.users)
     assert seed.queues[0].id == QUEUE

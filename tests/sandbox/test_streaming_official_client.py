@@ -153,3 +153,21 @@ def test_official_client_meets_sasl_failure_as_invalid_token_and_stops(sb: Sandb
             displacer.close()
     finally:
         stop_client(process)
+
+
+def test_the_default_sandbox_lets_the_official_client_in() -> None:
+    """docs/sandbox-streaming.md's by-hand run: the default seed (``chaosgenesys sandbox``)
+    lets ``chaos-client`` log agents in on the documented redirect URI."""
+    with Sandbox() as default:
+        process, lines = start_client(default, "rest")
+        try:
+            subscribed = next_step(lines, process)
+            assert subscribed["step"] == "subscribed", subscribed
+            default.set_presence(AGENT_1, "Break")
+            event = next_step(lines, process)
+            assert event["step"] == "event", event
+            body = event["data"]["eventBody"]
+            assert body["presenceDefinition"]["systemPresence"] == "Break"
+            assert process.wait(timeout=15) == 0
+        finally:
+            stop_client(process)

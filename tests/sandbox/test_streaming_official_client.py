@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,19 +21,12 @@ import pytest
 
 from chaosgenesys.sandbox import Sandbox
 from tests.sandbox.sandbox_helpers import AGENT_1, CLIENT_ID, Api, make_seed
+from tests.sandbox.streaming_driver import node
 from tests.sandbox.streaming_helpers import Xmpp, user_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "js" / "streaming_presence.cjs"
 REDIRECT = "http://localhost:8080/callback"  # the same as streaming_helpers.REDIRECT
-
-
-def node() -> str:
-    path = shutil.which("node")
-    assert path is not None, "node is missing: run ./scripts/bootstrap"
-    package = ROOT / "node_modules" / "genesys-cloud-streaming-client" / "package.json"
-    assert package.exists(), "genesys-cloud-streaming-client is missing: run ./scripts/bootstrap"
-    return path
 
 
 @pytest.fixture

@@ -299,6 +299,31 @@ def test_proxy_close_frame_reconnects_after_the_first_step(
     assert requests.get(f"{sb.url}/sandbox/v1/state", timeout=5).status_code == 200
 
 
+def test_proxy_delaying_frames_delays_the_event_and_keeps_the_session(
+    sb: Sandbox, proxy: dict[str, Any]
+) -> None:
+    """The proxy delays every frame to the client by 1.5 s: the presence event reaches the
+    client's own handler 1.5 s late (in order, on the same socket), and a delay well under the
+    client's 35 s silence limit is no reason to reconnect."""
+    from chaosgenesys.proxy import actions
+
+    with StreamingSession(proxy["proxy_url"], AGENT_1) as client:
+        topic = f"v2.users.{AGENT_1}.presence"
+        client.send({"cmd": "subscribe", "topic": topic, "immediate": True})
+        client.wait_for("subscribed")
+        actions.delay_websocket_messages("^/stream/channels/", 1500, name=proxy["name"])
+        mark = client.mark()
+        changed = time.monotonic()
+        sb.set_presence(AGENT_1, "Break")
+        event = client.wait_for("notify", since=mark, timeout=10,
+                                where=lambda e: e["topic"] == topic)
+        late = float(event["t"]) - changed
+        print(f"event delayed {late:.3f} s, predicted 1.5 s")
+        assert 1.5 <= late <= 1.5 + LATE, late
+        assert event["data"]["eventBody"]["presenceDefinition"]["systemPresence"] == "Break"
+        assert client.select("disconnected", since=mark) == []
+
+
 def test_proxy_dropping_every_frame_is_noticed_after_35_s_of_silence(
     sb: Sandbox, proxy: dict[str, Any]
 ) -> None:

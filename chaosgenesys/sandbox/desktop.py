@@ -28,10 +28,10 @@ async def _lib(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     rel = BUNDLES.get(name)
     if rel is None:
-        raise web.HTTPNotFound(text=f"no desktop library named {name!r}")
+        return web.Response(status=404, text=f"no desktop library named {name!r}")
     path = NODE_MODULES / rel
     if not path.is_file():
-        raise web.HTTPNotFound(
+        return web.Response(status=404, 
             text=f"{path} is missing: run scripts/bootstrap (npm ci) first"
         )
     return web.FileResponse(path, headers={"Content-Type": "application/javascript"})

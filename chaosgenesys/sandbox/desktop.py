@@ -18,9 +18,7 @@ BUNDLES = {
     "streaming-client.browser.js": (
         "genesys-cloud-streaming-client/dist/streaming-client.browser.js"
     ),
-    "purecloud-platform-client-v2.js": (
-        "purecloud-platform-client-v2/dist/web-cjs/bundle.js"
-    ),
+    "purecloud-platform-client-v2.js": ("purecloud-platform-client-v2/dist/web-cjs/bundle.js"),
 }
 
 
@@ -31,8 +29,8 @@ async def _lib(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text=f"no desktop library named {name!r}")
     path = NODE_MODULES / rel
     if not path.is_file():
-        return web.Response(status=404, 
-            text=f"{path} is missing: run scripts/bootstrap (npm ci) first"
+        return web.Response(
+            status=404, text=f"{path} is missing: run scripts/bootstrap (npm ci) first"
         )
     return web.FileResponse(path, headers={"Content-Type": "application/javascript"})
 

@@ -27,6 +27,7 @@ from chaosgenesys.sandbox import (
     api_users,
     auth,
     browser_login,
+    desktop,
 )
 from chaosgenesys.sandbox.accounting import RequestLog
 from chaosgenesys.sandbox.errors import (
@@ -206,6 +207,7 @@ def create_app(
     admin.add_routes(app)
     hub.add_routes(app)
     browser_login.add_routes(app, state)
+    desktop.add_routes(app)
     StreamingService(state, hub, state.events).add_routes(app)
 
     hub_closed = False

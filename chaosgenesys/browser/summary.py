@@ -65,8 +65,8 @@ def summarize_events(events: list[dict[str, Any]]) -> dict[str, Any]:
             latencies.setdefault(url_of[ws], []).append(round((ts - start) * 1000, 1))
             disconnected += ts - start
         elif kind == "ws_closed" and ws in url_of:
-            closed_at[url_of[ws]] = ts
-            pending.pop(ws, None)
+            # A socket that closes before its first frame did not end the outage: keep its start.
+            closed_at[url_of[ws]] = pending.pop(ws, ts)
         elif kind == "ws_frame_error":
             ws_errors += 1
         elif kind == "rest" and isinstance(ev.get("latency_ms"), int | float):

@@ -42,3 +42,18 @@ def test_no_reconnect_without_a_close(tmp_path: Path) -> None:
     ]
     assert summarize_events(events)["reconnect_ms"] == {}
     assert read_events(tmp_path / "missing.jsonl") == []
+
+
+def test_failed_reopen_keeps_the_outage_start() -> None:
+    events = [
+        {"ts": 1.0, "event": "ws_created", "ws": "1", "url": "ws://a"},
+        {"ts": 1.1, "event": "ws_frame", "ws": "1", "dir": "in"},
+        {"ts": 2.0, "event": "ws_closed", "ws": "1", "code": 1011},
+        {"ts": 2.5, "event": "ws_created", "ws": "2", "url": "ws://a"},
+        {"ts": 2.6, "event": "ws_closed", "ws": "2", "code": 1006},
+        {"ts": 4.0, "event": "ws_created", "ws": "3", "url": "ws://a"},
+        {"ts": 5.0, "event": "ws_frame", "ws": "3", "dir": "in"},
+    ]
+    summary = summarize_events(events)
+    assert summary["reconnect_ms"] == {"ws://a": {"count": 1, "max": 3000.0, "p50": 3000.0}}
+    assert summary["disconnected_s"] == 3.0

@@ -1,0 +1,189 @@
+"""A small web app for browser tests: a page with a WebSocket that reconnects, REST calls, console
+messages and the UI attributes the observer reads; the server side breaks its sockets on demand.
+
+    with serve_test_page() as site:
+        page.goto(site.url + "/")              # the page connects to site.url + "/ws"
+        site.wait_connections(1)
+        site.close_sockets(4001)               # a close frame with that code, from the server
+        site.drop_sockets()                    # the TCP connection cut, no close frame
+
+The page (``PAGE``) keeps what it saw in ``window.__events`` (``{event, t, ...}`` with ``t`` from
+``Date.now()``): ``open``, ``first_frame``, ``close`` (``code``), ``error``; it reconnects
+``RECONNECT_MS`` after a close, as a desktop's own client would. ``window.callApi(path)`` fetches
+a path and resolves to the status. The server sends a frame every ``tick_ms`` on each socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+RECONNECT_MS = 100
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>chaosgenesys test page</title></head>
+<body>
+<span data-cg="user">test-user</span>
+<span data-cg="presence">Available</span>
+<div data-cg="connection" data-state="connecting">connecting</div>
+<script>
+window.__events = [];
+function note(event, extra) {
+  window.__events.push(Object.assign({event, t: Date.now()}, extra || {}));
+}
+function banner(state) {
+  const el = document.querySelector('[data-cg="connection"]');
+  el.dataset.state = state; el.textContent = state;
+}
+function connect() {
+  const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/ws');
+  let first = true;
+  ws.onopen = () => { note('open'); banner('connected'); };
+  ws.onmessage = () => { if (first) { first = false; note('first_frame'); } };
+  ws.onerror = () => note('error');
+  ws.onclose = (e) => {
+    note('close', {code: e.code}); banner('disconnected');
+    setTimeout(connect, RECONNECT_MS_VALUE);
+  };
+  window.__socket = ws;
+}
+window.callApi = async (path) => (await fetch(path)).status;
+window.setPresence = (label) => {
+  document.querySelector('[data-cg="presence"]').textContent = label;
+};
+connect();
+</script>
+</body></html>
+""".replace("RECONNECT_MS_VALUE", str(RECONNECT_MS))
+
+
+@dataclass
+class PageSite:
+    """The running server: its URL and what it saw."""
+
+    url: str = ""
+    tick_ms: int = 200
+    handshakes: int = 0
+    api_calls: list[str] = field(default_factory=list)
+    _sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _call(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    @property
+    def connections(self) -> int:
+        """Sockets open now."""
+        return len(self._sockets)
+
+    def wait_connections(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` sockets are open."""
+        deadline = time.monotonic() + timeout
+        while self.connections < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.connections} socket(s) open, wanted {count}")
+            time.sleep(0.02)
+
+    def close_sockets(self, code: int = 1000) -> int:
+        """Close every open socket from the server with ``code``; how many were closed."""
+
+        async def close() -> int:
+            sockets = list(self._sockets)
+            for ws in sockets:
+                await ws.close(code=code)
+            return len(sockets)
+
+        return int(self._call(close()))
+
+    def drop_sockets(self) -> int:
+        """Cut every open socket's connection without a close frame."""
+
+        async def drop() -> int:
+            sockets = list(self._sockets)
+            for ws in sockets:
+                transport = ws._req.transport if ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
+            return len(sockets)
+
+        return int(self._call(drop()))
+
+
+def _app(site: PageSite) -> web.Application:
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    async def api(request: web.Request) -> web.Response:
+        site.api_calls.append(request.path)
+        delay = float(request.query.get("delay_ms", "0"))
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        status = int(request.query.get("status", "200"))
+        return web.json_response({"path": request.path}, status=status)
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        site.handshakes += 1
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        site._sockets.add(ws)
+
+        async def tick() -> None:
+            with suppress(Exception):
+                while not ws.closed:
+                    await ws.send_str("tick")
+                    await asyncio.sleep(site.tick_ms / 1000)
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await ws.send_str(message.data)
+        finally:
+            ticker.cancel()
+            site._sockets.discard(ws)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/ws", socket)
+    app.router.add_route("*", "/api/{tail:.*}", api)
+    return app
+
+
+@contextmanager
+def serve_test_page(tick_ms: int = 200) -> Iterator[PageSite]:
+    """Serve the test page on 127.0.0.1 (a free port) in a thread, for the ``with`` block."""
+    site = PageSite(tick_ms=tick_ms)
+    loop = asyncio.new_event_loop()
+    site._loop = loop
+    started = threading.Event()
+    runner = web.AppRunner(_app(site))
+
+    async def start() -> None:
+        await runner.setup()
+        tcp = web.TCPSite(runner, "127.0.0.1", 0)
+        await tcp.start()
+        port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        site.url = f"http://127.0.0.1:{port}"
+        started.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    started.wait(10)
+    try:
+        yield site
+    finally:
+        with suppress(Exception):
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -14,6 +14,12 @@ See ``shared/docs/genesys-cloud-api.md`` §9 and ``docs/sandbox-streaming.md``.
   (implicit) or ``?code=…&state=…`` (code). Without it, a plain HTML form asks for the user
   (id or email; the sandbox has no passwords) and posts to ``POST /oauth/authorize``.
   An unknown ``login_hint`` → 400 naming it.
+- The built-in public client ``chaosgenesys-desktop`` (``tokens.py``) of the reference web
+  desktop has no ``redirect_uris``: its one redirect URI is the sandbox's own
+  ``<origin>/desktop/``, the origin being the authorize request's (scheme and ``Host``), or, as
+  RFC 8252 §7.3 allows for loopback redirects, ``http://127.0.0.1|localhost|[::1]:<any port>
+  /desktop/`` (the desktop served through a reverse proxy on this machine). It must use
+  ``response_type=code`` with an S256 ``code_challenge``: no implicit grant, no secret.
 - ``POST /oauth/token`` with ``grant_type=authorization_code&code&redirect_uri&client_id
   [&code_verifier]``: a code is single use and lives 60 s; ``redirect_uri`` and ``client_id``
   must be those of the authorize request; with a PKCE challenge the ``code_verifier`` must hash
@@ -101,13 +107,20 @@ class BrowserLogins:
                 return candidate
         return None
 
-    def check_client(self, params: Mapping[str, str]) -> tuple[OAuthClient, str]:
-        """The client and its redirect URI, or 400 (nothing is redirected before this holds)."""
+    def check_client(
+        self, params: Mapping[str, str], origin: str = ""
+    ) -> tuple[OAuthClient, str]:
+        """The client and its redirect URI, or 400 (nothing is redirected before this holds).
+        ``origin`` (``scheme://host[:port]``) is the sandbox's as the request reached it: the
+        built-in desktop client's redirect URI is ``<origin>/desktop/``."""
         client_id = params.get("client_id", "")
         client = self.state.tokens.clients.get(client_id)
         if client is None:
             raise oauth_error(400, "invalid_client", f"client_id {client_id!r} is not a client")
         redirect_uri = params.get("redirect_uri", "")
+        if client.public:
+            _check_public(client, params, redirect_uri, origin)
+            return client, redirect_uri
         if not client.redirect_uris:
             raise oauth_error(
                 400, "unauthorized_client",
@@ -120,9 +133,9 @@ class BrowserLogins:
             )
         return client, redirect_uri
 
-    def authorize(self, params: Mapping[str, str], user: User) -> str:
+    def authorize(self, params: Mapping[str, str], user: User, origin: str = "") -> str:
         """The ``Location`` of the 302 that completes a login of ``user``."""
-        client, redirect_uri = self.check_client(params)
+        client, redirect_uri = self.check_client(params, origin)
         response_type = params.get("response_type", "")
         state = params.get("state")
         if response_type == "token":
@@ -228,6 +241,29 @@ class BrowserLogins:
             del self._refresh[next(iter(self._refresh))]
 
 
+_LOOPBACK_DESKTOP = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?/desktop/$")
+
+
+def _check_public(
+    client: OAuthClient, params: Mapping[str, str], redirect_uri: str, origin: str
+) -> None:
+    """The rules of a public client (the built-in desktop client): its redirect URI is the
+    sandbox's own ``/desktop/`` page, and it logs in with authorization code + PKCE only."""
+    own = f"{origin}/desktop/" if origin else None
+    if redirect_uri != own and not _LOOPBACK_DESKTOP.match(redirect_uri):
+        raise oauth_error(
+            400, "invalid_request",
+            f"redirect_uri {redirect_uri!r} is not the sandbox's desktop page "
+            f"({own or '<origin>/desktop/'}) for client {client.client_id!r}",
+        )
+    if params.get("response_type") != "code" or not params.get("code_challenge"):
+        raise oauth_error(
+            400, "unauthorized_client",
+            f"client {client.client_id!r} is public: it logs in with response_type=code and a "
+            "PKCE code_challenge (S256) only",
+        )
+
+
 #: The :class:`BrowserLogins` of an application (``auth.py`` hands user grants to it).
 LOGINS_KEY = web.AppKey("chaosgenesys_browser_logins", BrowserLogins)
 
@@ -240,13 +276,18 @@ _FORM = """<!DOCTYPE html>
 """
 
 
+def _origin(request: web.Request) -> str:
+    """The sandbox's origin as this request reached it (``scheme://Host``)."""
+    return f"{request.scheme}://{request.host}"
+
+
 def add_routes(app: web.Application, state: SandboxState) -> None:
     """Register ``GET`` and ``POST /oauth/authorize``; set ``app[LOGINS_KEY]``."""
     logins = BrowserLogins(state)
     app[LOGINS_KEY] = logins
 
-    def complete(params: Mapping[str, str]) -> web.StreamResponse:
-        logins.check_client(params)
+    def complete(params: Mapping[str, str], origin: str) -> web.StreamResponse:
+        logins.check_client(params, origin)
         hint = params.get("login_hint")
         if hint is None or not hint.strip():
             hidden = "".join(
@@ -260,13 +301,13 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
             raise oauth_error(
                 400, "invalid_request", f"login_hint {hint!r} is not a user of the sandbox"
             )
-        location = logins.authorize(params, user)
+        location = logins.authorize(params, user, origin)
         return web.Response(
             status=302, headers={"Location": location, "Cache-Control": "no-store"}
         )
 
     async def authorize_get(request: web.Request) -> web.StreamResponse:
-        return complete({k: v for k, v in request.query.items()})
+        return complete({k: v for k, v in request.query.items()}, _origin(request))
 
     async def authorize_post(request: web.Request) -> web.StreamResponse:
         try:
@@ -275,7 +316,9 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
             raise oauth_error(
                 400, "invalid_request", f"the request body is not a readable form: {exc}"
             ) from None
-        return complete({k: v for k, v in form.items() if isinstance(v, str)})
+        return complete(
+            {k: v for k, v in form.items() if isinstance(v, str)}, _origin(request)
+        )
 
     app.router.add_get("/oauth/authorize", authorize_get)
     app.router.add_post("/oauth/authorize", authorize_post)

@@ -29,7 +29,9 @@ A seed is a YAML or JSON file, or a dict of the same shape::
 Unknown keys, unknown member ids, duplicate ids, ids that cannot be a URL path segment (only
 letters, digits, ``-`` and ``_``) and bad presence names raise :class:`SeedError` naming where
 the problem is (``users[1].presense``). A seed without clients gets the default
-client ``chaos-client`` / ``chaos-secret``.
+client ``chaos-client`` / ``chaos-secret``. Every sandbox also has the built-in public
+client ``chaosgenesys-desktop`` of its reference web desktop (``tokens.py``,
+``docs/reference-desktop.md``): a seed may not name a client so.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_CLIENT_SECRET",
     "DEFAULT_REDIRECT_URI",
     "DEFAULT_SEED",
+    "DESKTOP_CLIENT_ID",
     "ClientSeed",
     "QueueSeed",
     "Seed",
@@ -67,6 +70,9 @@ DEFAULT_CLIENT_ID = "chaos-client"
 DEFAULT_CLIENT_SECRET = "chaos-secret"
 #: Where browser logins of the default client may return (the official clients' test scripts).
 DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"
+#: The built-in public client of the sandbox's reference web desktop (``/desktop/``): present
+#: in every sandbox whatever the seed, so a seed may not use the name (``tokens.py``).
+DESKTOP_CLIENT_ID = "chaosgenesys-desktop"
 
 #: What ``Sandbox(seed=None)`` runs with; the same as ``examples/seed.yaml``.
 DEFAULT_SEED: dict[str, Any] = {
@@ -307,6 +313,11 @@ def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:
         assert client_id is not None and secret is not None
         if any(client.client_id == client_id for client in clients):
             raise SeedError(f"seed: {where}.client_id {client_id!r} is a duplicate")
+        if client_id == DESKTOP_CLIENT_ID:
+            raise SeedError(
+                f"seed: {where}.client_id {client_id!r} is the sandbox's built-in desktop "
+                "client (present in every sandbox): choose another name"
+            )
         clients.append(ClientSeed(client_id, secret, lifetime, tuple(redirect_uris)))
     if not clients:
         clients.append(

@@ -6,6 +6,13 @@ known so the API can answer ``401 bad.credentials`` for it, as the platform does
 Revocation is told to the listeners added with :meth:`TokenStore.add_revocation_listener` (the
 notification hub sends ``v2.system.token_revoked``, the streaming service ends the sessions that
 authenticated with a revoked token); expiry is not: a token that runs out ends nothing live.
+
+Every sandbox has, whatever its seed, the built-in **public** client ``chaosgenesys-desktop``
+(:data:`DESKTOP_CLIENT_ID`) of its reference web desktop (``/desktop/``,
+``docs/reference-desktop.md``): no secret (it can never authenticate, so no client credentials
+grant), authorization code + PKCE only, redirect URI the sandbox's own ``<origin>/desktop/``
+(``browser_login.py``), token lifetime :data:`DESKTOP_TOKEN_LIFETIME` (changed like any client's
+with ``PATCH /sandbox/v1/clients/chaosgenesys-desktop``). It comes after the seed's clients.
 """
 
 from __future__ import annotations
@@ -19,9 +26,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from chaosgenesys.sandbox.clock import utcnow
-from chaosgenesys.sandbox.seed import ClientSeed
+from chaosgenesys.sandbox.seed import DESKTOP_CLIENT_ID, ClientSeed
 
-__all__ = ["OAuthClient", "RevocationListener", "TokenRecord", "TokenStore"]
+__all__ = [
+    "DESKTOP_CLIENT_ID",
+    "DESKTOP_TOKEN_LIFETIME",
+    "OAuthClient",
+    "RevocationListener",
+    "TokenRecord",
+    "TokenStore",
+]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -29,17 +43,22 @@ logger = logging.getLogger("chaostoolkit")
 RevocationListener = Callable[[list[str]], object]
 
 _MAX_DEAD_TOKENS = 10_000
+#: Seconds a token of the built-in desktop client lives (a Genesys Cloud client's default).
+DESKTOP_TOKEN_LIFETIME = 86400
 
 
 @dataclass
 class OAuthClient:
-    """An OAuth client; ``redirect_uris`` allow its browser logins (``browser_login.py``)."""
+    """An OAuth client; ``redirect_uris`` allow its browser logins (``browser_login.py``).
+    A ``public`` client has no secret: it never authenticates and logs users in with
+    authorization code + PKCE only (the built-in desktop client)."""
 
     client_id: str
     client_secret: str = field(repr=False)
     token_lifetime: int
     date_created: datetime = field(default_factory=utcnow)
     redirect_uris: tuple[str, ...] = ()
+    public: bool = False
 
 
 @dataclass
@@ -96,6 +115,9 @@ class TokenStore:
             )
             for seed in clients
         }
+        self.clients[DESKTOP_CLIENT_ID] = OAuthClient(
+            DESKTOP_CLIENT_ID, "", DESKTOP_TOKEN_LIFETIME, public=True
+        )
         now = time.time()
         revoked: list[str] = []
         for token, record in self._tokens.items():
@@ -106,9 +128,10 @@ class TokenStore:
         self._revoked(revoked)
 
     def authenticate(self, client_id: str, client_secret: str) -> OAuthClient | None:
-        """The client if the credentials match, else ``None`` (constant-time comparison)."""
+        """The client if the credentials match, else ``None`` (constant-time comparison; a
+        public client never authenticates)."""
         client = self.clients.get(client_id)
-        if client is None:
+        if client is None or client.public:
             hmac.compare_digest(client_secret, client_secret)
             return None
         if not hmac.compare_digest(client.client_secret.encode(), client_secret.encode()):

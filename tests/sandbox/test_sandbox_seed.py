@@ -136,4 +136,4 @@ def test_state_follows_seed() -> None:
     assert state.users[AGENT_1].routing_status == IDLE
     assert state.users["0b6b3c5e-0000-4000-8000-000000000003"].routing_status == OFF_QUEUE
     assert set(state.queues[QUEUE].members) == {AGENT_1, AGENT_2}
-    assert set(state.tokens.clients) == {"chaos-client"}
+    assert set(state.tokens.clients) == {"chaos-client", "chaosgenesys-desktop"}

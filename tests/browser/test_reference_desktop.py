@@ -264,6 +264,45 @@ def test_missing_bundle_is_a_clear_failure(
     assert api.presence(AGENT_2) == "Available"
 
 
+def test_renews_its_token_on_401_and_ahead_of_expiry(
+    desktop: Desktop, sandbox: Any, browser: Any, api: Api
+) -> None:
+    # every desktop token expires: the next API call of the page gets 401, renews, retries
+    assert api.admin("POST", "/tokens/expire", {"client_id": DESKTOP_CLIENT_ID})["count"] >= 1
+    conversation = api.admin("POST", "/calls", {"queue_id": QUEUE, "user_id": AGENT_1})["id"]
+    _wait("the page to answer with a renewed token",
+          lambda: api.agent(conversation, AGENT_1)["calls"][0]["state"] == "connected")
+    assert desktop.logged("[desktop] answer: HTTP 401, the token is renewed first")
+    assert desktop.logged("[desktop] token renewed")
+    assert api.desktop_tokens() == 1
+    # the streaming client has the new token: its next reconnect authenticates with it (SASL
+    # with the expired one would fail not-authorized, and the library would give up)
+    api.admin("POST", "/notifications/close", {"code": 1011, "user_ids": [AGENT_1]})
+    _wait("the banner to leave connected",
+          lambda: desktop.attribute("connection", "data-state") != "connected", timeout=10)
+    _wait("the banner back to connected",
+          lambda: desktop.attribute("connection", "data-state") == "connected", timeout=20)
+    api.admin("POST", f"/conversations/{conversation}/disconnect")
+    _wait("the wrap-up", lambda: api.agent(conversation, AGENT_1).get("wrapup"))
+
+    # ahead of expiry: a 4 s token is renewed 2 s before it runs out, without any 401
+    api.admin("PATCH", f"/clients/{DESKTOP_CLIENT_ID}", {"token_lifetime": 4})
+    context = browser.new_context()
+    try:
+        short = Desktop(context.new_page())
+        short.page.goto(f"{sandbox.url}/desktop/?user={AGENT_2}&renew_ahead_s=2")
+        _wait("the second page's login",
+              lambda: short.attribute("user", "data-user-id") == AGENT_2)
+        assert short.logged("[desktop] token renewal in 2 s")
+        _wait("the renewal ahead of expiry", lambda: short.logged("[desktop] token renewed"),
+              timeout=10)
+        assert not short.logged("HTTP 401")
+        assert short.errors() == []
+    finally:
+        context.close()
+        api.admin("PATCH", f"/clients/{DESKTOP_CLIENT_ID}", {"token_lifetime": 86400})
+
+
 # ---------------------------------------------------------------------- the built-in client
 
 

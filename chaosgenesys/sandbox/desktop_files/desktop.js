@@ -9,11 +9,15 @@
  *   /desktop/?user=<seeded user email or id>   logs that user in without a form (login_hint);
  *   /desktop/                                  the sandbox's own login form asks for the user.
  *   optional: &answer_ms=<n> (default 500) &wrapup_ms=<n> (default 2000): the synthetic
- *   agent's answer delay and wrap-up time (chaosgenesys/agent/config.py).
+ *   agent's answer delay and wrap-up time (chaosgenesys/agent/config.py);
+ *   &renew_ahead_s=<n> (default 60): renew the token that long before it expires (at most
+ *   half its life ahead).
  *
  * After login it connects the streaming client, subscribes to the user's presence, routing
  * status and conversations topics, goes On Queue, answers alerting calls and submits the
  * wrap-up when a call ends, as the synthetic agent (chaosgenesys/agent/agent.py) does.
+ * It renews its token ahead of expiry and on a 401 (the guide's trap 2), with the same PKCE
+ * login done without leaving the page, and hands the new token to the streaming client.
  * The state is shown under stable attributes: [data-cg="presence"], [data-cg="routing-status"],
  * [data-cg="connection"] (text and data-state: connected / disconnected / reconnecting),
  * [data-cg="call-state"] (none / alerting / connected / wrapup), [data-cg="user"]
@@ -41,6 +45,7 @@
   };
   const ANSWER_MS = number('answer_ms', 500);
   const WRAPUP_MS = number('wrapup_ms', 2000);
+  const RENEW_AHEAD_MS = number('renew_ahead_s', 60) * 1000;
 
   const el = (name) => document.querySelector(`[data-cg="${name}"]`);
   const info = (...args) => console.info(TAG, ...args);
@@ -109,7 +114,75 @@
   let streaming = null;
   let connectedOnce = false;
   let wrapupCode = null;
+  let renewTimer = null;
+  let renewing = null; // the renewal under way: every 401 waits for the same one
   const calls = new Map(); // conversation id -> what the page knows of its call
+
+  // ------------------------------------------------------------------ the token
+  const randomHex = () => {
+    const random = new Uint8Array(16);
+    window.crypto.getRandomValues(random);
+    return Array.from(random, (b) => b.toString(16).padStart(2, '0')).join('');
+  };
+
+  function scheduleRenewal (expiryTime) {
+    clearTimeout(renewTimer);
+    if (typeof expiryTime !== 'number') return;
+    const left = expiryTime - Date.now();
+    const wait = Math.max(0, left - Math.min(RENEW_AHEAD_MS, left / 2));
+    info(`token renewal in ${Math.round(wait / 1000)} s`);
+    renewTimer = setTimeout(() => {
+      renew('ahead of expiry').catch((error) => fail('renewing the token', error));
+    }, wait);
+  }
+
+  /**
+   * The same login again without leaving the page: /oauth/authorize (login_hint: the user)
+   * answers at once with the 302 back to /desktop/?code=…, which fetch follows (same origin, so
+   * its URL is readable); the SDK exchanges the code with a new verifier and keeps the token.
+   */
+  function renew (why) {
+    if (renewing) return renewing;
+    renewing = (async () => {
+      if (!me) throw new Error('nobody is logged in yet');
+      info(`renewing the token (${why})`);
+      const verifier = api.generatePKCECodeVerifier(128);
+      const state = randomHex();
+      const query = new URLSearchParams({
+        client_id: CLIENT_ID,
+        redirect_uri: REDIRECT_URI,
+        response_type: 'code',
+        code_challenge: await api.computePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        login_hint: me.id
+      });
+      const response = await fetch(`/oauth/authorize?${query}`, { credentials: 'same-origin' });
+      const back = new URL(response.url);
+      const code = back.searchParams.get('code');
+      if (!code || back.searchParams.get('state') !== state) {
+        throw new Error(`the login answered HTTP ${response.status} without a code`);
+      }
+      const auth = await api.authorizePKCEGrant(CLIENT_ID, verifier, code, REDIRECT_URI);
+      if (streaming) streaming.setAccessToken(auth.accessToken);
+      info('token renewed');
+      scheduleRenewal(auth.tokenExpiryTime);
+    })();
+    renewing.then(() => { renewing = null; }, () => { renewing = null; });
+    return renewing;
+  }
+
+  /** An API call; on 401 the token is renewed and the call made once more. */
+  async function call (what, send) {
+    try {
+      return await send();
+    } catch (error) {
+      if (!error || error.status !== 401) throw error;
+      info(`${what}: HTTP 401, the token is renewed first`);
+      await renew(`401 on ${what}`);
+      return send();
+    }
+  }
 
   // ------------------------------------------------------------------ calls
   const ENDED = ['disconnected', 'terminated'];
@@ -191,7 +264,8 @@
       await sleep(ANSWER_MS);
       if (item.state !== 'alerting') return;
       info(`answering call ${item.id}`);
-      await conversationsApi.patchConversationsCallParticipant(item.id, item.participantId, { state: 'connected' });
+      await call('answer', () => conversationsApi.patchConversationsCallParticipant(
+        item.id, item.participantId, { state: 'connected' }));
       item.answered = true;
       info(`answered call ${item.id}`);
     } catch (error) {
@@ -203,7 +277,7 @@
 
   async function wrapUpCode () {
     if (wrapupCode) return wrapupCode;
-    const codes = await routingApi.getRoutingWrapupcodes();
+    const codes = await call('wrap-up codes', () => routingApi.getRoutingWrapupcodes());
     const first = (codes.entities || []).find((c) => c && c.id);
     if (!first) throw new Error('no wrap-up code in GET /api/v2/routing/wrapupcodes');
     wrapupCode = first.id;
@@ -219,16 +293,16 @@
       info(`wrapping up call ${item.id} with code ${code}`);
       await sleep(WRAPUP_MS);
       if (!item.communicationId) {
-        const conversation = await conversationsApi.getConversation(item.id);
+        const conversation = await call('conversation', () => conversationsApi.getConversation(item.id));
         const participant = myParticipant(conversation);
         item.communicationId = participant ? view(participant).communicationId : '';
       }
       if (item.wrappedUp) {
         info(`call ${item.id} already wrapped up on the server`);
       } else {
-        await conversationsApi.postConversationsCallParticipantCommunicationWrapup(
-          item.id, item.participantId, item.communicationId,
-          { body: { code, durationSeconds: Math.round((Date.now() - started) / 1000) } });
+        const body = { code, durationSeconds: Math.round((Date.now() - started) / 1000) };
+        await call('wrap-up', () => conversationsApi.postConversationsCallParticipantCommunicationWrapup(
+          item.id, item.participantId, item.communicationId, { body }));
         item.wrappedUp = true;
         info(`wrap-up submitted for call ${item.id}`);
       }
@@ -243,7 +317,7 @@
 
   // ------------------------------------------------------------------ presence
   async function readState (why) {
-    const user = await usersApi.getUsersMe({ expand: ['presence', 'routingStatus'] });
+    const user = await call('users/me', () => usersApi.getUsersMe({ expand: ['presence', 'routingStatus'] }));
     setPresence(user.presence && user.presence.presenceDefinition && user.presence.presenceDefinition.systemPresence);
     setRouting(user.routingStatus && user.routingStatus.status);
     info(`state read (${why})`);
@@ -251,13 +325,14 @@
   }
 
   async function goOnQueue () {
-    const definitions = await presenceApi.getPresenceDefinitions0();
+    const definitions = await call('presence definitions', () => presenceApi.getPresenceDefinitions0());
     const normalise = (name) => String(name || '').replace(/[\s_-]/g, '').toLowerCase();
     const onQueue = (definitions.entities || []).find(
       (d) => d && normalise(d.systemPresence) === 'onqueue' && (d.type || 'System') === 'System');
     if (!onQueue) throw new Error('no On Queue definition in GET /api/v2/presence/definitions');
     info('going On Queue');
-    const presence = await presenceApi.patchUserPresencesPurecloud(me.id, { presenceDefinition: { id: onQueue.id } });
+    const presence = await call('On Queue', () => presenceApi.patchUserPresencesPurecloud(
+      me.id, { presenceDefinition: { id: onQueue.id } }));
     setPresence((presence.presenceDefinition && presence.presenceDefinition.systemPresence) || 'On Queue');
   }
 
@@ -288,7 +363,7 @@
         readState('reconnected').catch((error) => fail('reading the state after a reconnect', error));
         for (const item of calls.values()) {
           if (item.done) continue;
-          conversationsApi.getConversation(item.id)
+          call('conversation', () => conversationsApi.getConversation(item.id))
             .then((body) => onConversation(body, 'reread'))
             .catch((error) => fail(`reading call ${item.id} after a reconnect`, error));
         }
@@ -328,11 +403,7 @@
 
   // ------------------------------------------------------------------ login and start
   async function start () {
-    if (!returning) {
-      const random = new Uint8Array(16);
-      window.crypto.getRandomValues(random);
-      sessionStorage.setItem(STATE_KEY, Array.from(random, (b) => b.toString(16).padStart(2, '0')).join(''));
-    }
+    if (!returning) sessionStorage.setItem(STATE_KEY, randomHex());
     const expected = sessionStorage.getItem(STATE_KEY) || '';
     const options = { state: expected };
     if (hint) options.login_hint = hint;
@@ -354,6 +425,7 @@
     // the page's own query back in the address bar: a reload logs the same user in again
     params.set('user', hint || me.email || me.id);
     window.history.replaceState(null, document.title, `/desktop/?${params.toString()}`);
+    scheduleRenewal(auth.tokenExpiryTime);
     await connectStreaming(auth.accessToken);
     await goOnQueue();
   }

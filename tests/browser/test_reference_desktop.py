@@ -233,6 +233,25 @@ def test_reconnects_by_the_librarys_own_logic(desktop: Desktop, api: Api) -> Non
     api.admin("PATCH", f"/users/{AGENT_1}", {"presence": "On Queue"})
     _wait("the DOM On Queue again", lambda: desktop.text("presence") == "On Queue")
 
+    # a hard reconnect (XEP-0051 transfer: a new channel), the library resubscribes by itself
+    channels = {url.rsplit("/", 1)[-1] for url in desktop.sockets}
+    assert api.admin("POST", "/notifications/socket-closing", {"user_ids": [AGENT_1]})["sent"] == 1
+    _wait("a socket on a new channel",
+          lambda: (desktop.pump(), {u.rsplit("/", 1)[-1] for u in desktop.sockets} - channels)[1],
+          timeout=20)
+    _wait("the banner back to connected",
+          lambda: desktop.attribute("connection", "data-state") == "connected", timeout=20)
+    # a change right after the reconnect, before the library's resubscription (debounced
+    # 100 ms after 'connected'): no event reaches the page, its second re-read catches it
+    api.admin("PATCH", f"/users/{AGENT_1}", {"presence": "Break"})
+    _wait("the DOM to follow after the hard reconnect", lambda: desktop.text("presence") == "Break")
+    _wait("the page's second re-read",
+          lambda: desktop.logged("[desktop] state read (reconnected, subscriptions renewed)"))
+    # later changes arrive as events on the new channel: the library did resubscribe
+    api.admin("PATCH", f"/users/{AGENT_1}", {"presence": "On Queue"})
+    _wait("the DOM to follow on the new channel", lambda: desktop.text("presence") == "On Queue")
+    assert desktop.errors() == []
+
 
 def test_the_page_never_logs_a_token(desktop: Desktop) -> None:
     desktop.pump()

@@ -337,6 +337,18 @@
   }
 
   // ------------------------------------------------------------------ streaming
+  const RESUBSCRIBE_MS = 1000;
+
+  function reread (why) {
+    readState(why).catch((error) => fail('reading the state after a reconnect', error));
+    for (const item of calls.values()) {
+      if (item.done) continue;
+      call('conversation', () => conversationsApi.getConversation(item.id))
+        .then((body) => onConversation(body, 'reread'))
+        .catch((error) => fail(`reading call ${item.id} after a reconnect`, error));
+    }
+  }
+
   function streamingLogger () {
     // The library's own log lines, message text only (its details may carry connection data).
     const line = (level) => (message) => {
@@ -359,14 +371,12 @@
     streaming.on('connected', () => {
       setConnection('connected');
       if (connectedOnce) {
-        // the library reconnected by itself; what was missed meanwhile is read back
-        readState('reconnected').catch((error) => fail('reading the state after a reconnect', error));
-        for (const item of calls.values()) {
-          if (item.done) continue;
-          call('conversation', () => conversationsApi.getConversation(item.id))
-            .then((body) => onConversation(body, 'reread'))
-            .catch((error) => fail(`reading call ${item.id} after a reconnect`, error));
-        }
+        // The library reconnected by itself; what was missed meanwhile is read back, now and
+        // once more after RESUBSCRIBE_MS: after a hard reconnect (a new channel) the library
+        // resubscribes only after 'connected' (debounced 100 ms), and an event published in
+        // between never reaches the page.
+        reread('reconnected');
+        setTimeout(() => reread('reconnected, subscriptions renewed'), RESUBSCRIBE_MS);
       }
       connectedOnce = true;
     });

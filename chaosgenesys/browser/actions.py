@@ -92,7 +92,7 @@ def start_observer(
     devtools_url: str = "",
     page_url_pattern: str = "",
     open_url: str = "",
-    selectors: dict = None,  # type: ignore[type-arg,assignment]
+    selectors: dict = None,  # type: ignore[assignment,type-arg]  # noqa: RUF013
     api_hosts: str = "",
     duration: float = 0,
     configuration: Configuration = None,

@@ -39,7 +39,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from chaoslib.exceptions import ActivityFailed
@@ -179,7 +179,8 @@ UI_SCRIPT = """(selectors) => {
   const out = {};
   for (const [name, selector] of Object.entries(selectors)) {
     let el = null;
-    try { el = document.querySelector(selector); } catch (e) { out[name] = {bad: String(e)}; continue; }
+    try { el = document.querySelector(selector); }
+    catch (e) { out[name] = {bad: String(e)}; continue; }
     out[name] = {value: el ? el.textContent.trim().replace(/\\s+/g, ' ').slice(0, 200) : null};
   }
   return out;
@@ -275,7 +276,8 @@ class Observer:
         self._created(ws, ts - 0.001)
         response = params.get("response") or {}
         payload = str(response.get("payloadData") or "")
-        size = len(payload.encode("utf-8")) if response.get("opcode") == 1 else len(payload) * 3 // 4
+        text = response.get("opcode") == 1
+        size = len(payload.encode("utf-8")) if text else len(payload) * 3 // 4
         self.write("ws_frame", ts, ws=ws, dir=direction, size=size)
 
     def on_frame_in(self, params: dict[str, Any]) -> None:
@@ -374,7 +376,7 @@ class Observer:
 
     # -- attaching ---------------------------------------------------------------------------
 
-    HANDLERS = {
+    HANDLERS: ClassVar[dict[str, str]] = {
         "Network.webSocketCreated": "on_ws_created",
         "Network.webSocketWillSendHandshakeRequest": "on_ws_request",
         "Network.webSocketHandshakeResponseReceived": "on_ws_handshake",

@@ -136,7 +136,8 @@ def ui_matches_api(
     presence = (body.get("presence") if isinstance(body, dict) else None) or {}
     api = (presence.get("presenceDefinition") or {}).get("systemPresence")
     ui = shown if isinstance(shown, str) else None
-    matches = bool(ui) and isinstance(api, str) and normalise_presence(ui) == normalise_presence(
-        api
+    matches = (
+        isinstance(ui, str) and bool(ui) and isinstance(api, str)
+        and normalise_presence(ui) == normalise_presence(api)
     )
     return {"matches": matches, "ui": ui, "api": api, "user_id": user}

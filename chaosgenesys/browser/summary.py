@@ -2,11 +2,12 @@
 
 Events read (one JSON object per line, the agents' :class:`~chaosgenesys.agent.eventlog.EventLog`
 format): ``ws_created`` (``ws``, ``url``), ``ws_frame`` (``ws``, ``dir``), ``ws_frame_error``
-(``ws``), ``ws_closed`` (``ws``, ``code``), ``rest`` (``latency_ms``), ``console``
-(``level``), ``ui`` (``name``, ``value``), ``browser_gone``. A reconnect is a close of a WebSocket URL followed by the next WebSocket created
-on the same URL (a socket opened before the observer attached has the URL ``""``; the next
-socket created after its close answers it); its latency runs from the close to that socket's first frame. Zombie time
-is the time a socket stayed open past ``silence_s`` without a frame in.
+(``ws``), ``ws_closed`` (``ws``, ``code``), ``rest`` (``latency_ms``, ``status``), ``console``
+(``level``), ``ui`` (``name``, ``value``). A reconnect is a close of a WebSocket URL followed by
+the next WebSocket created on the same URL (a socket opened before the observer attached has the
+URL ``""``: the next socket created after its close answers it); its latency runs from the close
+to that socket's first frame. Zombie time is the time a socket stayed open past ``silence_s``
+without a frame in.
 """
 
 from __future__ import annotations

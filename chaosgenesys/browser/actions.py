@@ -9,7 +9,6 @@ even by SIGKILL, leaves no observer and no launched browser behind. Importing th
 imports no Playwright.
 """
 
-from __future__ import annotations
 
 import contextlib
 import json
@@ -254,7 +253,6 @@ def stop_observer(
                   "func": "stop_observer"}}
     ```
     """
-    from chaosgenesys.browser.probes import summary_of
     from chaosgenesys.faults import registry
 
     require_text("observer_id", observer_id, allow_empty=True)
@@ -272,5 +270,5 @@ def stop_observer(
             runs.stop_process(int(record.get("pid") or 0), str(record.get("start_time") or ""))
         if was:
             stopped.append(str(record["id"]))
-        summaries[str(record["id"])] = summary_of(record)
+        summaries[str(record["id"])] = runs.summary_of(record)
     return {"stopped": stopped, "summaries": summaries}

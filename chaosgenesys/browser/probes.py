@@ -6,9 +6,7 @@ import no Playwright and answer after the observer has stopped or the browser ha
 ``observer_id`` they read this run's newest observer.
 """
 
-from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +15,10 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import normalise_presence, require_id, require_number
 from chaosgenesys.browser import runs
-from chaosgenesys.browser.summary import SILENCE_S, read_events, summarize_events
+from chaosgenesys.browser.summary import SILENCE_S, read_events
 from chaosgenesys.platform_reads import experiment_client, get_or_not_found
 
 __all__ = ["browser_summary", "ui_matches_api", "ui_presence"]
-
-
-def summary_of(record: dict[str, Any], silence_s: float = SILENCE_S) -> dict[str, Any]:
-    """The figures of one observer (its ``observer.json`` record with ``dir``)."""
-    from chaosgenesys.agent.runtime import read_json
-
-    folder = Path(str(record["dir"]))
-    status = read_json(folder / "status.json") or {}
-    running = runs.process_alive(int(record.get("pid") or 0), str(record.get("start_time") or ""))
-    events = read_events(folder / "events.jsonl")
-    ended_at = max((float(e.get("ts", 0.0)) for e in events), default=0.0)
-    summary = summarize_events(events, silence_s, now=time.time() if running else ended_at)
-    summary.update(
-        observer_id=record.get("id"),
-        running=running,
-        attached=bool(status.get("attached")),
-        page_url=status.get("page_url") or "",
-        ended=status.get("ended") or ("" if running else "gone"),
-        browser_gone=any(e.get("event") == "browser_gone" for e in events),
-        events=len(events),
-    )
-    return summary
 
 
 def browser_summary(
@@ -73,7 +49,7 @@ def browser_summary(
     ```
     """
     seconds = require_number("silence_s", silence_s, minimum=0.0, exclusive_minimum=True)
-    return summary_of(runs.pick_observer(observer_id), seconds)
+    return runs.summary_of(runs.pick_observer(observer_id), seconds)
 
 
 def _ui_value(record: dict[str, Any], name: str) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosgenesys.agent.runtime import read_json, runtime_dir, write_json_atomic
+from chaosgenesys.browser.summary import SILENCE_S, read_events, summarize_events
 
 __all__ = [
     "KIND",
@@ -33,6 +34,7 @@ __all__ = [
     "run_observers",
     "start_time",
     "stop_process",
+    "summary_of",
     "write_json_atomic",
 ]
 
@@ -218,3 +220,23 @@ def pick_observer(observer_id: str) -> dict[str, Any]:
             "chaosgenesys.browser.actions.start_observer, or pass observer_id"
         )
     return mine[0]
+
+
+def summary_of(record: dict[str, Any], silence_s: float = SILENCE_S) -> dict[str, Any]:
+    """The figures of one observer (its ``observer.json`` record with ``dir``)."""
+    folder = Path(str(record["dir"]))
+    status = read_json(folder / "status.json") or {}
+    running = process_alive(int(record.get("pid") or 0), str(record.get("start_time") or ""))
+    events = read_events(folder / "events.jsonl")
+    ended_at = max((float(e.get("ts", 0.0)) for e in events), default=0.0)
+    summary = summarize_events(events, silence_s, now=time.time() if running else ended_at)
+    summary.update(
+        observer_id=record.get("id"),
+        running=running,
+        attached=bool(status.get("attached")),
+        page_url=status.get("page_url") or "",
+        ended=status.get("ended") or ("" if running else "gone"),
+        browser_gone=any(e.get("event") == "browser_gone" for e in events),
+        events=len(events),
+    )
+    return summary

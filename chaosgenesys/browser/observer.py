@@ -49,7 +49,7 @@ from chaosgenesys.browser import devtools
 from chaosgenesys.browser.runs import process_alive, start_time, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
-    from playwright.sync_api import CDPSession, Frame, Page
+    from playwright.sync_api import Browser, CDPSession, Page
 
 __all__ = [
     "CHROMIUM",
@@ -208,6 +208,9 @@ class Observer:
         self.counts: dict[str, int] = {}
         self.frames_followed: set[str] = set()
         self.sessions: list[CDPSession] = []
+        self.page_target: tuple[CDPSession, str] | None = None
+        self.workers: dict[str, str] = {}  # child session id -> request id prefix
+        self.command_id = 0
         self.ended = ""
         self.status: dict[str, Any] = {"attached": False, "pid": os.getpid()}
 
@@ -393,9 +396,9 @@ class Observer:
         "Log.entryAdded": "on_log_entry",
     }
 
-    def follow(self, target: Page | Frame) -> CDPSession:
-        """A CDP session on ``target`` (the page, or an out-of-process iframe) with every
-        handler on and the Network, Runtime and Log domains enabled."""
+    def follow(self, target: Page) -> CDPSession:
+        """A CDP session on the page with every handler on and the Network, Runtime and Log
+        domains enabled."""
         assert self.page is not None
         session = self.page.context.new_cdp_session(target)
         for event, name in self.HANDLERS.items():
@@ -405,20 +408,6 @@ class Observer:
         session.send("Log.enable")
         self.sessions.append(session)
         return session
-
-    def follow_frame(self, frame: Frame) -> None:
-        """Follow an iframe that runs in a process of its own (same-process frames are already
-        in the page's session: CDP refuses a session for them)."""
-        assert self.page is not None
-        key = str(id(frame))
-        if frame == self.page.main_frame or key in self.frames_followed:
-            return
-        try:
-            self.follow(frame)
-        except Exception:  # not an out-of-process frame: its events come with the page's
-            return
-        self.frames_followed.add(key)
-        self.write("frame_followed", url=devtools.shown_url(frame.url))
 
     def open(self, url: str, pattern: str) -> None:
         """Open ``url`` in the (followed) page of a browser the observer launched."""
@@ -436,6 +425,70 @@ class Observer:
                 f"page_url_pattern {pattern!r} does not match the page open_url opened "
                 f"({self.page_url})"
             )
+
+    def follow_children(self, browser: Browser, page_session: CDPSession) -> None:
+        """Follow the page's out-of-process iframes and its workers: a browser-level session
+        attached to the page's target (non-flat, so its children's messages come to us and not
+        to Playwright) auto-attaches to each child, paused until our domains are on.
+        Same-process iframes are in the page's own session already."""
+        target = page_session.send("Target.getTargetInfo")["targetInfo"]["targetId"]
+        session = browser.new_browser_cdp_session()
+        self.sessions.append(session)
+        session.on("Target.receivedMessageFromTarget", self.on_page_target_message)
+        page_sid = session.send("Target.attachToTarget", {"targetId": target, "flatten": False})
+        self.page_target = (session, str(page_sid["sessionId"]))
+        self.to_page_target("Target.setAutoAttach", {
+            "autoAttach": True, "waitForDebuggerOnStart": True, "flatten": False})
+
+    def to_page_target(self, method: str, params: dict[str, Any], worker: str = "") -> None:
+        """Send a command to the page's target, or to one of its workers through it."""
+        if self.page_target is None:
+            return
+        session, page_sid = self.page_target
+        self.command_id += 1
+        message = json.dumps({"id": self.command_id, "method": method, "params": params})
+        if worker:
+            self.command_id += 1
+            message = json.dumps({"id": self.command_id, "method": "Target.sendMessageToTarget",
+                                  "params": {"sessionId": worker, "message": message}})
+        session.send("Target.sendMessageToTarget", {"sessionId": page_sid, "message": message})
+
+    def on_page_target_message(self, params: dict[str, Any]) -> None:
+        if self.page_target is None or params.get("sessionId") != self.page_target[1]:
+            return
+        try:
+            message = json.loads(str(params.get("message")))
+        except ValueError:
+            return
+        method, inner = message.get("method"), message.get("params") or {}
+        if method == "Target.attachedToTarget":
+            info = inner.get("targetInfo") or {}
+            child, kind = str(inner.get("sessionId")), str(info.get("type"))
+            self.workers[child] = f"t{len(self.workers) + 1}:"
+            url = devtools.shown_url(str(info.get("url")))
+            if kind == "iframe":  # out of process: its console is not in the page's Log
+                self.frames_followed.add(child)
+                self.write("frame_followed", url=url)
+                domains = ["Network.enable", "Runtime.enable", "Log.enable"]
+            else:  # a worker's console already comes through the page's Log domain
+                self.write("worker", kind=kind, url=url)
+                domains = ["Network.enable"]
+            for domain in [*domains, "Runtime.runIfWaitingForDebugger"]:
+                with contextlib.suppress(Exception):
+                    self.to_page_target(domain, {}, child)
+        elif method == "Target.receivedMessageFromTarget":
+            prefix = self.workers.get(str(inner.get("sessionId")))
+            try:
+                event = json.loads(str(inner.get("message")))
+            except ValueError:
+                return
+            handler = self.HANDLERS.get(str(event.get("method")))
+            if prefix is None or handler is None:
+                return
+            data = dict(event.get("params") or {})
+            if "requestId" in data:  # request ids are per target: keep the child's apart
+                data["requestId"] = prefix + str(data["requestId"])
+            getattr(self, handler)(data)
 
     def check_selectors(self) -> None:
         """Read the UI once; a selector the page cannot parse fails naming it."""
@@ -531,16 +584,14 @@ def run(args: argparse.Namespace) -> int:
             observer.page = page
             observer.page_url = devtools.shown_url(page.url)
             observer.label = args.label or observer.page_url
-            observer.follow(page)
+            page_session = observer.follow(page)
+            try:
+                observer.follow_children(browser, page_session)
+            except Exception as error:  # the page still watched; its children not
+                observer.write("children_not_followed", error=redact(str(error), 200))
             if launched is not None:
                 observer.open(args.open_url, args.page_url_pattern)
                 observer.label = args.label or observer.page_url
-            for frame in page.frames:
-                observer.follow_frame(frame)
-            page.on("frameattached", observer.follow_frame)
-            page.on("framenavigated", observer.follow_frame)
-            page.on("worker", lambda worker: observer.write(
-                "worker", url=devtools.shown_url(worker.url)))
             observer.check_selectors()
             observer.write("attached", url=observer.page_url)
             observer.write_status(attached=True, attached_at=time.time())

@@ -116,3 +116,35 @@ def test_the_browser_closed_mid_run_ends_the_observer_and_the_summary_still_answ
     assert summary["ui"]["presence"] == "Available"
     assert probes.ui_presence() == "Available"
     assert actions.stop_observer()["stopped"] == []
+
+
+FOLLOW = """(port) => {
+  const same = document.createElement('iframe'); same.src = '/?frame=same';
+  const cross = document.createElement('iframe'); cross.src = `http://localhost:${port}/`;
+  document.body.append(same, cross);
+  const origin = location.origin;
+  const code = `fetch('${origin}/api/v2/from-worker');
+    new WebSocket('${origin.replace('http', 'ws')}/ws').onmessage = () => {};`;
+  window.__worker = new Worker(URL.createObjectURL(new Blob([code])));
+}"""
+
+
+def test_iframes_in_and_out_of_process_and_workers_are_followed() -> None:
+    with serve_test_page() as site:
+        started = actions.start_observer(open_url=site.url + "/")
+        port = site.url.rsplit(":", 1)[1]
+        with page_in(started["devtools_url"], "127\\.0\\.0\\.1") as page:
+            site.wait_connections(1)
+            page.evaluate(FOLLOW, port)
+            site.wait_connections(4)  # the page, both iframes and the worker
+            wait_for(lambda: len([e for e in read_events(Path(started["events"]))
+                                  if e["event"] == "ws_frame"]) > 12, 10)
+        actions.stop_observer()
+    events = read_events(Path(started["events"]))
+    created = [e["url"] for e in events if e["event"] == "ws_created"]
+    assert sorted(created) == sorted([f"ws://127.0.0.1:{port}/ws"] * 3
+                                     + [f"ws://localhost:{port}/ws"])
+    assert len({e["ws"] for e in events if e["event"] == "ws_created"}) == 4
+    assert [e["path"] for e in events if e["event"] == "rest"] == ["/api/v2/from-worker"]
+    assert [e["kind"] for e in events if e["event"] == "worker"] == ["worker"]
+    assert len([e for e in events if e["event"] == "frame_followed"]) == 1  # the cross-site one

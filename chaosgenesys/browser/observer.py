@@ -83,6 +83,7 @@ POLL_S = 0.25
 TEXT_LIMIT = 500
 
 _SECRETS = [
+    (re.compile(r"((?:https?|wss?)://[^\s?#'\"]+)[?#][^\s'\"]*"), r"\1?[redacted]"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
     (
         re.compile(r"(?i)\b(access_token|id_token|refresh_token|token|code|client_secret)"
@@ -94,8 +95,8 @@ _SECRETS = [
 
 
 def redact(text: str, limit: int = TEXT_LIMIT) -> str:
-    """``text`` with bearer tokens, ``access_token=…`` style values and JWTs replaced, cut to
-    ``limit`` characters."""
+    """``text`` with URL queries and fragments, bearer tokens, ``access_token=…`` style values
+    and JWTs replaced, cut to ``limit`` characters."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

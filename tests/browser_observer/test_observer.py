@@ -10,6 +10,7 @@ from typing import Any
 
 from chaosgenesys.browser import actions, probes
 from chaosgenesys.browser.summary import read_events
+from chaosgenesys.faults import registry
 from tests.browser.chromium import chromium
 from tests.browser.pages import RECONNECT_MS, serve_test_page
 from tests.browser_observer.conftest import alive, page_in, wait_for
@@ -35,6 +36,11 @@ def test_reconnect_latency_matches_the_page_clock_after_a_close_and_a_drop() -> 
         started = actions.start_observer(devtools_url=ws_url, page_url_pattern="127\\.0\\.0\\.1")
         assert started["page_url"] == site.url + "/"
         assert started["devtools_url"] == ws_url
+        (fault,) = registry.mine(kind="browser-observer")
+        assert fault.spec["devtools_url"] == ws_url
+        assert fault.spec["page_url_pattern"] == "127\\.0\\.0\\.1"
+        assert fault.spec["dir"] == started["dir"] and alive(fault.spec["pid"])
+        assert fault.spec["start_time"] and fault.spec["browser_pid"] == 0
         time.sleep(0.5)
         site.close_sockets(4001)  # a close frame
         wait_for(lambda: len(page_reconnects(page)) == 1, 10)

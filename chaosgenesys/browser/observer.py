@@ -86,9 +86,14 @@ _SECRETS = [
     (re.compile(r"((?:https?|wss?)://[^\s?#'\"]+)[?#][^\s'\"]*"), r"\1?[redacted]"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
     (
-        re.compile(r"(?i)\b(access_token|id_token|refresh_token|token|code|client_secret)"
-                   r"(\"?\s*[=:]\s*\"?)[^&\s\"',;}]+"),
-        r"\1\2[redacted]",
+        re.compile(r"(?i)\b(access_token|id_token|refresh_token|client_secret|code|token)="
+                   r"[^&\s\"'#]+"),
+        r"\1=[redacted]",
+    ),
+    (
+        re.compile(r"(?i)(\"?)(access_token|id_token|refresh_token|client_secret|token)\1"
+                   r"(\s*:\s*)(\"[^\"]*\"|[^\s,;}]+)"),
+        r"\1\2\1\3[redacted]",
     ),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted]"),
 ]

@@ -124,6 +124,7 @@ def summarize_events(
         "websockets_opened": ws_created,
         "websockets_closed": ws_closed,
         "websocket_errors": ws_errors,
+        "websocket_error_rate": round(ws_errors / ws_created, 4) if ws_created else None,
         "api_calls": len(rest),
         "api_errors": api_errors,
         "api_p99_ms": _percentile(rest, 99),

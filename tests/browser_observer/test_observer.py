@@ -75,6 +75,7 @@ def test_rest_calls_console_and_ui_are_recorded_and_tokens_redacted() -> None:
                 "at /x?access_token=SECRET-TOKEN-123&x=1')"
             )
             page.evaluate("console.warn('slow network')")
+            page.evaluate("new WebSocket(location.origin.replace('http', 'ws') + '/api/no-ws')")
             page.evaluate("setPresence('Busy')")
             wait_for(lambda: probes.ui_presence(started["id"]) == "Busy", 5)
         result = actions.stop_observer()
@@ -97,6 +98,9 @@ def test_rest_calls_console_and_ui_are_recorded_and_tokens_redacted() -> None:
         assert secret not in text
     assert summary["console_errors"] >= 2  # ours and the browser's own for the 503
     assert summary["console_warnings"] == 1
+    (refused,) = [e for e in events if e["event"] == "ws_frame_error"]
+    assert "Unexpected response code: 200" in refused["error"]  # no 101: a WebSocket error
+    assert summary["websocket_errors"] == 1 and summary["websocket_error_rate"] == 0.5
     values = [e["value"] for e in events if e["event"] == "ui" and e["name"] == "presence"]
     assert values == ["Available", "Busy"]
     assert summary["ui"] == {"presence": "Busy", "connection": "connected"}

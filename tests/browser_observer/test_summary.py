@@ -97,3 +97,17 @@ def test_overall_reconnects_unknown_sockets_api_errors_and_ui() -> None:
     assert summary["websockets_opened"] == 3 and summary["websockets_closed"] == 2
     assert summary["api_calls"] == 3 and summary["api_errors"] == 2
     assert summary["ui"] == {"presence": "Busy"}
+
+
+def test_redaction_of_console_text() -> None:
+    from chaosgenesys.browser.observer import redact
+
+    text = redact(
+        "Bearer eyJhbGciOi.eyJzdWIiOi.c2ln at https://h/oauth/token?code=XYZ#frag "
+        '{"access_token": "abc", "n": 1} token: zzz refresh_token=rrr '
+        "Unexpected response code: 404"
+    )
+    for secret in ("eyJ", "XYZ", "frag", "abc", "zzz", "rrr"):
+        assert secret not in text
+    assert "Unexpected response code: 404" in text and '"n": 1' in text
+    assert len(redact("x" * 2000)) == 500

@@ -80,6 +80,8 @@ DEFAULT_SELECTORS = {"presence": '[data-cg="presence"]', "connection": '[data-cg
 #: Genesys Cloud hosts whose requests are REST calls whatever their path.
 GENESYS_HOSTS = re.compile(r"(^|\.)(mypurecloud\.[a-z.]+|pure\.cloud)$", re.IGNORECASE)
 POLL_S = 0.25
+#: Why an observer ends when nobody stopped it (it then forgets its own registry record).
+ENDED_BY_ITSELF = ("duration", "browser_gone", "page_closed")
 TEXT_LIMIT = 500
 
 _SECRETS = [
@@ -217,6 +219,7 @@ class Observer:
         self.page_target: tuple[CDPSession, str] | None = None
         self.workers: dict[str, str] = {}  # child session id -> request id prefix
         self.command_id = 0
+        self.resume_when_answered: dict[str, set[int]] = {}  # child -> commands unanswered
         self.ended = ""
         self.status: dict[str, Any] = {"attached": False, "pid": os.getpid()}
 
@@ -415,7 +418,7 @@ class Observer:
         self.sessions.append(session)
         return session
 
-    def open(self, url: str, pattern: str) -> None:
+    def open(self, url: str, pattern: str, timeout: float) -> None:
         """Open ``url`` in the (followed) page of a browser the observer launched."""
         assert self.page is not None
         shown = devtools.shown_url(url)
@@ -425,12 +428,16 @@ class Observer:
         except Exception as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ActivityFailed(f"open_url {shown!r} did not load: {redact(first, 200)}") from None
+        compiled = devtools.page_pattern(pattern)
+        deadline = time.monotonic() + timeout
+        while not compiled.search(self.page.url):  # a login may redirect it there and back
+            if time.monotonic() >= deadline:
+                raise ActivityFailed(
+                    f"page_url_pattern {pattern!r} does not match the page open_url opened "
+                    f"({devtools.shown_url(self.page.url)}) after {timeout:g} s"
+                )
+            self.page.wait_for_timeout(100)
         self.page_url = devtools.shown_url(self.page.url)
-        if not devtools.page_pattern(pattern).search(self.page.url):
-            raise ActivityFailed(
-                f"page_url_pattern {pattern!r} does not match the page open_url opened "
-                f"({self.page_url})"
-            )
 
     def follow_children(self, browser: Browser, page_session: CDPSession) -> None:
         """Follow the page's out-of-process iframes and its workers: a browser-level session
@@ -446,18 +453,21 @@ class Observer:
         self.to_page_target("Target.setAutoAttach", {
             "autoAttach": True, "waitForDebuggerOnStart": True, "flatten": False})
 
-    def to_page_target(self, method: str, params: dict[str, Any], worker: str = "") -> None:
-        """Send a command to the page's target, or to one of its workers through it."""
+    def to_page_target(self, method: str, params: dict[str, Any], worker: str = "") -> int:
+        """Send a command to the page's target, or to one of its children through it; the
+        command's id (its answer comes back in a message from the target)."""
         if self.page_target is None:
-            return
+            return 0
         session, page_sid = self.page_target
         self.command_id += 1
-        message = json.dumps({"id": self.command_id, "method": method, "params": params})
+        sent = self.command_id
+        message = json.dumps({"id": sent, "method": method, "params": params})
         if worker:
             self.command_id += 1
             message = json.dumps({"id": self.command_id, "method": "Target.sendMessageToTarget",
                                   "params": {"sessionId": worker, "message": message}})
         session.send("Target.sendMessageToTarget", {"sessionId": page_sid, "message": message})
+        return sent
 
     def on_page_target_message(self, params: dict[str, Any]) -> None:
         if self.page_target is None or params.get("sessionId") != self.page_target[1]:
@@ -479,14 +489,24 @@ class Observer:
             else:  # a worker's console already comes through the page's Log domain
                 self.write("worker", kind=kind, url=url)
                 domains = ["Network.enable"]
-            for domain in [*domains, "Runtime.runIfWaitingForDebugger"]:
+            # The child stays paused until every domain has answered: a worker's Network
+            # domain lives in the browser process and would miss its first requests otherwise.
+            waiting: set[int] = set()
+            self.resume_when_answered[child] = waiting
+            for domain in domains:
                 with contextlib.suppress(Exception):
-                    self.to_page_target(domain, {}, child)
+                    waiting.add(self.to_page_target(domain, {}, child))
+            self.resume_if_answered(child)  # (Playwright may have resumed a worker already)
         elif method == "Target.receivedMessageFromTarget":
             prefix = self.workers.get(str(inner.get("sessionId")))
             try:
                 event = json.loads(str(inner.get("message")))
             except ValueError:
+                return
+            unanswered = self.resume_when_answered.get(str(inner.get("sessionId")))
+            if unanswered is not None and event.get("id") in unanswered:
+                unanswered.discard(event["id"])
+                self.resume_if_answered(str(inner.get("sessionId")))
                 return
             handler = self.HANDLERS.get(str(event.get("method")))
             if prefix is None or handler is None:
@@ -495,6 +515,13 @@ class Observer:
             if "requestId" in data:  # request ids are per target: keep the child's apart
                 data["requestId"] = prefix + str(data["requestId"])
             getattr(self, handler)(data)
+
+    def resume_if_answered(self, child: str) -> None:
+        """Let a paused child run once the domains it waits for are on."""
+        if not self.resume_when_answered.get(child, {0}):
+            del self.resume_when_answered[child]
+            with contextlib.suppress(Exception):
+                self.to_page_target("Runtime.runIfWaitingForDebugger", {}, child)
 
     def check_selectors(self) -> None:
         """Read the UI once; a selector the page cannot parse fails naming it."""
@@ -596,7 +623,7 @@ def run(args: argparse.Namespace) -> int:
             except Exception as error:  # the page still watched; its children not
                 observer.write("children_not_followed", error=redact(str(error), 200))
             if launched is not None:
-                observer.open(args.open_url, args.page_url_pattern)
+                observer.open(args.open_url, args.page_url_pattern, args.page_timeout)
                 observer.label = args.label or observer.page_url
             observer.check_selectors()
             observer.write("attached", url=observer.page_url)
@@ -645,6 +672,13 @@ def run(args: argparse.Namespace) -> int:
         if launched is not None:
             launched.stop()
         observer.log.close()
+        if observer.ended in ENDED_BY_ITSELF and args.fault_id:
+            # Nothing left to revert: the registry lists live observers only. (Not when stopped
+            # or its owner is gone: a revert is under way then and holds the registry's lock.)
+            from chaosgenesys.faults import registry
+
+            with contextlib.suppress(Exception):
+                registry.forget(args.fault_id)
     return 0
 
 

@@ -35,11 +35,11 @@ def browser_summary(
     ``zombie_s`` (seconds a socket stayed open with no frame in past ``silence_s``, the
     client's ping timeout, 35 s by default); ``websockets_opened``, ``websockets_closed``,
     ``websocket_errors`` (frame errors, refused handshakes among them),
-    ``websocket_error_rate`` (errors per socket opened); ``api_calls``, ``api_errors`` (status 0 or 5xx),
-    ``api_p99_ms``; ``console_errors``, ``console_warnings``; ``ui`` (the last value of each
-    UI selector); ``running``, ``attached``, ``page_url``, ``ended`` (why it stopped:
-    ``stopped``, ``duration``, ``browser_gone``, ``page_closed``, ``owner_gone``),
-    ``browser_gone``, ``events``.
+    ``websocket_error_rate`` (errors per socket opened); ``api_calls``, ``api_errors``
+    (status 0 or 5xx), ``api_p99_ms``; ``console_errors``, ``console_warnings``; ``ui`` (the
+    last value of each UI selector); ``running``, ``attached``, ``page_url``, ``ended`` (why
+    it stopped: ``stopped``, ``duration``, ``browser_gone``, ``page_closed``,
+    ``owner_gone``), ``browser_gone``, ``events``.
 
     ```json
     {"type": "probe", "name": "desktop-reconnected-within-5-s",

@@ -66,8 +66,11 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
         registry.revert_all(kind="browser-observer", scope="all")
         stop_guardians(directory)
-        left = processes_with(str(directory))
-        assert not left, f"processes of the test left running: {left}"
+        deadline = time.monotonic() + 5  # one that ended by itself may still be exiting
+        while (left := processes_with(str(directory))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shown = [Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in left]
+        assert not left, f"processes of the test left running: {shown}"
 
 
 @contextmanager

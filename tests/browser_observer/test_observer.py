@@ -120,6 +120,7 @@ def test_the_browser_closed_mid_run_ends_the_observer_and_the_summary_still_answ
             record = json.loads((Path(started["dir"]) / "observer.json").read_text())
             assert alive(record["pid"])
         wait_for(lambda: not alive(record["pid"]), 10)
+    assert registry.mine(kind="browser-observer") == []  # it forgot its own record
     summary = probes.browser_summary()
     assert summary["browser_gone"] is True and summary["ended"] == "browser_gone"
     assert summary["running"] is False and summary["attached"] is True
@@ -133,8 +134,9 @@ FOLLOW = """(port) => {
   const cross = document.createElement('iframe'); cross.src = `http://localhost:${port}/`;
   document.body.append(same, cross);
   const origin = location.origin;
-  const code = `fetch('${origin}/api/v2/from-worker');
-    new WebSocket('${origin.replace('http', 'ws')}/ws').onmessage = () => {};`;
+  // after 300 ms: a worker's very first requests may come before the observer follows it
+  const code = `setTimeout(() => { fetch('${origin}/api/v2/from-worker');
+    new WebSocket('${origin.replace('http', 'ws')}/ws').onmessage = () => {}; }, 300);`;
   window.__worker = new Worker(URL.createObjectURL(new Blob([code])));
 }"""
 
@@ -158,3 +160,18 @@ def test_iframes_in_and_out_of_process_and_workers_are_followed() -> None:
     assert [e["path"] for e in events if e["event"] == "rest"] == ["/api/v2/from-worker"]
     assert [e["kind"] for e in events if e["event"] == "worker"] == ["worker"]
     assert len([e for e in events if e["event"] == "frame_followed"]) == 1  # the cross-site one
+
+
+def test_an_observer_with_a_duration_stops_by_itself_with_its_browser() -> None:
+    with serve_test_page() as site:
+        started = actions.start_observer(open_url=site.url + "/", duration=2)
+        status_path = Path(started["dir"]) / "status.json"
+        browser = json.loads(status_path.read_text())["browser_pid"]
+        assert alive(browser)
+        wait_for(lambda: json.loads(status_path.read_text())["ended"] == "duration", 10)
+        wait_for(lambda: not alive(browser), 10)
+        wait_for(lambda: registry.mine(kind="browser-observer") == [], 5)
+        observer = json.loads((Path(started["dir"]) / "observer.json").read_text())["pid"]
+        wait_for(lambda: not alive(observer), 5)
+        summary = probes.browser_summary(started["id"])
+    assert summary["ended"] == "duration" and summary["websockets_opened"] >= 1

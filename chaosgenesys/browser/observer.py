@@ -8,8 +8,9 @@ it outlives the activity; the fault registry stops it)::
     python -m chaosgenesys.browser.observer --dir DIR --open-url http://127.0.0.1:8080/desktop/
 
 It attaches with :func:`chaosgenesys.browser.devtools.connected`, waits for the page with
-:func:`~chaosgenesys.browser.devtools.find_page`, opens a CDP session on it (and on each
-out-of-process iframe) and writes ``DIR/events.jsonl`` (the agents'
+:func:`~chaosgenesys.browser.devtools.find_page`, opens a CDP session on it (plus a
+browser-level one that follows its out-of-process iframes and workers) and writes
+``DIR/events.jsonl`` (the agents'
 :class:`~chaosgenesys.agent.eventlog.EventLog` format; schema in ``docs/browser.md``) and
 ``DIR/status.json`` (rewritten atomically about 4 times a second). Times of network events are
 the browser's own (CDP timestamps brought to wall-clock time), not when the observer heard of
@@ -18,8 +19,9 @@ them. No frame payload, query string, header or token is ever written.
 It ends on SIGTERM, when its owner process is gone, when the browser or the page goes away
 (``browser_gone`` / ``page_closed`` events) or after ``--duration`` seconds. Without
 ``--devtools-url`` it launches the system Chromium headless (``CHAOSGENESYS_CHROMIUM`` or
-``/usr/bin/chromium``, a fresh profile, ``--remote-debugging-port=0``) on ``--open-url``; that
-browser is its child and stops with it.
+``/usr/bin/chromium``, a fresh profile, ``--remote-debugging-port=0``), attaches to its blank
+page and then opens ``--open-url`` in it; that browser is its child and stops with it. An
+observer that ends by itself (duration, browser or page gone) forgets its registry record.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ ACTION_MODULES: tuple[str, ...] = (
     "chaosgenesys.network.actions",
     "chaosgenesys.proxy.actions",
     "chaosgenesys.sockets.actions",
+    "chaosgenesys.browser.actions",
 )
 
 #: Modules whose public functions are Chaos Toolkit probes.
@@ -50,6 +51,7 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.network.probes",
     "chaosgenesys.proxy.probes",
     "chaosgenesys.sockets.probes",
+    "chaosgenesys.browser.probes",
 )
 
 

@@ -2,9 +2,12 @@
 
 Events read (one JSON object per line, the agents' :class:`~chaosgenesys.agent.eventlog.EventLog`
 format): ``ws_created`` (``ws``, ``url``), ``ws_frame`` (``ws``, ``dir``), ``ws_frame_error``
-(``ws``), ``ws_closed`` (``ws``, ``code``), ``rest`` (``latency_ms``), ``console``
-(``level``). A reconnect is a close of a WebSocket URL followed by the next WebSocket created
-on the same URL; its latency runs from the close to that socket's first frame.
+(``ws``), ``ws_closed`` (``ws``, ``code``), ``rest`` (``latency_ms``, ``status``), ``console``
+(``level``), ``ui`` (``name``, ``value``). A reconnect is a close of a WebSocket URL followed by
+the next WebSocket created on the same URL (a socket opened before the observer attached has the
+URL ``""``: the next socket created after its close answers it); its latency runs from the close
+to that socket's first frame. Zombie time is the time a socket stayed open past ``silence_s``
+without a frame in.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_events", "summarize_events"]
+__all__ = ["SILENCE_S", "read_events", "summarize_events"]
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -42,46 +45,90 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-def summarize_events(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Reconnect latency per WebSocket URL (max/p50 ms), seconds disconnected, WebSocket errors,
-    REST p99 latency and console errors/warnings."""
+#: The client's ping timeout: a socket silent longer than this is a zombie (seconds).
+SILENCE_S = 35.0
+
+
+def summarize_events(
+    events: list[dict[str, Any]], silence_s: float = SILENCE_S, now: float | None = None
+) -> dict[str, Any]:
+    """Reconnect latency overall and per WebSocket URL (max/p50 ms), seconds disconnected,
+    zombie seconds (a socket open with no frame in for longer than ``silence_s``, counted
+    beyond it, up to its close or ``now``, default the last event), WebSocket errors, REST p99
+    latency and errors, console errors/warnings, and the UI's last values."""
     url_of: dict[str, str] = {}
     closed_at: dict[str, float] = {}  # url -> time of the close awaiting a reconnect
     pending: dict[str, float] = {}  # new ws id -> close time it answers
     latencies: dict[str, list[float]] = {}
+    quiet_since: dict[str, float] = {}  # open ws id -> last frame in (or its open)
+    zombie = 0.0
     disconnected = 0.0
     ws_errors = 0
+    ws_created = 0
+    ws_closed = 0
     rest: list[float] = []
+    api_errors = 0
     console = {"error": 0, "warning": 0}
-    for ev in sorted(events, key=lambda e: float(e.get("ts", 0.0))):
+    ui: dict[str, Any] = {}
+    ordered = sorted(events, key=lambda e: float(e.get("ts", 0.0)))
+    for ev in ordered:
         kind, ts, ws = ev.get("event"), float(ev.get("ts", 0.0)), str(ev.get("ws", ""))
         if kind == "ws_created":
+            ws_created += 1
             url = str(ev.get("url", ""))
             url_of[ws] = url
+            quiet_since[ws] = ts
             if url in closed_at:
                 pending[ws] = closed_at.pop(url)
-        elif kind == "ws_frame" and ws in pending:
-            start = pending.pop(ws)
-            latencies.setdefault(url_of[ws], []).append(round((ts - start) * 1000, 1))
-            disconnected += ts - start
+            elif url and "" in closed_at:  # the close of a socket opened before the observer
+                pending[ws] = closed_at.pop("")
+        elif kind == "ws_frame":
+            if ev.get("dir") == "in" and ws in quiet_since:
+                zombie += max(0.0, ts - quiet_since[ws] - silence_s)
+                quiet_since[ws] = ts
+            if ws in pending:
+                start = pending.pop(ws)
+                latencies.setdefault(url_of[ws], []).append(round((ts - start) * 1000, 1))
+                disconnected += ts - start
         elif kind == "ws_closed" and ws in url_of:
+            if ws in quiet_since:
+                zombie += max(0.0, ts - quiet_since.pop(ws) - silence_s)
             # A socket that closes before its first frame did not end the outage: keep its start.
             closed_at[url_of[ws]] = pending.pop(ws, ts)
+            ws_closed += 1
         elif kind == "ws_frame_error":
             ws_errors += 1
         elif kind == "rest" and isinstance(ev.get("latency_ms"), int | float):
             rest.append(float(ev["latency_ms"]))
+            status = ev.get("status")
+            if not isinstance(status, int) or status == 0 or status >= 500:
+                api_errors += 1
         elif kind == "console" and ev.get("level") in console:
             console[str(ev["level"])] += 1
+        elif kind == "ui" and isinstance(ev.get("name"), str):
+            ui[str(ev["name"])] = ev.get("value")
+    end = now if now is not None else (float(ordered[-1].get("ts", 0.0)) if ordered else 0.0)
+    for since in quiet_since.values():
+        zombie += max(0.0, end - since - silence_s)
+    every = [value for values in latencies.values() for value in values]
     return {
+        "reconnects": len(every),
+        "reconnect_max_ms": max(every) if every else None,
+        "reconnect_p50_ms": _percentile(every, 50),
         "reconnect_ms": {
             url: {"count": len(v), "max": max(v), "p50": _percentile(v, 50)}
             for url, v in latencies.items()
         },
         "disconnected_s": round(disconnected, 3),
+        "zombie_s": round(zombie, 3),
+        "websockets_opened": ws_created,
+        "websockets_closed": ws_closed,
         "websocket_errors": ws_errors,
+        "websocket_error_rate": round(ws_errors / ws_created, 4) if ws_created else None,
         "api_calls": len(rest),
+        "api_errors": api_errors,
         "api_p99_ms": _percentile(rest, 99),
         "console_errors": console["error"],
         "console_warnings": console["warning"],
+        "ui": ui,
     }

@@ -1,0 +1,274 @@
+"""Start and stop the browser observer: a process that watches the desktop's page over DevTools.
+
+The observer (:mod:`chaosgenesys.browser.observer`) attaches to a Chromium-based browser started
+with ``--remote-debugging-port`` (Chrome, Edge, an Electron or CEF shell) or launches a headless
+Chromium itself, and writes the page's WebSocket life, REST calls, console errors and UI labels
+to an event log that the probes of :mod:`chaosgenesys.browser.probes` read. It runs detached and
+is in the fault registry (kind ``browser-observer``) from before it starts: a run that dies,
+even by SIGKILL, leaves no observer and no launched browser behind. Importing this module
+imports no Playwright.
+"""
+
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaosgenesys.arguments import require_number, require_regex, require_text
+from chaosgenesys.browser import runs
+
+__all__ = ["start_observer", "stop_observer"]
+
+#: How long start_observer waits for the observer to attach, beyond the page wait.
+ATTACH_TIMEOUT = 30.0
+#: How long the observer waits for a page matching ``page_url_pattern``.
+PAGE_TIMEOUT = 10.0
+MAX_DURATION = 7 * 86400.0
+MAX_SELECTORS = 20
+_SELECTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _selectors(selectors: Any) -> dict[str, str]:
+    from chaosgenesys.browser.observer import DEFAULT_SELECTORS
+
+    if selectors is None:
+        return dict(DEFAULT_SELECTORS)
+    if not isinstance(selectors, dict) or len(selectors) > MAX_SELECTORS:
+        raise ActivityFailed(
+            f"selectors must be an object of at most {MAX_SELECTORS} name: CSS selector "
+            f"pairs such as {{\"presence\": \"[data-cg=presence]\"}}, got {_show(selectors)}"
+        )
+    for name, selector in selectors.items():
+        if not isinstance(name, str) or not _SELECTOR_NAME.match(name):
+            raise ActivityFailed(f"selectors: {_show(name)} is not a name (letters, digits, _ -)")
+        if not isinstance(selector, str) or not selector.strip() or len(selector) > 500:
+            raise ActivityFailed(
+                f"selectors[{name!r}] must be a non-empty CSS selector, got {_show(selector)}"
+            )
+    return {str(name): str(selector).strip() for name, selector in selectors.items()}
+
+
+def _open_url(open_url: str) -> str:
+    require_text("open_url", open_url)
+    parts = urlsplit(open_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ActivityFailed(f"open_url must be an http:// or https:// URL, got {_show(open_url)}")
+    from chaosgenesys.browser.observer import ENV_CHROMIUM, chromium_path
+
+    browser = chromium_path()
+    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
+        raise ActivityFailed(
+            f"open_url: no browser to launch at {browser!r} (install chromium with "
+            f"scripts/bootstrap, or set {ENV_CHROMIUM}), or pass devtools_url"
+        )
+    return open_url
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-400:].strip()
+    except OSError:
+        return ""
+
+
+def start_observer(
+    devtools_url: str = "",
+    page_url_pattern: str = "",
+    open_url: str = "",
+    selectors: dict = None,  # type: ignore[assignment,type-arg]  # noqa: RUF013
+    api_hosts: str = "",
+    duration: float = 0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Start the browser observer on the desktop's page and wait until it is attached.
+
+    ``devtools_url``: the browser's DevTools endpoint (``http://127.0.0.1:9222``, what
+    ``--remote-debugging-port=9222`` opens, or its ``ws://…/devtools/browser/<id>`` URL). Left
+    empty, the observer launches the system Chromium headless (``CHAOSGENESYS_CHROMIUM`` or
+    ``/usr/bin/chromium``, a fresh profile) on ``open_url`` (for tests and CI); that browser
+    stops with the observer. ``page_url_pattern``: a regular expression searched in the page
+    URLs (default with ``open_url``: that URL's origin and path); the observer waits up to 10 s
+    for a page that matches. ``selectors``: UI labels to record, name to CSS selector (default
+    ``{"presence": "[data-cg=\\"presence\\"]", "connection": "[data-cg=\\"connection\\"]"}``).
+    ``api_hosts``: a regular expression searched in a request's URL (without query) that makes
+    it a REST call (default: the page's origin's ``/api/`` and ``/oauth/`` paths and any
+    ``*.mypurecloud.*`` or ``*.pure.cloud`` host). ``duration`` > 0: it stops by itself after
+    that many seconds. Returns ``{"id", "dir", "events", "devtools_url", "page_url"}`` (the page
+    URL without its query).
+
+    A bad argument, an endpoint that is not DevTools, no page matching: ``ActivityFailed``
+    naming the argument, nothing left running.
+
+    ```json
+    {"type": "action", "name": "watch-the-desktop",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "start_observer",
+                  "arguments": {"devtools_url": "http://127.0.0.1:9222",
+                                "page_url_pattern": "apps\\\\.mypurecloud\\\\.com"}}}
+    ```
+    """
+    from chaosgenesys.browser import devtools
+    from chaosgenesys.faults import registry
+
+    require_text("devtools_url", devtools_url, allow_empty=True)
+    require_text("page_url_pattern", page_url_pattern, allow_empty=True)
+    require_text("open_url", open_url, allow_empty=True)
+    require_text("api_hosts", api_hosts, allow_empty=True)
+    chosen_selectors = _selectors(selectors)
+    if api_hosts:
+        require_regex("api_hosts", api_hosts)
+    seconds = require_number("duration", duration, maximum=MAX_DURATION)
+    if devtools_url and open_url:
+        raise ActivityFailed(
+            f"give devtools_url ({_show(devtools_url)}) or open_url ({_show(open_url)}), not both"
+        )
+    if not devtools_url and not open_url:
+        raise ActivityFailed(
+            "devtools_url must be the browser's DevTools endpoint (http://127.0.0.1:9222), or "
+            "open_url a page for a headless Chromium the observer launches; got neither"
+        )
+    pattern = page_url_pattern
+    if open_url:
+        _open_url(open_url)
+        if not pattern:
+            pattern = "^" + re.escape(devtools.shown_url(open_url))
+    elif not pattern:
+        raise ActivityFailed("page_url_pattern must be a regular expression, got ''")
+    devtools.page_pattern(pattern)
+    browser_ws = devtools.websocket_url(devtools_url) if devtools_url else ""
+
+    observer_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    folder = runs.observer_dir(observer_id)
+    folder.mkdir(parents=True)
+    owner_pid, owner_start = registry.run_owner()
+    record: dict[str, Any] = {
+        "id": observer_id, "created_at": time.time(),
+        "owner_pid": owner_pid, "owner_start": str(owner_start or ""),
+        "owner_ancestors": [[pid, str(start or "")] for pid, start in registry.ancestry()],
+        "devtools_url": browser_ws, "page_url_pattern": pattern, "open_url":
+        devtools.shown_url(open_url) if open_url else "", "selectors": chosen_selectors,
+        "api_hosts": api_hosts, "duration": seconds, "pid": 0, "start_time": "",
+        "fault_id": "",
+    }
+    spec: dict[str, Any] = {
+        "dir": str(folder), "pid": 0, "start_time": "", "devtools_url": browser_ws,
+        "page_url_pattern": pattern, "browser_pid": 0, "browser_start_time": "",
+    }
+    what = devtools.shown_url(open_url) if open_url else browser_ws
+    fault = registry.record(
+        kind=runs.KIND,
+        description=f"browser observer on {pattern!r} of {what}",
+        reverter="chaosgenesys.browser.runs:revert",
+        spec=spec,
+        duration=seconds + ATTACH_TIMEOUT + 30 if seconds else None,
+    )
+    record["fault_id"] = fault.id
+    runs.write_json_atomic(folder / "observer.json", record)
+    command = [
+        sys.executable, "-m", "chaosgenesys.browser.observer", "--dir", str(folder),
+        "--page-url-pattern", pattern, "--selectors", json.dumps(chosen_selectors),
+        "--page-timeout", str(PAGE_TIMEOUT), "--owner-pid", str(owner_pid),
+        "--owner-start", str(owner_start or ""), "--fault-id", fault.id,
+    ]
+    command += ["--devtools-url", browser_ws] if browser_ws else ["--open-url", open_url]
+    if api_hosts:
+        command += ["--api-hosts", api_hosts]
+    if seconds:
+        command += ["--duration", str(seconds)]
+    try:
+        with open(folder / "stderr.log", "wb") as stderr:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True, cwd=str(folder),
+            )
+        process.returncode = 0  # detached on purpose: no ResourceWarning for it
+        record["pid"], record["start_time"] = process.pid, runs.start_time(process.pid)
+        current = registry.get(fault.id)
+        registry.update(fault.id, spec={**(current.spec if current else spec),
+                                        "pid": process.pid, "start_time": record["start_time"]})
+        runs.write_json_atomic(folder / "observer.json", record)
+        status = _wait_attached(folder, process.pid, record["start_time"])
+    except BaseException:
+        registry.revert(fault.id)
+        raise
+    return {
+        "id": observer_id,
+        "dir": str(folder),
+        "events": str(folder / "events.jsonl"),
+        "devtools_url": str(status.get("devtools_url") or browser_ws),
+        "page_url": str(status.get("page_url") or ""),
+    }
+
+
+def _wait_attached(folder: Path, pid: int, started: str) -> dict[str, Any]:
+    from chaosgenesys.agent.runtime import read_json
+
+    deadline = time.monotonic() + PAGE_TIMEOUT + ATTACH_TIMEOUT
+    while time.monotonic() < deadline:
+        status = read_json(folder / "status.json") or {}
+        if status.get("attached"):
+            return status
+        if status.get("error"):
+            raise ActivityFailed(str(status["error"]))
+        if not runs.process_alive(pid, started):
+            status = read_json(folder / "status.json") or {}
+            raise ActivityFailed(
+                str(status.get("error") or "the browser observer ended before it attached: "
+                    + (_tail(folder / "stderr.log") or "no message"))
+            )
+        time.sleep(0.05)
+    raise ActivityFailed(
+        f"the browser observer did not attach within {PAGE_TIMEOUT + ATTACH_TIMEOUT:g} s"
+    )
+
+
+def stop_observer(
+    observer_id: str = "", configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """Stop this run's browser observer(s) (or the one ``observer_id`` names) and any browser
+    they launched; returns ``{"stopped": [ids], "summaries": {id: browser summary}}`` (the
+    figures of ``chaosgenesys.browser.probes.browser_summary``). Idempotent: a natural
+    rollback. The event logs stay readable by the probes.
+
+    ```json
+    {"type": "action", "name": "stop-watching-the-desktop",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "stop_observer"}}
+    ```
+    """
+    from chaosgenesys.faults import registry
+
+    require_text("observer_id", observer_id, allow_empty=True)
+    chosen = [runs.pick_observer(observer_id)] if observer_id else runs.run_observers()
+    stopped: list[str] = []
+    summaries: dict[str, Any] = {}
+    for record in chosen:
+        fault_id = str(record.get("fault_id") or "")
+        was = runs.process_alive(int(record.get("pid") or 0), str(record.get("start_time") or ""))
+        reverted = False
+        if fault_id:
+            with contextlib.suppress(Exception):
+                reverted = registry.revert(fault_id)
+        if not reverted:
+            runs.stop_process(int(record.get("pid") or 0), str(record.get("start_time") or ""))
+        if was:
+            stopped.append(str(record["id"]))
+        summaries[str(record["id"])] = runs.summary_of(record)
+    return {"stopped": stopped, "summaries": summaries}

@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 #: How long the page's WebSocket guard refuses handshakes without being renewed (ms).
 GUARD_LEASE_MS = 1500
+#: How long the holder looks for the page before it gives up (s).
+PAGE_TIMEOUT = 5.0
 #: How often the holder renews the guard and checks its deadline and owner (s).
 TICK = 0.25
 
@@ -139,8 +141,10 @@ class Holder:
 
     async def find_page(self, browser: Any) -> Any:
         compiled = re.compile(str(self.config["page_url_pattern"]))
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + PAGE_TIMEOUT
         while True:
+            if self.stopping.is_set():
+                raise RuntimeError("stopped before the page was found")
             pages = [page for context in browser.contexts for page in context.pages]
             for page in pages:
                 if compiled.search(page.url):
@@ -151,7 +155,7 @@ class Holder:
                 seen = ", ".join(sorted({shown_url(p.url) for p in pages})) or "none"
                 raise RuntimeError(
                     f"page_url_pattern {self.config['page_url_pattern']!r} matches no page of "
-                    f"the browser after 10 s (pages: {seen})"
+                    f"the browser after {PAGE_TIMEOUT:g} s (pages: {seen})"
                 )
             await asyncio.sleep(0.1)
 
@@ -336,12 +340,9 @@ async def run(config: dict[str, Any]) -> int:
             with contextlib.suppress(Exception):
                 await browser.close()
     print(json.dumps({"ended": reason, **holder.counts}), flush=True)
-    if reason in ("deadline", "browser gone") and config.get("fault_id"):
-        # ended by itself: nothing is left to revert
-        with contextlib.suppress(Exception):
-            from chaosgenesys.faults import registry
-
-            registry.forget(str(config["fault_id"]))
+    # the record itself is the registry's: its guardian removes it at the deadline (calling
+    # the reverter, which finds this process gone); forgetting it from here could wait on the
+    # registry lock that the guardian holds while it waits for this process to end
     return 0
 
 

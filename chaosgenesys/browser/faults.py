@@ -27,7 +27,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -466,6 +468,32 @@ def close_browser_websockets(
     if not isinstance(reason, str) or len(reason.encode()) > 123:
         raise ActivityFailed(f"reason must be a string of at most 123 bytes, got {reason!r}")
     devtools, page_pattern_text, _ = _target(devtools_url, page_url_pattern)
+    return _in_thread(lambda: _close(devtools, page_pattern_text, pattern, code, reason))
+
+
+def _in_thread(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``work()`` in a thread of its own: Playwright's sync API refuses a thread that already
+    runs an event loop (a caller's own Playwright, an async control)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed back to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="chaosgenesys-browser-close", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    result: dict[str, Any] = outcome["value"]
+    return result
+
+
+def _close(
+    devtools: str, page_pattern_text: str, pattern: re.Pattern[str], code: int, reason: str
+) -> dict[str, Any]:
     from chaosgenesys.browser.devtools import connected, find_page
 
     closed: list[str] = []

@@ -55,7 +55,9 @@ GUARD = r"""
   const state = root.__chaosgenesysWsGuard || (root.__chaosgenesysWsGuard = {
     original: root.WebSocket, refused: 0, rules: {},
   });
-  state.rules[source + '/' + flags] = {regex: new RegExp(source, flags), until: Date.now() + leaseMs};
+  state.rules[source + '/' + flags] = {
+    regex: new RegExp(source, flags), until: Date.now() + leaseMs,
+  };
   if (root.WebSocket === state.original) {
     const Original = state.original;
     const Guard = function WebSocket(url, protocols) {
@@ -72,7 +74,8 @@ GUARD = r"""
       const args = protocols === undefined ? [target] : [target, protocols];
       const socket = Reflect.construct(Original, args, new.target || Guard);
       if (target !== url) {
-        Object.defineProperty(socket, 'url', {value: new URL(asked, root.location ? root.location.href : undefined).href});
+        const base = root.location ? root.location.href : undefined;
+        Object.defineProperty(socket, 'url', {value: new URL(asked, base).href});
       }
       return socket;
     };

@@ -3,6 +3,7 @@ fault registry and no guardian or fault holder left behind for each test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -130,9 +131,7 @@ def holder_running(pid: int) -> bool:
     except OSError:
         return False
     if state == "Z":
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True

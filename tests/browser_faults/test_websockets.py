@@ -88,7 +88,10 @@ def _echo_ms(test_page: OpenPage) -> float:
 def test_latency_emulation_slows_requests_but_not_the_open_websocket(
     test_page: OpenPage,
 ) -> None:
-    started = faults.emulate_network(latency_ms=800, duration=30, **test_page.target())
+    started = faults.emulate_network(
+        latency_ms=800, duration=30, devtools_url=test_page.browser.http_url,
+        page_url_pattern=test_page.pattern,
+    )
     assert started["kind"] == "emulate" and started["latency_ms"] == 800
     status, slow = test_page.timed_call("/api/emulated")
     assert status == 200 and slow >= 750
@@ -103,7 +106,10 @@ def test_offline_emulation_fails_requests_and_handshakes_and_silences_the_open_s
 ) -> None:
     site = test_page.site
     since = test_page.count()
-    faults.emulate_network(offline=True, duration=30, **test_page.target())
+    faults.emulate_network(
+        offline=True, duration=30, devtools_url=test_page.browser.http_url,
+        page_url_pattern=test_page.pattern,
+    )
     assert "Failed to fetch" in str(test_page.timed_call("/api/offline")[0])
     # Chromium 156: the open socket is neither closed nor errored, but no frame moves (a zombie)
     test_page.page.evaluate(

@@ -39,8 +39,14 @@ from urllib.parse import urlsplit
 GUARD_LEASE_MS = 1500
 #: How long the holder looks for the page before it gives up (s).
 PAGE_TIMEOUT = 5.0
-#: How often the holder renews the guard and checks its deadline and owner (s).
+#: How often the holder renews the guard, looks for new frames and checks its deadline (s).
 TICK = 0.25
+
+#: What the ``Fetch`` domain pauses: the REST calls a desktop makes, nothing else.
+FETCH_PATTERNS = [
+    {"urlPattern": "*", "resourceType": "XHR"},
+    {"urlPattern": "*", "resourceType": "Fetch"},
+]
 
 #: The page-side WebSocket guard. ``new WebSocket(url)`` for a URL the pattern searches, while
 #: the lease is fresh, opens a real socket to the same scheme, host and port but to the path
@@ -133,10 +139,10 @@ class Holder:
         self.params: dict[str, Any] = dict(config.get("params") or {})
         self.pattern = re.compile(str(config.get("url_pattern") or ".*"))
         self.deadline = config.get("deadline")
-        self.owner = (int(config.get("owner_pid") or 0), config.get("owner_start"))
         self.stopping = asyncio.Event()
         self.counts = {"matched": 0, "passed": 0}
-        self.session: Any = None
+        self.sessions: list[Any] = []
+        self.tried: set[Any] = set()
         self.page: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -164,7 +170,7 @@ class Holder:
 
     # -- the faults ------------------------------------------------------------------------
 
-    async def on_paused(self, event: dict[str, Any]) -> None:
+    async def on_paused(self, session: Any, event: dict[str, Any]) -> None:
         request = event.get("request") or {}
         url = str(request.get("url") or "")
         kind = event.get("resourceType")
@@ -177,12 +183,12 @@ class Holder:
         try:
             if not hit:
                 self.counts["passed"] += 1
-                await self.session.send("Fetch.continueRequest", {"requestId": request_id})
+                await session.send("Fetch.continueRequest", {"requestId": request_id})
                 return
             self.counts["matched"] += 1
             if self.kind == "delay":
                 await asyncio.sleep(float(self.params["delay_ms"]) / 1000)
-                await self.session.send("Fetch.continueRequest", {"requestId": request_id})
+                await session.send("Fetch.continueRequest", {"requestId": request_id})
                 return
             status = int(self.params["status"])
             headers = request.get("headers") or {}
@@ -197,7 +203,7 @@ class Holder:
             ]
             if status in (429, 503, 504):
                 answer.append({"name": "Retry-After", "value": "1"})
-            await self.session.send(
+            await session.send(
                 "Fetch.fulfillRequest",
                 {
                     "requestId": request_id,
@@ -209,8 +215,8 @@ class Holder:
         except Exception:  # the request or the page went away meanwhile: nothing to answer
             return
 
-    def _spawn(self, event: dict[str, Any]) -> None:
-        task = asyncio.ensure_future(self.on_paused(event))
+    def _spawn(self, session: Any, event: dict[str, Any]) -> None:
+        task = asyncio.ensure_future(self.on_paused(session, event))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -237,11 +243,32 @@ class Holder:
                 )
         return refused
 
-    async def apply(self) -> dict[str, Any]:
-        session = self.session
+    async def apply(self) -> None:
+        """Put the fault in force on the page, then on its out-of-process frames."""
+        if self.kind not in ("delay", "fail", "block", "emulate"):
+            raise RuntimeError(f"unknown browser fault {self.kind!r}")
+        await self.attach(self.page)
+        await self.attach_frames()
+        if self.kind == "block":
+            await self.guard()
+
+    async def attach_frames(self) -> None:
+        """Attach to the page's out-of-process frames not attached yet (a cross-site iframe has
+        its own DevTools target: the page's session does not see its requests)."""
+        for frame in self.page.frames:
+            if frame == self.page.main_frame or frame in self.tried:
+                continue
+            self.tried.add(frame)
+            with contextlib.suppress(Exception):  # an in-process frame: the page's session has it
+                await self.attach(frame)
+
+    async def attach(self, target: Any) -> None:
+        session = await self.page.context.new_cdp_session(target)
+        self.sessions.append(session)
         if self.kind in ("delay", "fail"):
-            session.on("Fetch.requestPaused", self._spawn)
-            await session.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
+            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
+            # only XHR and fetch pause: documents, scripts, images and preflights never wait
+            await session.send("Fetch.enable", {"patterns": FETCH_PATTERNS})
         elif self.kind == "block":
             source, flags = _js_regex(self.pattern.pattern)
             arguments = json.dumps([source, flags, GUARD_LEASE_MS, REFUSED_PATH])
@@ -250,37 +277,28 @@ class Holder:
                 "Page.addScriptToEvaluateOnNewDocument",
                 {"source": f"({GUARD})(...{arguments})"},
             )
-            await self.guard()
-        elif self.kind == "emulate":
+        else:
             await session.send("Network.enable")
             await session.send("Network.emulateNetworkConditions", self.params["conditions"])
-        else:
-            raise RuntimeError(f"unknown browser fault {self.kind!r}")
-        return {}
 
     async def undo(self) -> None:
-        session = self.session
-        with contextlib.suppress(Exception):
-            if self.kind in ("delay", "fail"):
-                await session.send("Fetch.disable")
-            elif self.kind == "block":
+        if self.kind == "block":
+            with contextlib.suppress(Exception):
                 self.counts["matched"] = await self.unguard()
-            elif self.kind == "emulate":
-                await session.send(
-                    "Network.emulateNetworkConditions",
-                    {"offline": False, "latency": 0, "downloadThroughput": -1,
-                     "uploadThroughput": -1},
-                )
+        for session in self.sessions:
+            with contextlib.suppress(Exception):
+                if self.kind in ("delay", "fail"):
+                    await session.send("Fetch.disable")
+                elif self.kind == "emulate":
+                    await session.send(
+                        "Network.emulateNetworkConditions",
+                        {"offline": False, "latency": 0, "downloadThroughput": -1,
+                         "uploadThroughput": -1},
+                    )
+            with contextlib.suppress(Exception):
+                await session.detach()
 
     # -- holding ---------------------------------------------------------------------------
-
-    def owner_alive(self) -> bool:
-        pid, start = self.owner
-        if pid <= 0:
-            return True
-        from chaosgenesys.faults.registry import process_alive
-
-        return process_alive(pid, start)
 
     async def hold(self, browser: Any) -> str:
         while not self.stopping.is_set():
@@ -288,8 +306,8 @@ class Holder:
                 return "deadline"
             if not browser.is_connected():
                 return "browser gone"
-            if not self.owner_alive():
-                return "owner gone"
+            with contextlib.suppress(Exception):
+                await self.attach_frames()
             if self.kind == "block":
                 with contextlib.suppress(Exception):
                     self.counts["matched"] = await self.guard()
@@ -327,7 +345,6 @@ async def run(config: dict[str, Any]) -> int:
         try:
             try:
                 holder.page = await holder.find_page(browser)
-                holder.session = await holder.page.context.new_cdp_session(holder.page)
                 await holder.apply()
             except Exception as error:
                 _write(ready, {"ok": False, "error": str(error).splitlines()[0]})
@@ -337,8 +354,6 @@ async def run(config: dict[str, Any]) -> int:
             await holder.undo()
             for task in list(holder.tasks):
                 task.cancel()
-            with contextlib.suppress(Exception):
-                await holder.session.detach()
         finally:
             with contextlib.suppress(Exception):
                 await browser.close()

@@ -85,9 +85,29 @@ def _echo_ms(test_page: OpenPage) -> float:
     )
 
 
-def test_latency_emulation_slows_requests_but_not_the_open_websocket(
+RTC = """async () => {
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+  const channel = a.createDataChannel('echo');
+  b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
+  await a.setLocalDescription(await a.createOffer());
+  await b.setRemoteDescription(a.localDescription);
+  await b.setLocalDescription(await b.createAnswer());
+  await a.setRemoteDescription(b.localDescription);
+  await new Promise((resolve) => { channel.onopen = resolve; });
+  window.__rtcEcho = () => new Promise((resolve) => {
+    const start = performance.now();
+    channel.onmessage = () => resolve(performance.now() - start);
+    channel.send('ping');
+  });
+}"""
+
+
+def test_latency_emulation_slows_requests_not_open_websockets_nor_webrtc(
     test_page: OpenPage,
 ) -> None:
+    test_page.page.evaluate(RTC)  # a WebRTC data channel between two peers of the page
     started = faults.emulate_network(
         latency_ms=800, duration=30, devtools_url=test_page.browser.http_url,
         page_url_pattern=test_page.pattern,
@@ -96,6 +116,7 @@ def test_latency_emulation_slows_requests_but_not_the_open_websocket(
     status, slow = test_page.timed_call("/api/emulated")
     assert status == 200 and slow >= 750
     assert _echo_ms(test_page) < 400  # an open WebSocket ignores the emulation
+    assert test_page.page.evaluate("window.__rtcEcho()") < 400  # and so does WebRTC
     faults.clear_browser_faults()
     status, fast = test_page.timed_call("/api/emulated")
     assert status == 200 and fast < 400
@@ -130,3 +151,28 @@ def test_offline_emulation_fails_requests_and_handshakes_and_silences_the_open_s
     assert test_page.timed_call("/api/offline")[0] == 200
     assert site.connections == 1 and _echo_ms(test_page) < 400  # the same socket goes on
     assert test_page.events(since) == []
+
+
+def _download_ms(test_page: OpenPage, path: str) -> float:
+    """Milliseconds to fetch ``path`` and read its whole body, measured in the page."""
+    return float(
+        test_page.page.evaluate(
+            """async (path) => { const start = performance.now();
+                                 await (await fetch(path)).text();
+                                 return performance.now() - start; }""",
+            path,
+        )
+    )
+
+
+def test_download_throughput_emulation_slows_a_response_body(test_page: OpenPage) -> None:
+    path = "/api/" + "x" * 6000  # the answer echoes the path: about 6 kB
+    assert _download_ms(test_page, path) < 1000
+    started = faults.emulate_network(
+        download_kbps=48, duration=30, devtools_url=test_page.browser.http_url,
+        page_url_pattern=test_page.pattern,
+    )
+    assert started["download_kbps"] == 48 and started["upload_kbps"] == 0
+    assert _download_ms(test_page, path) >= 1000  # 6 kB at 6 kB/s, with the request's own
+    faults.clear_browser_faults()
+    assert _download_ms(test_page, path) < 1000

@@ -57,12 +57,13 @@ FETCH_PATTERNS = [
 REFUSED_PATH = "/chaosgenesys-refused-websocket-handshake"
 GUARD = r"""
 (source, flags, leaseMs, refusedPath) => {
+  const regex = new RegExp(source, flags);  // first: a pattern it cannot read changes nothing
   const root = globalThis;
   const state = root.__chaosgenesysWsGuard || (root.__chaosgenesysWsGuard = {
     original: root.WebSocket, refused: 0, rules: {},
   });
   state.rules[source + '/' + flags] = {
-    regex: new RegExp(source, flags), until: Date.now() + leaseMs,
+    regex, until: Date.now() + leaseMs,
   };
   if (root.WebSocket === state.original) {
     const Original = state.original;
@@ -220,17 +221,28 @@ class Holder:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def guard(self) -> int:
+    async def guard(self, strict: bool = False) -> int:
+        """Install or renew the guard in every frame; ``strict``: the main frame must take it
+        (the pattern must be a JavaScript regular expression too)."""
         source, flags = _js_regex(self.pattern.pattern)
         refused = 0
         for frame in self.page.frames:
-            with contextlib.suppress(Exception):
+            try:
                 refused += int(
                     await frame.evaluate(
                         f"([s, f, l, p]) => ({GUARD})(s, f, l, p)",
                         [source, flags, GUARD_LEASE_MS, REFUSED_PATH],
                     )
                 )
+            except Exception as error:  # a frame navigating away; the page itself must take it
+                if strict and frame == self.page.main_frame:
+                    text = str(error).splitlines()[0]
+                    if "regular expression" in text:
+                        raise RuntimeError(
+                            f"url_pattern {self.pattern.pattern!r} is not a JavaScript regular "
+                            f"expression too (the guard runs in the page): {text}"
+                        ) from None
+                    raise
         return refused
 
     async def unguard(self) -> int:
@@ -250,7 +262,7 @@ class Holder:
         await self.attach(self.page)
         await self.attach_frames()
         if self.kind == "block":
-            await self.guard()
+            await self.guard(strict=True)
 
     async def attach_frames(self) -> None:
         """Attach to the page's out-of-process frames not attached yet (a cross-site iframe has

@@ -74,3 +74,12 @@ def test_a_page_pattern_matching_no_page_fails_and_leaves_nothing(test_page: Ope
     with pytest.raises(ActivityFailed, match="page_url_pattern '/no-such-desktop/' matches no"):
         faults.fail_browser_requests("a", 500, 30, **target)
     assert registry.active() == []
+
+
+def test_a_pattern_javascript_cannot_read_is_named_for_the_websocket_guard(
+    test_page: OpenPage,
+) -> None:
+    with pytest.raises(ActivityFailed, match=r"url_pattern '\(\?P<x>ws\)' is not a JavaScript"):
+        faults.block_websocket_handshakes(r"(?P<x>ws)", 30, **test_page.target())
+    assert registry.active() == []
+    assert "__chaosgenesysWsGuard" not in test_page.page.evaluate("Object.keys(window)")

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,8 +247,16 @@ def _wait_ready(process: subprocess.Popen[bytes], ready_file: str, state_dir: st
 
 def revert(fault: FaultRecord) -> None:
     """Fault-registry reverter: stop the holder (SIGTERM: it undoes the setting and detaches;
-    SIGKILL after :data:`STOP_TIMEOUT` s: the setting ends with its DevTools session)."""
-    spec = fault.spec
+    SIGKILL after :data:`STOP_TIMEOUT` s: the setting ends with its DevTools session), then
+    remove its state folder. Idempotent; works in any process from the record alone."""
+    _stop_holder(fault.spec)
+    state_dir = fault.spec.get("state_dir")
+    base = Path(_registry().registry_dir()) / "browser-faults"
+    if isinstance(state_dir, str) and Path(state_dir).parent == base:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _stop_holder(spec: dict[str, Any]) -> None:
     if not _holder_alive(spec):
         return
     pid = int(spec["pid"])

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from chaosgenesys.browser import faults
 from chaosgenesys.faults import registry
@@ -24,6 +25,8 @@ def test_delay_holds_matching_requests_only_and_ends_with_its_duration(
     assert started["url_pattern"] == "/api/slow" and started["duration"] == 3
     (record,) = registry.mine(kind=faults.KIND)
     assert record.id == started["id"] and record.spec["pid"] == started["pid"]
+    state_dir = Path(record.spec["state_dir"])
+    assert (state_dir / "holder.log").exists()
     status, slow = test_page.timed_call("/api/slow/presences")
     assert status == 200 and slow >= 1150
     status, fast = test_page.timed_call("/api/other")
@@ -31,6 +34,7 @@ def test_delay_holds_matching_requests_only_and_ends_with_its_duration(
     # the duration ends it: the holder goes, the record goes, the requests go straight
     wait_for(lambda: not holder_running(started["pid"]), 8)
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
+    assert not state_dir.exists()
     status, after = test_page.timed_call("/api/slow/again")
     assert status == 200 and after < 1000
 

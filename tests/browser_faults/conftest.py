@@ -1,5 +1,5 @@
-"""One headless Chromium and one test site for the browser-fault tests; a fresh page, a private
-fault registry and no guardian or fault holder left behind for each test."""
+"""One headless Chromium and one test site per module of browser-fault tests; for each test a
+fresh page, a private fault registry, and no guardian or fault holder left behind."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ class Browser:
     playwright_browser: Any
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: a sync Playwright left running in the main thread would
+    make every later ``sync_playwright()`` of the test run fail (tests/browser's)."""
     from playwright.sync_api import sync_playwright
 
     with serve_test_page() as site, chromium() as ws_url:

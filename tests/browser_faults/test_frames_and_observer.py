@@ -67,3 +67,4 @@ def test_the_target_comes_from_the_run_s_observer(test_page: OpenPage, tmp_path:
         assert test_page.timed_call("/api/observed")[0] == 200
     finally:
         registry.revert(observer.id)
+

@@ -72,6 +72,8 @@ class PageSite:
     tick_ms: int = 200
     handshakes: int = 0
     api_calls: list[str] = field(default_factory=list)
+    #: Close codes the page sent (the server answers each close frame with the same code).
+    close_codes: list[int] = field(default_factory=list)
     _sockets: set[web.WebSocketResponse] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -131,7 +133,7 @@ def _app(site: PageSite) -> web.Application:
 
     async def socket(request: web.Request) -> web.WebSocketResponse:
         site.handshakes += 1
-        ws = web.WebSocketResponse(autoping=True)
+        ws = web.WebSocketResponse(autoping=True, autoclose=False)
         await ws.prepare(request)
         site._sockets.add(ws)
 
@@ -143,9 +145,18 @@ def _app(site: PageSite) -> web.Application:
 
         ticker = asyncio.ensure_future(tick())
         try:
-            async for message in ws:
+            while True:
+                message = await ws.receive()
                 if message.type == WSMsgType.TEXT:
                     await ws.send_str(message.data)
+                elif message.type == WSMsgType.CLOSE:
+                    # echo the page's code, as RFC 6455 5.5.1 asks (aiohttp's autoclose answers
+                    # 1000 whatever the page sent, so the page would never see its own code)
+                    site.close_codes.append(int(message.data))
+                    await ws.close(code=int(message.data))
+                    break
+                elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
         finally:
             ticker.cancel()
             site._sockets.discard(ws)

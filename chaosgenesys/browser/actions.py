@@ -27,8 +27,27 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_number, require_regex, require_text
 from chaosgenesys.browser import runs
+from chaosgenesys.browser.faults import (
+    block_websocket_handshakes,
+    clear_browser_faults,
+    close_browser_websockets,
+    delay_browser_requests,
+    emulate_network,
+    fail_browser_requests,
+)
 
-__all__ = ["start_observer", "stop_observer"]
+#: The observer's actions and, re-exported from ``chaosgenesys.browser.faults``, the faults
+#: through the browser: experiment files name this module for all of them.
+__all__ = [
+    "block_websocket_handshakes",
+    "clear_browser_faults",
+    "close_browser_websockets",
+    "delay_browser_requests",
+    "emulate_network",
+    "fail_browser_requests",
+    "start_observer",
+    "stop_observer",
+]
 
 #: How long start_observer waits for the observer to attach, beyond the page wait.
 ATTACH_TIMEOUT = 30.0

@@ -16,7 +16,6 @@ guardian when the run that made it dies. The activity returns once the fault is 
 Playwright is imported by the holder only; this module stays light.
 """
 
-from __future__ import annotations
 
 import contextlib
 import json
@@ -245,7 +244,7 @@ def _wait_ready(process: subprocess.Popen[bytes], ready_file: str, state_dir: st
     raise ActivityFailed(f"the browser fault was not in force after {START_TIMEOUT:g} s")
 
 
-def revert(fault: FaultRecord) -> None:
+def revert(fault: "FaultRecord") -> None:
     """Fault-registry reverter: stop the holder (SIGTERM: it undoes the setting and detaches;
     SIGKILL after :data:`STOP_TIMEOUT` s: the setting ends with its DevTools session), then
     remove its state folder. Idempotent; works in any process from the record alone."""
@@ -295,13 +294,15 @@ def delay_browser_requests(
 
     Through the DevTools ``Fetch`` domain: every other request, and preflights, pass at once.
     Returns ``{"id", "kind": "delay", "url_pattern", "delay_ms", "duration", "page", "pid"}``
-    once the fault is in force::
+    once the fault is in force.
 
-        {"type": "action", "name": "presence-calls-slow-in-the-browser",
-         "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
-                      "func": "delay_browser_requests",
-                      "arguments": {"url_pattern": "/api/v2/users/.*/presences",
-                                    "delay_ms": 3000, "duration": 60}}}
+    ```json
+    {"type": "action", "name": "presence-calls-slow-in-the-browser",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "delay_browser_requests",
+                  "arguments": {"url_pattern": "/api/v2/users/.*/presences",
+                                "delay_ms": 3000, "duration": 60}}}
+    ```
     """
     pattern = _pattern(url_pattern)
     delay = int(_number("delay_ms", delay_ms, 0, MAX_DELAY_MS, whole=True))
@@ -329,13 +330,15 @@ def fail_browser_requests(
 
     The answer carries CORS headers for the requesting origin, so the desktop's code reads the
     status rather than a network error. Returns ``{"id", "kind": "fail", "url_pattern",
-    "status", "duration", "page", "pid"}`` once the fault is in force::
+    "status", "duration", "page", "pid"}`` once the fault is in force.
 
-        {"type": "action", "name": "presence-calls-fail-503-in-the-browser",
-         "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
-                      "func": "fail_browser_requests",
-                      "arguments": {"url_pattern": "/api/v2/users/.*/presences",
-                                    "status": 503, "duration": 30}}}
+    ```json
+    {"type": "action", "name": "presence-calls-fail-503-in-the-browser",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "fail_browser_requests",
+                  "arguments": {"url_pattern": "/api/v2/users/.*/presences",
+                                "status": 503, "duration": 30}}}
+    ```
     """
     pattern = _pattern(url_pattern)
     code = int(_number("status", status, 400, 599, whole=True))
@@ -362,13 +365,15 @@ def block_websocket_handshakes(
     The page sees what it sees when the service refuses the upgrade: ``error``, then ``close``
     with code 1006, and its own reconnect logic runs; the real endpoint never sees the
     handshake (the socket goes to the same host, on a path its server refuses). How, and why
-    not ``Network.setBlockedURLs``: docs/browser-faults.md. Returns ``{"id", "kind": "block",
-    "url_pattern", "duration", "page", "pid"}`` once the fault is in force::
+    not ``Network.setBlockedURLs``: docs/browser.md. Returns ``{"id", "kind": "block",
+    "url_pattern", "duration", "page", "pid"}`` once the fault is in force.
 
-        {"type": "action", "name": "streaming-handshakes-refused-for-30s",
-         "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
-                      "func": "block_websocket_handshakes",
-                      "arguments": {"url_pattern": "streaming\\\\.", "duration": 30}}}
+    ```json
+    {"type": "action", "name": "streaming-handshakes-refused-for-30s",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "block_websocket_handshakes",
+                  "arguments": {"url_pattern": "streaming\\\\.", "duration": 30}}}
+    ```
     """
     pattern = _pattern(url_pattern)
     seconds = _duration(duration)
@@ -395,15 +400,17 @@ def emulate_network(
     throughput caps in kilobits per second (0: no cap). At least one condition.
 
     It applies to HTTP requests and to the handshakes of new WebSockets (offline: refused);
-    WebSockets already open and WebRTC media ignore it (docs/browser-faults.md). Returns
+    WebSockets already open and WebRTC media ignore it (docs/browser.md). Returns
     ``{"id", "kind": "emulate", "url_pattern": "", "offline", "latency_ms", "download_kbps",
-    "upload_kbps", "duration", "page", "pid"}`` once in force::
+    "upload_kbps", "duration", "page", "pid"}`` once in force.
 
-        {"type": "action", "name": "desktop-on-a-slow-link",
-         "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
-                      "func": "emulate_network",
-                      "arguments": {"latency_ms": 400, "download_kbps": 512,
-                                    "upload_kbps": 256, "duration": 60}}}
+    ```json
+    {"type": "action", "name": "desktop-on-a-slow-link",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "emulate_network",
+                  "arguments": {"latency_ms": 400, "download_kbps": 512,
+                                "upload_kbps": 256, "duration": 60}}}
+    ```
     """
     if not isinstance(offline, bool):
         raise ActivityFailed(f"offline must be true or false, got {offline!r}")
@@ -455,13 +462,15 @@ def close_browser_websockets(
     The sockets are found with ``Runtime.queryObjects`` on ``WebSocket.prototype`` in the page
     and each of its frames; ``close(code, reason)`` sends a close frame, the server sees the
     code and the page's own reconnect logic runs. A drop *without* a close frame (1006) cannot
-    be made from the page: see docs/browser-faults.md for what does it. Returns
-    ``{"closed": [URLs without query], "code", "page"}``::
+    be made from the page: see docs/browser.md for what does it. Returns
+    ``{"closed": [URLs without query], "code", "page"}``.
 
-        {"type": "action", "name": "close-the-streaming-socket-4001",
-         "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
-                      "func": "close_browser_websockets",
-                      "arguments": {"url_pattern": "streaming\\\\.", "code": 4001}}}
+    ```json
+    {"type": "action", "name": "close-the-streaming-socket-4001",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "close_browser_websockets",
+                  "arguments": {"url_pattern": "streaming\\\\.", "code": 4001}}}
+    ```
     """
     pattern = re.compile(_pattern(url_pattern))
     if (
@@ -470,7 +479,7 @@ def close_browser_websockets(
     ):
         hint = (
             " (1006 is what the browser reports for a connection lost without a close frame; "
-            "a page cannot send it: see docs/browser-faults.md)"
+            "a page cannot send it: see docs/browser.md)"
             if code in (1005, 1006, 1015) else ""
         )
         raise ActivityFailed(f"code must be {_SENDABLE}, got {code!r}{hint}")
@@ -566,11 +575,13 @@ def clear_browser_faults(
     configuration: Configuration = None, secrets: Secrets = None
 ) -> dict[str, Any]:
     """Revert every browser fault of this run (stop their holders); idempotent. Returns
-    ``{"reverted": [ids]}``. The rollback of any experiment that breaks the browser::
+    ``{"reverted": [ids]}``. The rollback of any experiment that breaks the browser.
 
-        {"type": "action", "name": "clear-browser-faults",
-         "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
-                      "func": "clear_browser_faults"}}
+    ```json
+    {"type": "action", "name": "clear-browser-faults",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "clear_browser_faults"}}
+    ```
     """
     registry = _registry()
     reverted = [fault.id for fault in registry.mine(kind=KIND) if registry.revert(fault.id)]

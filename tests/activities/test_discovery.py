@@ -65,6 +65,26 @@ CONTRACT: dict[str, tuple[str, dict[str, list[str]]]] = {
             "clear_sandbox_faults": [],
         },
     ),
+    # Issue 10's public names.
+    "chaosgenesys.browser.actions": (
+        "action",
+        {
+            "start_observer": ["devtools_url", "page_url_pattern"],
+            "stop_observer": [],
+            "delay_browser_requests": ["url_pattern", "delay_ms", "duration"],
+            "fail_browser_requests": ["url_pattern", "status", "duration"],
+            "block_websocket_handshakes": ["url_pattern", "duration"],
+            "close_browser_websockets": ["url_pattern", "code"],
+            "emulate_network": [
+                "offline", "latency_ms", "download_kbps", "upload_kbps", "duration"
+            ],
+            "clear_browser_faults": [],
+        },
+    ),
+    "chaosgenesys.browser.probes": (
+        "probe",
+        {"browser_summary": [], "ui_presence": [], "ui_matches_api": ["user_id"]},
+    ),
 }
 
 PROMPTABLE = {"string", "integer", "number", "boolean", "list", "mapping"}

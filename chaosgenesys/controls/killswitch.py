@@ -42,6 +42,11 @@ When the experiment starts (``before_experiment_control``) a background thread s
   ``disconnects`` grew). The error rate is the fraction of the running agents whose socket is
   in error; it is *over the limit* above
   ``max_websocket_error_rate``. Without running agents there is no WebSocket error rate.
+* **The browser** (``chaosgenesys.browser``): this run's browser observers count as desktops
+  too. The REST calls their page made (``rest`` events) join the API latency sample, and each
+  observed page whose WebSocket has had a frame once is *in error* at a check when one of its
+  sockets closed or failed since the previous check, or no frame has come in since its last
+  close (``chaosgenesys/browser/feed.py`` reads the observers' logs as they grow).
 
 A threshold is breached when its signal has been over the limit at every check for its whole
 window (``api_window_seconds``, ``websocket_window_seconds``): a single slow call or a socket
@@ -230,7 +235,11 @@ def _running_agents() -> list[tuple[str, dict[str, Any]]]:
 
 
 def _api_sample(
-    started: float, window: float, limit: float, agents: list[tuple[str, dict[str, Any]]]
+    started: float,
+    window: float,
+    limit: float,
+    agents: list[tuple[str, dict[str, Any]]],
+    browser_calls: list[tuple[float, float]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """p99 of the calls completed in the last ``window`` seconds (since the watch began): the
     experiment's own calls through the platform client and the synthetic agents' calls, plus
@@ -254,10 +263,13 @@ def _api_sample(
                 if age_ms > limit:
                     latencies.append(age_ms)
                     in_flight += 1
+    browser = [latency for at, latency in browser_calls if at >= since]
+    latencies.extend(browser)
     p99 = metrics.percentile(latencies, 0.99)
     return {
         "calls": len(latencies),
-        "agent_calls": len(latencies) - own,
+        "agent_calls": len(latencies) - own - len(browser),
+        "browser_calls": len(browser),
         "in_flight": in_flight,
         "p99_ms": None if p99 is None else round(p99, 1),
         "over": None if p99 is None else p99 > limit,
@@ -265,11 +277,20 @@ def _api_sample(
 
 
 def _websocket_sample(
-    view: _AgentView, limit: float, agents: list[tuple[str, dict[str, Any]]]
+    view: _AgentView,
+    limit: float,
+    agents: list[tuple[str, dict[str, Any]]],
+    pages: dict[str, dict[str, bool]] | None = None,
 ) -> dict[str, Any]:
-    """The fraction of running synthetic agents whose WebSocket is in error now."""
+    """The fraction of running synthetic agents and observed browser pages whose WebSocket is
+    in error now."""
     count = 0
     errors: list[str] = []
+    for observer_id, page in (pages or {}).items():
+        if page.get("ready"):
+            count += 1
+            if page.get("in_error"):
+                errors.append(f"browser:{observer_id}")
     seen: dict[tuple[str, str], int] = {}
     for run_id, status in agents:
         for user, summary in (status.get("agents") or {}).items():
@@ -363,6 +384,8 @@ class Watcher:
         self._api_judged: dict[str, Any] = {}
         self._ws = _Signal(thresholds.websocket_window_seconds)
         self._agents = _AgentView()
+        self._browser: Any = None  # chaosgenesys.browser.feed.BrowserFeed, made at first check
+        self._browser_calls: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(
@@ -395,10 +418,15 @@ class Watcher:
         now = time.time() if now is None else now
         limits = self.thresholds
         agents = _running_agents()
+        pages = self._poll_browser(now)
         api = _api_sample(
-            self.started, limits.api_window_seconds, limits.max_api_p99_ms, agents
+            self.started,
+            limits.api_window_seconds,
+            limits.max_api_p99_ms,
+            agents,
+            self._browser_calls,
         )
-        ws = _websocket_sample(self._agents, limits.max_websocket_error_rate, agents)
+        ws = _websocket_sample(self._agents, limits.max_websocket_error_rate, agents, pages)
         if api["over"] is not None:
             self._api_judged = api
         api_breached = self._api.update(api["over"], now)
@@ -429,13 +457,26 @@ class Watcher:
         if ws_breached:
             reasons.append(
                 f"WebSocket error rate {ws['error_rate']:.0%} ({len(ws['in_error'])} of "
-                f"{ws['agents']} agent socket(s) down or dropped) has stayed above "
+                f"{ws['agents']} desktop socket(s) down or dropped) has stayed above "
                 f"{limits.max_websocket_error_rate:.0%} for {limits.websocket_window_seconds:g} s"
             )
         if not reasons:
             return False
         self.trip("; ".join(reasons))
         return True
+
+    def _poll_browser(self, now: float) -> dict[str, dict[str, bool]]:
+        """New REST calls and the WebSocket state of this run's browser observers."""
+        from chaosgenesys.browser.feed import BrowserFeed
+
+        if self._browser is None:
+            self._browser = BrowserFeed()
+        polled = self._browser.poll()
+        keep = now - self.thresholds.api_window_seconds
+        self._browser_calls = [c for c in self._browser_calls if c[0] >= keep]
+        self._browser_calls.extend(polled["calls"])
+        pages: dict[str, dict[str, bool]] = polled["pages"]
+        return pages
 
     def trip(self, reason: str) -> None:
         """Pull the switch: revert everything, record why, ask the run to stop."""

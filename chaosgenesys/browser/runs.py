@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chaosgenesys.agent.process import start_time
 from chaosgenesys.agent.runtime import read_json, runtime_dir, write_json_atomic
 from chaosgenesys.browser.summary import SILENCE_S, read_events, summarize_events
 
@@ -53,15 +54,6 @@ def observers_dir() -> Path:
 def observer_dir(observer_id: str) -> Path:
     """The folder of observer ``observer_id``."""
     return observers_dir() / observer_id
-
-
-def start_time(pid: int) -> str:
-    """Field 22 of /proc/<pid>/stat (tells a reused pid from ours), "" when there is none."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return text.rsplit(")", 1)[-1].split()[19]
 
 
 def _state_and_group(pid: int) -> tuple[str, int] | None:

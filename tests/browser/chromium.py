@@ -15,18 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-port=0",
-]
+# One launcher, one set of flags: the observer's.
+from chaosgenesys.browser.observer import CHROMIUM
+from chaosgenesys.browser.observer import CHROMIUM_FLAGS as FLAGS
 
 
 @contextmanager

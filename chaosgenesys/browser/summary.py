@@ -53,6 +53,7 @@ def summarize_events(
     events: list[dict[str, Any]], silence_s: float = SILENCE_S, now: float | None = None
 ) -> dict[str, Any]:
     """Reconnect latency overall and per WebSocket URL (max/p50 ms), seconds disconnected,
+    seconds disconnected (outages still under way counted up to the end; ``disconnected_now``),
     zombie seconds (a socket open with no frame in for longer than ``silence_s``, counted
     beyond it, up to its close or ``now``, default the last event), WebSocket errors, REST p99
     latency and errors, console errors/warnings, and the UI's last values."""
@@ -110,6 +111,10 @@ def summarize_events(
     end = now if now is not None else (float(ordered[-1].get("ts", 0.0)) if ordered else 0.0)
     for since in quiet_since.values():
         zombie += max(0.0, end - since - silence_s)
+    # An outage still under way counts up to the end too: a desktop that never came back was
+    # disconnected all that time, not zero seconds.
+    ongoing = set(closed_at.values()) | set(pending.values())
+    disconnected += sum(max(0.0, end - start) for start in ongoing)
     every = [value for values in latencies.values() for value in values]
     return {
         "reconnects": len(every),
@@ -120,6 +125,7 @@ def summarize_events(
             for url, v in latencies.items()
         },
         "disconnected_s": round(disconnected, 3),
+        "disconnected_now": bool(ongoing),
         "zombie_s": round(zombie, 3),
         "websockets_opened": ws_created,
         "websockets_closed": ws_closed,

@@ -111,3 +111,24 @@ def test_redaction_of_console_text() -> None:
         assert secret not in text
     assert "Unexpected response code: 404" in text and '"n": 1' in text
     assert len(redact("x" * 2000)) == 500
+
+
+def test_an_outage_still_under_way_counts_up_to_now() -> None:
+    events = [
+        {"ts": 100.0, "event": "ws_created", "ws": "a", "url": "wss://s/stream"},
+        {"ts": 100.1, "event": "ws_frame", "ws": "a", "dir": "in"},
+        {"ts": 101.0, "event": "ws_closed", "ws": "a"},
+        {"ts": 103.0, "event": "ws_created", "ws": "b", "url": "wss://s/stream"},
+        {"ts": 103.1, "event": "ws_frame_error", "ws": "b"},
+        {"ts": 103.2, "event": "ws_closed", "ws": "b"},
+    ]
+    summary = summarize_events(events, now=111.0)
+    assert summary["disconnected_now"] is True
+    assert summary["disconnected_s"] == 10.0  # from the first close (101) to now
+    assert summary["reconnects"] == 0
+    back = summarize_events(
+        [*events, {"ts": 105.0, "event": "ws_created", "ws": "c", "url": "wss://s/stream"},
+         {"ts": 105.5, "event": "ws_frame", "ws": "c", "dir": "in"}],
+        now=111.0,
+    )
+    assert back["disconnected_now"] is False and back["disconnected_s"] == 4.5

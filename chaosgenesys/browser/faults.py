@@ -365,7 +365,9 @@ def block_websocket_handshakes(
     The page sees what it sees when the service refuses the upgrade: ``error``, then ``close``
     with code 1006, and its own reconnect logic runs; the real endpoint never sees the
     handshake (the socket goes to the same host, on a path its server refuses). How, and why
-    not ``Network.setBlockedURLs``: docs/browser.md. Returns ``{"id", "kind": "block",
+    not ``Network.setBlockedURLs``: docs/browser.md. A library that kept its own reference to
+    ``WebSocket`` when it loaded is not reached; the official streaming client is one (refuse
+    its upgrades from the server side, docs/browser.md). Returns ``{"id", "kind": "block",
     "url_pattern", "duration", "page", "pid"}`` once the fault is in force.
 
     ```json

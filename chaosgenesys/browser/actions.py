@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import require_number, require_regex, require_text
+from chaosgenesys.arguments import require_bool, require_number, require_regex, require_text
 from chaosgenesys.browser import runs
 from chaosgenesys.browser.faults import (
     block_websocket_handshakes,
@@ -53,6 +53,8 @@ __all__ = [
 ATTACH_TIMEOUT = 30.0
 #: How long the observer waits for a page matching ``page_url_pattern``.
 PAGE_TIMEOUT = 10.0
+#: How much longer start_observer waits when the observer reloads the page (``reload_page``).
+RELOAD_TIMEOUT = 15.0
 MAX_DURATION = 7 * 86400.0
 MAX_SELECTORS = 20
 _SELECTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -113,6 +115,7 @@ def start_observer(
     selectors: dict = None,  # type: ignore[assignment,type-arg]  # noqa: RUF013
     api_hosts: str = "",
     duration: float = 0,
+    reload_page: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -129,8 +132,16 @@ def start_observer(
     ``api_hosts``: a regular expression searched in a request's URL (without query) that makes
     it a REST call (default: the page's origin's ``/api/`` and ``/oauth/`` paths and any
     ``*.mypurecloud.*`` or ``*.pure.cloud`` host). ``duration`` > 0: it stops by itself after
-    that many seconds. Returns ``{"id", "dir", "events", "devtools_url", "page_url"}`` (the page
-    URL without its query).
+    that many seconds.
+
+    Every document the page loads while the observer watches starts with the WebSocket guard of
+    ``block_websocket_handshakes`` in place before its own scripts, so that fault reaches the
+    libraries that keep their own reference to ``WebSocket`` (the official streaming client
+    does). A page the observer opens (``open_url``) has it from the start; for a desktop already
+    open in a browser, ``reload_page: true`` reloads it once attached (the desktop logs in
+    again), or the guard reaches only code that builds its sockets after the fault starts.
+    Returns ``{"id", "dir", "events", "devtools_url", "page_url", "ws_guard_resident"}`` (the
+    page URL without its query).
 
     A bad argument, an endpoint that is not DevTools, no page matching: ``ActivityFailed``
     naming the argument, nothing left running.
@@ -154,6 +165,7 @@ def start_observer(
     if api_hosts:
         require_regex("api_hosts", api_hosts)
     seconds = require_number("duration", duration, maximum=MAX_DURATION)
+    reload_it = require_bool("reload_page", reload_page)
     if devtools_url and open_url:
         raise ActivityFailed(
             f"give devtools_url ({_show(devtools_url)}) or open_url ({_show(open_url)}), not both"
@@ -162,6 +174,11 @@ def start_observer(
         raise ActivityFailed(
             "devtools_url must be the browser's DevTools endpoint (http://127.0.0.1:9222), or "
             "open_url a page for a headless Chromium the observer launches; got neither"
+        )
+    if reload_it and open_url:
+        raise ActivityFailed(
+            "reload_page is for a page already open at devtools_url; the page open_url opens "
+            "has the guard from the start"
         )
     pattern = page_url_pattern
     if open_url:
@@ -211,6 +228,8 @@ def start_observer(
         command += ["--api-hosts", api_hosts]
     if seconds:
         command += ["--duration", str(seconds)]
+    if reload_it:
+        command.append("--reload")
     try:
         with open(folder / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(
@@ -223,7 +242,8 @@ def start_observer(
         registry.update(fault.id, spec={**(current.spec if current else spec),
                                         "pid": process.pid, "start_time": record["start_time"]})
         runs.write_json_atomic(folder / "observer.json", record)
-        status = _wait_attached(folder, process.pid, record["start_time"])
+        status = _wait_attached(folder, process.pid, record["start_time"],
+                                RELOAD_TIMEOUT if reload_it else 0.0)
     except BaseException:
         registry.revert(fault.id)
         raise
@@ -233,13 +253,14 @@ def start_observer(
         "events": str(folder / "events.jsonl"),
         "devtools_url": str(status.get("devtools_url") or browser_ws),
         "page_url": str(status.get("page_url") or ""),
+        "ws_guard_resident": bool(status.get("ws_guard_resident")),
     }
 
 
-def _wait_attached(folder: Path, pid: int, started: str) -> dict[str, Any]:
+def _wait_attached(folder: Path, pid: int, started: str, extra: float) -> dict[str, Any]:
     from chaosgenesys.agent.runtime import read_json
 
-    deadline = time.monotonic() + PAGE_TIMEOUT + ATTACH_TIMEOUT
+    deadline = time.monotonic() + PAGE_TIMEOUT + ATTACH_TIMEOUT + extra
     while time.monotonic() < deadline:
         status = read_json(folder / "status.json") or {}
         if status.get("attached"):
@@ -254,7 +275,7 @@ def _wait_attached(folder: Path, pid: int, started: str) -> dict[str, Any]:
             )
         time.sleep(0.05)
     raise ActivityFailed(
-        f"the browser observer did not attach within {PAGE_TIMEOUT + ATTACH_TIMEOUT:g} s"
+        f"the browser observer did not attach within {PAGE_TIMEOUT + ATTACH_TIMEOUT + extra:g} s"
     )
 
 

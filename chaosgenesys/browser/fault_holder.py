@@ -7,7 +7,8 @@ SIGINT, or the browser going away. It then undoes what it did (``Fetch.disable``
 conditions back to none, the WebSocket guard removed) and detaches. A DevTools setting lives
 only as long as its session: if this process is SIGKILLed, Chromium drops the Fetch interception
 and the network emulation with the session, and the page's WebSocket guard lapses on its own
-within :data:`GUARD_LEASE_MS` (the guard only refuses while this process keeps renewing it).
+within :data:`chaosgenesys.browser.ws_guard.LEASE_MS` (it refuses only while this process keeps
+renewing its rule).
 
 Started and recorded by :mod:`chaosgenesys.browser.faults` (kind ``browser-fault``); never run by
 hand. Faults (``config["fault"]``):
@@ -15,7 +16,7 @@ hand. Faults (``config["fault"]``):
 - ``delay``: matching XHR/fetch requests are held ``delay_ms`` then continued (``Fetch``);
 - ``fail``: matching XHR/fetch requests are answered ``status`` with a Genesys Cloud error body;
 - ``block``: new WebSockets to matching URLs have their handshake refused by the server
-  (see :data:`GUARD`); sockets already open are untouched;
+  (see :mod:`chaosgenesys.browser.ws_guard`); sockets already open are untouched;
 - ``emulate``: ``Network.emulateNetworkConditions``.
 """
 
@@ -35,8 +36,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-#: How long the page's WebSocket guard refuses handshakes without being renewed (ms).
-GUARD_LEASE_MS = 1500
+from chaosgenesys.browser.ws_guard import (
+    GUARD,
+    IS_RESIDENT,
+    LEASE_MS,
+    REFUSED_PATH,
+    UNGUARD,
+    js_regex,
+)
+
 #: How long the holder looks for the page before it gives up (s).
 PAGE_TIMEOUT = 5.0
 #: How often the holder renews the guard, looks for new frames and checks its deadline (s).
@@ -47,78 +55,6 @@ FETCH_PATTERNS = [
     {"urlPattern": "*", "resourceType": "XHR"},
     {"urlPattern": "*", "resourceType": "Fetch"},
 ]
-
-#: The page-side WebSocket guard. ``new WebSocket(url)`` for a URL the pattern searches, while
-#: the lease is fresh, opens a real socket to the same scheme, host and port but to the path
-#: ``REFUSED_PATH``: the server answers that handshake with an HTTP error (not 101), so the
-#: browser fails the connection exactly as when the service refuses it (``error``, then
-#: ``close`` with 1006) and the real endpoint never sees the handshake. The instance's ``url``
-#: still reads the URL the page asked for. ``uninstall`` puts the page's constructor back.
-REFUSED_PATH = "/chaosgenesys-refused-websocket-handshake"
-GUARD = r"""
-(source, flags, leaseMs, refusedPath) => {
-  const regex = new RegExp(source, flags);  // first: a pattern it cannot read changes nothing
-  const root = globalThis;
-  const state = root.__chaosgenesysWsGuard || (root.__chaosgenesysWsGuard = {
-    original: root.WebSocket, refused: 0, rules: {},
-  });
-  state.rules[source + '/' + flags] = {
-    regex, until: Date.now() + leaseMs,
-  };
-  if (root.WebSocket === state.original) {
-    const Original = state.original;
-    const Guard = function WebSocket(url, protocols) {
-      const asked = String(url);
-      let target = url;
-      const now = Date.now();
-      for (const rule of Object.values(state.rules)) {
-        if (rule.until > now && rule.regex.test(asked)) {
-          const parsed = new URL(asked, root.location ? root.location.href : undefined);
-          parsed.pathname = refusedPath; parsed.search = ''; parsed.hash = '';
-          target = parsed.href; state.refused += 1; break;
-        }
-      }
-      const args = protocols === undefined ? [target] : [target, protocols];
-      const socket = Reflect.construct(Original, args, new.target || Guard);
-      if (target !== url) {
-        const base = root.location ? root.location.href : undefined;
-        Object.defineProperty(socket, 'url', {value: new URL(asked, base).href});
-      }
-      return socket;
-    };
-    Guard.prototype = Original.prototype;
-    for (const name of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) {
-      Object.defineProperty(Guard, name, {value: Original[name]});
-    }
-    state.guard = Guard;
-    root.WebSocket = Guard;
-  }
-  return state.refused;
-}
-"""
-UNGUARD = r"""
-(source, flags) => {
-  const state = globalThis.__chaosgenesysWsGuard;
-  if (!state) return 0;
-  delete state.rules[source + '/' + flags];
-  if (Object.keys(state.rules).length === 0 && globalThis.WebSocket === state.guard) {
-    globalThis.WebSocket = state.original;
-    delete globalThis.__chaosgenesysWsGuard;
-  }
-  return state.refused;
-}
-"""
-
-
-def _js_regex(pattern: str) -> tuple[str, str]:
-    """The (source, flags) of a JavaScript RegExp for a Python pattern (inline ``(?i)`` only)."""
-    flags = ""
-    match = re.match(r"^\(\?([aiLmsux]+)\)", pattern)
-    if match:
-        flags = "".join(sorted({"i": "i", "m": "m", "s": "s"}.get(f, "") for f in match.group(1)))
-        pattern = pattern[match.end():]
-    return pattern, flags
-
 
 def _error_body(status: int) -> bytes:
     from chaosgenesys.proxy.rules import error_body
@@ -142,6 +78,7 @@ class Holder:
         self.deadline = config.get("deadline")
         self.stopping = asyncio.Event()
         self.counts = {"matched": 0, "passed": 0}
+        self.ready: dict[str, Any] = {}  # what the ready file adds about the fault in force
         self.sessions: list[Any] = []
         self.tried: set[Any] = set()
         self.page: Any = None
@@ -224,14 +161,14 @@ class Holder:
     async def guard(self, strict: bool = False) -> int:
         """Install or renew the guard in every frame; ``strict``: the main frame must take it
         (the pattern must be a JavaScript regular expression too)."""
-        source, flags = _js_regex(self.pattern.pattern)
+        source, flags = js_regex(self.pattern.pattern)
         refused = 0
         for frame in self.page.frames:
             try:
                 refused += int(
                     await frame.evaluate(
-                        f"([s, f, l, p]) => ({GUARD})(s, f, l, p)",
-                        [source, flags, GUARD_LEASE_MS, REFUSED_PATH],
+                        f"([s, f, l, p]) => ({GUARD})(s, f, l, p, false)",
+                        [source, flags, LEASE_MS, REFUSED_PATH],
                     )
                 )
             except Exception as error:  # a frame navigating away; the page itself must take it
@@ -246,7 +183,7 @@ class Holder:
         return refused
 
     async def unguard(self) -> int:
-        source, flags = _js_regex(self.pattern.pattern)
+        source, flags = js_regex(self.pattern.pattern)
         refused = 0
         for frame in self.page.frames:
             with contextlib.suppress(Exception):
@@ -263,6 +200,8 @@ class Holder:
         await self.attach_frames()
         if self.kind == "block":
             await self.guard(strict=True)
+            # resident: the observer put the guard in before the page's scripts loaded
+            self.ready["reaches_libraries"] = bool(await self.page.evaluate(IS_RESIDENT))
 
     async def attach_frames(self) -> None:
         """Attach to the page's out-of-process frames not attached yet (a cross-site iframe has
@@ -282,9 +221,11 @@ class Holder:
             # only XHR and fetch pause: documents, scripts, images and preflights never wait
             await session.send("Fetch.enable", {"patterns": FETCH_PATTERNS})
         elif self.kind == "block":
-            source, flags = _js_regex(self.pattern.pattern)
-            arguments = json.dumps([source, flags, GUARD_LEASE_MS, REFUSED_PATH])
-            # documents loaded during the window start guarded (the script goes with the session)
+            source, flags = js_regex(self.pattern.pattern)
+            arguments = json.dumps([source, flags, LEASE_MS, REFUSED_PATH, False])
+            # documents loaded during the window start guarded (the script goes with the
+            # session; Chromium runs a session's new-document scripts only with Page enabled)
+            await session.send("Page.enable")
             await session.send(
                 "Page.addScriptToEvaluateOnNewDocument",
                 {"source": f"({GUARD})(...{arguments})"},
@@ -361,7 +302,8 @@ async def run(config: dict[str, Any]) -> int:
             except Exception as error:
                 _write(ready, {"ok": False, "error": str(error).splitlines()[0]})
                 return 1
-            _write(ready, {"ok": True, "pid": os.getpid(), "page": shown_url(holder.page.url)})
+            _write(ready, {"ok": True, "pid": os.getpid(), "page": shown_url(holder.page.url),
+                           **holder.ready})
             reason = await holder.hold(browser)
             await holder.undo()
             for task in list(holder.tasks):

@@ -223,6 +223,8 @@ def _hold(
     answer: dict[str, Any] = {"id": record.id, "kind": fault, "url_pattern": url_pattern}
     answer.update({k: v for k, v in params.items() if k != "conditions"})
     answer.update({"duration": duration, "page": ready.get("page", ""), "pid": process.pid})
+    if "reaches_libraries" in ready:
+        answer["reaches_libraries"] = bool(ready["reaches_libraries"])
     return answer
 
 
@@ -365,10 +367,12 @@ def block_websocket_handshakes(
     The page sees what it sees when the service refuses the upgrade: ``error``, then ``close``
     with code 1006, and its own reconnect logic runs; the real endpoint never sees the
     handshake (the socket goes to the same host, on a path its server refuses). How, and why
-    not ``Network.setBlockedURLs``: docs/browser.md. A library that kept its own reference to
-    ``WebSocket`` when it loaded is not reached; the official streaming client is one (refuse
-    its upgrades from the server side, docs/browser.md). Returns ``{"id", "kind": "block",
-    "url_pattern", "duration", "page", "pid"}`` once the fault is in force.
+    not ``Network.setBlockedURLs``: docs/browser.md. Libraries that keep their own reference to
+    ``WebSocket`` (the official streaming client does) are reached when the page loaded while a
+    browser observer watched it (``start_observer``: ``open_url``, or ``reload_page``); on a
+    page loaded before, only code that builds its sockets with the page's ``WebSocket`` at the
+    time is. The result's ``"reaches_libraries"`` says which. Returns ``{"id", "kind": "block",
+    "url_pattern", "duration", "page", "pid", "reaches_libraries"}`` once the fault is in force.
 
     ```json
     {"type": "action", "name": "streaming-handshakes-refused-for-30s",

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.agent.eventlog import EventLog
-from chaosgenesys.browser import devtools
+from chaosgenesys.browser import devtools, ws_guard
 from chaosgenesys.browser.runs import process_alive, start_time, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,6 +196,9 @@ UI_SCRIPT = """(selectors) => {
   return out;
 }"""
 
+#: One read per poll: the UI labels and whether the WebSocket guard is resident in the page.
+POLL_SCRIPT = f"(selectors) => ({{ui: ({UI_SCRIPT})(selectors), guard: {ws_guard.IS_RESIDENT}}})"
+
 
 class Observer:
     """The CDP event handlers and the state written to ``status.json``."""
@@ -213,6 +216,7 @@ class Observer:
         self.sockets: dict[str, str] = {}  # ws id -> url, created but not yet written
         self.open_sockets: set[str] = set()
         self.seen_sockets: set[str] = set()
+        self.refused_sockets: set[str] = set()  # handshakes block_websocket_handshakes refused
         self.requests: dict[str, dict[str, Any]] = {}
         self.ui: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
@@ -268,11 +272,18 @@ class Observer:
         if url is not None:
             self.seen_sockets.add(ws)
             self.open_sockets.add(ws)
-            self.write("ws_created", ts, ws=ws, url=url)
+            if ws in self.refused_sockets:
+                self.write("ws_created", ts, ws=ws, url=url, refused_by_fault=True)
+            else:
+                self.write("ws_created", ts, ws=ws, url=url)
 
     def on_ws_created(self, params: dict[str, Any]) -> None:
-        ws = str(params.get("requestId"))
-        self.sockets[ws] = devtools.shown_url(str(params.get("url")))
+        ws, url = str(params.get("requestId")), str(params.get("url"))
+        asked = ws_guard.asked_url(url)
+        if asked is not None:  # block_websocket_handshakes sent it elsewhere: say what it was
+            self.refused_sockets.add(ws)
+            url = asked
+        self.sockets[ws] = devtools.shown_url(url)
         self.seen_sockets.add(ws)
 
     def on_ws_request(self, params: dict[str, Any]) -> None:
@@ -417,8 +428,25 @@ class Observer:
         session.send("Network.enable")
         session.send("Runtime.enable")
         session.send("Log.enable")
+        # every document the page loads from now on starts with the WebSocket guard resident,
+        # before its own scripts: block_websocket_handshakes then reaches libraries that copy
+        # the constructor when they load (chaosgenesys.browser.ws_guard)
+        session.send("Page.enable")  # (Chromium runs a session's new-document scripts only then)
+        session.send("Page.addScriptToEvaluateOnNewDocument", {"source": ws_guard.RESIDENT})
         self.sessions.append(session)
         return session
+
+    def reload(self, timeout: float) -> None:
+        """Reload the page, so that its scripts load with the WebSocket guard resident."""
+        assert self.page is not None
+        try:
+            self.page.reload(wait_until="domcontentloaded", timeout=timeout * 1000)
+        except Exception as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ActivityFailed(
+                f"reload_page: {devtools.shown_url(self.page.url)} did not load again: "
+                f"{redact(first, 200)}"
+            ) from None
 
     def open(self, url: str, pattern: str, timeout: float) -> None:
         """Open ``url`` in the (followed) page of a browser the observer launched."""
@@ -487,17 +515,20 @@ class Observer:
             if kind == "iframe":  # out of process: its console is not in the page's Log
                 self.frames_followed.add(child)
                 self.write("frame_followed", url=url)
-                domains = ["Network.enable", "Runtime.enable", "Log.enable"]
+                commands = [("Network.enable", {}), ("Runtime.enable", {}), ("Log.enable", {}),
+                            ("Page.enable", {}), ("Page.addScriptToEvaluateOnNewDocument",
+                             {"source": ws_guard.RESIDENT})]
             else:  # a worker's console already comes through the page's Log domain
                 self.write("worker", kind=kind, url=url)
-                domains = ["Network.enable"]
-            # The child stays paused until every domain has answered: a worker's Network
-            # domain lives in the browser process and would miss its first requests otherwise.
+                commands = [("Network.enable", {})]
+            # The child stays paused until every command has answered: a worker's Network
+            # domain lives in the browser process and would miss its first requests otherwise,
+            # and a frame's document must not run its scripts before the guard is resident.
             waiting: set[int] = set()
             self.resume_when_answered[child] = waiting
-            for domain in domains:
+            for method, params in commands:
                 with contextlib.suppress(Exception):
-                    waiting.add(self.to_page_target(domain, {}, child))
+                    waiting.add(self.to_page_target(method, params, child))
             self.resume_if_answered(child)  # (Playwright may have resumed a worker already)
         elif method == "Target.receivedMessageFromTarget":
             prefix = self.workers.get(str(inner.get("sessionId")))
@@ -546,12 +577,18 @@ class Observer:
                 self.write("ui", name=name, value=value)
 
     def poll_ui(self) -> None:
-        if self.page is None or not self.selectors:
+        """Read the UI labels and whether the page's WebSocket guard is resident."""
+        if self.page is None:
             return
         try:
-            self.note_ui(self.page.evaluate(UI_SCRIPT, self.selectors))
+            found = self.page.evaluate(POLL_SCRIPT, self.selectors)
         except Exception:  # navigating, or going away: the next poll (or the end) tells
             return
+        self.note_ui(found["ui"])
+        resident = bool(found["guard"])
+        if self.status.get("ws_guard_resident") != resident:
+            self.status["ws_guard_resident"] = resident
+            self.write("ws_guard", resident=resident)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -564,6 +601,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-hosts", default="")
     parser.add_argument("--duration", type=float, default=0.0)
     parser.add_argument("--page-timeout", type=float, default=10.0)
+    parser.add_argument("--reload", action="store_true")
     parser.add_argument("--label", default="")
     parser.add_argument("--owner-pid", type=int, default=0)
     parser.add_argument("--owner-start", default="")
@@ -627,7 +665,10 @@ def run(args: argparse.Namespace) -> int:
             if launched is not None:
                 observer.open(args.open_url, args.page_url_pattern, args.page_timeout)
                 observer.label = args.label or observer.page_url
+            elif args.reload:
+                observer.reload(args.page_timeout + 5)
             observer.check_selectors()
+            observer.poll_ui()
             observer.write("attached", url=observer.page_url)
             observer.write_status(attached=True, attached_at=time.time())
             while True:

@@ -17,10 +17,12 @@ configured and stops it after the experiment, rollbacks included (and on interru
 
 Arguments (``${key}`` forms are substituted from the configuration and secrets):
 
-- ``devtools_url``, ``page_url_pattern``, ``open_url``, ``selectors``, ``api_hosts``: as
-  ``chaosgenesys.browser.actions.start_observer`` (docs/browser.md): attach to a browser
-  started with ``--remote-debugging-port`` (a workstation's Chrome or Edge with the real
-  desktop), or launch headless Chromium on ``open_url``.
+- ``devtools_url``, ``page_url_pattern``, ``open_url``, ``selectors``, ``api_hosts``,
+  ``reload_page``: as ``chaosgenesys.browser.actions.start_observer`` (docs/browser.md): attach
+  to a browser started with ``--remote-debugging-port`` (a workstation's Chrome or Edge with
+  the real desktop; ``reload_page: true`` reloads it once attached, so that
+  ``block_websocket_handshakes`` reaches its streaming client), or launch headless Chromium on
+  ``open_url``.
 - ``desktop_user``: a seeded user's id or email; opens the sandbox's reference web desktop for
   that user (``<genesys_api_url>/desktop/?user=...``, docs/reference-desktop.md) in a headless
   Chromium. Declare the sandbox control before this one, so its URL is known.
@@ -126,6 +128,7 @@ def configure_control(
     api_hosts: str = "",
     ready_when: dict[str, str] | None = None,
     ready_timeout: float = 30.0,
+    reload_page: bool = False,
 ) -> None:
     """Start the observer (and the browser it launches) before the steady state is checked."""
     global _observer
@@ -148,6 +151,7 @@ def configure_control(
                 open_url=open_url,
                 selectors=selectors,  # type: ignore[arg-type]
                 api_hosts=api_hosts,
+                reload_page=reload_page,
                 configuration=configuration,
                 secrets=secrets,
             )

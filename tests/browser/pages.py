@@ -9,8 +9,10 @@ messages and the UI attributes the observer reads; the server side breaks its so
 
 The page (``PAGE``) keeps what it saw in ``window.__events`` (``{event, t, ...}`` with ``t`` from
 ``Date.now()``): ``open``, ``first_frame``, ``close`` (``code``), ``error``; it reconnects
-``RECONNECT_MS`` after a close, as a desktop's own client would. ``window.callApi(path)`` fetches
-a path and resolves to the status. The server sends a frame every ``tick_ms`` on each socket.
+``RECONNECT_MS`` after a close, as a desktop's own client would; with ``?captured`` in its URL it
+builds its sockets with the ``WebSocket`` it copied when its script ran, as libraries do.
+``window.callApi(path)`` fetches a path and resolves to the status. The server sends a frame
+every ``tick_ms`` on each socket.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ function banner(state) {
   const el = document.querySelector('[data-cg="connection"]');
   el.dataset.state = state; el.textContent = state;
 }
+// ?captured: a library that copied the constructor when it loaded, as the streaming client does
+const CapturedSocket = /[?&]captured(&|=|$)/.test(location.search) ? window.WebSocket : null;
 function connect() {
-  const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/ws');
+  const ws = new (CapturedSocket || WebSocket)(location.origin.replace(/^http/, 'ws') + '/ws');
   let first = true;
   ws.onopen = () => { note('open'); banner('connected'); };
   ws.onmessage = () => { if (first) { first = false; note('first_frame'); } };

@@ -47,6 +47,7 @@ __all__ = [
     "fail_browser_requests",
     "start_observer",
     "stop_observer",
+    "wait_until_browser_token_expiry",
 ]
 
 #: How long start_observer waits for the observer to attach, beyond the page wait.
@@ -56,6 +57,8 @@ PAGE_TIMEOUT = 10.0
 #: How much longer start_observer waits when the observer reloads the page (``reload_page``).
 RELOAD_TIMEOUT = 15.0
 MAX_DURATION = 7 * 86400.0
+#: The longest wait_until_browser_token_expiry accepts (as the synthetic desktop's).
+MAX_TOKEN_WAIT = 48 * 3600.0
 MAX_SELECTORS = 20
 _SELECTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
@@ -312,3 +315,67 @@ def stop_observer(
             stopped.append(str(record["id"]))
         summaries[str(record["id"])] = runs.summary_of(record)
     return {"stopped": stopped, "summaries": summaries}
+
+
+def wait_until_browser_token_expiry(
+    seconds_before: float = 60.0,
+    max_wait: float = 3600.0,
+    observer_id: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Sleep until the access token the observed desktop last obtained has ``seconds_before``
+    seconds left: lines a fault up with the end of the *desktop's* own token (the guide's edge
+    case 3: a delay about 60 s before expiry makes the renewal race the desktop's own calls).
+
+    The observer notes each token the page obtains from the ``expires_in`` of its
+    ``/oauth/token`` answer (authorization code + PKCE, refresh; the token itself is never
+    read out); ``browser_summary`` shows ``tokens_obtained`` and ``token_expires_at``. Refuses
+    with ``ActivityFailed``, before waiting: no observer of this run (or ``observer_id``
+    unknown), no token seen yet (a page logged in before the observer attached: the next
+    renewal is the first seen), or a moment more than ``max_wait`` seconds away (default 3600,
+    at most 172800). Returns at once when the token is already that close to expiry. Returns
+    ``{"waited": s, "seconds_left": s, "expires_at": "<ISO time>", "renewed": bool}``
+    (``renewed``: the page obtained a newer token meanwhile). Shorten the desktop's token
+    lifetime to keep experiments short (the sandbox control's ``desktop_token_lifetime``).
+
+    ```json
+    {"type": "action", "name": "wait-until-the-desktop-token-has-a-minute-left",
+     "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
+                  "func": "wait_until_browser_token_expiry",
+                  "arguments": {"seconds_before": 60, "max_wait": 600}}}
+    ```
+    """
+    import datetime as dt
+    import logging
+
+    before = require_number("seconds_before", seconds_before, maximum=MAX_TOKEN_WAIT)
+    bound = require_number("max_wait", max_wait, maximum=MAX_TOKEN_WAIT)
+    record = runs.pick_observer(observer_id)
+    expires_at = runs.summary_of(record).get("token_expires_at")
+    if not isinstance(expires_at, int | float):
+        raise ActivityFailed(
+            f"the browser observer {record.get('id')} has seen no access token of the page yet "
+            "(one obtained before it attached is not seen: the next renewal will be)"
+        )
+    wait = float(expires_at) - before - time.time()
+    if wait > bound:
+        raise ActivityFailed(
+            f"the desktop's access token expires in {expires_at - time.time():.0f} s: waiting "
+            f"until seconds_before={seconds_before!r} s before expiry would take {wait:.0f} s, "
+            f"more than max_wait={max_wait!r}; shorten the token lifetime or raise max_wait"
+        )
+    started = time.monotonic()
+    if wait > 0:
+        logging.getLogger("chaostoolkit").info(
+            "waiting %.1f s until the desktop's token is %.0f s from expiry", wait, before
+        )
+        time.sleep(wait)
+    latest = runs.summary_of(record).get("token_expires_at")
+    moment = dt.datetime.fromtimestamp(float(expires_at), tz=dt.UTC)
+    return {
+        "waited": round(time.monotonic() - started, 3),
+        "seconds_left": round(max(0.0, float(expires_at) - time.time()), 3),
+        "expires_at": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "renewed": isinstance(latest, int | float) and latest > float(expires_at),
+    }

@@ -27,6 +27,7 @@ observer that ends by itself (duration, browser or page gone) forgets its regist
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import ctypes
 import json
@@ -82,6 +83,8 @@ DEFAULT_SELECTORS = {"presence": '[data-cg="presence"]', "connection": '[data-cg
 #: Genesys Cloud hosts whose requests are REST calls whatever their path.
 GENESYS_HOSTS = re.compile(r"(^|\.)(mypurecloud\.[a-z.]+|pure\.cloud)$", re.IGNORECASE)
 POLL_S = 0.25
+#: The path of the token endpoint: the observer notes each token's expiry from its answer.
+TOKEN_PATH = "/oauth/token"
 #: Why an observer ends when nobody stopped it (it then forgets its own registry record).
 ENDED_BY_ITSELF = ("duration", "browser_gone", "page_closed")
 TEXT_LIMIT = 500
@@ -217,6 +220,7 @@ class Observer:
         self.open_sockets: set[str] = set()
         self.seen_sockets: set[str] = set()
         self.refused_sockets: set[str] = set()  # handshakes block_websocket_handshakes refused
+        self.token_responses: list[tuple[str, float]] = []  # /oauth/token answers to read
         self.requests: dict[str, dict[str, Any]] = {}
         self.ui: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
@@ -359,9 +363,33 @@ class Observer:
             request["status"] = (params.get("response") or {}).get("status")
 
     def on_finished(self, params: dict[str, Any]) -> None:
-        request = self.requests.pop(str(params.get("requestId")), None)
+        rid = str(params.get("requestId"))
+        request = self.requests.pop(rid, None)
         if request is not None:
-            self._rest(request, self.wall(params.get("timestamp")), request["status"])
+            ts = self.wall(params.get("timestamp"))
+            self._rest(request, ts, request["status"])
+            if (request["path"].endswith(TOKEN_PATH) and request["status"] == 200
+                    and ":" not in rid):  # the page's own session can read the body
+                self.token_responses.append((rid, ts))
+
+    def read_tokens(self, session: CDPSession) -> None:
+        """Note when each access token the page obtained expires (``token`` events): the
+        ``expires_in`` of its ``/oauth/token`` answer, read from the browser; the token itself
+        is never kept."""
+        while self.token_responses:
+            rid, ts = self.token_responses.pop(0)
+            try:
+                answer = session.send("Network.getResponseBody", {"requestId": rid})
+                body = answer.get("body") or ""
+                if answer.get("base64Encoded"):
+                    body = base64.b64decode(body).decode("utf-8", "replace")
+                lifetime = json.loads(body).get("expires_in")
+            except Exception:  # evicted from the browser's buffer, or not JSON: no figure
+                continue
+            if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
+                expires_at = round(ts + float(lifetime), 3)
+                self.write("token", ts, expires_in=lifetime, expires_at=expires_at)
+                self.status["token_expires_at"] = expires_at
 
     def on_failed(self, params: dict[str, Any]) -> None:
         request = self.requests.pop(str(params.get("requestId")), None)
@@ -669,6 +697,7 @@ def run(args: argparse.Namespace) -> int:
                 observer.reload(args.page_timeout + 5)
             observer.check_selectors()
             observer.poll_ui()
+            observer.read_tokens(page_session)
             observer.write("attached", url=observer.page_url)
             observer.write_status(attached=True, attached_at=time.time())
             while True:
@@ -687,6 +716,7 @@ def run(args: argparse.Namespace) -> int:
                 if observer.ended:
                     break
                 observer.poll_ui()
+                observer.read_tokens(page_session)
                 with contextlib.suppress(Exception):
                     observer.page_url = devtools.shown_url(page.url)
                 observer.write_status()

@@ -3,11 +3,11 @@
 Events read (one JSON object per line, the agents' :class:`~chaosgenesys.agent.eventlog.EventLog`
 format): ``ws_created`` (``ws``, ``url``), ``ws_frame`` (``ws``, ``dir``), ``ws_frame_error``
 (``ws``), ``ws_closed`` (``ws``, ``code``), ``rest`` (``latency_ms``, ``status``), ``console``
-(``level``), ``ui`` (``name``, ``value``). A reconnect is a close of a WebSocket URL followed by
-the next WebSocket created on the same URL (a socket opened before the observer attached has the
-URL ``""``: the next socket created after its close answers it); its latency runs from the close
-to that socket's first frame. Zombie time is the time a socket stayed open past ``silence_s``
-without a frame in.
+(``level``), ``ui`` (``name``, ``value``), ``token`` (``expires_at``). A reconnect is a close of
+a WebSocket URL followed by the next WebSocket created on the same URL (a socket opened before
+the observer attached has the URL ``""``: the next socket created after its close answers it);
+its latency runs from the close to that socket's first frame. Zombie time is the time a socket
+stayed open past ``silence_s`` without a frame in.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def summarize_events(
     seconds disconnected (outages still under way counted up to the end; ``disconnected_now``),
     zombie seconds (a socket open with no frame in for longer than ``silence_s``, counted
     beyond it, up to its close or ``now``, default the last event), WebSocket errors, REST p99
-    latency and errors, console errors/warnings, and the UI's last values."""
+    latency, errors and 401s (a token the platform no longer takes), console errors/warnings,
+    the UI's last values, and the access tokens the page obtained (how many, when the last one
+    expires, epoch seconds)."""
     url_of: dict[str, str] = {}
     closed_at: dict[str, float] = {}  # url -> time of the close awaiting a reconnect
     pending: dict[str, float] = {}  # new ws id -> close time it answers
@@ -69,8 +71,11 @@ def summarize_events(
     ws_closed = 0
     rest: list[float] = []
     api_errors = 0
+    api_unauthorized = 0
     console = {"error": 0, "warning": 0}
     ui: dict[str, Any] = {}
+    tokens = 0
+    token_expires_at: float | None = None
     ordered = sorted(events, key=lambda e: float(e.get("ts", 0.0)))
     for ev in ordered:
         kind, ts, ws = ev.get("event"), float(ev.get("ts", 0.0)), str(ev.get("ws", ""))
@@ -104,10 +109,15 @@ def summarize_events(
             status = ev.get("status")
             if not isinstance(status, int) or status == 0 or status >= 500:
                 api_errors += 1
+            elif status == 401:
+                api_unauthorized += 1
         elif kind == "console" and ev.get("level") in console:
             console[str(ev["level"])] += 1
         elif kind == "ui" and isinstance(ev.get("name"), str):
             ui[str(ev["name"])] = ev.get("value")
+        elif kind == "token" and isinstance(ev.get("expires_at"), int | float):
+            tokens += 1
+            token_expires_at = float(ev["expires_at"])
     end = now if now is not None else (float(ordered[-1].get("ts", 0.0)) if ordered else 0.0)
     for since in quiet_since.values():
         zombie += max(0.0, end - since - silence_s)
@@ -134,7 +144,10 @@ def summarize_events(
         "api_calls": len(rest),
         "api_errors": api_errors,
         "api_p99_ms": _percentile(rest, 99),
+        "api_unauthorized": api_unauthorized,
         "console_errors": console["error"],
         "console_warnings": console["warning"],
         "ui": ui,
+        "tokens_obtained": tokens,
+        "token_expires_at": token_expires_at,
     }

@@ -24,6 +24,11 @@ sandbox stops after the experiment, and also when the run is interrupted (``clea
 reaction to a lost agent session (``docs/platform-reaction.md``; default: the seed's, else 30 s,
 60 s and false).
 
+``desktop_token_lifetime`` (seconds) sets the lifetime of the tokens the reference web desktop
+(``/desktop/``, its built-in client ``chaosgenesys-desktop``) obtains, from its first login on:
+short lifetimes make token-expiry experiments with the desktop in a browser quick (default
+86400).
+
 ``agents`` (a list of user ids) also starts synthetic agent desktops for the experiment once the
 sandbox runs, before the steady state is first checked, and stops them after the experiment (and
 on interruption), before the sandbox: ``chaosgenesys.agent.actions.start_agents`` with
@@ -51,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
 
-from chaosgenesys.arguments import substitutes_own_arguments
+from chaosgenesys.arguments import require_int, substitutes_own_arguments
 from chaosgenesys.controls.startup import StartupFailure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,6 +102,7 @@ def configure_control(
     renew_on_queue: bool | None = None,
     agents: list[str] | None = None,
     agent_options: dict[str, Any] | None = None,
+    desktop_token_lifetime: int = 0,
 ) -> None:
     """Start the sandbox, point the experiment's configuration at it, start ``agents``.
 
@@ -114,6 +120,9 @@ def configure_control(
                 f"seed must be a path to a seed file or an inline mapping, got {kind}"
             )
         mode = _check_agents(configuration, agents, agent_options)
+        if desktop_token_lifetime:
+            require_int("desktop_token_lifetime", desktop_token_lifetime, minimum=1,
+                        maximum=48 * 3600)
         from chaosgenesys.platform.settings import register_default_credentials
         from chaosgenesys.sandbox import Sandbox
 
@@ -134,6 +143,10 @@ def configure_control(
                     raise
                 raise ActivityFailed(f"sandbox control: {error}") from None
             sandbox.start()  # a failure is logged by _startup.remembering
+            if desktop_token_lifetime:
+                from chaosgenesys.sandbox.seed import DESKTOP_CLIENT_ID
+
+                sandbox.set_token_lifetime(DESKTOP_CLIENT_ID, int(desktop_token_lifetime))
             _running = sandbox
         if configuration is not None:
             for key in ("genesys_api_url", "genesys_login_url"):

@@ -28,6 +28,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 RECONNECT_MS = 100
+#: The access token ``POST /oauth/token`` answers (``?expires_in=`` its lifetime, default 30 s):
+#: nothing the observer writes may contain it.
+TOKEN_SECRET = "test-access-token-0f9e8d7c6b5a"
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>chaosgenesys test page</title></head>
@@ -166,7 +169,18 @@ def _app(site: PageSite) -> web.Application:
             site._sockets.discard(ws)
         return ws
 
+    async def token(request: web.Request) -> web.Response:
+        # as the login service answers a token request (the test's secret stands for the token)
+        site.api_calls.append(request.path)
+        lifetime = int(request.query.get("expires_in", "30"))
+        status = int(request.query.get("status", "200"))
+        return web.json_response(
+            {"access_token": TOKEN_SECRET, "token_type": "bearer", "expires_in": lifetime},
+            status=status,
+        )
+
     app = web.Application()
+    app.router.add_post("/oauth/token", token)
     app.router.add_get("/", page)
     app.router.add_get("/ws", socket)
     app.router.add_route("*", "/api/{tail:.*}", api)

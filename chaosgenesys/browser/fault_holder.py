@@ -302,8 +302,12 @@ async def run(config: dict[str, Any]) -> int:
             except Exception as error:
                 _write(ready, {"ok": False, "error": str(error).splitlines()[0]})
                 return 1
+            if config.get("duration"):
+                # the window runs from now, when the fault is in force, not from when it was
+                # recorded: attaching takes a second or more on a busy machine
+                holder.deadline = time.time() + float(config["duration"])
             _write(ready, {"ok": True, "pid": os.getpid(), "page": shown_url(holder.page.url),
-                           **holder.ready})
+                           "deadline": holder.deadline, **holder.ready})
             reason = await holder.hold(browser)
             await holder.undo()
             for task in list(holder.tasks):

@@ -185,8 +185,11 @@ def _hold(
         "pid": None,
         "pid_start": None,
     }
+    # Until the holder says the fault is in force, the record's deadline leaves it the time to
+    # start; then it becomes that moment plus ``duration`` (the holder's own deadline).
     record = registry.record(
-        kind=KIND, description=description, reverter=REVERTER, spec=spec, duration=duration
+        kind=KIND, description=description, reverter=REVERTER, spec=spec,
+        duration=duration + START_TIMEOUT,
     )
     try:
         config = {
@@ -197,6 +200,7 @@ def _hold(
             "ws_url": ws_url,
             "page_url_pattern": page_url_pattern,
             "deadline": record.deadline,
+            "duration": duration,
             "ready_file": ready_file,
         }
         with open(os.path.join(state_dir, "holder.log"), "wb") as log:
@@ -215,6 +219,9 @@ def _hold(
         process.stdin.write(json.dumps(config).encode())
         process.stdin.close()
         ready = _wait_ready(process, ready_file, state_dir)
+        if isinstance(ready.get("deadline"), int | float):
+            # the holder counts the window from when the fault was in force: so does the record
+            registry.update(record.id, deadline=float(ready["deadline"]))
     except BaseException:
         registry.revert(record.id)
         raise

@@ -131,7 +131,9 @@ def chromium_path() -> str:
     return os.environ.get(ENV_CHROMIUM, "").strip() or CHROMIUM
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """``preexec_fn`` for a child that must not outlive the thread that starts it (Linux's
+    ``PR_SET_PDEATHSIG``: SIGKILL when that thread ends; start it from a long-lived thread)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -147,7 +149,7 @@ class LaunchedBrowser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.pid = self.process.pid
         self.start_time = start_time(self.pid)

@@ -26,6 +26,8 @@ Arguments (``${key}`` forms are substituted from the configuration and secrets):
 - ``desktop_user``: a seeded user's id or email; opens the sandbox's reference web desktop for
   that user (``<genesys_api_url>/desktop/?user=...``, docs/reference-desktop.md) in a headless
   Chromium. Declare the sandbox control before this one, so its URL is known.
+- ``desktop_options``: with ``desktop_user``, the reference desktop's timings (its URL
+  options): ``answer_ms`` (default 500), ``wrapup_ms`` (2000), ``renew_ahead_s`` (60).
 - ``ready_when``: UI values to wait for before the experiment goes on (``{selector name:
   expected label}``), at most ``ready_timeout`` seconds (default 30); the desktop logging in
   and going On Queue is part of its start, not of the steady state.
@@ -46,7 +48,7 @@ from urllib.parse import quote
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
 
-from chaosgenesys.arguments import substitutes_own_arguments
+from chaosgenesys.arguments import require_number, substitutes_own_arguments
 from chaosgenesys.controls.startup import StartupFailure
 
 __all__ = [
@@ -69,14 +71,30 @@ def running_observer() -> dict[str, Any] | None:
     return _observer
 
 
-def _desktop_url(configuration: Configuration, user: str) -> str:
+#: The reference desktop's URL options (chaosgenesys/sandbox/desktop_files/desktop.js).
+DESKTOP_OPTIONS = ("answer_ms", "wrapup_ms", "renew_ahead_s")
+
+
+def _desktop_url(configuration: Configuration, user: str, options: Any) -> str:
     base = str((configuration or {}).get("genesys_api_url") or "").rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise ActivityFailed(
             f"desktop_user {user!r} needs the sandbox's URL (genesys_api_url): declare the "
             "chaosgenesys.controls.sandbox control before this one"
         )
-    return f"{base}/desktop/?user={quote(user, safe='@')}"
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ActivityFailed(f"desktop_options must be a mapping, got {options!r}")
+    query = f"user={quote(user, safe='@')}"
+    for name, value in options.items():
+        if name not in DESKTOP_OPTIONS:
+            raise ActivityFailed(
+                f"desktop_options: {name!r} is not one of {', '.join(DESKTOP_OPTIONS)}"
+            )
+        number = require_number(f"desktop_options[{name!r}]", value, maximum=86400 * 1000)
+        query += f"&{name}={int(number) if number.is_integer() else number}"
+    return f"{base}/desktop/?{query}"
 
 
 def _check_ready(ready_when: Any, ready_timeout: Any) -> tuple[dict[str, str], float]:
@@ -129,6 +147,7 @@ def configure_control(
     ready_when: dict[str, str] | None = None,
     ready_timeout: float = 30.0,
     reload_page: bool = False,
+    desktop_options: dict[str, float] | None = None,
 ) -> None:
     """Start the observer (and the browser it launches) before the steady state is checked."""
     global _observer
@@ -140,7 +159,9 @@ def configure_control(
                     f"desktop_user {desktop_user!r} opens the sandbox's reference desktop: "
                     "give it alone, without open_url or devtools_url"
                 )
-            open_url = _desktop_url(configuration, desktop_user)
+            open_url = _desktop_url(configuration, desktop_user, desktop_options)
+        elif desktop_options is not None:
+            raise ActivityFailed("desktop_options go with desktop_user (the reference desktop)")
         from chaosgenesys.browser.actions import start_observer
 
         with _lock:

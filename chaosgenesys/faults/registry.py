@@ -747,12 +747,20 @@ class Registry:
         fault_id: str,
         spec: dict[str, Any] | None = None,
         description: str | None = None,
+        deadline: float | None = None,
     ) -> FaultRecord:
-        """Replace the spec (and/or description) of a recorded fault; returns the new record."""
+        """Replace the spec, description and/or deadline (epoch seconds) of a recorded fault;
+        returns the new record. A fault whose duration runs from when it was in force (a
+        browser fault takes a while to apply) moves its deadline once it is."""
         _check_id(fault_id)
         new_spec = None if spec is None else _check_spec(spec)
         if description is not None:
             _check_text("description", description, empty=True)
+        if deadline is not None and (
+            isinstance(deadline, bool) or not isinstance(deadline, int | float)
+            or not math.isfinite(deadline)
+        ):
+            raise ActivityFailed(f"deadline must be epoch seconds, got {deadline!r}")
         with self.locked():
             fault = self.get(fault_id)
             if fault is None:
@@ -762,6 +770,8 @@ class Registry:
                 changes["spec"] = new_spec
             if description is not None:
                 changes["description"] = description
+            if deadline is not None:
+                changes["deadline"] = float(deadline)
             fault = dataclasses.replace(fault, **changes)
             self._write(fault)
         return fault
@@ -1015,10 +1025,13 @@ def record(
 
 
 def update(
-    fault_id: str, spec: dict[str, Any] | None = None, description: str | None = None
+    fault_id: str,
+    spec: dict[str, Any] | None = None,
+    description: str | None = None,
+    deadline: float | None = None,
 ) -> FaultRecord:
     """:meth:`Registry.update` in :func:`registry_dir`."""
-    return Registry().update(fault_id, spec=spec, description=description)
+    return Registry().update(fault_id, spec=spec, description=description, deadline=deadline)
 
 
 def revert(fault_id: str) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 # One launcher, one set of flags: the observer's.
-from chaosgenesys.browser.observer import CHROMIUM
+from chaosgenesys.browser.observer import CHROMIUM, die_with_parent
 from chaosgenesys.browser.observer import CHROMIUM_FLAGS as FLAGS
 
 
@@ -31,6 +31,8 @@ def chromium(timeout: float = 30.0) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run killed outright (SIGKILL, a CI timeout) takes its browser with it
+        preexec_fn=die_with_parent,
     )
     try:
         assert proc.stderr is not None

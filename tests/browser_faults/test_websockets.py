@@ -18,6 +18,11 @@ def test_handshakes_are_refused_for_the_window_then_the_page_reconnects(
     since = test_page.count()
     started = faults.block_websocket_handshakes(r"/ws$", 2.5, **test_page.target())
     assert started["kind"] == "block" and started["url_pattern"] == "/ws$"
+    # the window runs from when the fault is in force (the activity's return), however long
+    # attaching took
+    record = registry.get(started["id"])
+    assert record is not None and record.deadline is not None
+    assert 2.2 <= record.deadline - time.time() <= 2.5
     time.sleep(0.4)
     assert site.connections == 1  # the open socket is untouched
     assert [e["event"] for e in test_page.events(since)] == []

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
 from chaosgenesys.faults import registry
 from chaosgenesys.faults.registry import Registry
 from tests.faults.conftest import FAIL, REMOVE, ROOT, guardians, wait_for
@@ -62,6 +65,24 @@ def test_the_guardian_reverts_at_the_deadline(
     wait_for(lambda: not registry.active(), timeout=1)
     line = f"reverted {fault.id} (test: half a second) because its deadline passed"
     wait_for(lambda: line in (runtime_dir / "guardian.log").read_text(), timeout=1)
+
+
+def test_a_moved_deadline_is_the_one_the_guardian_keeps(
+    runtime_dir: Path, marker: Callable[[str], Path], tmp_path: Path
+) -> None:
+    path, log = marker("a"), tmp_path / "revert.log"
+    fault = registry.record(
+        "test", "an hour, then a second", REMOVE, {"path": str(path), "log": str(log)},
+        duration=3600,
+    )
+    moved = registry.update(fault.id, deadline=time.time() + 1.0)
+    assert moved.deadline is not None and moved.spec == fault.spec
+    wait_for(lambda: not path.exists(), timeout=4)
+    when, _ = _reverted_at(log)
+    assert moved.deadline <= when <= moved.deadline + 1.0
+    with pytest.raises(ActivityFailed, match="deadline"):
+        registry.update(registry.record("test", "x", REMOVE, {"path": str(marker("b"))}).id,
+                        deadline=float("nan"))
 
 
 def test_the_guardian_reverts_when_the_owner_is_killed(

@@ -63,5 +63,8 @@ for extension in journal["experiment"].get("extensions") or []:
         print(f"verdict: {extension['reason']}")
     if extension.get("name") == "chaosgenesys-safeguard" and extension.get("refused"):
         print(f"verdict: {extension['refused']}")
+    if extension.get("name") == "chaosgenesys-tokens":
+        print(f"verdict: tokens revoked={extension['revoked']} "
+              f"still_working={extension['still_working']}")
 PY
 exit $status

@@ -129,6 +129,11 @@ def check_held(
         # Armed for the whole run, watched, and never pulled on an example that holds.
         switch = extensions["chaosgenesys-killswitch"]
         assert switch["tripped"] is False and switch["checks"] > 0, switch
+    if "chaosgenesys.controls.tokens" in declared:
+        # every token the run obtained revoked at its end, and proved dead
+        tokens = extensions["chaosgenesys-tokens"]
+        assert tokens["revoked"] >= 1 and tokens["still_working"] == 0, tokens
+        assert tokens["problems"] == [], tokens
     if "chaosgenesys.controls.safeguard" in declared:
         guard = extensions["chaosgenesys-safeguard"]
         assert guard["refused"] is None and guard["last_check"]["isolated"] is True, guard

@@ -228,6 +228,23 @@ class SyntheticAgent:
                 await self._stopping.wait()
         return self._stopping.is_set()
 
+    async def _revoke_token(self) -> None:
+        """The run is over: the desktop's token must not outlive it (docs/agent.md)."""
+        with contextlib.suppress(Exception):
+            await self.tokens.close()
+        try:
+            done = await self.tokens.revoke()
+        except Exception as error:  # never in the way of stopping
+            self.stats.token_revocation = f"revocation failed: {type(error).__name__}"
+            return
+        if done is None:
+            return
+        self.stats.token_revoked = done.revoked
+        self.stats.token_still_works = done.still_works
+        self.stats.token_revocation = done.detail or "revoked, checked dead"
+        self._event("token_revoked", revoked=done.revoked, still_works=done.still_works,
+                    detail=done.detail)
+
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
         """Ask :meth:`run` to finish."""
@@ -255,6 +272,8 @@ class SyntheticAgent:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.socket is not None:
             await self.socket.close()
+        if self.config.revoke_token_on_stop:
+            await self._revoke_token()
         self.stats.connected = False
         self.stats.queue_stop()
         self.stats.zombie_end()

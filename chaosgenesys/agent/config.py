@@ -75,6 +75,9 @@ class AgentConfig:
     stay_on_queue: bool = True
     #: Seconds a channel subscription is renewed after (channels live 24 h); 0 = never.
     resubscribe_interval: float = 3600.0
+    #: Revoke the desktop's access token when it stops (the run is over: the guide's PCI-DSS
+    #: trap is a session token left valid after the test), and check it no longer works.
+    revoke_token_on_stop: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

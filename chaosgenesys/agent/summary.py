@@ -60,6 +60,11 @@ class AgentStats:
     changes_retried: int = 0
     #: Wall time (epoch seconds) the desktop's current access token expires (0: no token yet).
     token_expires_at: float = 0.0
+    #: When it stopped: whether its token was revoked, whether it still worked afterwards (it
+    #: must not), and why not when either is wrong ("": not revoked yet).
+    token_revoked: bool = False
+    token_still_works: bool = False
+    token_revocation: str = ""
     #: The longest stretch (seconds) the desktop was not On Queue in its own view (its presence
     #: not On Queue, or no socket), counted once it had been On Queue; and how many stretches.
     longest_off_queue_seconds: float = 0.0
@@ -208,6 +213,9 @@ class AgentStats:
             else None,
             "token_expires_in": round(max(0.0, self.token_expires_at - time.time()), 3)
             if self.token_expires_at else None,
+            "token_revoked": self.token_revoked,
+            "token_still_works": self.token_still_works,
+            "token_revocation": self.token_revocation,
             "longest_off_queue_seconds": round(self.longest_off_queue(), 3),
             "off_queue_periods": self.off_queue_periods,
             "off_queue_now": self._off_queue_since is not None,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from chaosgenesys.agent.config import Endpoint
+from chaosgenesys.revocation import REVOKE_PATH, Revocation, outcome
 
 if TYPE_CHECKING:
     from chaosgenesys.agent.api import CallListener
@@ -141,6 +142,29 @@ class TokenKeeper:
                 return 200, await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise TokenError(f"POST /oauth/token failed: {type(error).__name__}") from None
+
+    async def revoke(self) -> Revocation | None:
+        """Revoke the current token and check it no longer works (``DELETE`` then ``HEAD``
+        ``/api/v2/tokens/me``; the desktop is done with it: the run ends). ``None`` without a
+        token. The token is forgotten whatever the answer."""
+        token, self._token = self._token, None
+        if token is None:
+            return None
+        url = self._endpoint.api_url + REVOKE_PATH
+        headers = {"Authorization": f"Bearer {token}"}
+        timeout = aiohttp.ClientTimeout(total=min(5.0, self._endpoint.timeout))
+        statuses: list[int | None] = []
+        for method in ("DELETE", "HEAD"):
+            try:
+                async with self._session.request(
+                    method, url, headers=headers, timeout=timeout, **self._kwargs
+                ) as response:
+                    statuses.append(response.status)
+            except (aiohttp.ClientError, TimeoutError) as error:
+                failed = f"{method} {REVOKE_PATH} failed: {type(error).__name__}"
+                statuses += [None] * (2 - len(statuses))
+                return outcome(statuses[0], statuses[1], failed)
+        return outcome(statuses[0], statuses[1])
 
     def _report(self, status: int | None, started: float) -> None:
         if self._on_call is not None:

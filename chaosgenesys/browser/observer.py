@@ -106,6 +106,15 @@ _SECRETS = [
 ]
 
 
+def api_url_for(page_url: str, token_host: str) -> str:
+    """The API base URL that takes the tokens of ``token_host`` (``login.<env>`` →
+    ``https://api.<env>``; a sandbox's own host is its API too)."""
+    scheme = urlsplit(page_url).scheme or "https"
+    if token_host.startswith("login."):
+        return f"https://api.{token_host[len('login.'):]}"
+    return f"{scheme}://{token_host}"
+
+
 def redact(text: str, limit: int = TEXT_LIMIT) -> str:
     """``text`` with URL queries and fragments, bearer tokens, ``access_token=…`` style values
     and JWTs replaced, cut to ``limit`` characters."""
@@ -222,7 +231,11 @@ class Observer:
         self.open_sockets: set[str] = set()
         self.seen_sockets: set[str] = set()
         self.refused_sockets: set[str] = set()  # handshakes block_websocket_handshakes refused
-        self.token_responses: list[tuple[str, float]] = []  # /oauth/token answers to read
+        self.token_responses: list[tuple[str, float, str]] = []  # /oauth/token answers to read
+        #: Only in a browser the observer launched: (API base URL, token) of each token the page
+        #: obtained, in memory only, revoked when the observer stops.
+        self.keep_tokens = False
+        self.session_tokens: list[tuple[str, str]] = []
         self.requests: dict[str, dict[str, Any]] = {}
         self.ui: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
@@ -372,26 +385,53 @@ class Observer:
             self._rest(request, ts, request["status"])
             if (request["path"].endswith(TOKEN_PATH) and request["status"] == 200
                     and ":" not in rid):  # the page's own session can read the body
-                self.token_responses.append((rid, ts))
+                self.token_responses.append((rid, ts, request["host"]))
 
     def read_tokens(self, session: CDPSession) -> None:
         """Note when each access token the page obtained expires (``token`` events): the
-        ``expires_in`` of its ``/oauth/token`` answer, read from the browser; the token itself
-        is never kept."""
+        ``expires_in`` of its ``/oauth/token`` answer, read from the browser. The token itself
+        is never written; in a browser the observer launched (a session the run logged in) it
+        is kept in memory to be revoked at the end (:meth:`revoke_tokens`)."""
         while self.token_responses:
-            rid, ts = self.token_responses.pop(0)
+            rid, ts, host = self.token_responses.pop(0)
             try:
                 answer = session.send("Network.getResponseBody", {"requestId": rid})
                 body = answer.get("body") or ""
                 if answer.get("base64Encoded"):
                     body = base64.b64decode(body).decode("utf-8", "replace")
-                lifetime = json.loads(body).get("expires_in")
+                data = json.loads(body)
+                lifetime = data.get("expires_in")
             except Exception:  # evicted from the browser's buffer, or not JSON: no figure
                 continue
             if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
                 expires_at = round(ts + float(lifetime), 3)
                 self.write("token", ts, expires_in=lifetime, expires_at=expires_at)
                 self.status["token_expires_at"] = expires_at
+            token = data.get("access_token")
+            if self.keep_tokens and isinstance(token, str) and token:
+                self.session_tokens.append((api_url_for(self.page_url, host), token))
+
+    def revoke_tokens(self) -> None:
+        """Revoke every token the page obtained in the browser the observer launched, and
+        check each no longer works (``tokens_revoked`` event; ``status.json``). The run is
+        over: no session it logged in outlives it (the guide's PCI-DSS trap)."""
+        from chaosgenesys.revocation import revoke_token
+
+        tokens, self.session_tokens = self.session_tokens, []
+        if not tokens:
+            return
+        revoked = still = 0
+        problems: list[str] = []
+        for api_url, token in tokens:
+            done = revoke_token(api_url, token, timeout=5.0)
+            revoked += done.revoked
+            still += done.still_works
+            if done.detail and done.detail not in problems:
+                problems.append(redact(done.detail, 200))
+        self.write("tokens_revoked", count=len(tokens), revoked=revoked, still_working=still,
+                   problems=problems)
+        self.write_status(tokens_revoked=revoked, tokens_still_working=still,
+                          token_problems=problems)
 
     def on_failed(self, params: dict[str, Any]) -> None:
         request = self.requests.pop(str(params.get("requestId")), None)
@@ -669,6 +709,7 @@ def run(args: argparse.Namespace) -> int:
         devtools_url = args.devtools_url
         if not devtools_url:
             launched = LaunchedBrowser()
+            observer.keep_tokens = True  # a session this run logs in: revoked when it ends
             devtools_url = launched.ws_url
             observer.write_status(browser_pid=launched.pid, devtools_url=launched.ws_url,
                                   browser_start_time=launched.start_time,
@@ -726,6 +767,8 @@ def run(args: argparse.Namespace) -> int:
                     page.wait_for_timeout(POLL_S * 1000)
                 except Exception:
                     time.sleep(0.05)  # the page or browser went away: the next turn says which
+            with contextlib.suppress(Exception):
+                observer.read_tokens(page_session)  # a renewal of the last moment
             observer.write("stop", reason=observer.ended)
             observer.write_status()
             with contextlib.suppress(Exception):
@@ -745,6 +788,8 @@ def run(args: argparse.Namespace) -> int:
         return 0 if observer.ended == "browser_gone" else 3
     finally:
         if launched is not None:
+            with contextlib.suppress(Exception):
+                observer.revoke_tokens()
             launched.stop()
         observer.log.close()
         if observer.ended in ENDED_BY_ITSELF and args.fault_id:

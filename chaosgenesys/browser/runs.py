@@ -230,5 +230,8 @@ def summary_of(record: dict[str, Any], silence_s: float = SILENCE_S) -> dict[str
         ended=status.get("ended") or ("" if running else "gone"),
         browser_gone=any(e.get("event") == "browser_gone" for e in events),
         events=len(events),
+        # a browser the observer launched: the session tokens revoked when it stopped
+        tokens_revoked=status.get("tokens_revoked"),
+        tokens_still_working=status.get("tokens_still_working"),
     )
     return summary

@@ -75,6 +75,7 @@ class _Entry:
         self.attempts = 0  # refreshes finished (successful or not)
         self.last_error: BaseException | None = None
         self.refreshes = 0  # successful refreshes
+        self.settings: ClientSettings | None = None  # what the token was obtained with
 
 
 Key = tuple[str, str, str]
@@ -155,6 +156,19 @@ class TokenCache:
         with entry.cond:
             entry.token = None
 
+    def take_all(self) -> list[tuple[ClientSettings, AccessToken]]:
+        """Every cached token with the settings it was obtained with, dropped from the cache
+        (to revoke them at the end of a run; the next :meth:`get` fetches a new token)."""
+        with self._lock:
+            entries = list(self._entries.values())
+        taken: list[tuple[ClientSettings, AccessToken]] = []
+        for entry in entries:
+            with entry.cond:
+                if entry.token is not None and entry.settings is not None:
+                    taken.append((entry.settings, entry.token))
+                entry.token = None
+        return taken
+
     def clear(self) -> None:
         """Forget every key (tokens and counters). In-flight refreshes finish harmlessly."""
         with self._lock:
@@ -213,6 +227,7 @@ class TokenCache:
             raise
         with entry.cond:
             entry.token = token
+            entry.settings = settings
             entry.refreshing = False
             entry.attempts += 1
             entry.refreshes += 1

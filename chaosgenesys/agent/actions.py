@@ -195,11 +195,8 @@ def wait_until_agent_token_expiry(
                                 "max_wait": 600}}}
     ```
     """
-    import datetime as dt
-    import logging
-    import time
-
     from chaosgenesys.agent.probes import agent_summary
+    from chaosgenesys.token_moment import wait_until_token_moment
 
     user = require_id("user_id", user_id)
     before = require_number("seconds_before", seconds_before, minimum=0.0,
@@ -212,28 +209,7 @@ def wait_until_agent_token_expiry(
             f"the synthetic desktop of user_id {user!r} has no access token yet (its last "
             f"error: {summary.get('last_error') or 'none'})"
         )
-    wait = float(expires_at) - before - time.time()
-    if wait > bound:
-        raise ActivityFailed(
-            f"the desktop's access token of user_id {user!r} expires in "
-            f"{expires_at - time.time():.0f} s: waiting until seconds_before={seconds_before!r}"
-            f" s before expiry would take {wait:.0f} s, more than max_wait={max_wait!r}; "
-            "shorten the token lifetime or raise max_wait"
-        )
-    started = time.monotonic()
-    if wait > 0:
-        logging.getLogger("chaostoolkit").info(
-            "waiting %.1f s until the desktop token of %s is %.0f s from expiry", wait, user,
-            before)
-        time.sleep(wait)
-    try:
-        now = agent_summary(user, configuration, secrets).get("token_expires_at")
-    except ActivityFailed:
-        now = expires_at
-    moment = dt.datetime.fromtimestamp(float(expires_at), tz=dt.UTC)
-    return {
-        "waited": round(time.monotonic() - started, 3),
-        "seconds_left": round(max(0.0, float(expires_at) - time.time()), 3),
-        "expires_at": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "refreshed": isinstance(now, int | float) and now > float(expires_at),
-    }
+    return wait_until_token_moment(
+        float(expires_at), before, bound, whose=f"the desktop's access token of user_id {user!r}",
+        latest_expiry=lambda: agent_summary(user, configuration, secrets).get("token_expires_at"),
+    )

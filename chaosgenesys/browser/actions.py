@@ -335,8 +335,8 @@ def wait_until_browser_token_expiry(
     unknown), no token seen yet (a page logged in before the observer attached: the next
     renewal is the first seen), or a moment more than ``max_wait`` seconds away (default 3600,
     at most 172800). Returns at once when the token is already that close to expiry. Returns
-    ``{"waited": s, "seconds_left": s, "expires_at": "<ISO time>", "renewed": bool}``
-    (``renewed``: the page obtained a newer token meanwhile). Shorten the desktop's token
+    ``{"waited": s, "seconds_left": s, "expires_at": "<ISO time>", "refreshed": bool}``
+    (``refreshed``: the page obtained a newer token meanwhile). Shorten the desktop's token
     lifetime to keep experiments short (the sandbox control's ``desktop_token_lifetime``).
 
     ```json
@@ -346,8 +346,7 @@ def wait_until_browser_token_expiry(
                   "arguments": {"seconds_before": 60, "max_wait": 600}}}
     ```
     """
-    import datetime as dt
-    import logging
+    from chaosgenesys.token_moment import wait_until_token_moment
 
     before = require_number("seconds_before", seconds_before, maximum=MAX_TOKEN_WAIT)
     bound = require_number("max_wait", max_wait, maximum=MAX_TOKEN_WAIT)
@@ -358,24 +357,7 @@ def wait_until_browser_token_expiry(
             f"the browser observer {record.get('id')} has seen no access token of the page yet "
             "(one obtained before it attached is not seen: the next renewal will be)"
         )
-    wait = float(expires_at) - before - time.time()
-    if wait > bound:
-        raise ActivityFailed(
-            f"the desktop's access token expires in {expires_at - time.time():.0f} s: waiting "
-            f"until seconds_before={seconds_before!r} s before expiry would take {wait:.0f} s, "
-            f"more than max_wait={max_wait!r}; shorten the token lifetime or raise max_wait"
-        )
-    started = time.monotonic()
-    if wait > 0:
-        logging.getLogger("chaostoolkit").info(
-            "waiting %.1f s until the desktop's token is %.0f s from expiry", wait, before
-        )
-        time.sleep(wait)
-    latest = runs.summary_of(record).get("token_expires_at")
-    moment = dt.datetime.fromtimestamp(float(expires_at), tz=dt.UTC)
-    return {
-        "waited": round(time.monotonic() - started, 3),
-        "seconds_left": round(max(0.0, float(expires_at) - time.time()), 3),
-        "expires_at": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "renewed": isinstance(latest, int | float) and latest > float(expires_at),
-    }
+    return wait_until_token_moment(
+        float(expires_at), before, bound, whose="the desktop's access token",
+        latest_expiry=lambda: runs.summary_of(record).get("token_expires_at"),
+    )

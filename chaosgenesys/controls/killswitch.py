@@ -92,6 +92,8 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidControl
 from chaoslib.types import Configuration, Secrets
 
+from chaosgenesys.controls.journal import add_extension
+
 __all__ = [
     "Thresholds",
     "Watcher",
@@ -633,12 +635,7 @@ def after_experiment_control(
     report["reverted_after"] = list(_final)
     with _lock:
         _last_report = report
-    if isinstance(state, dict):
-        experiment = state.get("experiment")
-        if isinstance(experiment, dict):
-            extensions = experiment.setdefault("extensions", [])
-            if isinstance(extensions, list):
-                extensions.append(report)
+    add_extension(state, report)
 
 
 def cleanup_control() -> None:

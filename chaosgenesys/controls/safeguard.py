@@ -51,6 +51,7 @@ from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidContr
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_bool, require_id, require_ids
+from chaosgenesys.controls.journal import add_extension
 
 __all__ = [
     "after_experiment_control",
@@ -248,12 +249,7 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
     with _lock:
         _in_method = False
         entry = {"name": EXTENSION, "refused": _refusal, "last_check": _last}
-    if isinstance(state, dict):
-        experiment = state.get("experiment")
-        if isinstance(experiment, dict):
-            extensions = experiment.setdefault("extensions", [])
-            if isinstance(extensions, list):
-                extensions.append(entry)
+    add_extension(state, entry)
 
 
 def cleanup_control() -> None:

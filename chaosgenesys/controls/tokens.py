@@ -42,6 +42,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Secrets
 
 from chaosgenesys.arguments import require_bool
+from chaosgenesys.controls.journal import add_extension
 from chaosgenesys.controls.startup import StartupFailure
 
 __all__ = [
@@ -178,17 +179,11 @@ def _finish(journal: Any) -> dict[str, Any] | None:
             report["revoked"], report["browsers"]["revoked"], report["desktops"]["revoked"],
             report["tooling"]["revoked"],
         )
-    if isinstance(journal, dict):
-        experiment = journal.get("experiment")
-        if isinstance(experiment, dict):
-            extensions = experiment.setdefault("extensions", [])
-            if isinstance(extensions, list):
-                extensions.append(report)
-        if report["still_working"] and _settings["fail_run"] and (
-            journal.get("status") == "completed"
-        ):
-            journal["status"] = "failed"
-            logger.error("Tokens: the run ends failed: a token outlived it")
+    add_extension(journal, report)
+    failing = report["still_working"] and _settings["fail_run"]
+    if failing and isinstance(journal, dict) and journal.get("status") == "completed":
+        journal["status"] = "failed"
+        logger.error("Tokens: the run ends failed: a token outlived it")
     return report
 
 

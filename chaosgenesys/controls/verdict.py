@@ -54,6 +54,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidControl
 
 from chaosgenesys.arguments import require_bool
+from chaosgenesys.controls.journal import add_extension
 
 __all__ = [
     "after_activity_control",
@@ -264,11 +265,7 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
         state["status"] = "failed"
         entry["status_changed"] = True
         logger.error("Verdict: the run FAILED, not completed: %s", "; ".join(reasons))
-    experiment = state.get("experiment")
-    if isinstance(experiment, dict):
-        extensions = experiment.setdefault("extensions", [])
-        if isinstance(extensions, list):
-            extensions.append(entry)
+    add_extension(state, entry)
 
 
 def outcome() -> dict[str, Any]:

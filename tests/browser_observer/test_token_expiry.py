@@ -33,7 +33,7 @@ def test_token_expiry_is_noted_and_waited_for_without_the_token() -> None:
                 actions.wait_until_browser_token_expiry(seconds_before=5, max_wait=1)
             waited = actions.wait_until_browser_token_expiry(seconds_before=28.5, max_wait=5)
             assert 0.5 <= waited["waited"] <= 2.5, waited
-            assert 28 <= waited["seconds_left"] <= 28.6 and waited["renewed"] is False
+            assert 28 <= waited["seconds_left"] <= 28.6 and waited["refreshed"] is False
             # a renewal: the newer token is the one followed; a failed answer is not a token
             assert page.evaluate(TOKEN_REQUEST % 60) == 200
             page.evaluate("fetch('/oauth/token?status=400', {method: 'POST'})")

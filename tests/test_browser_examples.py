@@ -232,6 +232,10 @@ def test_wrapup_example_holds_and_a_return_past_the_reconnect_window_is_caught(
     pairs: Pairs,
 ) -> None:
     ok, bad = _run_pair(pairs, "examples/browser-wrapup-persistence.json")
+    for journal in (ok, bad):  # the story starts with the desktop answering the call
+        (answered,) = [r for r in journal["run"] if r["activity"]["name"] ==
+                       "desktop-answered-the-call"]
+        assert answered["output"] is True, answered
     seen = _output(ok, "the-browser-saw-the-outage")
     assert seen["reconnects"] == 1 and seen["api_errors"] >= 1, seen  # its wrap-up met a 503
     assert seen["ui"]["call"] == "none"

@@ -7,12 +7,13 @@ conversations (empty under client credentials), so an agent's interactions are r
 ``conversationSummary`` expand of the user instead.
 """
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import require_id
+from chaosgenesys.arguments import require_id, require_number, require_text
 from chaosgenesys.platform_reads import experiment_client, get_or_not_found
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,8 +24,12 @@ __all__ = [
     "call_is_connected",
     "get_conversation",
     "participant_state",
+    "wait_for_participant_state",
     "wrapup_state",
 ]
+
+#: The longest ``wait_for_participant_state`` waits (seconds).
+MAX_WAIT = 3600.0
 
 _AGENT_PURPOSES = ("agent", "user")
 _MEDIA = (
@@ -159,6 +164,46 @@ def participant_state(
         "wrapup_required": _wrapup_required(participant, media),
         "after_call_work": _after_call_work(participant, media),
     }
+
+
+def wait_for_participant_state(
+    conversation_id: str,
+    user_id: str,
+    expected: str,
+    timeout: float = 30.0,
+    interval: float = 0.5,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> bool:
+    """Poll until the agent's side of the conversation is in ``expected`` state
+    (``connected``: the desktop answered; ``disconnected``; ...); ``true`` if it got there
+    within ``timeout`` seconds (at most 3600), ``false`` otherwise. Reads at once, then every
+    ``interval`` seconds. Lines a method up with the desktop instead of a fixed pause (a busy
+    workstation answers late); API errors after the client's retries raise ``ActivityFailed``.
+
+    ```json
+    {"type": "probe", "name": "desktop-answered-within-10s", "tolerance": true,
+     "provider": {"type": "python", "module": "chaosgenesys.conversations.probes",
+                  "func": "wait_for_participant_state",
+                  "arguments": {"conversation_id": "${conversation_id}",
+                                "user_id": "${agent_id}", "expected": "connected",
+                                "timeout": 10}}}
+    ```
+    """
+    require_id("conversation_id", conversation_id)
+    require_id("user_id", user_id)
+    wanted = require_text("expected", expected).strip().lower()
+    limit = require_number("timeout", timeout, maximum=MAX_WAIT)
+    pause = require_number("interval", interval, minimum=0.0, exclusive_minimum=True)
+    deadline = time.monotonic() + limit
+    while True:
+        state = participant_state(conversation_id, user_id, configuration, secrets)["state"]
+        if isinstance(state, str) and state.lower() == wanted:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
 
 
 def call_is_connected(

@@ -178,3 +178,28 @@ def test_queue_is_isolated(configuration: Cfg, secrets: Cfg) -> None:
 def test_queue_with_customer_traffic_is_not_isolated(configuration: Cfg, secrets: Cfg) -> None:
     _call(configuration, answer=False)
     assert routing.queue_is_isolated(QUEUE, [AGENT_1, AGENT_2], configuration, secrets) is False
+
+
+def test_wait_for_participant_state_follows_the_call(configuration: Cfg, secrets: Cfg) -> None:
+    import threading
+    import time
+
+    cid = _call(configuration, answer=False)  # alerting: nobody answers
+    started = time.monotonic()
+    assert conversations.wait_for_participant_state(
+        cid, AGENT_1, "connected", timeout=0.6, interval=0.1,
+        configuration=configuration, secrets=secrets) is False
+    assert time.monotonic() - started >= 0.6
+    # the customer hangs up 0.5 s from now: the wait sees it
+    timer = threading.Timer(0.5, lambda: sandbox_actions.disconnect_call(
+        cid, configuration=configuration))
+    timer.start()
+    try:
+        assert conversations.wait_for_participant_state(
+            cid, AGENT_1, "Disconnected", timeout=10, interval=0.1,
+            configuration=configuration, secrets=secrets) is True
+    finally:
+        timer.join()
+    with pytest.raises(ActivityFailed, match="timeout"):
+        conversations.wait_for_participant_state(
+            cid, AGENT_1, "connected", timeout=-1, configuration=configuration, secrets=secrets)

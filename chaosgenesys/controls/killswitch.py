@@ -80,13 +80,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidControl
@@ -211,29 +209,6 @@ class _AgentView:
     """The last ``disconnects`` counter seen per (run, user)."""
 
     disconnects: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-def _running_agents() -> list[tuple[str, dict[str, Any]]]:
-    """``(run id, status file)`` of every synthetic agent process of this run that is running
-    now: started by this process (directly or not). Another run's agents sharing the runtime
-    directory are not this run's to judge."""
-    from chaosgenesys.agent.process import process_alive
-    from chaosgenesys.agent.runtime import list_runs, read_json
-    from chaosgenesys.faults.registry import ancestry
-
-    me = os.getpid()
-    running = []
-    for run in list_runs():
-        status = read_json(Path(str(run.get("status", ""))))
-        if not status or not status.get("running"):
-            continue
-        pid = int(run.get("pid") or 0)
-        if not process_alive(pid, str(run.get("start_time") or "")):
-            continue
-        if pid != me and me not in {parent for parent, _ in ancestry(pid)}:
-            continue
-        running.append((str(run.get("id")), status))
-    return running
 
 
 def _api_sample(
@@ -419,7 +394,9 @@ class Watcher:
         """One check; True when it tripped the switch (then the thread ends)."""
         now = time.time() if now is None else now
         limits = self.thresholds
-        agents = _running_agents()
+        from chaosgenesys.agent.this_run import running_agents
+
+        agents = running_agents()
         pages = self._poll_browser(now)
         api = _api_sample(
             self.started,

@@ -52,6 +52,7 @@ PROBE_MODULES: tuple[str, ...] = (
     "chaosgenesys.proxy.probes",
     "chaosgenesys.sockets.probes",
     "chaosgenesys.browser.probes",
+    "chaosgenesys.protocol.probes",
 )
 
 

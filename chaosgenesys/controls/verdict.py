@@ -121,6 +121,9 @@ def before_experiment_control(
         _failed.clear()
         _deviations.clear()
         _argument_problems.clear()
+    from chaosgenesys.protocol import phases
+
+    phases.end()
     if not check:
         return
     from chaosgenesys.experiment_arguments import argument_problems
@@ -254,6 +257,9 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
         }
     if not isinstance(state, dict):
         return
+    protocol = _protocol_outcome()
+    if protocol is not None:
+        entry["protocol"] = protocol
     reasons = [f"{item['phase']} action {item['name']!r}: {item['error']}" for item in failed]
     if _steady_state_missed_before(state):
         entry["steady_state_before_met"] = False
@@ -266,6 +272,54 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
         entry["status_changed"] = True
         logger.error("Verdict: the run FAILED, not completed: %s", "; ".join(reasons))
     add_extension(state, entry)
+
+
+def _figure_line(name: str, figures: dict[str, Any] | None) -> str:
+    if not figures:
+        return f"{name}: not measured"
+    api = figures.get("api") or {}
+    desktops = figures.get("desktops") or {}
+    rate = api.get("error_rate")
+    return (
+        f"{name} {figures.get('seconds')} s: API p50 {api.get('p50_ms')} ms, p99 "
+        f"{api.get('p99_ms')} ms over {api.get('calls')} call(s), error rate "
+        f"{'n/a' if rate is None else f'{rate:.1%}'}; desktops dropped their socket "
+        f"{desktops.get('disconnects')} time(s), reconnected {desktops.get('reconnects')}"
+    )
+
+
+def _protocol_outcome() -> dict[str, Any] | None:
+    """The protocol's figures (``chaosgenesys.protocol``), logged in a few lines; ``None`` when
+    no protocol probe ran. Its call collector stops here."""
+    from chaosgenesys.protocol import phases
+
+    try:
+        found = phases.summary()
+    except Exception:  # the figures must never cost the verdict
+        logger.warning("Verdict: the protocol's figures could not be read", exc_info=True)
+        return None
+    finally:
+        protocol = phases.current()
+        if protocol is not None:
+            protocol.collector.stop()
+    if found is None:
+        return None
+    for name in ("baseline", "injection", "recovery"):
+        if name in found["phases"]:
+            logger.info("Verdict: protocol %s", _figure_line(name, found["phases"][name]))
+    recovery = found.get("time_to_recover")
+    if recovery:
+        if recovery.get("recovered"):
+            logger.info("Verdict: time to recover %s s", recovery.get("seconds"))
+        else:
+            logger.error(
+                "Verdict: the steady state did not come back within %s s of the fault's "
+                "removal: %s",
+                recovery.get("timeout"),
+                "; ".join(f"{item['user_id']}: {item['why']}" for item in
+                          recovery.get("not_back") or []),
+            )
+    return found
 
 
 def outcome() -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The guide's execution protocol: baseline, injection, recovery (``probes.py``)."""

@@ -36,7 +36,9 @@ What it does:
   ``experiment.extensions`` gets ``{"name": "chaosgenesys-verdict", "failed_actions":
   [{"name", "phase": "method"|"rollback", "module", "func", "error"}],
   "steady_state_before_met": false|null, "argument_problems": [...],
-  "deviations": [{"name", "observed", "tolerance"}], "status_changed": true|false}``.
+  "deviations": [{"name", "observed", "tolerance"}], "status_changed": true|false}``, plus
+  ``"protocol"`` (the baseline, injection and recovery figures and the time to recover, also
+  logged) when the run used ``chaosgenesys.protocol.probes``.
   Chaos Toolkit has already logged "Experiment ended with status: completed" by then; the
   control's ERROR line after it says what changed and why.
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chaosgenesys.platform.metrics import percentile
 from chaosgenesys.protocol.calls import Call, CallCollector, desktop_counters
 
 __all__ = [
@@ -161,6 +160,8 @@ def figures(
 ) -> dict[str, Any]:
     """A phase's figures: the API calls sent in it (p50/p99/max latency, errors, error rate over
     the calls whose status is known) and what the desktops counted in it."""
+    from chaosgenesys.platform.metrics import percentile  # the package imports requests
+
     latencies = [call.latency_ms for call in calls]
     judged = [call for call in calls if call.failed is not None]
     errors = sum(1 for call in judged if call.failed)

@@ -85,6 +85,19 @@ CONTRACT: dict[str, tuple[str, dict[str, list[str]]]] = {
         "probe",
         {"browser_summary": [], "ui_presence": [], "ui_matches_api": ["user_id"]},
     ),
+    # Issue 12's protocol.
+    "chaosgenesys.protocol.probes": (
+        "probe",
+        {
+            "measure_baseline": ["duration", "user_ids", "sample_interval"],
+            "time_to_recover": [
+                "user_ids", "expected_presence", "timeout", "interval", "check_desktops"
+            ],
+            "compare_with_baseline": ["metric", "phase", "max_ratio", "slack"],
+            "recovery_within": ["max_seconds"],
+            "protocol_figures": [],
+        },
+    ),
 }
 
 PROMPTABLE = {"string", "integer", "number", "boolean", "list", "mapping"}

@@ -14,7 +14,9 @@ POST     /sandbox/v1/faults                      ``{path_pattern, delay_ms, stat
                                                  count, duration, retry_after}`` -> ``{id}``
 DELETE   /sandbox/v1/faults[/{id}]               clear all (or one)
 POST     /sandbox/v1/tokens/expire|revoke        ``{client_id?}`` -> ``{count}``
-PATCH    /sandbox/v1/clients/{id}                ``{token_lifetime}``
+PATCH    /sandbox/v1/clients/{id}                ``{token_lifetime?, scopes?, roles?}`` (roles:
+                                                 ids or names)
+PATCH    /sandbox/v1/roles/{id or name}          ``{permissions}`` (``domain:entity:action``)
 POST     /sandbox/v1/notifications/close         ``{code?, user_ids?, sessions_only?}`` ->
                                                  ``{closed, streaming}``
 POST     /sandbox/v1/notifications/socket-closing ``{user_ids?}`` -> ``{sent}``
@@ -47,9 +49,16 @@ from chaosgenesys.sandbox.faults import Fault, FaultError, FaultStore
 from chaosgenesys.sandbox.notifications import NotificationHub
 from chaosgenesys.sandbox.params import json_object
 from chaosgenesys.sandbox.ratelimit import RateLimiter
-from chaosgenesys.sandbox.seed import SeedError, SeedSource, load_seed
+from chaosgenesys.sandbox.seed import (
+    SeedError,
+    SeedSource,
+    load_seed,
+    parse_permissions,
+    parse_scopes,
+)
 from chaosgenesys.sandbox.sessions import PlatformReaction
 from chaosgenesys.sandbox.state import SandboxState
+from chaosgenesys.sandbox.tokens import RoleBook
 
 __all__ = ["AdminError", "SandboxAdmin"]
 
@@ -62,6 +71,12 @@ _FAULT_KEYS = ("path_pattern", "delay_ms", "status", "method", "count", "duratio
 
 class AdminError(ValueError):
     """Bad input to an admin operation; the message names the field and the value."""
+
+
+def _check_lifetime(seconds: Any) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise AdminError(f"token_lifetime must be a whole number of seconds >= 1, "
+                         f"not {seconds!r}")
 
 
 def _check_keys(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -96,8 +111,11 @@ class SandboxAdmin:
         request_log: RequestLog,
         limiter: RateLimiter,
         reaction: PlatformReaction | None = None,
+        *,
+        roles: RoleBook | None = None,
     ) -> None:
         self.state = state
+        self.roles = roles if roles is not None else RoleBook(lambda: state.seed)
         self.hub = hub
         self.faults = faults
         self.request_log = request_log
@@ -222,10 +240,53 @@ class SandboxAdmin:
         """Lifetime of tokens issued to ``client_id`` from now on."""
         if client_id not in self.state.tokens.clients:
             raise AdminError(f"client_id {client_id!r} is not an OAuth client of the sandbox")
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
-            raise AdminError(f"token_lifetime must be a whole number of seconds >= 1, "
-                             f"not {seconds!r}")
+        _check_lifetime(seconds)
         self.state.tokens.set_token_lifetime(client_id, seconds)
+
+    def set_client_grants(
+        self,
+        client_id: str,
+        scopes: Sequence[str] | None = None,
+        roles: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Replace a client's scopes (``/api/v2/tokens/me`` answers them at once, for tokens
+        issued before too) and/or its roles (ids or names); returns both."""
+        client = self.state.tokens.clients.get(client_id)
+        if client is None:
+            raise AdminError(f"client_id {client_id!r} is not an OAuth client of the sandbox")
+        try:
+            new_scopes = None if scopes is None else parse_scopes(scopes, "scopes")
+        except SeedError as exc:
+            raise AdminError(str(exc).removeprefix("seed: ")) from None
+        new_roles: tuple[str, ...] | None = None
+        if roles is not None:
+            if not isinstance(roles, list):
+                raise AdminError(f"roles must be a list of role ids or names, not {roles!r}")
+            found = []
+            for position, ref in enumerate(roles):
+                role = self.roles.find(ref) if isinstance(ref, str) else None
+                if role is None:
+                    raise AdminError(f"roles[{position}]: unknown role {ref!r}")
+                found.append(role.id)
+            new_roles = tuple(dict.fromkeys(found))
+        if new_scopes is not None:
+            client.scopes = new_scopes
+        if new_roles is not None:
+            client.role_ids = new_roles
+        logger.info("sandbox: client %s grants changed", client_id)
+        return {"scopes": list(client.scopes), "roles": list(client.role_ids)}
+
+    def set_role_permissions(self, ref: str, permissions: Sequence[str]) -> dict[str, Any]:
+        """Replace a role's permissions (role id or name); returns the role."""
+        role = self.roles.find(ref)
+        if role is None:
+            raise AdminError(f"role {ref!r} is not a role of the sandbox")
+        try:
+            role.permissions = parse_permissions(permissions, "permissions")
+        except SeedError as exc:
+            raise AdminError(str(exc).removeprefix("seed: ")) from None
+        logger.info("sandbox: role %s permissions changed", role.name)
+        return {"id": role.id, "name": role.name, "permissions": list(role.permissions)}
 
     async def close_notification_sockets(
         self,
@@ -329,6 +390,10 @@ class SandboxAdmin:
             "platform": self.platform(),
             "rateLimitPerMinute": self.limiter.limit,
             "requests": self.request_log.count(),
+            "roles": [
+                {"id": role.id, "name": role.name, "permissions": list(role.permissions)}
+                for role in self.roles.roles().values()
+            ],
         }
 
     # ------------------------------------------------------------------ HTTP
@@ -385,13 +450,28 @@ class SandboxAdmin:
             if client_id not in self.state.tokens.clients:
                 raise not_found("OAuth client", client_id)
             body = await json_object(request)
-            _check_keys(body, ("token_lifetime",))
-            if "token_lifetime" not in body:
-                raise AdminError("token_lifetime is required")
-            self.set_token_lifetime(client_id, body["token_lifetime"])
+            _check_keys(body, ("token_lifetime", "scopes", "roles"))
+            if not body:
+                raise AdminError("one of token_lifetime, scopes, roles is required")
+            if "token_lifetime" in body:  # checked first: a bad body changes nothing
+                _check_lifetime(body["token_lifetime"])
+            grants = self.set_client_grants(client_id, body.get("scopes"), body.get("roles"))
+            if "token_lifetime" in body:
+                self.set_token_lifetime(client_id, body["token_lifetime"])
+            client = self.state.tokens.clients[client_id]
             return web.json_response(
-                {"client_id": client_id, "token_lifetime": body["token_lifetime"]}
+                {"client_id": client_id, "token_lifetime": client.token_lifetime, **grants}
             )
+
+        async def patch_role(request: web.Request) -> web.Response:
+            ref = request.match_info["roleId"]
+            if self.roles.find(ref) is None:
+                raise not_found("Role", ref)
+            body = await json_object(request)
+            _check_keys(body, ("permissions",))
+            if "permissions" not in body:
+                raise AdminError("permissions is required")
+            return web.json_response(self.set_role_permissions(ref, body["permissions"]))
 
         async def close_sockets(request: web.Request) -> web.Response:
             body = await json_object(request, required=False)
@@ -480,6 +560,7 @@ class SandboxAdmin:
         router.add_post(f"{PREFIX}/tokens/expire", expire)
         router.add_post(f"{PREFIX}/tokens/revoke", revoke)
         router.add_patch(f"{PREFIX}/clients/{{clientId}}", patch_client)
+        router.add_patch(f"{PREFIX}/roles/{{roleId}}", patch_role)
         router.add_post(f"{PREFIX}/notifications/close", close_sockets)
         router.add_post(f"{PREFIX}/notifications/socket-closing", socket_closing)
         router.add_post(f"{PREFIX}/calls", post_call)

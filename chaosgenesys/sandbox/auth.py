@@ -122,7 +122,10 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
             {
                 "organization": views.organization(),
                 "homeOrganization": views.organization(),
-                "authorizedScope": [],
+                # The client's scopes. For a client-credentials token the platform's answer is
+                # unconfirmed (scopes "only apply to clients not using the client_credential
+                # grant", SDK model OAuthClient): docs/permissions.md.
+                "authorizedScope": list(client.scopes) if client else [],
                 "OAuthClient": {
                     "id": client_id,
                     "name": client_id,

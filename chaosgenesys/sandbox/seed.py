@@ -1,4 +1,4 @@
-"""The sandbox seed: OAuth clients, users, queues and wrap-up codes, loaded and validated.
+"""The sandbox seed: OAuth clients, roles, users, queues and wrap-up codes, loaded and validated.
 
 A seed is a YAML or JSON file, or a dict of the same shape::
 
@@ -7,6 +7,13 @@ A seed is a YAML or JSON file, or a dict of the same shape::
         client_secret: chaos-secret
         token_lifetime: 86400          # seconds, default 86400
         redirect_uris: [http://localhost:8080/callback]  # optional: allows browser logins
+        scopes: [presence, users:readonly]   # optional: default every scope chaosgenesys needs
+        roles: [Chaos Tooling]         # optional: role ids or names; default the role
+                                       # "Chaos Tooling"
+    roles:                             # optional: the organization's roles
+      - id: 3f9a1c70-0000-4000-8000-0000000000f1   # optional: a uuid4 is generated
+        name: Chaos Tooling
+        permissions: [routing:queue:view, "analytics:*:*"]   # domain:entity:action
     users:
       - id: 0b6b3c5e-0000-4000-8000-000000000001   # optional: a uuid4 is generated
         name: Test Agent 1
@@ -29,7 +36,10 @@ A seed is a YAML or JSON file, or a dict of the same shape::
 Unknown keys, unknown member ids, duplicate ids, ids that cannot be a URL path segment (only
 letters, digits, ``-`` and ``_``) and bad presence names raise :class:`SeedError` naming where
 the problem is (``users[1].presense``). A seed without clients gets the default
-client ``chaos-client`` / ``chaos-secret``. Every sandbox also has the built-in public
+client ``chaos-client`` / ``chaos-secret``. A client without ``scopes`` gets every scope
+chaosgenesys needs, one without ``roles`` the role named :data:`DEFAULT_ROLE_NAME`: the seed's if
+it defines one, else a built-in one holding every permission chaosgenesys needs
+(``chaosgenesys.platform.permissions``). Every sandbox also has the built-in public
 client ``chaosgenesys-desktop`` of its reference web desktop (``tokens.py``,
 ``docs/reference-desktop.md``): a seed may not name a client so.
 """
@@ -47,6 +57,12 @@ from typing import Any
 
 import yaml
 
+from chaosgenesys.platform.permissions import (
+    DEFAULT_ROLE_NAME,
+    minimal_permissions,
+    minimal_scopes,
+    parse_permission,
+)
 from chaosgenesys.sandbox.presence import find_presence
 from chaosgenesys.sandbox.sessions import PlatformSettings
 
@@ -54,16 +70,22 @@ __all__ = [
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
     "DEFAULT_REDIRECT_URI",
+    "DEFAULT_ROLE_ID",
+    "DEFAULT_ROLE_NAME",
+    "DEFAULT_SCOPES",
     "DEFAULT_SEED",
     "DESKTOP_CLIENT_ID",
     "ClientSeed",
     "QueueSeed",
+    "RoleSeed",
     "Seed",
     "SeedError",
     "SeedSource",
     "UserSeed",
     "WrapupCodeSeed",
     "load_seed",
+    "parse_permissions",
+    "parse_scopes",
 ]
 
 DEFAULT_CLIENT_ID = "chaos-client"
@@ -73,6 +95,11 @@ DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"
 #: The built-in public client of the sandbox's reference web desktop (``/desktop/``): present
 #: in every sandbox whatever the seed, so a seed may not use the name (``tokens.py``).
 DESKTOP_CLIENT_ID = "chaosgenesys-desktop"
+#: Scopes of a client whose seed lists none: the fewest that cover every endpoint chaosgenesys
+#: calls (``chaosgenesys.platform.permissions.minimal_scopes``).
+DEFAULT_SCOPES: tuple[str, ...] = minimal_scopes()
+#: The id of the built-in role :data:`DEFAULT_ROLE_NAME` (when the seed defines no role so named).
+DEFAULT_ROLE_ID = "3f9a1c70-0000-4000-8000-0000000000f1"
 
 #: What ``Sandbox(seed=None)`` runs with; the same as ``examples/seed.yaml``.
 DEFAULT_SEED: dict[str, Any] = {
@@ -121,6 +148,18 @@ class ClientSeed:
     client_secret: str = field(repr=False)
     token_lifetime: int = 86400
     redirect_uris: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    roles: tuple[str, ...] = (DEFAULT_ROLE_ID,)
+
+
+@dataclass(frozen=True)
+class RoleSeed:
+    """An organization role; ``permissions`` are ``domain:entity:action`` strings (``*`` allowed
+    for the entity and the action)."""
+
+    id: str
+    name: str
+    permissions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,13 +200,17 @@ class Seed:
     queues: tuple[QueueSeed, ...]
     wrapup_codes: tuple[WrapupCodeSeed, ...]
     platform: PlatformSettings | None = None
+    roles: tuple[RoleSeed, ...] = ()
 
 
 SeedSource = Seed | Mapping[str, Any] | str | os.PathLike[str]
 
-_TOP_KEYS = ("clients", "users", "queues", "wrapup_codes", "platform")
+_TOP_KEYS = ("clients", "roles", "users", "queues", "wrapup_codes", "platform")
 _PLATFORM_KEYS = ("session_grace_seconds", "presence_renew_seconds", "renew_on_queue")
-_CLIENT_KEYS = ("client_id", "client_secret", "token_lifetime", "redirect_uris")
+_CLIENT_KEYS = (
+    "client_id", "client_secret", "token_lifetime", "redirect_uris", "scopes", "roles"
+)
+_ROLE_KEYS = ("id", "name", "permissions")
 _USER_KEYS = ("id", "name", "presence", "email")
 _QUEUE_KEYS = ("id", "name", "members", "wrapup_timeout", "alerting_timeout")
 _CODE_KEYS = ("id", "name")
@@ -255,13 +298,20 @@ def _number(item: Mapping[str, Any], key: str, where: str, default: float) -> fl
 
 def _parse(data: Mapping[str, Any]) -> Seed:
     _check_keys(data, _TOP_KEYS, "")
-    clients = _parse_clients(_list(data, "clients"))
+    roles = _parse_roles(_list(data, "roles"))
+    clients = _parse_clients(_list(data, "clients"), roles)
+    roles = _with_default_role(roles, clients)
     users = _parse_users(_list(data, "users"))
     queues = _parse_queues(_list(data, "queues"), {user.id for user in users})
     codes = _parse_codes(data)
     platform = _parse_platform(data.get("platform"))
     return Seed(
-        clients=clients, users=users, queues=queues, wrapup_codes=codes, platform=platform
+        clients=clients,
+        users=users,
+        queues=queues,
+        wrapup_codes=codes,
+        platform=platform,
+        roles=roles,
     )
 
 
@@ -288,8 +338,11 @@ def _parse_platform(item: Any) -> PlatformSettings | None:
     )
 
 
-def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:
+def _parse_clients(
+    items: list[Mapping[str, Any]], roles: tuple[RoleSeed, ...]
+) -> tuple[ClientSeed, ...]:
     clients: list[ClientSeed] = []
+    default_role = _default_role_id(roles)
     for index, item in enumerate(items):
         where = f"clients[{index}]"
         _check_keys(item, _CLIENT_KEYS, where)
@@ -318,13 +371,141 @@ def _parse_clients(items: list[Mapping[str, Any]]) -> tuple[ClientSeed, ...]:
                 f"seed: {where}.client_id {client_id!r} is the sandbox's built-in desktop "
                 "client (present in every sandbox): choose another name"
             )
-        clients.append(ClientSeed(client_id, secret, lifetime, tuple(redirect_uris)))
+        scopes = _scopes(item, where)
+        role_ids = _client_roles(item, where, roles, default_role)
+        clients.append(
+            ClientSeed(client_id, secret, lifetime, tuple(redirect_uris), scopes, role_ids)
+        )
     if not clients:
         clients.append(
             ClientSeed(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-                       redirect_uris=(DEFAULT_REDIRECT_URI,))
+                       redirect_uris=(DEFAULT_REDIRECT_URI,), roles=(default_role,))
         )
     return tuple(clients)
+
+
+#: A Genesys scope name: ``presence``, ``presence:readonly``, ``user-basic-info``.
+_SCOPE_PATTERN = re.compile(r"[a-z][a-z0-9-]*(:readonly)?")
+
+
+def _scopes(item: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    if "scopes" not in item:
+        return DEFAULT_SCOPES
+    return parse_scopes(item["scopes"], f"{where}.scopes")
+
+
+def parse_scopes(value: Any, where: str) -> tuple[str, ...]:
+    """``value`` as a tuple of scope names (duplicates dropped); else :class:`SeedError` naming
+    ``where`` (``clients[0].scopes``)."""
+    if not isinstance(value, list):
+        raise SeedError(f"seed: {where} must be a list of scope names, not {value!r}")
+    for position, scope in enumerate(value):
+        if not isinstance(scope, str) or not _SCOPE_PATTERN.fullmatch(scope):
+            raise SeedError(
+                f"seed: {where}[{position}] {scope!r} is not a scope name (lower case "
+                "letters, digits and '-', optionally ':readonly': presence, routing:readonly)"
+            )
+    return tuple(dict.fromkeys(value))
+
+
+def _client_roles(
+    item: Mapping[str, Any], where: str, roles: tuple[RoleSeed, ...], default_role: str
+) -> tuple[str, ...]:
+    """The client's role ids, from ids or names of the seed's roles."""
+    if "roles" not in item:
+        return (default_role,)
+    value = item["roles"]
+    if not isinstance(value, list):
+        raise SeedError(f"seed: {where}.roles must be a list of role ids or names, not {value!r}")
+    found: list[str] = []
+    for position, ref in enumerate(value):
+        match = next(
+            (role for role in roles if isinstance(ref, str) and ref in (role.id, role.name)),
+            None,
+        )
+        if match is None and ref in (DEFAULT_ROLE_ID, DEFAULT_ROLE_NAME):
+            found.append(default_role)
+            continue
+        if match is None:
+            known = ", ".join(role.name for role in roles) or "none"
+            raise SeedError(
+                f"seed: {where}.roles[{position}]: unknown role {ref!r} (the seed's roles: "
+                f"{known}; also {DEFAULT_ROLE_NAME!r})"
+            )
+        found.append(match.id)
+    return tuple(dict.fromkeys(found))
+
+
+def _default_role_id(roles: tuple[RoleSeed, ...]) -> str:
+    """The id of the role named :data:`DEFAULT_ROLE_NAME`: the seed's, else the built-in one."""
+    for role in roles:
+        if role.name == DEFAULT_ROLE_NAME:
+            return role.id
+    return DEFAULT_ROLE_ID
+
+
+def _with_default_role(
+    roles: tuple[RoleSeed, ...], clients: tuple[ClientSeed, ...]
+) -> tuple[RoleSeed, ...]:
+    """``roles`` plus the built-in default role when a client holds it."""
+    if any(role.id == DEFAULT_ROLE_ID for role in roles):
+        return roles
+    if not any(DEFAULT_ROLE_ID in client.roles for client in clients):
+        return roles
+    return (*roles, RoleSeed(DEFAULT_ROLE_ID, DEFAULT_ROLE_NAME, minimal_permissions()))
+
+
+def _parse_roles(items: list[Mapping[str, Any]]) -> tuple[RoleSeed, ...]:
+    roles: list[RoleSeed] = []
+    for index, item in enumerate(items):
+        where = f"roles[{index}]"
+        _check_keys(item, _ROLE_KEYS, where)
+        role_id = _id(item, where)
+        name = _string(item, "name", where, required=True)
+        assert name is not None
+        permissions = parse_permissions(item.get("permissions", []), f"{where}.permissions")
+        if any(role.id == role_id for role in roles):
+            raise SeedError(f"seed: {where}.id {role_id!r} is a duplicate")
+        if any(role.name == name for role in roles):
+            raise SeedError(f"seed: {where}.name {name!r} is a duplicate")
+        if role_id == DEFAULT_ROLE_ID and name != DEFAULT_ROLE_NAME:
+            raise SeedError(
+                f"seed: {where}.id {role_id!r} is the built-in role {DEFAULT_ROLE_NAME!r}'s: "
+                "choose another id"
+            )
+        roles.append(RoleSeed(role_id, name, permissions))
+    return tuple(roles)
+
+
+def parse_permissions(value: Any, where: str) -> tuple[str, ...]:
+    """``value`` as a tuple of ``domain:entity:action`` strings (duplicates dropped); else
+    :class:`SeedError` naming ``where`` (``roles[0].permissions``)."""
+    if not isinstance(value, list):
+        raise SeedError(
+            f"seed: {where} must be a list of 'domain:entity:action' strings, not {value!r}"
+        )
+    for position, permission in enumerate(value):
+        _check_permission(permission, f"{where}[{position}]")
+    return tuple(dict.fromkeys(value))
+
+
+#: One part of a permission: a domain (``routing``), entity (``queueMember``) or action name.
+_PERMISSION_PART = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def _check_permission(permission: Any, where: str) -> None:
+    problem = f"seed: {where} {permission!r} is not a permission 'domain:entity:action'"
+    if not isinstance(permission, str):
+        raise SeedError(problem)
+    try:
+        domain, entity, action = parse_permission(permission)
+    except ValueError:
+        raise SeedError(f"{problem} (e.g. routing:queue:view)") from None
+    if not _PERMISSION_PART.fullmatch(domain):
+        raise SeedError(f"{problem}: the domain is a name, without wildcard")
+    for part in (entity, action):
+        if part != "*" and not _PERMISSION_PART.fullmatch(part):
+            raise SeedError(f"{problem}: the entity and the action are names or '*'")
 
 
 def _parse_users(items: list[Mapping[str, Any]]) -> tuple[UserSeed, ...]:

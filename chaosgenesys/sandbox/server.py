@@ -22,6 +22,7 @@ from aiohttp import web
 from chaosgenesys.sandbox import admin as admin_routes
 from chaosgenesys.sandbox import (
     api_analytics,
+    api_authorization,
     api_conversations,
     api_routing,
     api_users,
@@ -42,6 +43,7 @@ from chaosgenesys.sandbox.ratelimit import RateLimiter
 from chaosgenesys.sandbox.sessions import PlatformReaction, PlatformSettings
 from chaosgenesys.sandbox.state import SandboxState
 from chaosgenesys.sandbox.streaming import StreamingService
+from chaosgenesys.sandbox.tokens import RoleBook
 
 __all__ = ["ADMIN_KEY", "create_app"]
 
@@ -197,13 +199,17 @@ def create_app(
     )
     app.on_response_prepare.append(add_headers)
 
-    admin = admin_routes.SandboxAdmin(state, hub, faults, request_log, limiter, reaction)
+    roles = RoleBook(lambda: state.seed)
+    admin = admin_routes.SandboxAdmin(
+        state, hub, faults, request_log, limiter, reaction, roles=roles
+    )
     app[ADMIN_KEY] = admin
     auth.add_routes(app, state)
     api_users.add_routes(app, state)
     api_routing.add_routes(app, state)
     api_conversations.add_routes(app, state)
     api_analytics.add_routes(app, state)
+    api_authorization.add_routes(app, state, roles)
     admin.add_routes(app)
     hub.add_routes(app)
     browser_login.add_routes(app, state)

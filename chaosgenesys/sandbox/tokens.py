@@ -1,4 +1,9 @@
-"""OAuth clients and bearer tokens of the sandbox (no HTTP here: see ``auth.py``).
+"""OAuth clients, their grants (scopes, roles), the organization's roles and bearer tokens of
+the sandbox (no HTTP here: see ``auth.py`` and ``api_authorization.py``).
+
+A client holds ``scopes`` (what ``/api/v2/tokens/me`` answers as ``authorizedScope``) and
+``role_ids`` (its ``roleDivisions``, all in the sandbox's one division). The roles themselves
+live in a :class:`RoleBook` that follows the seed: a new seed brings the seed's roles back.
 
 Tokens are opaque random strings; they are never logged. An expired or revoked token stays
 known so the API can answer ``401 bad.credentials`` for it, as the platform does.
@@ -26,13 +31,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from chaosgenesys.sandbox.clock import utcnow
-from chaosgenesys.sandbox.seed import DESKTOP_CLIENT_ID, ClientSeed
+from chaosgenesys.sandbox.seed import DEFAULT_SCOPES, DESKTOP_CLIENT_ID, ClientSeed, Seed
 
 __all__ = [
     "DESKTOP_CLIENT_ID",
     "DESKTOP_TOKEN_LIFETIME",
     "OAuthClient",
     "RevocationListener",
+    "Role",
+    "RoleBook",
     "TokenRecord",
     "TokenStore",
 ]
@@ -59,6 +66,50 @@ class OAuthClient:
     date_created: datetime = field(default_factory=utcnow)
     redirect_uris: tuple[str, ...] = ()
     public: bool = False
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    role_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class Role:
+    """An organization role: ``permissions`` are ``domain:entity:action`` strings."""
+
+    id: str
+    name: str
+    permissions: tuple[str, ...] = ()
+    date_created: datetime = field(default_factory=utcnow)
+
+
+class RoleBook:
+    """The organization's roles: the current seed's, as changed at run time by the admin API.
+
+    ``seed_of`` returns the current seed (``lambda: state.seed``); when it returns another seed
+    than last time, the roles are read from it again, so replacing the seed resets them.
+    """
+
+    def __init__(self, seed_of: Callable[[], Seed]) -> None:
+        self._seed_of = seed_of
+        self._seed: Seed | None = None
+        self._roles: dict[str, Role] = {}
+
+    def roles(self) -> dict[str, Role]:
+        """Roles by id (the live dict: change it only on the sandbox's loop)."""
+        seed = self._seed_of()
+        if seed is not self._seed:
+            self._seed = seed
+            self._roles = {
+                role.id: Role(role.id, role.name, role.permissions) for role in seed.roles
+            }
+        return self._roles
+
+    def get(self, role_id: str) -> Role | None:
+        """The role with this id, or ``None``."""
+        return self.roles().get(role_id)
+
+    def find(self, ref: str) -> Role | None:
+        """The role with this id or name, or ``None``."""
+        roles = self.roles()
+        return roles.get(ref) or next((r for r in roles.values() if r.name == ref), None)
 
 
 @dataclass
@@ -112,9 +163,13 @@ class TokenStore:
                 seed.client_secret,
                 seed.token_lifetime,
                 redirect_uris=seed.redirect_uris,
+                scopes=seed.scopes,
+                role_ids=seed.roles,
             )
             for seed in clients
         }
+        # A public client logs users in: scopes apply to it, roles do not (its tokens carry
+        # the user's roles).
         self.clients[DESKTOP_CLIENT_ID] = OAuthClient(
             DESKTOP_CLIENT_ID, "", DESKTOP_TOKEN_LIFETIME, public=True
         )

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SandboxState,
         User,
     )
+    from chaosgenesys.sandbox.tokens import OAuthClient, Role
 
 ORG_ID = "9d0f3f6b-0000-4000-8000-00000000000f"
 ORG_NAME = "Chaos Sandbox"
@@ -605,6 +606,63 @@ def conversation_event(entity: Conversation) -> dict[str, Any]:
     )
 
 
+# ---------------------------------------------------------------------- authorization
+def oauth_client(client: OAuthClient) -> dict[str, Any]:
+    """``GET /api/v2/oauth/clients/{id}`` (SDK model ``OAuthClient``). The secret is never
+    served (the platform shows it to admins; the sandbox keeps secrets out of every answer).
+    A confidential client is a client-credentials one (its ``roleDivisions`` in the one
+    division); the built-in public desktop client is an authorization-code one, without roles.
+    """
+    return _compact(
+        {
+            "id": client.client_id,
+            "name": client.client_id,
+            "accessTokenValiditySeconds": client.token_lifetime,
+            "registeredRedirectUri": list(client.redirect_uris) or None,
+            "dateCreated": iso(client.date_created),
+            "authorizedGrantType": "CODE" if client.public else "CLIENT-CREDENTIALS",
+            "scope": list(client.scopes),
+            "roleDivisions": [
+                {"roleId": role_id, "divisionId": DIVISION_ID} for role_id in client.role_ids
+            ],
+            "state": "active",
+            "selfUri": f"/api/v2/oauth/clients/{client.client_id}",
+        }
+    )
+
+
+def permission_policies(permissions: Sequence[str]) -> list[dict[str, Any]]:
+    """``domain:entity:action`` strings as the platform's ``permissionPolicies``: one policy per
+    domain and entity, its actions in ``actionSet`` (``*`` kept as the wildcard it is)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for permission in permissions:
+        domain, entity, action = permission.split(":")
+        actions = grouped.setdefault((domain, entity), [])
+        if action not in actions:
+            actions.append(action)
+    return [
+        {"domain": domain, "entityName": entity, "actionSet": actions, "allowConditions": False}
+        for (domain, entity), actions in grouped.items()
+    ]
+
+
+def role(entity: Role) -> dict[str, Any]:
+    """``GET /api/v2/authorization/roles/{id}`` (SDK model ``DomainOrganizationRole``).
+    ``permissions`` holds general permissions (``group_creation``): none in the sandbox; the
+    role's ``domain:entity:action`` grants are its ``permissionPolicies``. No user holds a
+    sandbox role (clients do): ``userCount`` 0."""
+    return {
+        "id": entity.id,
+        "name": entity.name,
+        "permissions": [],
+        "permissionPolicies": permission_policies(entity.permissions),
+        "userCount": 0,
+        "base": False,
+        "default": False,
+        "selfUri": f"/api/v2/authorization/roles/{entity.id}",
+    }
+
+
 # ---------------------------------------------------------------------- admin
 def snapshot(state: SandboxState) -> dict[str, Any]:
     """Users, queues, conversations and OAuth clients for the admin state view."""
@@ -665,7 +723,8 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
         ],
         "clients": [
             {"clientId": client.client_id, "tokenLifetime": client.token_lifetime,
-             "activeTokens": state.tokens.active_count().get(client.client_id, 0)}
+             "activeTokens": state.tokens.active_count().get(client.client_id, 0),
+             "scopes": list(client.scopes), "roleIds": list(client.role_ids)}
             for client in state.tokens.clients.values()
         ],
     }

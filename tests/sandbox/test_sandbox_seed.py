@@ -111,6 +111,41 @@ def test_errors_name_the_key(seed: dict[str, Any], fragment: str) -> None:
     assert fragment in str(info.value)
 
 
+def test_client_grants_default_to_what_the_package_needs() -> None:
+    from chaosgenesys.platform.permissions import minimal_permissions, minimal_scopes
+    from chaosgenesys.sandbox.seed import DEFAULT_ROLE_ID, DEFAULT_ROLE_NAME
+
+    seed = load_seed(None)
+    assert seed.clients[0].scopes == minimal_scopes()
+    assert seed.clients[0].roles == (DEFAULT_ROLE_ID,)
+    assert [(r.id, r.name, r.permissions) for r in seed.roles] == [
+        (DEFAULT_ROLE_ID, DEFAULT_ROLE_NAME, minimal_permissions())
+    ]
+    # explicit empty grants; no client holds the built-in role: it is not in the seed
+    bare = load_seed({"clients": [{"client_id": "c", "client_secret": "s", "scopes": [],
+                                   "roles": []}]})
+    assert (bare.clients[0].scopes, bare.clients[0].roles, bare.roles) == ((), (), ())
+
+
+def test_client_roles_by_id_or_name() -> None:
+    from chaosgenesys.sandbox.seed import DEFAULT_ROLE_ID, DEFAULT_ROLE_NAME
+
+    seed = load_seed(
+        {
+            "roles": [{"id": "r-1", "name": "One", "permissions": ["routing:*:*"]},
+                      {"name": "Two"}],
+            "clients": [{"client_id": "c", "client_secret": "s",
+                         "roles": ["One", "r-1", "Two", DEFAULT_ROLE_NAME],
+                         "scopes": ["routing", "routing"]}],
+        }
+    )
+    two = next(role for role in seed.roles if role.name == "Two")
+    assert seed.clients[0].roles == ("r-1", two.id, DEFAULT_ROLE_ID)  # duplicates dropped
+    assert seed.clients[0].scopes == ("routing",)
+    assert len(two.id) == 36 and two.permissions == ()
+    assert [role.name for role in seed.roles] == ["One", "Two", DEFAULT_ROLE_NAME]
+
+
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(SeedError, match="not found"):
         load_seed(tmp_path / "nope.yaml")

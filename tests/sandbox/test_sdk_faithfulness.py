@@ -291,10 +291,57 @@ def test_wrapup_codes(sdk: ModuleType, client: Any) -> None:
 
 
 def test_tokens_me(sdk: ModuleType, client: Any) -> None:
+    from chaosgenesys.sandbox.seed import DEFAULT_SCOPES
+
     info = sdk.TokensApi(client).get_tokens_me()
     checked(sdk, client, info, "TokenInfo")
     assert info.organization.id
     assert info.o_auth_client.id == CLIENT_ID
+    assert info.authorized_scope == list(DEFAULT_SCOPES)
+
+
+def test_oauth_client_and_its_roles(sdk: ModuleType, client: Any) -> None:
+    """What the preflight reads: the client's role-divisions, then each role's policies."""
+    from chaosgenesys.platform.permissions import minimal_permissions
+    from chaosgenesys.sandbox.seed import DEFAULT_ROLE_ID, DEFAULT_ROLE_NAME, DEFAULT_SCOPES
+    from chaosgenesys.sandbox.views import DIVISION_ID
+
+    oauth = sdk.OAuthApi(client).get_oauth_client(CLIENT_ID)
+    checked(sdk, client, oauth, "OAuthClient")
+    assert oauth.id == CLIENT_ID
+    assert oauth.authorized_grant_type == "CLIENT-CREDENTIALS"
+    assert oauth.state == "active"
+    assert oauth.secret is None
+    assert oauth.scope == list(DEFAULT_SCOPES)
+    assert [(g.role_id, g.division_id) for g in oauth.role_divisions] == [
+        (DEFAULT_ROLE_ID, DIVISION_ID)
+    ]
+
+    role = sdk.AuthorizationApi(client).get_authorization_role(DEFAULT_ROLE_ID)
+    checked(sdk, client, role, "DomainOrganizationRole")
+    assert role.id == DEFAULT_ROLE_ID
+    assert role.name == DEFAULT_ROLE_NAME
+    held = {
+        f"{policy.domain}:{policy.entity_name}:{action}"
+        for policy in role.permission_policies
+        for action in policy.action_set
+    }
+    assert held == set(minimal_permissions())
+
+
+@pytest.mark.parametrize(
+    ("api", "method"),
+    [("OAuthApi", "get_oauth_client"), ("AuthorizationApi", "get_authorization_role")],
+)
+def test_unknown_client_or_role_is_a_404_error_body(
+    sdk: ModuleType, client: Any, api: str, method: str
+) -> None:
+    with pytest.raises(sdk.rest.ApiException) as raised:
+        getattr(getattr(sdk, api)(client), method)("00000000-0000-4000-8000-00000000beef")
+    assert raised.value.status == 404
+    body = json.loads(raised.value.body)
+    assert _model_problems(sdk, body, "ErrorBody", "$") == []
+    assert body["code"] == "not.found"
 
 
 def test_error_body_through_api_exception(sdk: ModuleType, client: Any) -> None:

@@ -10,6 +10,8 @@ A seed is a YAML or JSON file, or a dict of the same shape::
         scopes: [presence, users:readonly]   # optional: default every scope chaosgenesys needs
         roles: [Chaos Tooling]         # optional: role ids or names; default the role
                                        # "Chaos Tooling"
+        division: "*"                  # optional: the division its roles are granted in
+                                       # (default the sandbox's one division; "*" = all)
     roles:                             # optional: the organization's roles
       - id: 3f9a1c70-0000-4000-8000-0000000000f1   # optional: a uuid4 is generated
         name: Chaos Tooling
@@ -150,6 +152,8 @@ class ClientSeed:
     redirect_uris: tuple[str, ...] = ()
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     roles: tuple[str, ...] = (DEFAULT_ROLE_ID,)
+    #: The division the client's roles are granted in ("": the sandbox's one division).
+    division: str = ""
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,8 @@ SeedSource = Seed | Mapping[str, Any] | str | os.PathLike[str]
 _TOP_KEYS = ("clients", "roles", "users", "queues", "wrapup_codes", "platform")
 _PLATFORM_KEYS = ("session_grace_seconds", "presence_renew_seconds", "renew_on_queue")
 _CLIENT_KEYS = (
-    "client_id", "client_secret", "token_lifetime", "redirect_uris", "scopes", "roles"
+    "client_id", "client_secret", "token_lifetime", "redirect_uris", "scopes", "roles",
+    "division",
 )
 _ROLE_KEYS = ("id", "name", "permissions")
 _USER_KEYS = ("id", "name", "presence", "email")
@@ -373,8 +378,15 @@ def _parse_clients(
             )
         scopes = _scopes(item, where)
         role_ids = _client_roles(item, where, roles, default_role)
+        division = item.get("division", "")
+        if not isinstance(division, str) or not (
+            division in ("", "*") or _ID_PATTERN.fullmatch(division)
+        ):
+            raise SeedError(f"seed: {where}.division must be a division id or '*', "
+                            f"not {division!r}")
         clients.append(
-            ClientSeed(client_id, secret, lifetime, tuple(redirect_uris), scopes, role_ids)
+            ClientSeed(client_id, secret, lifetime, tuple(redirect_uris), scopes, role_ids,
+                       division)
         )
     if not clients:
         clients.append(

@@ -68,6 +68,8 @@ class OAuthClient:
     public: bool = False
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     role_ids: tuple[str, ...] = ()
+    #: The division its roles are granted in ("": the sandbox's one division; "*": all).
+    division: str = ""
 
 
 @dataclass
@@ -165,6 +167,7 @@ class TokenStore:
                 redirect_uris=seed.redirect_uris,
                 scopes=seed.scopes,
                 role_ids=seed.roles,
+                division=seed.division,
             )
             for seed in clients
         }

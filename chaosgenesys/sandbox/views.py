@@ -623,7 +623,8 @@ def oauth_client(client: OAuthClient) -> dict[str, Any]:
             "authorizedGrantType": "CODE" if client.public else "CLIENT-CREDENTIALS",
             "scope": list(client.scopes),
             "roleDivisions": [
-                {"roleId": role_id, "divisionId": DIVISION_ID} for role_id in client.role_ids
+                {"roleId": role_id, "divisionId": client.division or DIVISION_ID}
+                for role_id in client.role_ids
             ],
             "state": "active",
             "selfUri": f"/api/v2/oauth/clients/{client.client_id}",

@@ -59,6 +59,14 @@ for extension in journal["experiment"].get("extensions") or []:
             print("verdict: the steady state did not hold before the method: nothing was tested")
         for problem in extension.get("argument_problems") or []:
             print(f"verdict: refused before anything ran: {problem}")
+        recovery = (extension.get("protocol") or {}).get("time_to_recover") or {}
+        if recovery:
+            print(f"verdict: time to recover {recovery.get('seconds')} s "
+                  f"(recovered={recovery.get('recovered')})")
+    if extension.get("name") == "chaosgenesys-preflight" and not extension.get("passed"):
+        for row in extension.get("rows") or []:
+            if row["status"] == "missing":
+                print(f"verdict: preflight: {row['check']} {row['subject']}: {row['fix']}")
     if extension.get("name") == "chaosgenesys-killswitch" and extension.get("tripped"):
         print(f"verdict: {extension['reason']}")
     if extension.get("name") == "chaosgenesys-safeguard" and extension.get("refused"):

@@ -42,6 +42,9 @@ CASES = [
 #: (holding, and deviating with the naive desktop or broken harder): their holding run is
 #: checked there with :func:`check_held`, not run a second time here.
 RUN_BOTH_WAYS = {
+    "protocol.yaml",
+    "token-refresh-race.yaml",
+    "presence-loop.yaml",
     "websocket-close.json",
     "token-expiry.yaml",
     "wrapup-persistence.yaml",

@@ -7,4 +7,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chaosgenesys.commands.agent",
     "chaosgenesys.commands.faults",
     "chaosgenesys.commands.doctor",
+    "chaosgenesys.commands.verdict",
 )

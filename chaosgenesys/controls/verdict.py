@@ -38,7 +38,11 @@ What it does:
   "steady_state_before_met": false|null, "argument_problems": [...],
   "deviations": [{"name", "observed", "tolerance"}], "status_changed": true|false}``, plus
   ``"protocol"`` (the baseline, injection and recovery figures and the time to recover, also
-  logged) when the run used ``chaosgenesys.protocol.probes``.
+  logged) when the run used ``chaosgenesys.protocol.probes``, and ``"desktops"``: the figures
+  of this run's synthetic desktops still running at the end and of its browser observers
+  (reconnects, longest reconnect, seconds off queue or disconnected, zombie seconds, logged
+  out, interactions lost, consistency violations). ``chaosgenesys verdict journal.json`` reads
+  them back in a few lines.
   Chaos Toolkit has already logged "Experiment ended with status: completed" by then; the
   control's ERROR line after it says what changed and why.
 
@@ -262,6 +266,9 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
     protocol = _protocol_outcome()
     if protocol is not None:
         entry["protocol"] = protocol
+    desktops = _desktops()
+    if desktops:
+        entry["desktops"] = desktops
     reasons = [f"{item['phase']} action {item['name']!r}: {item['error']}" for item in failed]
     if _steady_state_missed_before(state):
         entry["steady_state_before_met"] = False
@@ -288,6 +295,49 @@ def _figure_line(name: str, figures: dict[str, Any] | None) -> str:
         f"{'n/a' if rate is None else f'{rate:.1%}'}; desktops dropped their socket "
         f"{desktops.get('disconnects')} time(s), reconnected {desktops.get('reconnects')}"
     )
+
+
+def _desktops() -> dict[str, Any]:
+    """The figures of this run's desktops, as the desktops measured them: ``{"synthetic":
+    {user: {...}}, "browser": {observer id: {...}}}`` (empty parts left out)."""
+    found: dict[str, Any] = {}
+    try:
+        from chaosgenesys.agent.this_run import running_agents
+
+        synthetic = {}
+        for _, status in running_agents():
+            for user, figures in (status.get("agents") or {}).items():
+                if not isinstance(figures, dict):
+                    continue
+                latency = figures.get("reconnect_latency_ms") or {}
+                synthetic[str(user)] = {
+                    "mode": figures.get("mode"),
+                    "reconnects": figures.get("reconnects"),
+                    "reconnect_max_ms": latency.get("max") if isinstance(latency, dict) else None,
+                    "longest_off_queue_s": figures.get("longest_off_queue_seconds"),
+                    "zombie_s": figures.get("zombie_seconds"),
+                    "logged_out": figures.get("logged_out"),
+                    "interactions_lost": figures.get("interactions_lost"),
+                    "consistency_violations": figures.get("consistency_violations"),
+                }
+        if synthetic:
+            found["synthetic"] = synthetic
+        from chaosgenesys.browser.runs import run_observers, summary_of
+
+        browser = {}
+        for record in run_observers():
+            figures = summary_of(record)
+            browser[str(record.get("id"))] = {
+                key: figures.get(key)
+                for key in ("reconnects", "reconnect_max_ms", "disconnected_s", "zombie_s",
+                            "api_calls", "api_errors", "api_p99_ms", "websocket_errors",
+                            "ended")
+            }
+        if browser:
+            found["browser"] = browser
+    except Exception:  # the figures must never cost the verdict
+        logger.warning("Verdict: the desktops' figures could not be read", exc_info=True)
+    return found
 
 
 def _protocol_outcome() -> dict[str, Any] | None:

@@ -1,0 +1,292 @@
+"""The verdict of a run, read from its journal: short, for a CI log or a person.
+
+:func:`summarize` gathers what decides and explains the outcome: the status; each probe of the
+hypothesis (before and after the method) with what it observed against its tolerance; the
+actions that failed; each fault with its window (from the action that applied it to its
+duration's end or the action that removed it); the desktops' figures (the synthetic desktops'
+and the browser pages' that the verdict control journaled); the protocol's phases and time to
+recover; and what the preflight, the safeguard, the kill switch and the tokens control decided.
+:func:`render` writes it as a few lines of text. ``chaosgenesys verdict journal.json`` prints
+either (``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chaosgenesys.results.journal import activity_key, extension, parse_time, runs
+
+__all__ = ["FAULT_ACTIONS", "INSTANT_ACTIONS", "REMOVAL_ACTIONS", "render", "summarize"]
+
+#: Actions that put a fault in force (by ``module.func``).
+FAULT_ACTIONS = frozenset(
+    [f"chaosgenesys.network.actions.{f}" for f in (
+        "add_latency", "add_packet_loss", "apply_netem", "blackhole", "throttle_bandwidth")]
+    + [f"chaosgenesys.proxy.actions.{f}" for f in (
+        "add_rules", "close_websockets", "delay_requests", "delay_websocket_messages",
+        "drop_websocket_messages", "fail_requests", "load_fiddler_rules", "reset_requests",
+        "throttle_responses")]
+    + [f"chaosgenesys.sockets.actions.{f}" for f in ("reject_connections", "reset_connections")]
+    + [f"chaosgenesys.sandbox.actions.{f}" for f in (
+        "inject_api_fault", "close_notification_sockets", "send_socket_closing",
+        "expire_tokens", "revoke_tokens", "disconnect_call")]
+    + [f"chaosgenesys.browser.actions.{f}" for f in (
+        "delay_browser_requests", "fail_browser_requests", "block_websocket_handshakes",
+        "close_browser_websockets", "emulate_network")]
+)
+#: Fault actions that are one event (a close, a reset, an expiry), not a window.
+INSTANT_ACTIONS = frozenset([
+    "chaosgenesys.proxy.actions.close_websockets",
+    "chaosgenesys.sockets.actions.reset_connections",
+    "chaosgenesys.sandbox.actions.close_notification_sockets",
+    "chaosgenesys.sandbox.actions.send_socket_closing",
+    "chaosgenesys.sandbox.actions.expire_tokens",
+    "chaosgenesys.sandbox.actions.revoke_tokens",
+    "chaosgenesys.sandbox.actions.disconnect_call",
+    "chaosgenesys.browser.actions.close_browser_websockets",
+])
+#: Actions that take faults away.
+REMOVAL_ACTIONS = frozenset([
+    "chaosgenesys.network.actions.remove_faults",
+    "chaosgenesys.proxy.actions.clear_rules",
+    "chaosgenesys.proxy.actions.stop_proxy",
+    "chaosgenesys.sockets.actions.remove_rejections",
+    "chaosgenesys.sandbox.actions.clear_sandbox_faults",
+    "chaosgenesys.browser.actions.clear_browser_faults",
+    "chaosgenesys.faults.actions.revert_all",
+])
+#: The module each family of faults is removed by (a removal ends only its own family's faults).
+_FAMILY = {
+    "network": ("network", "faults"),
+    "proxy": ("proxy", "faults"),
+    "sockets": ("sockets", "faults"),
+    "sandbox": ("sandbox",),
+    "browser": ("browser", "faults"),
+}
+
+
+def _family(key: str) -> str:
+    return key.split(".")[1] if key.count(".") >= 2 else ""
+
+
+def _probes(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for when, state in ((journal.get("steady_states") or {}).items()):
+        for probe in (state or {}).get("probes") or ():
+            activity = probe.get("activity") or {}
+            found.append({
+                "when": when,
+                "name": activity.get("name"),
+                "met": probe.get("tolerance_met"),
+                "observed": probe.get("output"),
+                "tolerance": activity.get("tolerance"),
+                "status": probe.get("status"),
+            })
+    return found
+
+
+def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each fault of the method and its window."""
+    items = runs(journal) + runs(journal, "rollbacks")
+    end_of_run = parse_time(journal.get("end"))
+    faults: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        key = activity_key(item)
+        if key not in FAULT_ACTIONS:
+            continue
+        start = parse_time(item.get("start"))
+        arguments = (item.get("activity") or {}).get("provider", {}).get("arguments") or {}
+        duration = arguments.get("duration")
+        end, ended_by = None, "the end of the run"
+        if key in INSTANT_ACTIONS:
+            faults.append({
+                "name": (item.get("activity") or {}).get("name"),
+                "action": key.removeprefix("chaosgenesys."),
+                "status": item.get("status"),
+                "start": item.get("start"),
+                "seconds": 0.0,
+                "ended_by": "itself (a single event)",
+            })
+            continue
+        if (isinstance(duration, int | float) and not isinstance(duration, bool)
+                and duration > 0 and start is not None):
+            end, ended_by = start + float(duration), f"its duration ({duration:g} s)"
+        removals = (
+            later for later in items[position + 1:]
+            if activity_key(later) in REMOVAL_ACTIONS
+            and _family(activity_key(later)) in _FAMILY.get(_family(key), ())
+        )
+        removal = next(removals, None)
+        if removal is not None:
+            removed_at = parse_time(removal.get("start"))
+            if removed_at is not None and (end is None or removed_at < end):
+                end = removed_at
+                ended_by = f"{(removal.get('activity') or {}).get('name')}"
+        if end is None:
+            end = end_of_run
+        faults.append({
+            "name": (item.get("activity") or {}).get("name"),
+            "action": key.removeprefix("chaosgenesys."),
+            "status": item.get("status"),
+            "start": item.get("start"),
+            "seconds": None if start is None or end is None else round(max(0.0, end - start), 3),
+            "ended_by": ended_by,
+        })
+    return faults
+
+
+def summarize(journal: dict[str, Any]) -> dict[str, Any]:
+    """The verdict of the run the journal records (module docstring)."""
+    verdict = extension(journal, "chaosgenesys-verdict") or {}
+    probes = _probes(journal)
+    failed = verdict.get("failed_actions") or [
+        {"name": (item.get("activity") or {}).get("name"), "phase": phase, "error": "failed"}
+        for phase, part in (("method", "run"), ("rollback", "rollbacks"))
+        for item in runs(journal, part)
+        if item.get("status") == "failed" and (item.get("activity") or {}).get("type") == "action"
+    ]
+    summary: dict[str, Any] = {
+        "experiment": (journal.get("experiment") or {}).get("title"),
+        "status": journal.get("status"),
+        "deviated": journal.get("deviated"),
+        "seconds": journal.get("duration"),
+        # Chaos Toolkit ends a run whose steady state failed before the method "completed":
+        # nothing was tested; a probe outside its tolerance or a failed action is never a pass
+        "passed": journal.get("status") == "completed" and not journal.get("deviated")
+        and all(p["met"] is not False for p in probes) and not failed,
+        "probes": probes,
+        "deviations": [p for p in probes if p["met"] is False],
+        "failed_actions": failed,
+        "faults": _faults(journal),
+        "desktops": verdict.get("desktops") or {},
+        "protocol": verdict.get("protocol"),
+        "controls": {},
+        "chaosgenesys_controls": bool(verdict),
+    }
+    controls = summary["controls"]
+    for name, key in (("chaosgenesys-preflight", "preflight"),
+                      ("chaosgenesys-safeguard", "safeguard"),
+                      ("chaosgenesys-killswitch", "killswitch"),
+                      ("chaosgenesys-tokens", "tokens")):
+        found = extension(journal, name)
+        if found is not None:
+            controls[key] = found
+    return summary
+
+
+def _clock(value: Any) -> str:
+    """``2026-12-06T02:35:26.550536+00:00`` → ``02:35:26.550``."""
+    text = str(value or "")
+    return text[11:23] if len(text) >= 23 and text[10] == "T" else text
+
+
+def _rate(value: Any) -> str:
+    return "n/a" if not isinstance(value, int | float) else f"{value:.1%}"
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _desktop_lines(desktops: dict[str, Any]) -> list[str]:
+    lines = []
+    for user, figures in sorted((desktops.get("synthetic") or {}).items()):
+        lines.append(
+            f"  synthetic {user} ({figures.get('mode')}): reconnected "
+            f"{figures.get('reconnects')} time(s), longest {figures.get('reconnect_max_ms')} ms; "
+            f"longest off queue {figures.get('longest_off_queue_s')} s; zombie "
+            f"{figures.get('zombie_s')} s; logged out "
+            f"{'yes' if figures.get('logged_out') else 'no'}; interactions lost "
+            f"{figures.get('interactions_lost')}; consistency violations "
+            f"{figures.get('consistency_violations')}"
+        )
+    for observer, figures in sorted((desktops.get("browser") or {}).items()):
+        lines.append(
+            f"  browser {observer}: reconnected {figures.get('reconnects')} time(s), longest "
+            f"{figures.get('reconnect_max_ms')} ms; disconnected {figures.get('disconnected_s')}"
+            f" s; zombie {figures.get('zombie_s')} s; API errors {figures.get('api_errors')}; "
+            f"WebSocket errors {figures.get('websocket_errors')}"
+        )
+    return lines
+
+
+def _control_lines(controls: dict[str, Any]) -> list[str]:
+    lines = []
+    preflight = controls.get("preflight")
+    if preflight is not None:
+        missing = [r for r in preflight.get("rows") or () if r.get("status") == "missing"]
+        lines.append("preflight: passed" if preflight.get("passed") else
+                     "preflight: REFUSED: " + "; ".join(
+                         f"{r['check']} {r['subject']}" for r in missing))
+    safeguard = controls.get("safeguard")
+    if safeguard is not None:
+        lines.append(f"safeguard: REFUSED: {safeguard['refused']}" if safeguard.get("refused")
+                     else "safeguard: the chaos queue was isolated")
+    killswitch = controls.get("killswitch")
+    if killswitch is not None:
+        peaks = killswitch.get("peaks") or {}
+        lines.append(
+            f"kill switch: TRIPPED: {killswitch.get('reason')}" if killswitch.get("tripped")
+            else f"kill switch: not tripped (peaks: API p99 {peaks.get('api_p99_ms')} ms, "
+                 f"WebSocket error rate {_rate(peaks.get('websocket_error_rate'))})"
+        )
+    tokens = controls.get("tokens")
+    if tokens is not None:
+        lines.append(f"tokens: {tokens.get('revoked')} revoked, "
+                     f"{tokens.get('still_working')} still working")
+    return lines
+
+
+def _protocol_lines(protocol: dict[str, Any] | None) -> list[str]:
+    if not protocol:
+        return []
+    lines = []
+    for name, figures in (protocol.get("phases") or {}).items():
+        api = (figures or {}).get("api") or {}
+        lines.append(f"  {name} {figures.get('seconds')} s: API p50 {api.get('p50_ms')} ms, "
+                     f"p99 {api.get('p99_ms')} ms over {api.get('calls')} call(s), error rate "
+                     f"{_rate(api.get('error_rate'))}")
+    recovery = protocol.get("time_to_recover")
+    if recovery:
+        lines.append(f"  time to recover: {recovery.get('seconds')} s" if recovery.get("recovered")
+                     else f"  time to recover: none within {recovery.get('timeout')} s")
+    return ["protocol:", *lines]
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The verdict as a few lines of text (what ``chaosgenesys verdict`` prints)."""
+    outcome = "PASSED" if summary["passed"] else "FAILED"
+    lines = [
+        f"{outcome}: {summary['experiment']}",
+        f"status {summary['status']}, deviated {str(summary['deviated']).lower()}, "
+        f"{summary['seconds'] if summary['seconds'] is None else round(summary['seconds'], 1)} s",
+    ]
+    for probe in summary["deviations"]:
+        lines.append(f"deviated ({probe['when']} the method): {probe['name']} observed "
+                     f"{_short(probe['observed'])}, tolerance {_short(probe['tolerance'])}")
+    held = [p for p in summary["probes"] if p["met"]]
+    if held:
+        lines.append(f"held: {len(held)} probe(s) ("
+                     + ", ".join(sorted({str(p['name']) for p in held})) + ")")
+    for action in summary["failed_actions"]:
+        lines.append(f"failed {action.get('phase')} action {action.get('name')}: "
+                     f"{action.get('error')}")
+    if summary["faults"]:
+        lines.append("faults:")
+        lines.extend(
+            f"  {f['name']} ({f['action']}, {f['status']}) at {_clock(f['start'])}: "
+            + ("a single event" if f["ended_by"].startswith("itself")
+               else f"{f['seconds']} s, ended by {f['ended_by']}")
+            for f in summary["faults"]
+        )
+    desktop_lines = _desktop_lines(summary["desktops"])
+    if desktop_lines:
+        lines.extend(["desktops:", *desktop_lines])
+    lines.extend(_protocol_lines(summary["protocol"]))
+    lines.extend(_control_lines(summary["controls"]))
+    if not summary["chaosgenesys_controls"]:
+        lines.append("(no chaosgenesys verdict control in this run: declare it for the "
+                     "desktops' figures and the protocol, docs/controls.md)")
+    return "\n".join(lines)

@@ -288,6 +288,25 @@ def test_example_holds_with_the_resilient_agent_and_deviates_with_the_naive_one(
 
     for run in runs.values():
         _check_no_secret(run)
+    _check_verdict_command(example, resilient, naive)
+
+
+def _check_verdict_command(example: Example, resilient: Run, naive: Run) -> None:
+    """``chaosgenesys verdict`` reads both journals back: the pass with the desktop's figures,
+    the deviation with the probe that failed."""
+    command = str(Path(sys.executable).with_name("chaosgenesys"))
+    held = subprocess.run([command, "verdict", str(resilient.journal_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert held.stdout.startswith("PASSED: "), held.stdout
+    assert f"  synthetic {AGENT_1} (resilient): reconnected " in held.stdout, held.stdout
+    failed = subprocess.run([command, "verdict", str(naive.journal_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"deviated (after the method): {example.naive_fails} observed " in failed.stdout, (
+        failed.stdout
+    )
+    assert f"  synthetic {AGENT_1} (naive): " in failed.stdout, failed.stdout
 
 
 def _summary(run: Run) -> dict[str, Any]:

@@ -45,6 +45,9 @@ What it does:
   them back in a few lines.
   Chaos Toolkit has already logged "Experiment ended with status: completed" by then; the
   control's ERROR line after it says what changed and why.
+* **Last** (``cleanup_control``, once every control has journaled its part) it logs the run's
+  verdict in a few lines: what ``chaosgenesys verdict journal.json`` prints (INFO for a pass,
+  ERROR otherwise).
 
 Arguments (all optional): ``ignore`` (names of method actions that are allowed to fail, e.g. an
 action the experiment expects to be refused), ``check_arguments`` (default true).
@@ -71,6 +74,7 @@ __all__ = [
     "before_experiment_control",
     "before_method_control",
     "before_rollback_control",
+    "cleanup_control",
     "outcome",
     "validate_control",
 ]
@@ -85,6 +89,8 @@ _phase = ""
 _failed: list[dict[str, Any]] = []
 _deviations: list[dict[str, Any]] = []
 _argument_problems: list[str] = []
+#: The journal of the run that just ended, for the summary logged in ``cleanup_control``.
+_journal: dict[str, Any] | None = None
 
 
 def _ignored(ignore: Any) -> set[str]:
@@ -281,6 +287,31 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
         entry["status_changed"] = True
         logger.error("Verdict: the run FAILED, not completed: %s", "; ".join(reasons))
     add_extension(state, entry)
+    global _journal
+    with _lock:
+        _journal = state
+
+
+def cleanup_control() -> None:
+    """The run's verdict, logged once every control has journaled its part (Chaos Toolkit
+    calls this after every control's ``after_experiment_control``): what ``chaosgenesys verdict
+    journal.json`` prints."""
+    global _journal
+    with _lock:
+        journal, _journal = _journal, None
+    if journal is None:
+        return
+    try:
+        from chaosgenesys.results.verdict import render, summarize
+
+        summary = summarize(journal)
+        text = render(summary)
+    except Exception:  # the summary must never cost the run
+        logger.warning("Verdict: the summary could not be written", exc_info=True)
+        return
+    (logger.info if summary["passed"] else logger.error)(
+        "Verdict of the run:\n%s", "\n".join("    " + line for line in text.splitlines())
+    )
 
 
 def _figure_line(name: str, figures: dict[str, Any] | None) -> str:

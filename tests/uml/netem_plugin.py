@@ -46,6 +46,7 @@ def netem_available() -> bool:
     return in_uml() or kernel_has_netem()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if netem_available():
         return
@@ -53,3 +54,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker(MARKER) is not None:
             item.add_marker(skip)
+    # The UML run of the netem tests starts now and runs alongside the rest of the session
+    # (tests/uml/background.py); its test waits for it.
+    if not config.option.collectonly:
+        from tests.uml import background
+
+        if any(item.nodeid == background.TEST for item in items):
+            background.start()

@@ -11,59 +11,24 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
+from tests.uml import background
+from tests.uml.background import ROOT, UML_TIMEOUT, uml_missing
 from tests.uml.netem_plugin import in_uml, kernel_has_netem
-
-ROOT = Path(__file__).resolve().parents[2]
-RUNNER = ROOT / "scripts" / "uml-run"
-#: Whole run inside UML: boot (about 2 s), imports over hostfs, then the tests.
-UML_TIMEOUT = 900
-
-
-def _netem_tests() -> list[str]:
-    """Node ids of the netem-marked tests, as the host collects them."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-q",
-            "-m",
-            "netem",
-            "-p",
-            "no:cacheprovider",
-            "--color=no",
-            "tests",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return [line for line in result.stdout.splitlines() if "::" in line]
 
 
 def _uml_missing() -> str | None:
-    if shutil.which("linux.uml") is None:
-        return "linux.uml (package user-mode-linux)"
-    if not Path("/bin/busybox").exists():
-        return "/bin/busybox (package busybox-static)"
-    return None
+    return uml_missing()
 
 
 @pytest.mark.timeout(UML_TIMEOUT + 120)
 @pytest.mark.skipif(in_uml(), reason="already inside the UML kernel")
-def test_netem_tests_pass_inside_user_mode_linux(tmp_path: Path) -> None:
+def test_netem_tests_pass_inside_user_mode_linux() -> None:
     missing = _uml_missing()
     if missing is not None:
         pytest.fail(
@@ -73,40 +38,11 @@ def test_netem_tests_pass_inside_user_mode_linux(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.fail("the netem tests need root inside UML: run the test suite as root (CI does)")
 
-    expected = _netem_tests()
+    # Started in the background when the session collected this test (tests/uml/background.py):
+    # the UML kernel runs the netem tests while the host runs the rest.
+    outcome = background.result()
+    expected, run, elapsed, junit = outcome.expected, outcome.run, outcome.elapsed, outcome.junit
     assert expected, "no test is marked netem: the netem tests went missing"
-    files = sorted({node.split("::", 1)[0] for node in expected})
-
-    results = tmp_path / "uml-results"
-    junit = results / "junit.xml"
-    started = time.monotonic()
-    run = subprocess.run(
-        [
-            str(RUNNER),
-            "--timeout",
-            str(UML_TIMEOUT),
-            "--bind",
-            str(results),
-            "--",
-            sys.executable,
-            "-m",
-            "pytest",
-            "-m",
-            "netem",
-            "-p",
-            "no:cacheprovider",
-            "--color=no",
-            "-q",
-            "-rfEs",
-            f"--junitxml={junit}",
-            *files,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=UML_TIMEOUT + 60,
-    )
-    elapsed = time.monotonic() - started
     output = (run.stdout + run.stderr)[-6000:]
     assert run.returncode != 127, output + "\nrun scripts/bootstrap to install user-mode-linux"
     assert run.returncode == 0, f"netem tests inside UML exited {run.returncode}:\n{output}"
@@ -124,7 +60,8 @@ def test_netem_tests_pass_inside_user_mode_linux(tmp_path: Path) -> None:
         f"ran {ran}\nexpected {expected}\n{output}"
     )
     summary = re.findall(r"\d+ passed.*", run.stdout)
-    print(f"UML netem run: {summary[-1] if summary else counts} in {elapsed:.1f} s wall")
+    print(f"UML netem run: {summary[-1] if summary else counts} in {elapsed:.1f} s wall"
+          f" ({'in the background' if outcome.background else 'in the foreground'})")
 
 
 def test_netem_tests_run_where_netem_is_and_skip_naming_the_runner_elsewhere() -> None:

@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +103,44 @@ def test_every_example_run_both_ways_exists() -> None:
     assert {p.name for p in EXAMPLES} >= RUN_BOTH_WAYS
 
 
+#: How many examples run at once: they mostly wait on the desktops' timers and their pauses.
+AT_ONCE = 2
+
+
+@pytest.fixture(scope="module")
+def held_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Path, tuple[Path, Future[subprocess.CompletedProcess[str]]]]]:
+    """Every example this session runs with ``test_example_runs_and_holds``, started
+    :data:`AT_ONCE` at a time as soon as the first of those tests asks (each in its own folder
+    and runtime dir), so their waits overlap instead of adding up."""
+    from tests.uml.netem_plugin import in_uml
+
+    selected = [
+        item.callspec.params["experiment"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_example_runs_and_holds"
+        and not any(mark.name == "skip" for mark in item.iter_markers())
+    ]
+    pool = ThreadPoolExecutor(max_workers=1 if in_uml() else AT_ONCE)
+    started = {}
+    for experiment in selected:
+        folder = tmp_path_factory.mktemp(experiment.stem)
+        journal = folder / "journal.json"
+        started[experiment] = (folder, pool.submit(
+            _chaos, "run", "--journal-path", str(journal), str(experiment), tmp_path=folder))
+    yield started
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.parametrize("experiment", RUN_CASES)
-def test_example_runs_and_holds(experiment: Path, tmp_path: Path) -> None:
-    journal_path = tmp_path / "journal.json"
-    result = _chaos("run", "--journal-path", str(journal_path), str(experiment), tmp_path=tmp_path)
-    check_held(experiment, journal_path, tmp_path / "chaostoolkit.log",
+def test_example_runs_and_holds(
+    experiment: Path,
+    held_runs: dict[Path, tuple[Path, Future[subprocess.CompletedProcess[str]]]],
+) -> None:
+    folder, future = held_runs[experiment]
+    result = future.result(timeout=300)
+    check_held(experiment, folder / "journal.json", folder / "chaostoolkit.log",
                result.returncode, result.stdout + result.stderr)
 
 

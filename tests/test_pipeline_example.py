@@ -8,7 +8,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import without_net_admin
 
@@ -46,8 +51,34 @@ def _nothing_recorded(tmp_path: Path) -> None:
     assert list((tmp_path / "runtime").glob("*.json")) == []
 
 
-def test_a_resilient_desktop_passes(tmp_path: Path) -> None:
-    done = _pipeline(tmp_path, "examples/websocket-close.json")
+@dataclass
+class Job:
+    """A pipeline run started in the background, with its own results and runtime dirs."""
+
+    folder: Path
+    future: Future[subprocess.CompletedProcess[str]]
+
+    def done(self) -> subprocess.CompletedProcess[str]:
+        return self.future.result(timeout=300)
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Job]]:
+    """The resilient and the naive job, both started at once (each about 15 s of waiting on
+    the desktop's timers): the module's two long runs overlap instead of adding up."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    started = {}
+    for mode in ("resilient", "naive"):
+        folder = tmp_path_factory.mktemp(f"pipeline-{mode}")
+        started[mode] = Job(folder, pool.submit(
+            _pipeline, folder, "examples/websocket-close.json", "--var", f"agent_mode={mode}"))
+    yield started
+    pool.shutdown(wait=True)
+
+
+def test_a_resilient_desktop_passes(jobs: dict[str, Job]) -> None:
+    tmp_path = jobs["resilient"].folder
+    done = jobs["resilient"].done()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # the desktop's and the tooling's tokens revoked at the end (chaosgenesys.controls.tokens)
     assert _verdict(done) == ["verdict: status=completed deviated=False",
@@ -59,8 +90,9 @@ def test_a_resilient_desktop_passes(tmp_path: Path) -> None:
     assert "chaos-secret" not in done.stdout + done.stderr
 
 
-def test_a_naive_desktop_fails_the_job_naming_the_probe(tmp_path: Path) -> None:
-    done = _pipeline(tmp_path, "examples/websocket-close.json", "--var", "agent_mode=naive")
+def test_a_naive_desktop_fails_the_job_naming_the_probe(jobs: dict[str, Job]) -> None:
+    tmp_path = jobs["naive"].folder
+    done = jobs["naive"].done()
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     verdict = _verdict(done)
     assert verdict[0] == "verdict: status=completed deviated=True", verdict

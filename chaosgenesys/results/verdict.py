@@ -1,5 +1,8 @@
 """The verdict of a run, read from its journal: short, for a CI log or a person.
 
+A dry run (``chaos run --dry=...``) is said to be one: its skipped probes are neither held nor
+deviated, its skipped faults were not applied, and its verdict speaks of the controls only.
+
 :func:`summarize` gathers what decides and explains the outcome: the status; each probe of the
 hypothesis (before and after the method) with what it observed against its tolerance; the
 actions that failed; each fault with its window (from the action that applied it to its
@@ -70,7 +73,14 @@ def _family(key: str) -> str:
     return key.split(".")[1] if key.count(".") >= 2 else ""
 
 
+def _dry(journal: dict[str, Any]) -> str | None:
+    """What ``chaos run --dry=...`` skipped (``probes``, ``actions``, ``activities``, ``pause``)."""
+    value = (journal.get("experiment") or {}).get("dry")
+    return str(value) if value else None
+
+
 def _probes(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    skipped = _dry(journal) in ("probes", "activities")
     found = []
     for when, state in ((journal.get("steady_states") or {}).items()):
         for probe in (state or {}).get("probes") or ():
@@ -78,7 +88,7 @@ def _probes(journal: dict[str, Any]) -> list[dict[str, Any]]:
             found.append({
                 "when": when,
                 "name": activity.get("name"),
-                "met": probe.get("tolerance_met"),
+                "met": None if skipped else probe.get("tolerance_met"),
                 "observed": probe.get("output"),
                 "tolerance": activity.get("tolerance"),
                 "status": probe.get("status"),
@@ -94,6 +104,16 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
     for position, item in enumerate(items):
         key = activity_key(item)
         if key not in FAULT_ACTIONS:
+            continue
+        if _dry(journal) in ("actions", "activities"):
+            faults.append({
+                "name": (item.get("activity") or {}).get("name"),
+                "action": key.removeprefix("chaosgenesys."),
+                "status": "skipped (dry run)",
+                "start": item.get("start"),
+                "seconds": 0.0,
+                "ended_by": "itself (a dry run injects nothing)",
+            })
             continue
         start = parse_time(item.get("start"))
         arguments = (item.get("activity") or {}).get("provider", {}).get("arguments") or {}
@@ -148,6 +168,7 @@ def summarize(journal: dict[str, Any]) -> dict[str, Any]:
     ]
     summary: dict[str, Any] = {
         "experiment": (journal.get("experiment") or {}).get("title"),
+        "dry": _dry(journal),
         "status": journal.get("status"),
         "deviated": journal.get("deviated"),
         "seconds": journal.get("duration"),
@@ -258,6 +279,9 @@ def _protocol_lines(protocol: dict[str, Any] | None) -> list[str]:
 def render(summary: dict[str, Any]) -> str:
     """The verdict as a few lines of text (what ``chaosgenesys verdict`` prints)."""
     outcome = "PASSED" if summary["passed"] else "FAILED"
+    if summary.get("dry"):
+        outcome = (f"DRY RUN ({summary['dry']} skipped, nothing tested): the controls "
+                   + ("passed" if summary["passed"] else "FAILED"))
     lines = [
         f"{outcome}: {summary['experiment']}",
         f"status {summary['status']}, deviated {str(summary['deviated']).lower()}, "
@@ -277,7 +301,8 @@ def render(summary: dict[str, Any]) -> str:
         lines.append("faults:")
         lines.extend(
             f"  {f['name']} ({f['action']}, {f['status']}) at {_clock(f['start'])}: "
-            + ("a single event" if f["ended_by"].startswith("itself")
+            + ("not applied" if "dry run" in f["ended_by"]
+               else "a single event" if f["ended_by"].startswith("itself")
                else f"{f['seconds']} s, ended by {f['ended_by']}")
             for f in summary["faults"]
         )

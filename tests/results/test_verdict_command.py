@@ -70,3 +70,21 @@ def test_what_is_not_a_journal_is_named(tmp_path: Path) -> None:
         done = _verdict(str(path))
         assert done.returncode == 2 and done.stdout == ""
         assert said in done.stderr, done.stderr
+
+
+def test_a_dry_run_says_nothing_was_tested(tmp_path: Path) -> None:
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(json.dumps(_experiment(1)))  # would deviate if it ran
+    journal = tmp_path / "journal.json"
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("chaos")), "--no-version-check", "--log-file",
+         str(tmp_path / "log"), "run", "--dry=activities", "--journal-path", str(journal),
+         str(experiment)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    done = _verdict(str(journal))
+    assert done.returncode == 0
+    assert done.stdout.startswith(
+        "DRY RUN (activities skipped, nothing tested): the controls passed: "), done.stdout
+    assert "deviated (" not in done.stdout and "held:" not in done.stdout

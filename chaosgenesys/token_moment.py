@@ -38,12 +38,14 @@ def wait_until_token_moment(
             f"seconds_before={seconds_before:g} s before expiry would take {wait:.0f} s, more "
             f"than max_wait={max_wait:g}; shorten the token lifetime or raise max_wait"
         )
+    from chaosgenesys.progress import Progress
+
     started = time.monotonic()
     if wait > 0:
         logging.getLogger("chaostoolkit").info(
             "waiting %.1f s until %s is %.0f s from expiry", wait, whose, seconds_before
         )
-        time.sleep(wait)
+        Progress(f"waiting for {whose}", total=wait).sleep(wait)
     try:
         latest = latest_expiry()
     except Exception:  # the owner went away meanwhile: nothing newer seen

@@ -104,10 +104,18 @@ def measure_baseline(
     if user_ids not in (None, []):
         ids = require_ids("user_ids", user_ids, max_count=MAX_AGENTS)
     every = require_number("sample_interval", sample_interval, minimum=0.1, maximum=MAX_SECONDS)
+    from chaosgenesys.progress import Progress
+
     protocol = phases.begin()
     started = protocol.open("baseline").start
     failures: list[str] = []
     deadline = started + seconds
+    progress = Progress("baseline", total=seconds)
+
+    def so_far() -> str:
+        calls = protocol.collector.calls(started, time.time())
+        return f"{len(calls)} call(s) so far, {len(failures)} failed read(s)"
+
     while True:
         if ids:
             error = _sample(ids, configuration, secrets)
@@ -116,7 +124,7 @@ def measure_baseline(
         left = deadline - time.time()
         if left <= 0:
             break
-        time.sleep(min(every if ids else left, left))
+        progress.sleep(min(every if ids else left, left), so_far)
     result = dict(protocol.close("baseline"))
     result["sample_failures"] = len(failures)
     if failures:
@@ -216,9 +224,18 @@ def time_to_recover(
     if "injection" in protocol.phases and protocol.phases["injection"].end is None:
         protocol.close("injection", at=removed)
     protocol.open("recovery", at=removed)
+    from chaosgenesys.progress import Progress
+
     checks = 0
     recovered_at: float | None = None
     not_back: list[dict[str, str]] = []
+    progress = Progress("time to recover")
+
+    def waiting_for() -> str:
+        first = not_back[0] if not_back else {"user_id": "?", "why": "?"}
+        return (f"{len({item['user_id'] for item in not_back})} agent(s) not back "
+                f"({first['user_id']}: {first['why']})")
+
     while True:
         checks += 1
         not_back = _not_back(ids, wanted, desktops, configuration, secrets)
@@ -228,7 +245,7 @@ def time_to_recover(
             break
         if now - removed >= bound:
             break
-        time.sleep(min(every, max(0.0, removed + bound - now)))
+        progress.sleep(min(every, max(0.0, removed + bound - now)), waiting_for)
     protocol.close("recovery", at=recovered_at if recovered_at is not None else time.time())
     result = {
         "recovered": recovered_at is not None,

@@ -9,6 +9,7 @@ its arguments before any request and raises ``ActivityFailed`` naming the argume
 when they are wrong, or naming the user when the platform does not know it.
 """
 
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -243,8 +244,11 @@ def wait_for_presence(
     wanted = {normalise_presence(name) for name in presence_names("expected", expected)}
     limit = require_number("timeout", timeout, minimum=0.0, maximum=MAX_WAIT)
     pause = require_number("interval", interval, minimum=0.0, exclusive_minimum=True)
+    from chaosgenesys.progress import Progress
+
     client = experiment_client(configuration, secrets)
     deadline = time.monotonic() + limit
+    progress = Progress(f"waiting for {user_id} to be {expected}", total=limit)
     while True:
         current = _read_presence(client, user_id)["system_presence"]
         if isinstance(current, str) and normalise_presence(current) in wanted:
@@ -252,7 +256,7 @@ def wait_for_presence(
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        time.sleep(min(pause, left))
+        progress.sleep(min(pause, left), functools.partial(str, f"presence {current}"))
         pause = min(pause * BACKOFF, max(MAX_INTERVAL, pause))
 
 

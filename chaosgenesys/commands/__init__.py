@@ -8,4 +8,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "chaosgenesys.commands.faults",
     "chaosgenesys.commands.doctor",
     "chaosgenesys.commands.verdict",
+    "chaosgenesys.commands.report",
 )

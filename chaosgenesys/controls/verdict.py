@@ -350,6 +350,11 @@ def _desktops() -> dict[str, Any]:
                     "logged_out": figures.get("logged_out"),
                     "interactions_lost": figures.get("interactions_lost"),
                     "consistency_violations": figures.get("consistency_violations"),
+                    # the timeline (chaosgenesys report): bounded by the agent's summary
+                    # (PATH_RECORDS_KEPT each)
+                    "connected": figures.get("connected"),
+                    "off_queue_stretches": list(figures.get("off_queue_stretches") or ()),
+                    "recent_reconnects": list(figures.get("recent_reconnects") or ()),
                 }
         if synthetic:
             found["synthetic"] = synthetic
@@ -368,7 +373,86 @@ def _desktops() -> dict[str, Any]:
             found["browser"] = browser
     except Exception:  # the figures must never cost the verdict
         logger.warning("Verdict: the desktops' figures could not be read", exc_info=True)
+    try:
+        series = _api_latency_series()
+    except Exception:  # the timeline must never cost the verdict
+        logger.warning("Verdict: the API latency series could not be read", exc_info=True)
+        series = None
+    if series is not None:
+        found["api_latency"] = series
     return found
+
+
+#: At most this many buckets per source in the journal's API latency series: a longer run
+#: gets wider buckets (a 10-minute run keeps one per second).
+MAX_LATENCY_BUCKETS = 1200
+
+
+def _api_latency_series() -> dict[str, Any] | None:
+    """This run's API calls over time, for the report's timeline, compactly: per source
+    (``tooling``, ``desktop``, ``browser``) ``[sent, max_ms, calls, failed]`` for each bucket
+    of ``bucket_seconds`` in which calls were *sent* (the protocol's rule: a call slowed by a
+    fault shows inside the fault's window): when its slowest call was sent (epoch seconds),
+    that call's latency, how many calls, how many failed. Read from the protocol's call
+    collector when the run measured a baseline (it keeps every call from the baseline on),
+    joined by the calls before it; otherwise from this process's platform client
+    (``chaosgenesys.platform.metrics``), this run's synthetic desktops' status files (their
+    last five minutes) and this run's browser observers' logs. ``None`` when the run made no
+    call."""
+    calls: list[tuple[float, float, bool, str]] = []  # (sent, latency_ms, failed, source)
+    from chaosgenesys.protocol import phases
+
+    protocol = phases.current()
+    since = float("inf")
+    if protocol is not None:
+        since = protocol.collector.started
+        calls.extend((c.began, c.latency_ms, bool(c.failed), c.source)
+                     for c in protocol.collector.calls(0.0, float("inf")))
+    from chaosgenesys.platform import metrics
+
+    for record in metrics.recorder().records():
+        if record.timestamp < since:
+            failed = record.status is None or record.status >= 400
+            calls.append((record.timestamp - record.latency_ms / 1000.0, record.latency_ms,
+                          failed, "tooling"))
+    from chaosgenesys.agent.this_run import running_agents
+
+    for _, status in running_agents():
+        for entry in status.get("api_calls") or ():
+            if not isinstance(entry, list) or len(entry) < 2:
+                continue
+            at, latency = float(entry[0]), float(entry[1])
+            if at >= since:
+                continue
+            code = entry[2] if len(entry) > 2 and isinstance(entry[2], int) else None
+            calls.append((at - latency / 1000.0, latency, code is None or code >= 400,
+                          "desktop"))
+    if protocol is None:
+        from chaosgenesys.browser.feed import BrowserFeed
+
+        calls.extend((at - latency / 1000.0, latency, False, "browser")
+                     for at, latency in BrowserFeed().poll()["calls"])
+    if not calls:
+        return None
+    first = min(call[0] for call in calls)
+    span = max(call[0] for call in calls) - first
+    bucket = max(1, -(-int(span) // MAX_LATENCY_BUCKETS))
+    buckets: dict[str, dict[int, list[float]]] = {}  # [sent, max_ms, calls, failed]
+    for sent, latency, failed, source in calls:
+        slot = buckets.setdefault(source, {}).setdefault(int(sent // bucket), [sent, -1.0, 0, 0])
+        if latency > slot[1]:
+            slot[0], slot[1] = sent, latency
+        slot[2] += 1
+        slot[3] += int(failed)
+    return {
+        "bucket_seconds": bucket,
+        "from": "protocol" if protocol is not None else "run",
+        "sources": {
+            source: [[round(value[0], 2), round(value[1], 1), int(value[2]), int(value[3])]
+                     for _, value in sorted(seconds.items())]
+            for source, seconds in sorted(buckets.items())
+        },
+    }
 
 
 def _protocol_outcome() -> dict[str, Any] | None:

@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,13 +104,10 @@ def test_a_report_of_a_real_run_opens_offline_in_chromium(
     websocket_close: tuple[ChaosRun, Path], tmp_path: Path
 ) -> None:
     _, journal = websocket_close
-    started = time.monotonic()
     done = _report(str(journal), "-o", str(tmp_path / "run.html"))
-    seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"PASSED: report {tmp_path / 'run.html'}, timeline "
                                   f"{tmp_path / 'run.png'}"), done.stdout
-    assert seconds < 10, seconds
     page_text = (tmp_path / "run.html").read_text(encoding="utf-8")
     _no_external_reference(page_text)
     for needed in (*FAULTS, AGENT_1, AGENT_2, "kill switch p99 limit 2,000 ms",
@@ -239,11 +235,12 @@ def test_what_is_not_a_journal_and_what_cannot_be_written(
         assert said in done.stderr, done.stderr
 
 
-def test_ten_minutes_of_fifty_agents_render_within_3_s(
+def test_ten_minutes_of_fifty_agents_are_all_drawn(
     websocket_close: tuple[ChaosRun, Path], tmp_path: Path
 ) -> None:
-    """The real journal grown to the goal's size: its desktop's timeline copied to 50 agents
-    over 10 minutes, its observer's to 50 users, a latency bucket per second per source."""
+    """The real journal grown to the speed goal's size (benchmarks/report_render.py times it):
+    its desktop's timeline copied to 50 agents over 10 minutes, its observer's to 50 users, a
+    latency bucket per second per source; all of it is drawn."""
     from chaosgenesys.results.journal import load_journal
     from chaosgenesys.results.report import write_report
 
@@ -279,9 +276,7 @@ def test_ten_minutes_of_fifty_agents_render_within_3_s(
 
     data = timeline(journal)
     assert len(data["desktops"]) == 50 and len(data["observers"]) == 50
-    written = write_report(journal, tmp_path / "big.html")
-    print(f"10 minutes, 50 agents: report written in {written['seconds']} s")
-    assert written["seconds"] <= 3.0, written
+    write_report(journal, tmp_path / "big.html")
     assert len(json.dumps(verdict)) < 400_000
     _not_blank(tmp_path / "big.png")
 

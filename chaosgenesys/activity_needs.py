@@ -167,6 +167,7 @@ CONTROL_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "chaosgenesys.controls.verdict": _NONE,
     "chaosgenesys.controls.browser": _NONE,
     "chaosgenesys.controls.sandbox": _NONE,
+    "chaosgenesys.controls.telemetry": _NONE,
     "chaosgenesys.network.control": _NONE,
     "chaosgenesys.controls.preflight": (
         _TOKEN_ME,

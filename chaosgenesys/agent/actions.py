@@ -43,7 +43,8 @@ def start_agents(
     log; default a file in the run folder), ``netns`` (run inside ``ip netns exec``) and
     ``options`` (agent timings, e.g. ``{"ping_interval": 1, "talk_time": 3, "wrapup_time": 2}``;
     see docs/agent.md) are optional. Returns the run: ``id``, ``pid``, ``users``, ``mode``,
-    ``log``, ``status`` (the status file ``agent_summary`` reads).
+    ``log``, ``status`` (the status file ``agent_summary`` reads), ``metrics_url`` (the agents'
+    Prometheus endpoint with the ``metrics_port`` option, else "").
 
     ```json
     {"type": "action", "name": "start-synthetic-agents",
@@ -113,7 +114,10 @@ def start_agents(
             f"the synthetic agents were not ready within {_READY_TIMEOUT:.0f} s:{details} "
             f"{errors}".strip()
         )
-    return {key: record[key] for key in ("id", "pid", "users", "mode", "log", "status", "dir")}
+    return {
+        key: record[key]
+        for key in ("id", "pid", "users", "mode", "log", "status", "dir", "metrics_url")
+    }
 
 
 def _stderr_tail(path: str) -> str:

@@ -78,6 +78,9 @@ class AgentConfig:
     #: Revoke the desktop's access token when it stops (the run is over: the guide's PCI-DSS
     #: trap is a session token left valid after the test), and check it no longer works.
     revoke_token_on_stop: bool = True
+    #: Serve the agents' figures for Prometheus at ``http://127.0.0.1:<port>/metrics``
+    #: (``chaosgenesys.agent.metrics``); 0 = off.
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -92,6 +95,9 @@ class AgentConfig:
             raise ValueError(f"backoff_tries must be at least 1, got {self.backoff_tries}")
         if self.change_retry_initial <= 0 or self.backoff_initial <= 0:
             raise ValueError("backoff_initial and change_retry_initial must be greater than 0")
+        if self.metrics_port > 65535:
+            raise ValueError(f"metrics_port must be a TCP port (1-65535, 0 = off), got "
+                             f"{self.metrics_port}")
 
     @property
     def resilient(self) -> bool:

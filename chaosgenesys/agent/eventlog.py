@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -29,12 +30,17 @@ class EventLog:
         self.path = Path(path) if path else None
         self._file: IO[str] | None = None
         self._lock = threading.Lock()
+        #: Called with ``(user, event, fields)`` for every event, file or not (the agent
+        #: process's Prometheus metrics, ``chaosgenesys.agent.metrics``).
+        self.listener: Callable[[str, str, dict[str, Any]], None] | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
 
     def write(self, user: str, event: str, **fields: Any) -> None:
         """Write one event line."""
+        if self.listener is not None:
+            self.listener(user, event, fields)
         if self._file is None:
             return
         now = time.time()

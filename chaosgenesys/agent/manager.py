@@ -3,7 +3,10 @@
 The status file holds every agent's summary and ``api_calls``: ``[timestamp, latency_ms,
 status]`` of the agents' API calls of the last five minutes (status ``null``: no answer), and
 ``api_in_flight``: the wall-clock start of each REST call still under way, which
-``chaosgenesys.controls.killswitch`` adds to the API latency it watches.
+``chaosgenesys.controls.killswitch`` adds to the API latency it watches. With the
+``metrics_port`` option the process also serves the agents' figures for Prometheus
+(``chaosgenesys.agent.metrics``) and the status file's ``metrics`` says where (``port``,
+``url``; ``null`` when off).
 
 ::
 
@@ -96,6 +99,8 @@ class AgentManager:
         self.calls = MetricsRecorder(max_records=API_CALLS_KEPT)
         #: Every agent's REST calls under way: a key per call to its wall-clock start.
         self.in_flight: dict[object, float] = {}
+        #: The Prometheus endpoint (``chaosgenesys.agent.metrics.AgentMetrics``) while running.
+        self.metrics: Any = None
 
     def stop(self) -> None:
         """Stop every agent (safe from signal handlers on the loop)."""
@@ -108,6 +113,11 @@ class AgentManager:
 
     def write_status(self) -> None:
         """Write the status file now (atomically)."""
+        if self.status_path is None and self.metrics is None:
+            return
+        summaries = self.summaries()
+        if self.metrics is not None:
+            self.metrics.update(summaries)
         if self.status_path is None:
             return
         data = {
@@ -117,7 +127,9 @@ class AgentManager:
             "started_at": self._started_at,
             "updated_at": time.time(),
             "log": str(self.log.path) if self.log.path else "",
-            "agents": self.summaries(),
+            "agents": summaries,
+            "metrics": None if self.metrics is None
+            else {"port": self.metrics.port, "url": self.metrics.url},
             "api_calls": [
                 [round(r.timestamp, 3), round(r.latency_ms, 1), r.status]
                 for r in self.calls.records(API_CALLS_SECONDS)
@@ -140,6 +152,8 @@ class AgentManager:
     async def run(self, duration: float = 0.0) -> None:
         """Run until :meth:`stop`, ``duration`` seconds (0: no limit) or the owner's death."""
         self._stop = asyncio.Event()
+        if self.config.metrics_port:
+            self._start_metrics()
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
         login_connector = aiohttp.TCPConnector(limit=64, limit_per_host=0)
         session = aiohttp.ClientSession(connector=connector)
@@ -187,6 +201,20 @@ class AgentManager:
             await login_session.close()
             self.write_status()
             self.log.close()
+            if self.metrics is not None:
+                self.metrics.stop()
+
+    def _start_metrics(self) -> None:
+        """Serve ``/metrics`` (prometheus-client, imported only here); ``OSError`` when the
+        port cannot be had, before any agent starts."""
+        from chaosgenesys.agent.metrics import AgentMetrics, ObservedRecorder
+
+        metrics = AgentMetrics(self.config.metrics_port)
+        metrics.start()
+        metrics.add_users([user for user, _ in self._specs])
+        self.calls = ObservedRecorder(API_CALLS_KEPT, metrics.api_call)
+        self.log.listener = metrics.event
+        self.metrics = metrics
 
     def _restore_backoff(self) -> None:
         """A restart with the same status file remembers each agent's reconnect backoff (the

@@ -145,6 +145,8 @@ def start_run(
         "pid": 0,
         "start_time": "",
         "fault_id": "",
+        # where the agents' Prometheus endpoint is (the metrics_port option), "" when off
+        "metrics_url": _metrics_url(options),
     }
     registry = _registry()
     fault = None
@@ -257,6 +259,13 @@ def prune_runs(
     if removed:
         logger.debug("pruned %d agent run folder(s): %s", len(removed), ", ".join(removed))
     return removed
+
+
+def _metrics_url(options: dict[str, Any] | None) -> str:
+    port = (options or {}).get("metrics_port")
+    if isinstance(port, int) and not isinstance(port, bool) and 0 < port <= 65535:
+        return f"http://127.0.0.1:{port}/metrics"
+    return ""
 
 
 def _json(value: Any) -> str:

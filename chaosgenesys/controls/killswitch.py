@@ -66,6 +66,16 @@ stay down, do. Then the thread, at once:
    exit signal (``chaoslib.exit.exit_gracefully``, SIGUSR1) so a long activity or pause is cut
    short too.
 
+**From monitoring** (``prometheus_url``; ``chaosgenesys.controls.promql``,
+docs/observability.md): the same two signals are also read from a Prometheus server by PromQL
+(``api_p99_query``, in seconds; ``websocket_error_rate_query``, a fraction), each judged with
+the same limits and windows; either source breaching trips the switch. ``run_samples: false``
+leaves Prometheus the only source. When Prometheus does not answer or rejects a query the
+switch is *blind* (WARNING, ``blind`` in the journal) and ``when_blind`` (``stop``, default
+when Prometheus is the only source; ``continue``, default alongside the run's own samples)
+says whether it stops the run once blind for the shorter window. A query Prometheus rejects
+at arming refuses the run, naming the argument.
+
 After the experiment (``after_experiment_control``) and on interruption (``cleanup_control``)
 it stops the thread and reverts every fault of this run again (idempotent; other runs' faults
 are left alone here too). What it saw and did is added to
@@ -344,8 +354,12 @@ class Watcher:
         configuration: Configuration = None,
         stop_immediately: bool = False,
         clear_sandbox_faults: bool = False,
+        prometheus: Any = None,
     ) -> None:
         self.thresholds = thresholds
+        #: chaosgenesys.controls.promql.PrometheusSource, or None
+        self.prometheus = prometheus
+        self.run_samples = prometheus is None or prometheus.run_samples
         self.configuration = configuration
         self.stop_immediately = stop_immediately
         self.clear_sandbox_faults = clear_sandbox_faults
@@ -408,8 +422,8 @@ class Watcher:
         ws = _websocket_sample(self._agents, limits.max_websocket_error_rate, agents, pages)
         if api["over"] is not None:
             self._api_judged = api
-        api_breached = self._api.update(api["over"], now)
-        ws_breached = self._ws.update(ws["over"], now)
+        api_breached = self._api.update(api["over"], now) and self.run_samples
+        ws_breached = self._ws.update(ws["over"], now) and self.run_samples
         with self._lock:
             self.checks += 1
             for key, value in (
@@ -439,6 +453,8 @@ class Watcher:
                 f"{ws['agents']} desktop socket(s) down or dropped) has stayed above "
                 f"{limits.max_websocket_error_rate:.0%} for {limits.websocket_window_seconds:g} s"
             )
+        if self.prometheus is not None:
+            reasons.extend(self.prometheus.judge(self.thresholds, now))
         if not reasons:
             return False
         self.trip("; ".join(reasons))
@@ -497,6 +513,12 @@ class Watcher:
                 "checks": self.checks,
                 "peaks": dict(self.peaks),
                 "last_sample": dict(self.last_sample),
+                "run_samples": self.run_samples,
+                **(
+                    {"prometheus": self.prometheus.report(), "blind": self.prometheus.blind}
+                    if self.prometheus is not None
+                    else {}
+                ),
             }
 
 
@@ -516,6 +538,12 @@ def before_experiment_control(
     check_interval: float = 1.0,
     stop_immediately: bool = False,
     clear_sandbox_faults: bool = False,
+    prometheus_url: str | None = None,
+    api_p99_query: str | None = None,
+    websocket_error_rate_query: str | None = None,
+    when_blind: str | None = None,
+    run_samples: bool | None = None,
+    prometheus_timeout: float | None = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
     **kwargs: Any,
@@ -532,9 +560,19 @@ def before_experiment_control(
         )
         immediate = _flag("stop_immediately", stop_immediately)
         clear = _flag("clear_sandbox_faults", clear_sandbox_faults)
+        prometheus = _prometheus_source(
+            prometheus_url=prometheus_url,
+            api_p99_query=api_p99_query,
+            websocket_error_rate_query=websocket_error_rate_query,
+            when_blind=when_blind,
+            run_samples=run_samples,
+            prometheus_timeout=prometheus_timeout,
+        )
+        if prometheus is not None:
+            prometheus.check_queries()  # an invalid query refuses the run; no answer: blind
     except ActivityFailed as error:
         raise InterruptExecution(f"killswitch control: {error}") from None
-    watcher = Watcher(thresholds, configuration, immediate, clear)
+    watcher = Watcher(thresholds, configuration, immediate, clear, prometheus)
     with _lock:
         previous, _watcher = _watcher, watcher
         _in_rollbacks, _final = False, []
@@ -550,6 +588,23 @@ def before_experiment_control(
         thresholds.websocket_window_seconds,
         thresholds.check_interval,
     )
+    if prometheus is not None:
+        logger.info(
+            "Kill switch: also reading Prometheus at %s (%s; when blind: %s)",
+            prometheus.report()["url"],
+            "with the run's own samples" if prometheus.run_samples else "its only source",
+            prometheus.when_blind,
+        )
+
+
+def _prometheus_source(**arguments: Any) -> Any:
+    """``chaosgenesys.controls.promql.PrometheusSource`` (None without the arguments); its
+    module only imported when an argument is given."""
+    if all(value is None for value in arguments.values()):
+        return None
+    from chaosgenesys.controls.promql import source_from_arguments
+
+    return source_from_arguments(arguments)
 
 
 def _interrupt_if_tripped(where: str) -> None:
@@ -639,7 +694,9 @@ def validate_control(control: dict[str, Any]) -> None:
     arguments = (control.get("provider") or {}).get("arguments") or {}
     if not isinstance(arguments, dict):
         raise InvalidControl("killswitch control: arguments must be a mapping")
-    unknown = set(arguments) - set(_NUMBERS) - set(_FLAGS)
+    from chaosgenesys.controls.promql import ARGUMENTS as PROMETHEUS
+
+    unknown = set(arguments) - set(_NUMBERS) - set(_FLAGS) - set(PROMETHEUS)
     if unknown:
         raise InvalidControl(
             f"killswitch control: unknown argument(s) {', '.join(sorted(unknown))}"
@@ -653,5 +710,13 @@ def validate_control(control: dict[str, Any]) -> None:
         for name in _FLAGS:
             if name in arguments and "${" not in str(arguments[name]):
                 _flag(name, arguments[name])
+        given = {
+            name: arguments[name]
+            for name in PROMETHEUS
+            if name in arguments and "${" not in str(arguments[name])
+        }
+        if "prometheus_url" in arguments and "prometheus_url" not in given:
+            given["prometheus_url"] = "http://substituted.invalid"  # ${...}: known at run time
+        _prometheus_source(**given)
     except ActivityFailed as error:
         raise InvalidControl(f"killswitch control: {error}") from None

@@ -14,18 +14,22 @@ least ``MIN_TOTAL`` seconds (or open-ended ones, up to a timeout):
 environment variable ``CHAOSGENESYS_PROGRESS``: ``auto`` (the default) writes when the run is
 interactive (standard error is a terminal) and not under CI (no ``CI`` variable), ``always``,
 or ``never``. Pure Python, no thread: the wait itself calls :meth:`Progress.tick`.
+:class:`PauseProgress` does the same for Chaos Toolkit's own pauses (the verdict control
+attaches it for the run).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["MIN_TOTAL", "Progress", "enabled"]
+__all__ = ["MIN_TOTAL", "PauseProgress", "Progress", "enabled", "unwatch_pauses", "watch_pauses"]
 
 #: Waits shorter than this (seconds) say nothing.
 MIN_TOTAL = 10.0
@@ -114,3 +118,59 @@ class Progress:
                 return
             time.sleep(min(left, min(self.every, 1.0) if self._on else left))
             self.tick(detail)
+
+
+class PauseProgress(logging.Filter):
+    """Progress of Chaos Toolkit's own pauses (``pauses.before`` / ``pauses.after``).
+
+    chaoslib logs ``Pausing after activity for 30s...`` and then sleeps, with no hook between
+    the two. Attached to the ``chaostoolkit`` logger (the verdict control does it for the whole
+    run), this filter sees that line and writes progress lines for the pause on a daemon thread,
+    under the same rules as :class:`Progress` (a terminal, at least ``MIN_TOTAL`` seconds).
+    It never drops a record.
+    """
+
+    PATTERN = re.compile(r"^Pausing (?:after activity|before next activity) for ([\d.]+)s")
+
+    def __init__(self) -> None:
+        super().__init__("chaosgenesys-pauses")
+        self._stop = threading.Event()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = self.PATTERN.match(str(record.msg))
+        if match and not self._stop.is_set():
+            seconds = float(match.group(1))
+            progress = Progress("pause", total=seconds)
+            if progress._on:
+                threading.Thread(target=self._tick, args=(progress, seconds),
+                                 name="chaosgenesys-pause", daemon=True).start()
+        return True
+
+    def _tick(self, progress: Progress, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop.wait(min(progress.every, max(0.0, end - time.monotonic()))):
+            if time.monotonic() >= end:
+                return
+            progress.tick()
+
+    def close(self) -> None:
+        """Stop every pause's progress lines (the run ended)."""
+        self._stop.set()
+
+
+def watch_pauses() -> PauseProgress:
+    """Attach a :class:`PauseProgress` to the ``chaostoolkit`` logger (once); returns it."""
+    for existing in logger.filters:
+        if isinstance(existing, PauseProgress):
+            return existing
+    watcher = PauseProgress()
+    logger.addFilter(watcher)
+    return watcher
+
+
+def unwatch_pauses() -> None:
+    """Detach and stop the pause watcher, if any."""
+    for existing in list(logger.filters):
+        if isinstance(existing, PauseProgress):
+            existing.close()
+            logger.removeFilter(existing)

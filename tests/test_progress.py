@@ -68,3 +68,30 @@ def test_time_to_recover_says_who_it_waits_for(
              if r.getMessage().startswith("time to recover: ")]
     assert lines, [r.getMessage() for r in caplog.records]
     assert f"1 agent(s) not back ({AGENT_1}: the API shows presence Away)" in lines[0]
+
+
+def test_chaos_toolkits_own_pauses_get_progress_lines(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    from chaosgenesys.progress import unwatch_pauses, watch_pauses
+
+    monkeypatch.setenv("CHAOSGENESYS_PROGRESS", "always")
+    monkeypatch.setenv("CHAOSGENESYS_PROGRESS_EVERY", "0.3")
+    caplog.set_level(logging.INFO, logger="chaostoolkit")
+    chaostoolkit = logging.getLogger("chaostoolkit")
+    watcher = watch_pauses()
+    assert watch_pauses() is watcher  # attached once
+    try:
+        chaostoolkit.info("Pausing after activity for 12s...")  # what chaoslib logs, then sleeps
+        time.sleep(1.2)
+    finally:
+        unwatch_pauses()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pause: ")]
+    assert 2 <= len(lines) <= 5, lines
+    assert "of 12 s" in lines[0], lines
+    time.sleep(0.5)
+    after = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pause: ")]
+    assert after == lines  # the run ended: no more lines
+    assert not [f for f in chaostoolkit.filters if type(f).__name__ == "PauseProgress"]

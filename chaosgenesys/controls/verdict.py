@@ -133,9 +133,11 @@ def before_experiment_control(
         _failed.clear()
         _deviations.clear()
         _argument_problems.clear()
+    from chaosgenesys.progress import watch_pauses
     from chaosgenesys.protocol import phases
 
     phases.end()
+    watch_pauses()  # progress lines during Chaos Toolkit's own pauses, in a terminal
     if not check:
         return
     from chaosgenesys.experiment_arguments import argument_problems
@@ -297,6 +299,9 @@ def cleanup_control() -> None:
     calls this after every control's ``after_experiment_control``): what ``chaosgenesys verdict
     journal.json`` prints."""
     global _journal
+    from chaosgenesys.progress import unwatch_pauses
+
+    unwatch_pauses()
     with _lock:
         journal, _journal = _journal, None
     if journal is None:

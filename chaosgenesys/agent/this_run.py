@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["running_agents"]
+__all__ = ["agent_runs", "running_agents"]
 
 
 def running_agents() -> list[tuple[str, dict[str, Any]]]:
@@ -33,3 +33,27 @@ def running_agents() -> list[tuple[str, dict[str, Any]]]:
             continue
         running.append((str(run.get("id")), status))
     return running
+
+
+def agent_runs() -> list[tuple[str, dict[str, Any]]]:
+    """``(run id, status file)`` of every synthetic agent process of this run, running or
+    stopped: those this process started (their run record names it as owner) and those running
+    under it. A desktop stopped in the method or the rollbacks still counts (its status file
+    keeps its last figures)."""
+    from chaosgenesys.agent.process import start_time
+    from chaosgenesys.agent.runtime import list_runs, read_json
+
+    me, started = os.getpid(), start_time(os.getpid())
+    found = dict(running_agents())
+    for run in list_runs():
+        run_id = str(run.get("id"))
+        if run_id in found:
+            continue
+        if int(run.get("owner_pid") or 0) != me:
+            continue
+        if str(run.get("owner_start_time") or "") != str(started or ""):
+            continue
+        status = read_json(Path(str(run.get("status", ""))))
+        if status:
+            found[run_id] = status
+    return list(found.items())

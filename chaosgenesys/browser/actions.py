@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import require_bool, require_number, require_regex, require_text
+from chaosgenesys.arguments import (
+    require_bool,
+    require_int,
+    require_number,
+    require_regex,
+    require_text,
+)
 from chaosgenesys.browser import runs
 from chaosgenesys.browser.faults import (
     block_websocket_handshakes,
@@ -119,6 +125,7 @@ def start_observer(
     api_hosts: str = "",
     duration: float = 0,
     reload_page: bool = False,
+    metrics_port: int = 0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -135,7 +142,10 @@ def start_observer(
     ``api_hosts``: a regular expression searched in a request's URL (without query) that makes
     it a REST call (default: the page's origin's ``/api/`` and ``/oauth/`` paths and any
     ``*.mypurecloud.*`` or ``*.pure.cloud`` host). ``duration`` > 0: it stops by itself after
-    that many seconds.
+    that many seconds. ``metrics_port`` (0 = off, the default): the observer also serves the
+    page's figures for Prometheus at ``http://127.0.0.1:<metrics_port>/metrics`` (the synthetic
+    agents' metrics, labelled ``desktop="browser"``, docs/observability.md); a port it cannot
+    bind is an ``ActivityFailed`` naming ``metrics_port``.
 
     Every document the page loads while the observer watches starts with the WebSocket guard of
     ``block_websocket_handshakes`` in place before its own scripts, so that fault reaches the
@@ -143,8 +153,8 @@ def start_observer(
     does). A page the observer opens (``open_url``) has it from the start; for a desktop already
     open in a browser, ``reload_page: true`` reloads it once attached (the desktop logs in
     again), or the guard reaches only code that builds its sockets after the fault starts.
-    Returns ``{"id", "dir", "events", "devtools_url", "page_url", "ws_guard_resident"}`` (the
-    page URL without its query).
+    Returns ``{"id", "dir", "events", "devtools_url", "page_url", "ws_guard_resident",
+    "metrics_url"}`` (the page URL without its query; ``metrics_url`` ``""`` when off).
 
     A bad argument, an endpoint that is not DevTools, no page matching: ``ActivityFailed``
     naming the argument, nothing left running.
@@ -169,6 +179,7 @@ def start_observer(
         require_regex("api_hosts", api_hosts)
     seconds = require_number("duration", duration, maximum=MAX_DURATION)
     reload_it = require_bool("reload_page", reload_page)
+    port = require_int("metrics_port", metrics_port, maximum=65535)
     if devtools_url and open_url:
         raise ActivityFailed(
             f"give devtools_url ({_show(devtools_url)}) or open_url ({_show(open_url)}), not both"
@@ -203,7 +214,8 @@ def start_observer(
         "owner_ancestors": [[pid, str(start or "")] for pid, start in registry.ancestry()],
         "devtools_url": browser_ws, "page_url_pattern": pattern, "open_url":
         devtools.shown_url(open_url) if open_url else "", "selectors": chosen_selectors,
-        "api_hosts": api_hosts, "duration": seconds, "pid": 0, "start_time": "",
+        "api_hosts": api_hosts, "duration": seconds, "metrics_port": port,
+        "pid": 0, "start_time": "",
         "fault_id": "",
     }
     spec: dict[str, Any] = {
@@ -233,6 +245,8 @@ def start_observer(
         command += ["--duration", str(seconds)]
     if reload_it:
         command.append("--reload")
+    if port:
+        command += ["--metrics-port", str(port)]
     try:
         with open(folder / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(
@@ -257,6 +271,7 @@ def start_observer(
         "devtools_url": str(status.get("devtools_url") or browser_ws),
         "page_url": str(status.get("page_url") or ""),
         "ws_guard_resident": bool(status.get("ws_guard_resident")),
+        "metrics_url": str((status.get("metrics") or {}).get("url") or ""),
     }
 
 

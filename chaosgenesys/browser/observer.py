@@ -4,7 +4,8 @@ Run by :func:`chaosgenesys.browser.actions.start_observer` (detached, in a sessi
 it outlives the activity; the fault registry stops it)::
 
     python -m chaosgenesys.browser.observer --dir DIR --devtools-url http://127.0.0.1:9222 \\
-        --page-url-pattern '/desktop/' [--selectors JSON] [--api-hosts REGEX] [--duration S]
+        --page-url-pattern '/desktop/' [--selectors JSON] [--api-hosts REGEX] [--duration S] \\
+        [--metrics-port PORT]
     python -m chaosgenesys.browser.observer --dir DIR --open-url http://127.0.0.1:8080/desktop/
 
 It attaches with :func:`chaosgenesys.browser.devtools.connected`, waits for the page with
@@ -14,7 +15,10 @@ browser-level one that follows its out-of-process iframes and workers) and write
 :class:`~chaosgenesys.agent.eventlog.EventLog` format; schema in ``docs/browser.md``) and
 ``DIR/status.json`` (rewritten atomically about 4 times a second). Times of network events are
 the browser's own (CDP timestamps brought to wall-clock time), not when the observer heard of
-them. No frame payload, query string, header or token is ever written.
+them. No frame payload, query string, header or token is ever written. With
+``--metrics-port`` it also serves its figures for Prometheus on 127.0.0.1
+(:mod:`chaosgenesys.browser.metrics`, prometheus-client imported only then); ``status.json``'s
+``metrics`` says where (``{"port", "url"}``, ``null`` when off).
 
 It ends on SIGTERM, when its owner process is gone, when the browser or the page goes away
 (``browser_gone`` / ``page_closed`` events) or after ``--duration`` seconds. Without
@@ -676,6 +680,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--owner-pid", type=int, default=0)
     parser.add_argument("--owner-start", default="")
     parser.add_argument("--fault-id", default="")
+    parser.add_argument("--metrics-port", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -704,8 +709,20 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     started = time.monotonic()
     launched: LaunchedBrowser | None = None
-    observer.write_status()
+    metrics: Any = None
+    observer.write_status(metrics=None)
     try:
+        if args.metrics_port:
+            from chaosgenesys.browser.metrics import ObserverMetrics
+
+            metrics = ObserverMetrics(args.metrics_port, folder.name)
+            try:
+                metrics.start()
+            except OSError as error:
+                metrics = None
+                raise ActivityFailed(str(error.strerror or error)) from None
+            observer.log.listener = metrics.event
+            observer.write_status(metrics={"port": metrics.port, "url": metrics.url})
         devtools_url = args.devtools_url
         if not devtools_url:
             launched = LaunchedBrowser()
@@ -791,6 +808,8 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 observer.revoke_tokens()
             launched.stop()
+        if metrics is not None:
+            metrics.stop()
         observer.log.close()
         if observer.ended in ENDED_BY_ITSELF and args.fault_id:
             # Nothing left to revert: the registry lists live observers only. (Not when stopped

@@ -7,7 +7,8 @@ format): ``ws_created`` (``ws``, ``url``), ``ws_frame`` (``ws``, ``dir``), ``ws_
 a WebSocket URL followed by the next WebSocket created on the same URL (a socket opened before
 the observer attached has the URL ``""``: the next socket created after its close answers it);
 its latency runs from the close to that socket's first frame. Zombie time is the time a socket
-stayed open past ``silence_s`` without a frame in.
+stayed open past ``silence_s`` without a frame in. :func:`socket_outages` gives the same
+outages over time (each from its close to the reconnect's first frame), for the report.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SILENCE_S", "read_events", "summarize_events"]
+__all__ = ["OUTAGES_KEPT", "SILENCE_S", "read_events", "socket_outages", "summarize_events"]
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -150,4 +151,49 @@ def summarize_events(
         "ui": ui,
         "tokens_obtained": tokens,
         "token_expires_at": token_expires_at,
+    }
+
+
+#: At most this many outages are kept by :func:`socket_outages` (the latest), as a synthetic
+#: desktop keeps its latest reconnects (``chaosgenesys.agent.summary.PATH_RECORDS_KEPT``).
+OUTAGES_KEPT = 200
+
+
+def socket_outages(events: list[dict[str, Any]], kept: int = OUTAGES_KEPT) -> dict[str, Any]:
+    """The page's WebSocket over time, as :func:`summarize_events` counts it: ``{"up_since":
+    the first frame of any socket (epoch seconds, None without one), "outages": [[closed_at,
+    reopened_at or None], ...] (the latest ``kept``, oldest first; None: still down at the
+    end), "outages_dropped": how many older ones were left out}``. An outage runs from a
+    socket's close to the first frame of the socket that answers it (its reconnect), so the
+    ended outages' lengths are the reconnect latencies and their sum, with the ongoing ones
+    counted to the end, is ``disconnected_s``."""
+    url_of: dict[str, str] = {}
+    closed_at: dict[str, float] = {}  # url -> close awaiting a new socket
+    pending: dict[str, float] = {}  # new ws id -> close time it answers
+    outages: list[list[float | None]] = []
+    up_since: float | None = None
+    for ev in sorted(events, key=lambda e: float(e.get("ts", 0.0))):
+        kind, ts, ws = ev.get("event"), float(ev.get("ts", 0.0)), str(ev.get("ws", ""))
+        if kind == "ws_created":
+            url = str(ev.get("url", ""))
+            url_of[ws] = url
+            if url in closed_at:
+                pending[ws] = closed_at.pop(url)
+            elif url and "" in closed_at:
+                pending[ws] = closed_at.pop("")
+        elif kind == "ws_frame":
+            if up_since is None:
+                up_since = ts
+            if ws in pending:
+                outages.append([pending.pop(ws), ts])
+        elif kind == "ws_closed" and ws in url_of:
+            closed_at[url_of[ws]] = pending.pop(ws, ts)
+    outages.extend([start, None] for start in set(closed_at.values()) | set(pending.values()))
+    outages.sort(key=lambda outage: float(outage[0] or 0.0))
+    dropped = max(0, len(outages) - max(0, kept))
+    return {
+        "up_since": up_since,
+        "outages": [[round(float(a or 0.0), 3), None if b is None else round(b, 3)]
+                    for a, b in outages[dropped:]],
+        "outages_dropped": dropped,
     }

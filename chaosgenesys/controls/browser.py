@@ -18,11 +18,12 @@ configured and stops it after the experiment, rollbacks included (and on interru
 Arguments (``${key}`` forms are substituted from the configuration and secrets):
 
 - ``devtools_url``, ``page_url_pattern``, ``open_url``, ``selectors``, ``api_hosts``,
-  ``reload_page``: as ``chaosgenesys.browser.actions.start_observer`` (docs/browser.md): attach
-  to a browser started with ``--remote-debugging-port`` (a workstation's Chrome or Edge with
-  the real desktop; ``reload_page: true`` reloads it once attached, so that
-  ``block_websocket_handshakes`` reaches its streaming client), or launch headless Chromium on
-  ``open_url``.
+  ``reload_page``, ``metrics_port``: as ``chaosgenesys.browser.actions.start_observer``
+  (docs/browser.md): attach to a browser started with ``--remote-debugging-port`` (a
+  workstation's Chrome or Edge with the real desktop; ``reload_page: true`` reloads it once
+  attached, so that ``block_websocket_handshakes`` reaches its streaming client), or launch
+  headless Chromium on ``open_url``; ``metrics_port`` serves the observer's figures for
+  Prometheus (docs/observability.md).
 - ``desktop_user``: a seeded user's id or email; opens the sandbox's reference web desktop for
   that user (``<genesys_api_url>/desktop/?user=...``, docs/reference-desktop.md) in a headless
   Chromium. Declare the sandbox control before this one, so its URL is known.
@@ -148,6 +149,7 @@ def configure_control(
     ready_timeout: float = 30.0,
     reload_page: bool = False,
     desktop_options: dict[str, float] | None = None,
+    metrics_port: int = 0,
 ) -> None:
     """Start the observer (and the browser it launches) before the steady state is checked."""
     global _observer
@@ -173,11 +175,13 @@ def configure_control(
                 selectors=selectors,  # type: ignore[arg-type]
                 api_hosts=api_hosts,
                 reload_page=reload_page,
+                metrics_port=metrics_port,
                 configuration=configuration,
                 secrets=secrets,
             )
             _observer = observer
-        logger.info("Browser observer %s attached to %s", observer["id"], observer["page_url"])
+        logger.info("Browser observer %s attached to %s%s", observer["id"], observer["page_url"],
+                    f", metrics at {observer['metrics_url']}" if observer["metrics_url"] else "")
         if wanted:
             try:
                 _wait_ready(str(observer["id"]), wanted, timeout)

@@ -39,7 +39,8 @@ What it does:
   "deviations": [{"name", "observed", "tolerance"}], "status_changed": true|false}``, plus
   ``"protocol"`` (the baseline, injection and recovery figures and the time to recover, also
   logged) when the run used ``chaosgenesys.protocol.probes``, and ``"desktops"``: the figures
-  of this run's synthetic desktops still running at the end and of its browser observers
+  of this run's synthetic desktops (those stopped during the run included: their status files
+  keep their last figures) and of its browser observers
   (reconnects, longest reconnect, seconds off queue or disconnected, zombie seconds, logged
   out, interactions lost, consistency violations). ``chaosgenesys verdict journal.json`` reads
   them back in a few lines.
@@ -338,10 +339,10 @@ def _desktops() -> dict[str, Any]:
     {user: {...}}, "browser": {observer id: {...}}}`` (empty parts left out)."""
     found: dict[str, Any] = {}
     try:
-        from chaosgenesys.agent.this_run import running_agents
+        from chaosgenesys.agent.this_run import agent_runs
 
         synthetic = {}
-        for _, status in running_agents():
+        for _, status in agent_runs():
             for user, figures in (status.get("agents") or {}).items():
                 if not isinstance(figures, dict):
                     continue
@@ -363,17 +364,24 @@ def _desktops() -> dict[str, Any]:
                 }
         if synthetic:
             found["synthetic"] = synthetic
+        from pathlib import Path
+
         from chaosgenesys.browser.runs import run_observers, summary_of
+        from chaosgenesys.browser.summary import read_events, socket_outages
 
         browser = {}
         for record in run_observers():
             figures = summary_of(record)
-            browser[str(record.get("id"))] = {
+            entry = {
                 key: figures.get(key)
                 for key in ("reconnects", "reconnect_max_ms", "disconnected_s", "zombie_s",
                             "api_calls", "api_errors", "api_p99_ms", "websocket_errors",
-                            "ended")
+                            "ended", "disconnected_now")
             }
+            # the timeline (chaosgenesys report): the page's socket outages, bounded
+            # (OUTAGES_KEPT, the latest)
+            entry.update(socket_outages(read_events(Path(str(record["dir"])) / "events.jsonl")))
+            browser[str(record.get("id"))] = entry
         if browser:
             found["browser"] = browser
     except Exception:  # the figures must never cost the verdict
@@ -420,9 +428,9 @@ def _api_latency_series() -> dict[str, Any] | None:
             failed = record.status is None or record.status >= 400
             calls.append((record.timestamp - record.latency_ms / 1000.0, record.latency_ms,
                           failed, "tooling"))
-    from chaosgenesys.agent.this_run import running_agents
+    from chaosgenesys.agent.this_run import agent_runs
 
-    for _, status in running_agents():
+    for _, status in agent_runs():
         for entry in status.get("api_calls") or ():
             if not isinstance(entry, list) or len(entry) < 2:
                 continue

@@ -10,7 +10,8 @@ where each part comes from), on one time axis in seconds since the run started:
   the method (a dot that held, a cross that deviated);
 * **agents**: per user, the presence (upper half) and routing status (lower half) an external
   observer saw, and per synthetic desktop its WebSocket (green up, red down, a tick per
-  reconnect) with its stretches off queue (orange, below);
+  reconnect) with its stretches off queue (orange, below); per browser observer its page's
+  WebSocket the same way (from when it first came up);
 * **API latency**: the slowest call sent in each second, per source (the experiment's own
   calls, the synthetic desktops', the browser pages'), with the kill switch's p99 limit.
 
@@ -82,6 +83,11 @@ def _short_user(user: str) -> str:
     return user if len(user) <= 14 else f"{user[:4]}…{user[-6:]}"
 
 
+def _short_observer(observer: str) -> str:
+    """An observer's id (``20261206-031502-1a2b3c4d``) by its random part."""
+    return observer if len(observer) <= 12 else f"…{observer[-8:]}"
+
+
 def _clip(text: str, limit: int = 38) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -118,6 +124,7 @@ def figure(data: dict[str, Any]) -> Any:
             agent_rows.append((user, "observer"))
         if user in data["desktops"]:
             agent_rows.append((user, "desktop"))
+    agent_rows += [(observer, "browser") for observer in sorted(data["browsers"])]
     heights = [0.32 * len(run_rows) + 0.5]
     if agent_rows:
         heights.append((0.28 if len(agent_rows) <= WORDY_ROWS else 0.17) * len(agent_rows) + 0.4)
@@ -211,12 +218,16 @@ def figure(data: dict[str, Any]) -> Any:
                                         fontsize=6.5, clip_on=True)
                 labels.append(f"{_short_user(user)} presence/routing")
             else:
-                desk = data["desktops"][user]
-                agents.broken_barh([(0.0, span)], (y - 0.05, 0.35), color=_UP)
+                desk = (data["desktops"] if kind == "desktop" else data["browsers"])[user]
+                up_from = 0.0 if kind == "desktop" else (
+                    None if desk["up_since"] is None else max(0.0, x(desk["up_since"])))
+                if up_from is not None:
+                    agents.broken_barh([(up_from, max(span - up_from, 0.05))], (y - 0.05, 0.35),
+                                       color=_UP)
                 if desk["outages"]:
                     agents.broken_barh([(x(a), max(b - a, 0.05)) for a, b in desk["outages"]],
                                        (y - 0.05, 0.35), color=_DOWN)
-                if desk["off_queue"]:
+                if desk.get("off_queue"):
                     agents.broken_barh([(x(a), max(b - a, 0.05)) for a, b in desk["off_queue"]],
                                        (y - 0.35, 0.22), color=_OFF_QUEUE)
                 if desk["reconnects"]:
@@ -227,10 +238,14 @@ def figure(data: dict[str, Any]) -> Any:
                     agents.text(x(at) + 0.1, y + 0.12, f"reconnect {latency / 1000:.1f} s",
                                 va="center", fontsize=6.5, clip_on=True)
                 state = "" if desk["connected"] is not False else " (down at the end)"
-                labels.append(f"{_short_user(user)} socket{state}")
+                labels.append(f"{_short_user(user)} socket{state}" if kind == "desktop"
+                              else f"browser {_short_observer(user)} socket{state}")
         agents.set_yticks(range(count), list(reversed(labels)), fontsize=7.5)
         agents.set_ylim(-0.6, count - 0.3)
-        title = "agents: presence/routing seen by an observer; desktop socket"
+        title = "agents: " + "; ".join(part for part, shown in (
+            ("presence/routing seen by an observer", data["observers"]),
+            ("desktop socket", data["desktops"]), ("browser page socket", data["browsers"]),
+        ) if shown)
         if hidden:
             title += f" ({hidden} more user(s) not drawn)"
         agents.set_title(title, fontsize=9, loc="left")
@@ -347,6 +362,20 @@ def html_report(data: dict[str, Any], svg: str, png_name: str | None = None) -> 
                   + ("" if desk["connected"] is not False else ", down at the end"))
         agents.append([f'<span class="agent" data-user="{e(user)}">{e(user)}</span>',
                        presences, e(socket)])
+    browsers = []
+    for observer, page in sorted(data["browsers"].items()):
+        down = sum(b - a for a, b in page["outages"])
+        socket = ("never came up" if page["up_since"] is None else
+                  f"{len(page['reconnects'])} reconnect(s), {len(page['outages'])} outage(s), "
+                  f"{down:.1f} s down" + ("" if page["connected"] is not False
+                                           else ", down at the end"))
+        if page["dropped"]:
+            socket += f" ({page['dropped']} earlier outage(s) not kept)"
+        browsers.append([f'<span class="browser" data-observer="{e(observer)}">'
+                         f"{e(observer)}</span>", e(socket)])
+    browser_table = ("<h2>Browser desktops</h2>\n"
+                     + _table(["observer", "page WebSocket"], browsers, "browsers")
+                     if browsers else "")
     missing = "".join(f"<li>{e(item)}</li>" for item in data["missing"])
     png = (f'<p class="meta">The same timeline as a PNG: <a href="{e(png_name)}">'
            f"{e(png_name)}</a></p>" if png_name else "")
@@ -371,6 +400,7 @@ def html_report(data: dict[str, Any], svg: str, png_name: str | None = None) -> 
 {_table(["when", "probe", "at (UTC)", "outcome"], checks, "checks")}
 <h2>Agents</h2>
 {_table(["user", "presence seen by the observer", "synthetic desktop"], agents, "agents")}
+{browser_table}
 <h2>Not in this journal</h2>
 <ul class="missing" id="missing">{missing or '<li>nothing: every part has data</li>'}</ul>
 <p class="meta">chaosgenesys report, docs/report.md</p>

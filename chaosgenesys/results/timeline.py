@@ -14,6 +14,10 @@
 * each synthetic desktop's WebSocket outages (a reconnect of ``latency_ms`` that ended at ``t``
   was an outage from ``t - latency_ms`` to ``t``), its stretches off queue and whether it was
   connected at the end (the verdict control's ``desktops.synthetic``);
+* each browser observer's page WebSocket outages (from its close to the reconnect's first
+  frame; still down at the end: up to the end), its reconnects and when its socket first came
+  up (the verdict control's ``desktops.browser``, :func:`chaosgenesys.browser.summary.
+  socket_outages`);
 * the API latency over time per source (the verdict control's ``desktops.api_latency``) and the
   kill switch's p99 limit (its journaled thresholds; 2,000 ms, the guide's, without it);
 * ``missing``: a sentence for each part the journal has no data for, so the report can say so.
@@ -169,6 +173,31 @@ def _desktops(synthetic: dict[str, Any], end_of_run: float) -> dict[str, dict[st
     return desktops
 
 
+def _browsers(browser: dict[str, Any], end_of_run: float) -> dict[str, dict[str, Any]]:
+    pages = {}
+    for observer, figures in browser.items():
+        if not isinstance(figures, dict) or "outages" not in figures:
+            continue
+        outages, reconnects = [], []
+        for entry in figures.get("outages") or ():
+            began = _number(entry[0]) if isinstance(entry, list) and len(entry) >= 2 else None
+            if began is None:
+                continue
+            ended = _number(entry[1])
+            outages.append((began, ended if ended is not None else max(end_of_run, began)))
+            if ended is not None:
+                reconnects.append((ended, (ended - began) * 1000.0))
+        pages[str(observer)] = {
+            "up_since": _number(figures.get("up_since")),
+            "connected": None if figures.get("up_since") is None
+            else not figures.get("disconnected_now"),
+            "outages": outages,
+            "reconnects": reconnects,
+            "dropped": int(_number(figures.get("outages_dropped")) or 0),
+        }
+    return pages
+
+
 def _latency(series: Any) -> tuple[dict[str, list[tuple[float, float, int, int]]], float]:
     if not isinstance(series, dict):
         return {}, 1.0
@@ -220,7 +249,7 @@ def timeline(journal: dict[str, Any]) -> dict[str, Any]:
                        "over time")
     synthetic = desktops_figures.get("synthetic") or {}
     if not synthetic:
-        missing.append("no synthetic desktop running at the end of the run: no WebSocket "
+        missing.append("no synthetic desktop in this run: no WebSocket "
                        "outages or reconnects over time")
     elif not desktops:
         missing.append("the synthetic desktops' figures have no timeline (a journal from an "
@@ -231,9 +260,11 @@ def timeline(journal: dict[str, Any]) -> dict[str, Any]:
     if killswitch is None:
         missing.append("no kill switch in this run: its default API p99 limit "
                        f"({DEFAULT_P99_LIMIT_MS:,.0f} ms) is drawn")
-    if desktops_figures.get("browser"):
-        missing.append("browser observers: their figures only (reconnects, seconds "
-                       "disconnected), not their WebSockets over time")
+    browser_figures = desktops_figures.get("browser") or {}
+    browsers = _browsers(browser_figures, end)
+    if browser_figures and len(browsers) < len(browser_figures):
+        missing.append("browser observers: some have their figures only, not their "
+                       "WebSockets over time (a journal from an older chaosgenesys)")
     if not checks:
         missing.append("no steady-state probe ran")
     return {
@@ -247,7 +278,7 @@ def timeline(journal: dict[str, Any]) -> dict[str, Any]:
         "observers": observers,
         "observer_blind": blind,
         "desktops": desktops,
-        "browsers": desktops_figures.get("browser") or {},
+        "browsers": browsers,
         "latency": latency,
         "bucket_seconds": bucket,
         "p99_limit_ms": limit if limit is not None else DEFAULT_P99_LIMIT_MS,

@@ -146,6 +146,60 @@ def test_a_report_of_a_real_run_opens_offline_in_chromium(
     _not_blank(tmp_path / "page.png")
 
 
+def test_a_browser_run_draws_the_page_socket_down_over_the_fault(tmp_path: Path) -> None:
+    """examples/browser-websocket-close.json, run for real (the reference desktop in headless
+    Chromium, about 30 s): the verdict journals the page's socket outage at the close, as long
+    as the observer's reconnect, and the report draws the observer's socket row and lists it."""
+    from chaosgenesys.browser.summary import read_events, socket_outages, summarize_events
+
+    experiment = json.loads((ROOT / "examples" / "browser-websocket-close.json").read_text())
+    run = chaos_run(experiment, tmp_path, tmp_path / "runtime")
+    assert run.returncode == 0, run.output[-3000:] + run.log[-3000:]
+    (observer, page), = run.extension("chaosgenesys-verdict")["desktops"]["browser"].items()
+    closed = parse_time(next(r["start"] for r in run.journal["run"]
+                             if r["activity"]["name"] == "desktop-streaming-socket-closed"))
+    assert closed is not None and page["up_since"] is not None and page["up_since"] < closed
+    # one outage, from the close to the reconnect the observer measured (2 s, refused, 4 s)
+    assert page["outages_dropped"] == 0 and len(page["outages"]) == 1, page
+    ((began, ended),) = page["outages"]
+    assert closed - 1 <= began <= closed + 1 and ended is not None, (closed, page)
+    assert abs((ended - began) * 1000 - page["reconnect_max_ms"]) < 5, page
+    assert 5.5 <= ended - began <= 9 and page["disconnected_now"] is False, page
+    # the same outages as the observer's figures, from its events file
+    events = read_events(tmp_path / "runtime" / "browser" / observer / "events.jsonl")
+    again = socket_outages(events)
+    assert again["outages"] == page["outages"]
+    assert abs(sum(b - a for a, b in again["outages"])
+               - summarize_events(events)["disconnected_s"]) < 0.01
+    assert socket_outages(events, kept=0) == {"up_since": page["up_since"], "outages": [],
+                                              "outages_dropped": 1}
+
+    done = _report(str(tmp_path / "journal.json"), "-o", str(tmp_path / "browser.html"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "browser.html").read_text(encoding="utf-8")
+    _no_external_reference(text)
+    assert "not their WebSockets over time" not in text
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.chromium import chromium
+
+    with chromium() as ws_url, sync_playwright() as pw:
+        browser = pw.chromium.connect_over_cdp(ws_url)
+        view = browser.contexts[0].new_page()
+        view.goto((tmp_path / "browser.html").as_uri())
+        view.wait_for_load_state("load")
+        svg_text = [t.strip() for t in view.locator("#timeline svg text").all_text_contents()]
+        assert f"browser …{observer[-8:]} socket" in svg_text, svg_text
+        assert any(t.startswith("reconnect ") and t.endswith(" s") for t in svg_text), svg_text
+        row = view.locator(f'#browsers tr:has(.browser[data-observer="{observer}"])')
+        assert row.count() == 1
+        assert row.inner_text().split("\t")[-1].startswith("1 reconnect(s), 1 outage(s), ")
+        missing = view.inner_text("#missing")
+        assert "browser" not in missing, missing
+        browser.close()
+    _not_blank(tmp_path / "browser.png")
+
+
 def test_a_protocol_run_draws_its_phases_and_the_slow_calls_inside_the_fault(
     tmp_path: Path,
 ) -> None:

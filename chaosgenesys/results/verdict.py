@@ -96,6 +96,18 @@ def _probes(journal: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _resolved(value: Any, journal: dict[str, Any]) -> Any:
+    """A ``"${key}"`` argument as the experiment's configuration gives it (the journal keeps
+    activities as written); anything else, or a key given another way (an environment
+    variable, ``--var``), as it is."""
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        configured = ((journal.get("experiment") or {}).get("configuration") or {}).get(
+            value[2:-1])
+        if isinstance(configured, int | float) and not isinstance(configured, bool):
+            return configured
+    return value
+
+
 def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
     """Each fault of the method and its window."""
     items = runs(journal) + runs(journal, "rollbacks")
@@ -117,7 +129,7 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         start = parse_time(item.get("start"))
         arguments = (item.get("activity") or {}).get("provider", {}).get("arguments") or {}
-        duration = arguments.get("duration")
+        duration = _resolved(arguments.get("duration"), journal)
         end, ended_by = None, "the end of the run"
         if key in INSTANT_ACTIONS:
             faults.append({

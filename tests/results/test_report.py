@@ -174,6 +174,13 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(tmp_path: Path)
     assert socket_outages(events, kept=0) == {"up_since": page["up_since"], "outages": [],
                                               "outages_dropped": 1}
 
+    # the refusal's window is its duration, "${refuse_seconds}" as the experiment configures it
+    from chaosgenesys.results.verdict import summarize
+
+    (refusal,) = [f for f in summarize(run.journal)["faults"]
+                  if f["action"] == "browser.actions.block_websocket_handshakes"]
+    assert refusal["ended_by"] == "its duration (4 s)" and refusal["seconds"] == 4.0, refusal
+
     done = _report(str(tmp_path / "journal.json"), "-o", str(tmp_path / "browser.html"))
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "browser.html").read_text(encoding="utf-8")

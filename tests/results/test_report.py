@@ -1,9 +1,10 @@
 """``chaosgenesys report`` on journals real ``chaos run`` processes wrote, opened in a real
 headless Chromium; and on what is not a journal, and outputs that cannot be written.
 
-One run of ``examples/websocket-close.json`` (about 20 s: the verdict control, the sandbox with
-a synthetic desktop, an external observer, two faults, the kill switch) serves every test that
-reads a full journal.
+Three examples run for real, two at a time as soon as a test asks (``examples``):
+``websocket-close.json`` (the verdict control, the sandbox with a synthetic desktop, an external
+observer, two faults, the kill switch) serves every test that reads a full journal,
+``browser-websocket-close.json`` the browser's row, ``protocol.yaml`` the protocol's phases.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,13 +35,39 @@ def _report(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-@pytest.fixture(scope="module")
-def websocket_close(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChaosRun, Path]:
-    """One real run of examples/websocket-close.json; its journal's path."""
-    folder = tmp_path_factory.mktemp("websocket-close")
-    experiment = json.loads((ROOT / "examples" / "websocket-close.json").read_text())
+#: The examples this module runs for real, the longest first: started two at a time as soon as
+#: a test asks for one, so their waits overlap.
+EXAMPLES = ("browser-websocket-close.json", "protocol.yaml", "websocket-close.json")
+
+
+def _run_example(name: str, folder: Path) -> tuple[ChaosRun, Path]:
+    import yaml
+
+    text = (ROOT / "examples" / name).read_text()
+    experiment = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
     run = chaos_run(experiment, folder, folder / "runtime")
     assert run.returncode == 0, run.output[-3000:] + run.log[-3000:]
+    return run, folder
+
+
+@pytest.fixture(scope="module")
+def examples(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Future[tuple[ChaosRun, Path]]]]:
+    """Each of :data:`EXAMPLES` run once with ``chaos run``: its run and its folder."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    started = {name: pool.submit(_run_example, name, tmp_path_factory.mktemp(Path(name).stem))
+               for name in EXAMPLES}
+    yield started
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def websocket_close(
+    examples: dict[str, Future[tuple[ChaosRun, Path]]],
+) -> tuple[ChaosRun, Path]:
+    """The real run of examples/websocket-close.json; its journal's path."""
+    run, folder = examples["websocket-close.json"].result(timeout=300)
     return run, folder / "journal.json"
 
 
@@ -146,15 +175,15 @@ def test_a_report_of_a_real_run_opens_offline_in_chromium(
     _not_blank(tmp_path / "page.png")
 
 
-def test_a_browser_run_draws_the_page_socket_down_over_the_fault(tmp_path: Path) -> None:
+def test_a_browser_run_draws_the_page_socket_down_over_the_fault(
+    examples: dict[str, Future[tuple[ChaosRun, Path]]], tmp_path: Path
+) -> None:
     """examples/browser-websocket-close.json, run for real (the reference desktop in headless
     Chromium, about 30 s): the verdict journals the page's socket outage at the close, as long
     as the observer's reconnect, and the report draws the observer's socket row and lists it."""
     from chaosgenesys.browser.summary import read_events, socket_outages, summarize_events
 
-    experiment = json.loads((ROOT / "examples" / "browser-websocket-close.json").read_text())
-    run = chaos_run(experiment, tmp_path, tmp_path / "runtime")
-    assert run.returncode == 0, run.output[-3000:] + run.log[-3000:]
+    run, folder = examples["browser-websocket-close.json"].result(timeout=300)
     (observer, page), = run.extension("chaosgenesys-verdict")["desktops"]["browser"].items()
     closed = parse_time(next(r["start"] for r in run.journal["run"]
                              if r["activity"]["name"] == "desktop-streaming-socket-closed"))
@@ -166,7 +195,7 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(tmp_path: Path)
     assert abs((ended - began) * 1000 - page["reconnect_max_ms"]) < 5, page
     assert 5.5 <= ended - began <= 9 and page["disconnected_now"] is False, page
     # the same outages as the observer's figures, from its events file
-    events = read_events(tmp_path / "runtime" / "browser" / observer / "events.jsonl")
+    events = read_events(folder / "runtime" / "browser" / observer / "events.jsonl")
     again = socket_outages(events)
     assert again["outages"] == page["outages"]
     assert abs(sum(b - a for a, b in again["outages"])
@@ -181,7 +210,7 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(tmp_path: Path)
                   if f["action"] == "browser.actions.block_websocket_handshakes"]
     assert refusal["ended_by"] == "its duration (4 s)" and refusal["seconds"] == 4.0, refusal
 
-    done = _report(str(tmp_path / "journal.json"), "-o", str(tmp_path / "browser.html"))
+    done = _report(str(folder / "journal.json"), "-o", str(tmp_path / "browser.html"))
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "browser.html").read_text(encoding="utf-8")
     _no_external_reference(text)
@@ -208,21 +237,17 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(tmp_path: Path)
 
 
 def test_a_protocol_run_draws_its_phases_and_the_slow_calls_inside_the_fault(
-    tmp_path: Path,
+    examples: dict[str, Future[tuple[ChaosRun, Path]]], tmp_path: Path
 ) -> None:
     """examples/protocol.yaml (about 16 s): the latency series comes from the protocol's call
     collector, and the desktops' reads slowed by 800 ms are drawn inside the fault's window."""
-    import yaml
-
-    experiment = yaml.safe_load((ROOT / "examples" / "protocol.yaml").read_text())
-    run = chaos_run(experiment, tmp_path, tmp_path / "runtime")
-    assert run.returncode == 0, run.output[-3000:] + run.log[-3000:]
+    run, folder = examples["protocol.yaml"].result(timeout=300)
     series = run.extension("chaosgenesys-verdict")["desktops"]["api_latency"]
     assert series["from"] == "protocol" and "desktop" in series["sources"], series
     from chaosgenesys.results.journal import load_journal
     from chaosgenesys.results.timeline import timeline
 
-    data = timeline(load_journal(tmp_path / "journal.json"))
+    data = timeline(load_journal(folder / "journal.json"))
     assert [p["name"] for p in data["phases"]] == ["baseline", "injection", "recovery"]
     slow = next(f for f in data["faults"] if f["name"] == "user-reads-800-ms-slower")
     # each second's slowest call is drawn when it was sent: the slow ones within the window
@@ -231,7 +256,7 @@ def test_a_protocol_run_draws_its_phases_and_the_slow_calls_inside_the_fault(
         slow, slowest)
     assert [p for points in data["latency"].values() for p in points
             if p[0] < slow["start"] - 1 or p[0] > slow["end"] + 1], "calls outside the fault"
-    done = _report(str(tmp_path / "journal.json"), "-o", str(tmp_path / "protocol.html"))
+    done = _report(str(folder / "journal.json"), "-o", str(tmp_path / "protocol.html"))
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "protocol.html").read_text(encoding="utf-8")
     _no_external_reference(text)

@@ -246,10 +246,20 @@ class EventObserver:
         return self._result(end)
 
     def _loop(self, deadline: float) -> None:
+        from chaosgenesys.progress import Progress
+
+        progress = Progress("external observer", total=max(0.0, deadline - self._now()))
+
+        def so_far() -> str:
+            state = "connected" if self._connections else "not connected yet"
+            return (f"{state}, {len(self._disconnects)} socket drop(s), "
+                    f"{self._resyncs} resync(s)")
+
         while True:
             now = self._now()
             if now >= deadline:
                 return
+            progress.tick(so_far)
             try:
                 item = self._items.get(timeout=min(TICK, deadline - now))
             except queue.Empty:

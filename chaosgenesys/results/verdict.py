@@ -304,8 +304,9 @@ def render(summary: dict[str, Any]) -> str:
                      f"{_short(probe['observed'])}, tolerance {_short(probe['tolerance'])}")
     held = [p for p in summary["probes"] if p["met"]]
     if held:
-        lines.append(f"held: {len(held)} probe(s) ("
-                     + ", ".join(sorted({str(p['name']) for p in held})) + ")")
+        names = sorted({str(p["name"]) for p in held})
+        lines.append(f"held: {len(held)} check(s) of {len(names)} probe(s) ("
+                     + ", ".join(names) + ")")
     for action in summary["failed_actions"]:
         lines.append(f"failed {action.get('phase')} action {action.get('name')}: "
                      f"{action.get('error')}")

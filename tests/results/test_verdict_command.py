@@ -40,7 +40,7 @@ def test_a_plain_run_that_held(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "PASSED: no chaosgenesys control"
-    assert "held: 2 probe(s) (no-fault-in-force)" in done.stdout
+    assert "held: 2 check(s) of 1 probe(s) (no-fault-in-force)" in done.stdout
     assert "no chaosgenesys verdict control in this run" in done.stdout
 
 

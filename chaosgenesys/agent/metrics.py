@@ -26,8 +26,37 @@ __all__ = [
     "RECONNECT_BUCKETS",
     "AgentMetrics",
     "ObservedRecorder",
+    "serve",
     "status_class",
+    "stop_serving",
 ]
+
+
+def serve(registry: Any, port: int) -> Any:
+    """Serve ``registry`` on ``http://127.0.0.1:<port>/metrics`` from a daemon thread (the
+    agents' and the browser observer's endpoints); the server. ``OSError`` naming
+    ``metrics_port`` when the port cannot be had."""
+    from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
+
+    try:
+        server = make_server(HOST, port, make_wsgi_app(registry),
+                             server_class=ThreadingWSGIServer, handler_class=_QuietHandler)
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"metrics_port {port}: cannot serve /metrics on {HOST}:{port}: "
+            f"{error.strerror or error}",
+        ) from None
+    threading.Thread(target=server.serve_forever, name="chaosgenesys-metrics",
+                     daemon=True).start()
+    return server
+
+
+def stop_serving(server: Any) -> None:
+    """Stop a server :func:`serve` started (``None``: nothing to stop)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 HOST = "127.0.0.1"
 #: Seconds. 2.0 is a bound so that ``histogram_quantile`` never puts calls of 2 s or less above
@@ -112,7 +141,6 @@ class AgentMetrics:
             registry=registry,
         )
         self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -120,29 +148,11 @@ class AgentMetrics:
 
     def start(self) -> None:
         """Serve ``/metrics`` on 127.0.0.1; ``OSError`` naming ``metrics_port`` if it cannot."""
-        from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
-
-        try:
-            self._server = make_server(
-                HOST, self.port, make_wsgi_app(self.registry),
-                server_class=ThreadingWSGIServer, handler_class=_QuietHandler,
-            )
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"metrics_port {self.port}: cannot serve /metrics on {HOST}:{self.port}: "
-                f"{error.strerror or error}",
-            ) from None
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="chaosgenesys-metrics", daemon=True
-        )
-        self._thread.start()
+        self._server = serve(self.registry, self.port)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop_serving(self._server)
+        self._server = None
 
     def add_users(self, users: list[str]) -> None:
         """Counters at 0 from the start, so ``increase()`` sees the first loss."""

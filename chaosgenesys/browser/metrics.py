@@ -21,14 +21,14 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
-from wsgiref.simple_server import make_server
 
 from chaosgenesys.agent.metrics import (
     API_BUCKETS,
     HOST,
     RECONNECT_BUCKETS,
-    _QuietHandler,
+    serve,
     status_class,
+    stop_serving,
 )
 from chaosgenesys.platform.metrics import path_template
 
@@ -98,27 +98,11 @@ class ObserverMetrics:
 
     def start(self) -> None:
         """Serve ``/metrics`` on 127.0.0.1; ``OSError`` naming ``metrics_port`` if it cannot."""
-        from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
-
-        try:
-            self._server = make_server(
-                HOST, self.port, make_wsgi_app(self.registry),
-                server_class=ThreadingWSGIServer, handler_class=_QuietHandler,
-            )
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"metrics_port {self.port}: cannot serve /metrics on {HOST}:{self.port}: "
-                f"{error.strerror or error}",
-            ) from None
-        threading.Thread(target=self._server.serve_forever, name="chaosgenesys-metrics",
-                         daemon=True).start()
+        self._server = serve(self.registry, self.port)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop_serving(self._server)
+        self._server = None
 
     def event(self, label: str, event: str, fields: dict[str, Any]) -> None:
         """An event of the observer's event log (``EventLog.listener``)."""

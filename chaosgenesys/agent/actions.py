@@ -104,7 +104,9 @@ def start_agents(
         raise ActivityFailed(f"could not start the agent process: {error}") from None
     ready, status = process.wait_ready(record, _READY_TIMEOUT)
     if not ready:
-        process.stop_run(record)
+        # nothing left half-applied: the process stopped and its fault record reverted, so no
+        # guardian is left waiting on a run that never started
+        process.stop_all([record["id"]])
         errors = _stderr_tail(record["stderr"])
         details = ""
         for user, summary in ((status or {}).get("agents") or {}).items():

@@ -25,6 +25,7 @@ __all__ = [
     "HOST",
     "RECONNECT_BUCKETS",
     "AgentMetrics",
+    "MetricsEndpoint",
     "ObservedRecorder",
     "serve",
     "status_class",
@@ -91,7 +92,28 @@ class _QuietHandler(WSGIRequestHandler):
         """No line on stderr per scrape."""
 
 
-class AgentMetrics:
+class MetricsEndpoint:
+    """A ``registry`` served on ``http://127.0.0.1:<port>/metrics`` (:func:`serve`): the
+    agents' and the browser observer's metrics classes set both in their ``__init__``."""
+
+    port: int
+    registry: Any
+    _server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/metrics"
+
+    def start(self) -> None:
+        """Serve ``/metrics`` on 127.0.0.1; ``OSError`` naming ``metrics_port`` if it cannot."""
+        self._server = serve(self.registry, self.port)
+
+    def stop(self) -> None:
+        stop_serving(self._server)
+        self._server = None
+
+
+class AgentMetrics(MetricsEndpoint):
     """The metrics of one agent process and the HTTP server exposing them."""
 
     def __init__(self, port: int) -> None:
@@ -141,18 +163,6 @@ class AgentMetrics:
             registry=registry,
         )
         self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}/metrics"
-
-    def start(self) -> None:
-        """Serve ``/metrics`` on 127.0.0.1; ``OSError`` naming ``metrics_port`` if it cannot."""
-        self._server = serve(self.registry, self.port)
-
-    def stop(self) -> None:
-        stop_serving(self._server)
-        self._server = None
 
     def add_users(self, users: list[str]) -> None:
         """Counters at 0 from the start, so ``increase()`` sees the first loss."""

@@ -24,11 +24,9 @@ from typing import Any
 
 from chaosgenesys.agent.metrics import (
     API_BUCKETS,
-    HOST,
     RECONNECT_BUCKETS,
-    serve,
+    MetricsEndpoint,
     status_class,
-    stop_serving,
 )
 from chaosgenesys.platform.metrics import path_template
 
@@ -38,7 +36,7 @@ __all__ = ["DESKTOP", "ObserverMetrics"]
 DESKTOP = "browser"
 
 
-class ObserverMetrics:
+class ObserverMetrics(MetricsEndpoint):
     """The metrics of one observer process and the HTTP server exposing them."""
 
     def __init__(self, port: int, observer_id: str) -> None:
@@ -91,18 +89,6 @@ class ObserverMetrics:
         self._up = False
         self._lock = threading.Lock()
         self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}/metrics"
-
-    def start(self) -> None:
-        """Serve ``/metrics`` on 127.0.0.1; ``OSError`` naming ``metrics_port`` if it cannot."""
-        self._server = serve(self.registry, self.port)
-
-    def stop(self) -> None:
-        stop_serving(self._server)
-        self._server = None
 
     def event(self, label: str, event: str, fields: dict[str, Any]) -> None:
         """An event of the observer's event log (``EventLog.listener``)."""

@@ -214,12 +214,18 @@ def pick_observer(observer_id: str) -> dict[str, Any]:
     return mine[0]
 
 
-def summary_of(record: dict[str, Any], silence_s: float = SILENCE_S) -> dict[str, Any]:
-    """The figures of one observer (its ``observer.json`` record with ``dir``)."""
+def summary_of(
+    record: dict[str, Any],
+    silence_s: float = SILENCE_S,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The figures of one observer (its ``observer.json`` record with ``dir``); ``events``: its
+    ``events.jsonl`` when the caller has read it already."""
     folder = Path(str(record["dir"]))
     status = read_json(folder / "status.json") or {}
     running = process_alive(int(record.get("pid") or 0), str(record.get("start_time") or ""))
-    events = read_events(folder / "events.jsonl")
+    if events is None:
+        events = read_events(folder / "events.jsonl")
     ended_at = max((float(e.get("ts", 0.0)) for e in events), default=0.0)
     summary = summarize_events(events, silence_s, now=time.time() if running else ended_at)
     summary.update(

@@ -371,7 +371,8 @@ def _desktops() -> dict[str, Any]:
 
         browser = {}
         for record in run_observers():
-            figures = summary_of(record)
+            events = read_events(Path(str(record["dir"])) / "events.jsonl")  # read once
+            figures = summary_of(record, events=events)
             entry = {
                 key: figures.get(key)
                 for key in ("reconnects", "reconnect_max_ms", "disconnected_s", "zombie_s",
@@ -380,7 +381,7 @@ def _desktops() -> dict[str, Any]:
             }
             # the timeline (chaosgenesys report): the page's socket outages, bounded
             # (OUTAGES_KEPT, the latest)
-            entry.update(socket_outages(read_events(Path(str(record["dir"])) / "events.jsonl")))
+            entry.update(socket_outages(events))
             browser[str(record.get("id"))] = entry
         if browser:
             found["browser"] = browser
@@ -412,39 +413,22 @@ def _api_latency_series() -> dict[str, Any] | None:
     (``chaosgenesys.platform.metrics``), this run's synthetic desktops' status files (their
     last five minutes) and this run's browser observers' logs. ``None`` when the run made no
     call."""
-    calls: list[tuple[float, float, bool, str]] = []  # (sent, latency_ms, failed, source)
-    from chaosgenesys.protocol import phases
-
-    protocol = phases.current()
-    since = float("inf")
-    if protocol is not None:
-        since = protocol.collector.started
-        calls.extend((c.began, c.latency_ms, bool(c.failed), c.source)
-                     for c in protocol.collector.calls(0.0, float("inf")))
-    from chaosgenesys.platform import metrics
-
-    for record in metrics.recorder().records():
-        if record.timestamp < since:
-            failed = record.status is None or record.status >= 400
-            calls.append((record.timestamp - record.latency_ms / 1000.0, record.latency_ms,
-                          failed, "tooling"))
     from chaosgenesys.agent.this_run import agent_runs
+    from chaosgenesys.protocol import phases
+    from chaosgenesys.protocol.calls import Call, CallCollector
 
-    for _, status in agent_runs():
-        for entry in status.get("api_calls") or ():
-            if not isinstance(entry, list) or len(entry) < 2:
-                continue
-            at, latency = float(entry[0]), float(entry[1])
-            if at >= since:
-                continue
-            code = entry[2] if len(entry) > 2 and isinstance(entry[2], int) else None
-            calls.append((at - latency / 1000.0, latency, code is None or code >= 400,
-                          "desktop"))
-    if protocol is None:
-        from chaosgenesys.browser.feed import BrowserFeed
-
-        calls.extend((at - latency / 1000.0, latency, False, "browser")
-                     for at, latency in BrowserFeed().poll()["calls"])
+    # every call the three sources still hold (the desktops' last five minutes), read once
+    everything = CallCollector(since=0.0, desktops=agent_runs)
+    everything.collect()
+    held = everything.calls(float("-inf"), float("inf"))
+    protocol = phases.current()
+    chosen: list[Call] = held
+    if protocol is not None:  # the collector's calls, joined by the tooling's and desktops' before
+        since = protocol.collector.started
+        chosen = protocol.collector.calls(0.0, float("inf")) + [
+            call for call in held if call.at < since and call.source != "browser"
+        ]
+    calls = [(c.began, c.latency_ms, bool(c.failed), c.source) for c in chosen]
     if not calls:
         return None
     first = min(call[0] for call in calls)

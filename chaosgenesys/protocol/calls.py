@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +55,18 @@ class Call:
 class CallCollector:
     """Gathers this run's API calls every ``interval`` seconds until :meth:`stop`."""
 
-    def __init__(self, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        since: float | None = None,
+        desktops: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
+    ) -> None:
+        """``since``: calls answered earlier are left out (default: now); ``desktops``: the
+        synthetic desktops' ``(run id, status file)`` to read (default: this run's running
+        ones, ``chaosgenesys.agent.this_run.running_agents``)."""
         self.interval = interval
-        self.started = time.time()
+        self.started = time.time() if since is None else since
+        self._desktops = desktops
         self._calls: list[Call] = []
         self._seen: dict[tuple[Any, ...], float] = {}
         self._tooling_after = self.started
@@ -110,7 +120,7 @@ class CallCollector:
         from chaosgenesys.agent.this_run import running_agents
 
         now = time.time()
-        for run_id, status in running_agents():
+        for run_id, status in (self._desktops or running_agents)():
             for entry in status.get("api_calls") or ():
                 if not isinstance(entry, list) or len(entry) < 2:
                     continue

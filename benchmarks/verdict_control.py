@@ -12,6 +12,9 @@ activity, both ``after_hypothesis_control``,
 ``cleanup_control`` with the logged verdict), timed together; and the protocol's
 ``CallCollector.collect()`` (run once a second for the whole protocol), as a share of a core.
 
+And what a user sees: ``chaos run`` of a one-probe experiment with the control and without it
+(the anchor), interleaved, N times after a warm-up: the difference of the medians.
+
     .venv/bin/python benchmarks/verdict_control.py [--quick] [--json]
 """
 
@@ -99,6 +102,46 @@ def _hooks(experiment: dict[str, Any], journal: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
+def _chaos_runs(rounds: int) -> tuple[list[float], list[float]]:
+    """What a user sees: wall time of ``chaos run`` of a one-probe experiment with the verdict
+    control and without it (its anchor), interleaved, the order flipping every round."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from _common import VENV_BIN, child_env
+
+    probe = {"type": "probe", "name": "noop", "tolerance": 0,
+             "provider": {"type": "process", "path": "true"}}
+    plain = {"title": "anchor", "description": "no control",
+             "steady-state-hypothesis": {"title": "t", "probes": [probe]}, "method": [probe]}
+    declared = {**plain, "title": "verdict", "controls": [{
+        "name": "chaosgenesys-verdict",
+        "provider": {"type": "python", "module": "chaosgenesys.controls.verdict"}}]}
+    with tempfile.TemporaryDirectory(prefix="chaosgenesys-bench-") as tmp:
+        files = {}
+        for name, experiment in (("plain", plain), ("verdict", declared)):
+            files[name] = Path(tmp) / f"{name}.json"
+            files[name].write_text(json.dumps(experiment))
+        times: dict[str, list[float]] = {"plain": [], "verdict": []}
+        for index in range(rounds + 1):  # the first round warms the caches, not counted
+            order = ("plain", "verdict") if index % 2 else ("verdict", "plain")
+            for name in order:
+                begun = time.perf_counter()
+                done = subprocess.run(
+                    [str(VENV_BIN / "chaos"), "--no-version-check", "--no-log-file", "run",
+                     "--journal-path", str(Path(tmp) / f"{name}-journal.json"),
+                     str(files[name])],
+                    capture_output=True, text=True, timeout=120,
+                    env=child_env(CHAOSGENESYS_RUNTIME_DIR=str(Path(tmp) / "runtime")),
+                )
+                if done.returncode != 0:
+                    raise BenchmarkError(f"chaos run failed: {done.stderr[-800:]}")
+                if index:
+                    times[name].append(time.perf_counter() - begun)
+    return times["verdict"], times["plain"]
+
+
 def _body() -> None:
     args = parse_args(__doc__.splitlines()[0], sys.argv[1:])
     rounds = 5 if args.quick else 20
@@ -155,13 +198,19 @@ def _body() -> None:
         finally:
             for run in runs:
                 stop_agents(run["id"])
+    with_control, anchor = _chaos_runs(rounds)
+    added_ms = (median(with_control) - median(anchor)) * 1000
     hooks_ms = [t * 1000 for t in timings]
     collect_ms = [t * 1000 for t in collects]
     report(
         f"The verdict control and the protocol's collector with {AGENTS} desktops",
         [
-            Figure("verdict control, every hook of a run (median)", median(hooks_ms), "ms",
-                   "<= 50 ms", median(hooks_ms) <= 50),
+            Figure("chaos run with the verdict control (median)", median(with_control), "s"),
+            Figure("chaos run without it, the anchor (median)", median(anchor), "s"),
+            Figure("added by the control to a one-probe chaos run", added_ms, "ms",
+                   "<= 50 ms", added_ms <= 50),
+            Figure("verdict control, every hook of a run with 50 desktops (median)",
+                   median(hooks_ms), "ms", "<= 50 ms", median(hooks_ms) <= 50),
             Figure("verdict control, every hook of a run (p95)", percentile(hooks_ms, 0.95),
                    "ms"),
             Figure("protocol collector, one collect() (median)", median(collect_ms), "ms"),

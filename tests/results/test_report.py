@@ -191,7 +191,9 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(
     # one outage, from the close to the reconnect the observer measured (2 s, refused, 4 s)
     assert page["outages_dropped"] == 0 and len(page["outages"]) == 1, page
     ((began, ended),) = page["outages"]
-    assert closed - 1 <= began <= closed + 1 and ended is not None, (closed, page)
+    # the page reports its socket closed a moment after the action asked for it: 1.15 s on a
+    # loaded CI machine once, so 3 s of slack; the outage's length is checked exactly below
+    assert closed - 1 <= began <= closed + 3 and ended is not None, (closed, page)
     assert abs((ended - began) * 1000 - page["reconnect_max_ms"]) < 5, page
     assert 5.5 <= ended - began <= 9 and page["disconnected_now"] is False, page
     # the same outages as the observer's figures, from its events file

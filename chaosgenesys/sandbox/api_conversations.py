@@ -1,6 +1,8 @@
 """Conversation routes: read calls, answer, hang up, hold, mute and wrap up.
 
-``GET /api/v2/conversations`` (the calling user's: empty under client credentials),
+``GET /api/v2/conversations`` and ``.../calls`` (the calling user's active ones, alerting,
+connected or in after-call work: a desktop reads them after it subscribes, so a call routed
+before its subscription is not missed; empty under client credentials, which name no user),
 ``GET /api/v2/conversations/{id}`` (state in ``participants[].calls[]``),
 ``GET /api/v2/conversations/calls/{id}`` (state on each participant),
 ``PATCH /api/v2/conversations/calls/{id}/participants/{pid}`` (``state``, ``held``, ``muted``),
@@ -25,7 +27,15 @@ def add_routes(app: web.Application, state: SandboxState) -> None:
 
     async def my_conversations(request: web.Request) -> web.Response:
         size, number = page_params(request, default_size=25, max_size=100)
-        return web.json_response(views.listing([], size, number, request.path))
+        user_id = request["token_record"].user_id
+        mine = {} if user_id is None else {
+            conversation.id: conversation
+            for conversation, participant in state.agent_participants(user_id)
+            if participant.active or participant.in_acw
+        }
+        view = views.call_conversation if request.path.endswith("/calls") else views.conversation
+        entities = [view(conversation) for conversation in mine.values()]
+        return web.json_response(views.listing(entities, size, number, request.path))
 
     async def get_conversation(request: web.Request) -> web.Response:
         conversation = state.conversation(request.match_info["conversationId"])

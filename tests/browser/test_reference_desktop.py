@@ -209,6 +209,33 @@ def test_answers_and_wraps_up_a_call(desktop: Desktop, api: Api) -> None:
     assert desktop.errors() == []
 
 
+def test_a_call_routed_before_the_page_subscribed_is_answered(
+    browser: Any, sandbox: Any, api: Api
+) -> None:
+    # Its event went to nobody: the page finds it in GET /api/v2/conversations once subscribed.
+    def presence(definition_id: str) -> None:
+        answer = api.http.patch(f"{api.url}/api/v2/users/{AGENT_2}/presences/purecloud",
+                                json={"presenceDefinition": {"id": definition_id}}, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    presence("e08eaf1b-ee47-4fa9-a231-1200e284798f")  # On Queue, no desktop yet
+    conversation = api.admin("POST", "/calls", {"queue_id": QUEUE, "user_id": AGENT_2})["id"]
+    assert api.agent(conversation, AGENT_2)["calls"][0]["state"] == "alerting"
+    context = browser.new_context()
+    try:
+        late = Desktop(context.new_page())
+        late.page.goto(f"{sandbox.url}/desktop/?user={AGENT_2}&answer_ms=100&wrapup_ms=100")
+        _wait("the page to answer the call routed before it started",
+              lambda: api.agent(conversation, AGENT_2)["calls"][0]["state"] == "connected")
+        assert late.logged(f"[desktop] call {conversation} alerting (subscribed)")
+        api.admin("POST", f"/conversations/{conversation}/disconnect")
+        _wait("the page's wrap-up", lambda: api.agent(conversation, AGENT_2).get("wrapup"))
+        assert late.errors() == []
+    finally:
+        context.close()
+        presence("6a3af858-942f-489d-9700-5f9bcdcdae9b")  # Available, as seeded
+
+
 def test_reconnects_by_the_librarys_own_logic(desktop: Desktop, api: Api) -> None:
     desktop.pump()
     sockets = len(desktop.sockets)

@@ -15,7 +15,14 @@ import requests
 
 from chaosgenesys.sandbox import Sandbox
 from chaosgenesys.sandbox.seed import SeedError
-from tests.sandbox.sandbox_helpers import AGENT_1, AGENT_2, CLIENT_ID, CLIENT_SECRET, make_seed
+from tests.sandbox.sandbox_helpers import (
+    AGENT_1,
+    AGENT_2,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    QUEUE,
+    make_seed,
+)
 
 REDIRECT = "http://localhost:8080/callback"
 EMAIL = "agent.one@example.com"
@@ -240,3 +247,42 @@ def test_unreadable_login_form_is_a_400(sb: Sandbox) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
     )
     assert response.status_code == 400, response.text
+
+
+def test_a_users_own_conversations_are_its_active_and_wrapping_up_calls() -> None:
+    """``GET /api/v2/conversations`` with a user token: what a desktop reads after subscribing,
+    so a call routed before its subscription is still answered."""
+    with Sandbox(seed=login_seed(), rate_limit_per_minute=0) as own:
+        tokens = {}
+        for user in (AGENT_1, AGENT_2):
+            response = authorize(own, response_type="token", login_hint=user)
+            tokens[user] = parse_qs(urlsplit(response.headers["Location"]).fragment)[
+                "access_token"][0]
+
+        def mine(user: str, path: str = "/api/v2/conversations") -> list[dict[str, Any]]:
+            response = requests.get(f"{own.url}{path}", timeout=5,
+                                    headers={"Authorization": f"Bearer {tokens[user]}"})
+            assert response.status_code == 200, response.text
+            entities: list[dict[str, Any]] = response.json()["entities"]
+            return entities
+
+        assert mine(AGENT_1) == []
+        call = own.route_call(QUEUE, user_id=AGENT_1)
+        (listed,) = mine(AGENT_1)
+        agent = [p for p in listed["participants"] if p["purpose"] == "agent"][-1]
+        assert listed["id"] == call and agent["userId"] == AGENT_1
+        assert agent["calls"][0]["state"] == "alerting"
+        (as_call,) = mine(AGENT_1, "/api/v2/conversations/calls")
+        assert [p["state"] for p in as_call["participants"] if p["purpose"] == "agent"] == [
+            "alerting"]
+        assert mine(AGENT_2) == []
+
+        answered = requests.patch(
+            f"{own.url}/api/v2/conversations/calls/{call}/participants/{agent['id']}",
+            json={"state": "connected"}, timeout=5,
+            headers={"Authorization": f"Bearer {tokens[AGENT_1]}"})
+        assert answered.status_code in (200, 202), answered.text
+        own.disconnect_call(call)  # after-call work is pending: still the agent's
+        (wrapping,) = mine(AGENT_1)
+        agent = [p for p in wrapping["participants"] if p["purpose"] == "agent"][-1]
+        assert agent["calls"][0]["afterCallWork"]["state"] == "pending", agent

@@ -14,7 +14,9 @@
  *   half its life ahead).
  *
  * After login it connects the streaming client, subscribes to the user's presence, routing
- * status and conversations topics, goes On Queue, answers alerting calls and submits the
+ * status and conversations topics, reads its active calls (GET /api/v2/conversations: one
+ * routed before the subscription is not missed; again after every reconnect), goes On Queue,
+ * answers alerting calls and submits the
  * wrap-up when a call ends, as the synthetic agent (chaosgenesys/agent/agent.py) does.
  * It renews its token ahead of expiry and on a 401 (the guide's trap 2), with the same PKCE
  * login done without leaving the page, and hands the new token to the streaming client.
@@ -339,8 +341,19 @@
   // ------------------------------------------------------------------ streaming
   const RESUBSCRIBE_MS = 1000;
 
+  // The user's active calls (GET /api/v2/conversations): a call routed before the page's
+  // subscription, or while it was cut off, sent its event to nobody.
+  function readMyCalls (why) {
+    return call('my conversations', () => conversationsApi.getConversations())
+      .then((listing) => {
+        for (const body of (listing && listing.entities) || []) onConversation(body, why);
+      })
+      .catch((error) => fail(`reading the active calls (${why})`, error));
+  }
+
   function reread (why) {
     readState(why).catch((error) => fail('reading the state after a reconnect', error));
+    void readMyCalls(why);
     for (const item of calls.values()) {
       if (item.done) continue;
       call('conversation', () => conversationsApi.getConversation(item.id))
@@ -399,6 +412,7 @@
       });
     }));
     info(`subscribed to ${topics.join(', ')}`);
+    await readMyCalls('subscribed');
   }
 
   // 19.x gives up by rejecting the promise of its own background reconnect (invalid_token)

@@ -5,9 +5,11 @@ Each background run started by :func:`chaosgenesys.agent.actions.start_agents` h
 agents' summaries, rewritten every 0.5 s by the agent process, kept after it stops),
 ``events.jsonl`` (unless another log path was given) and ``stderr.log``.
 
-The runtime dir is the fault registry's: ``CHAOSGENESYS_RUNTIME_DIR``, else
-``/run/chaosgenesys`` when writable, else ``$XDG_RUNTIME_DIR/chaosgenesys``, else
-``/tmp/chaosgenesys-<uid>``.
+Each browser observer (``chaosgenesys.browser``) has a folder ``<runtime dir>/browser/<id>/``.
+
+The runtime dir is the fault registry's (``chaosgenesys.faults.location``):
+``CHAOSGENESYS_RUNTIME_DIR``, else ``/run/chaosgenesys`` when writable, else
+``$XDG_RUNTIME_DIR/chaosgenesys``, else ``/tmp/chaosgenesys-<uid>``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 __all__ = [
     "agents_dir",
     "list_runs",
+    "observers_dir",
     "read_json",
     "runtime_dir",
     "write_json_atomic",
@@ -28,11 +31,18 @@ __all__ = [
 
 def runtime_dir() -> Path:
     """The runtime directory shared with the fault registry (created if needed)."""
-    from chaosgenesys.faults.registry import registry_dir
+    from chaosgenesys.faults.location import registry_dir
 
     found = registry_dir()
     found.mkdir(parents=True, exist_ok=True, mode=0o700)
     return found
+
+
+def observers_dir() -> Path:
+    """``<runtime dir>/browser``, the browser observers' folders (created if needed)."""
+    path = runtime_dir() / "browser"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def agents_dir() -> Path:

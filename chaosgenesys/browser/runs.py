@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosgenesys.agent.process import start_time
-from chaosgenesys.agent.runtime import read_json, runtime_dir, write_json_atomic
+from chaosgenesys.agent.runtime import observers_dir, read_json, write_json_atomic
 from chaosgenesys.browser.summary import SILENCE_S, read_events, summarize_events
 
 __all__ = [
@@ -42,13 +42,6 @@ __all__ = [
 #: The fault registry kind of an observer (the browser faults find the run's observer by it).
 KIND = "browser-observer"
 _STOP_TIMEOUT = 5.0
-
-
-def observers_dir() -> Path:
-    """``<runtime dir>/browser`` (created if needed)."""
-    path = runtime_dir() / "browser"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def observer_dir(observer_id: str) -> Path:

@@ -75,6 +75,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.faults.location import ENV_DIR, registry_dir
+
 __all__ = [
     "ENV_DIR",
     "MAX_REVERT_ATTEMPTS",
@@ -101,8 +103,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-#: Environment variable naming the registry directory (tests and benchmarks set it).
-ENV_DIR = "CHAOSGENESYS_RUNTIME_DIR"
 LOCK_FILE = "registry.lock"
 GUARDIAN_LOCK = "guardian.lock"
 GUARDIAN_LOG = "guardian.log"
@@ -386,23 +386,6 @@ def process_alive(pid: int, start: int | None, created_at: float | None = None) 
 
 
 # -- the directory -----------------------------------------------------------------------------
-
-
-def registry_dir() -> Path:
-    """The registry directory, as ``docs/internals.md`` resolves it (not created here)."""
-    explicit = os.environ.get(ENV_DIR)
-    if explicit:
-        return Path(explicit).expanduser().absolute()
-    run = Path("/run/chaosgenesys")
-    if run.is_dir():
-        if os.access(run, os.W_OK | os.X_OK):
-            return run
-    elif os.access("/run", os.W_OK | os.X_OK):
-        return run
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg) and os.access(xdg, os.W_OK | os.X_OK):
-        return Path(xdg) / "chaosgenesys"
-    return Path(f"/tmp/chaosgenesys-{os.getuid()}")
 
 
 class _DirLock:

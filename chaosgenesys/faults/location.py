@@ -1,0 +1,35 @@
+"""Where the fault registry (and every run's runtime files) lives on disk.
+
+``CHAOSGENESYS_RUNTIME_DIR``, else ``/run/chaosgenesys`` when it is (or can be made) writable,
+else ``$XDG_RUNTIME_DIR/chaosgenesys``, else ``/tmp/chaosgenesys-<uid>``; docs/internals.md
+says why. Only ``os`` and ``pathlib``: whoever needs the path alone (the verdict control
+checking whether the run left anything, the agents' and observers' folders) does not import
+the registry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["ENV_DIR", "registry_dir"]
+
+#: The environment variable that names the registry directory.
+ENV_DIR = "CHAOSGENESYS_RUNTIME_DIR"
+
+
+def registry_dir() -> Path:
+    """The registry directory, as ``docs/internals.md`` resolves it (not created here)."""
+    explicit = os.environ.get(ENV_DIR)
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    run = Path("/run/chaosgenesys")
+    if run.is_dir():
+        if os.access(run, os.W_OK | os.X_OK):
+            return run
+    elif os.access("/run", os.W_OK | os.X_OK):
+        return run
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg) and os.access(xdg, os.W_OK | os.X_OK):
+        return Path(xdg) / "chaosgenesys"
+    return Path(f"/tmp/chaosgenesys-{os.getuid()}")

@@ -135,9 +135,10 @@ def before_experiment_control(
         _deviations.clear()
         _argument_problems.clear()
     from chaosgenesys.progress import watch_pauses
-    from chaosgenesys.protocol import phases
 
-    phases.end()
+    phases = sys.modules.get("chaosgenesys.protocol.phases")
+    if phases is not None:  # a protocol of an earlier run in this process: not this one's
+        phases.end()
     watch_pauses()  # progress lines during Chaos Toolkit's own pauses, in a terminal
     if not check:
         return
@@ -336,57 +337,31 @@ def _figure_line(name: str, figures: dict[str, Any] | None) -> str:
 
 def _desktops() -> dict[str, Any]:
     """The figures of this run's desktops, as the desktops measured them: ``{"synthetic":
-    {user: {...}}, "browser": {observer id: {...}}}`` (empty parts left out)."""
-    found: dict[str, Any] = {}
+    {user: {...}}, "browser": {observer id: {...}}, "api_latency": {...}}`` (empty parts left
+    out). What could hold figures is looked up first, without importing its readers: a run
+    without desktops pays for none of them."""
+    from chaosgenesys.agent.runtime import agents_dir, observers_dir
+
     try:
-        from chaosgenesys.agent.this_run import agent_runs
-
-        synthetic = {}
-        for _, status in agent_runs():
-            for user, figures in (status.get("agents") or {}).items():
-                if not isinstance(figures, dict):
-                    continue
-                latency = figures.get("reconnect_latency_ms") or {}
-                synthetic[str(user)] = {
-                    "mode": figures.get("mode"),
-                    "reconnects": figures.get("reconnects"),
-                    "reconnect_max_ms": latency.get("max") if isinstance(latency, dict) else None,
-                    "longest_off_queue_s": figures.get("longest_off_queue_seconds"),
-                    "zombie_s": figures.get("zombie_seconds"),
-                    "logged_out": figures.get("logged_out"),
-                    "interactions_lost": figures.get("interactions_lost"),
-                    "consistency_violations": figures.get("consistency_violations"),
-                    # the timeline (chaosgenesys report): bounded by the agent's summary
-                    # (PATH_RECORDS_KEPT each)
-                    "connected": figures.get("connected"),
-                    "off_queue_stretches": list(figures.get("off_queue_stretches") or ()),
-                    "recent_reconnects": list(figures.get("recent_reconnects") or ()),
-                }
-        if synthetic:
-            found["synthetic"] = synthetic
-        from pathlib import Path
-
-        from chaosgenesys.browser.runs import run_observers, summary_of
-        from chaosgenesys.browser.summary import read_events, socket_outages
-
-        browser = {}
-        for record in run_observers():
-            events = read_events(Path(str(record["dir"])) / "events.jsonl")  # read once
-            figures = summary_of(record, events=events)
-            entry = {
-                key: figures.get(key)
-                for key in ("reconnects", "reconnect_max_ms", "disconnected_s", "zombie_s",
-                            "api_calls", "api_errors", "api_p99_ms", "websocket_errors",
-                            "ended", "disconnected_now")
-            }
-            # the timeline (chaosgenesys report): the page's socket outages, bounded
-            # (OUTAGES_KEPT, the latest)
-            entry.update(socket_outages(events))
-            browser[str(record.get("id"))] = entry
-        if browser:
-            found["browser"] = browser
-    except Exception:  # the figures must never cost the verdict
-        logger.warning("Verdict: the desktops' figures could not be read", exc_info=True)
+        any_agents = any(agents_dir().iterdir())
+        any_observers = any(observers_dir().iterdir())
+    except OSError:
+        any_agents = any_observers = True  # the readers will say what is wrong
+    found: dict[str, Any] = {}
+    for part, read, needed in (("synthetic", _synthetic_figures, any_agents),
+                               ("browser", _browser_figures, any_observers)):
+        if not needed:
+            continue
+        try:
+            figures = read()
+        except Exception:  # the figures must never cost the verdict
+            logger.warning("Verdict: the desktops' figures could not be read", exc_info=True)
+            continue
+        if figures:
+            found[part] = figures
+    if not (any_agents or any_observers or "chaosgenesys.platform.metrics" in sys.modules
+            or "chaosgenesys.protocol.phases" in sys.modules):
+        return found  # no source of API calls: no desktop, no observer, no call of ours
     try:
         series = _api_latency_series()
     except Exception:  # the timeline must never cost the verdict
@@ -395,6 +370,58 @@ def _desktops() -> dict[str, Any]:
     if series is not None:
         found["api_latency"] = series
     return found
+
+
+def _synthetic_figures() -> dict[str, Any]:
+    """Each synthetic desktop of this run, by user id."""
+    from chaosgenesys.agent.this_run import agent_runs
+
+    synthetic = {}
+    for _, status in agent_runs():
+        for user, figures in (status.get("agents") or {}).items():
+            if not isinstance(figures, dict):
+                continue
+            latency = figures.get("reconnect_latency_ms") or {}
+            synthetic[str(user)] = {
+                "mode": figures.get("mode"),
+                "reconnects": figures.get("reconnects"),
+                "reconnect_max_ms": latency.get("max") if isinstance(latency, dict) else None,
+                "longest_off_queue_s": figures.get("longest_off_queue_seconds"),
+                "zombie_s": figures.get("zombie_seconds"),
+                "logged_out": figures.get("logged_out"),
+                "interactions_lost": figures.get("interactions_lost"),
+                "consistency_violations": figures.get("consistency_violations"),
+                # the timeline (chaosgenesys report): bounded by the agent's summary
+                # (PATH_RECORDS_KEPT each)
+                "connected": figures.get("connected"),
+                "off_queue_stretches": list(figures.get("off_queue_stretches") or ()),
+                "recent_reconnects": list(figures.get("recent_reconnects") or ()),
+            }
+    return synthetic
+
+
+def _browser_figures() -> dict[str, Any]:
+    """Each browser observer of this run, by observer id."""
+    from pathlib import Path
+
+    from chaosgenesys.browser.runs import run_observers, summary_of
+    from chaosgenesys.browser.summary import read_events, socket_outages
+
+    browser = {}
+    for record in run_observers():
+        events = read_events(Path(str(record["dir"])) / "events.jsonl")  # read once
+        figures = summary_of(record, events=events)
+        entry = {
+            key: figures.get(key)
+            for key in ("reconnects", "reconnect_max_ms", "disconnected_s", "zombie_s",
+                        "api_calls", "api_errors", "api_p99_ms", "websocket_errors",
+                        "ended", "disconnected_now")
+        }
+        # the timeline (chaosgenesys report): the page's socket outages, bounded
+        # (OUTAGES_KEPT, the latest)
+        entry.update(socket_outages(events))
+        browser[str(record.get("id"))] = entry
+    return browser
 
 
 #: At most this many buckets per source in the journal's API latency series: a longer run
@@ -455,6 +482,8 @@ def _api_latency_series() -> dict[str, Any] | None:
 def _protocol_outcome() -> dict[str, Any] | None:
     """The protocol's figures (``chaosgenesys.protocol``), logged in a few lines; ``None`` when
     no protocol probe ran. Its call collector stops here."""
+    if "chaosgenesys.protocol.phases" not in sys.modules:
+        return None  # no protocol probe ran in this process
     from chaosgenesys.protocol import phases
 
     try:

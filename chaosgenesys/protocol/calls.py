@@ -104,6 +104,10 @@ class CallCollector:
                 )
 
     def _collect_tooling(self) -> None:
+        import sys
+
+        if "chaosgenesys.platform.metrics" not in sys.modules:
+            return  # the recorder lives there: no call by the tooling in this process
         from chaosgenesys.platform import metrics
 
         newest = self._tooling_after

@@ -442,7 +442,10 @@ def test_revoked_token_ends_the_session_and_its_reconnect_is_invalid_token(
     sb: Sandbox,
 ) -> None:
     """``revoke_tokens``: the live session ends (stream error ``not-authorized``, ``<close/>``,
-    the WebSocket close); stanza reports it after its own 1 s close timer (``STANZA_CLOSE``);
+    the WebSocket close); stanza reports it after its own 1 s close timer (``STANZA_CLOSE``),
+    or at once when the socket's close reaches it before it has answered the stream error (the
+    order its event loop handles the three in: seen now and then, on a loaded machine and an
+    idle one);
     the soft reconnect 2 s later fails SASL ``not-authorized``: ``invalid_token``, no retry."""
     with StreamingSession(sb.url, AGENT_1) as client:
         channel = client.events[-1]["channelId"]
@@ -451,7 +454,8 @@ def test_revoked_token_ends_the_session_and_its_reconnect_is_invalid_token(
         down = client.wait_for("disconnected", since=mark, timeout=5)
         assert down["reconnecting"] is True
         closed = client.select("ws", since=mark, where=lambda e: e["phase"] == "close")
-        assert within(down["t"] - closed[0]["t"], STANZA_CLOSE)
+        lag = down["t"] - closed[0]["t"]
+        assert lag < EARLY or within(lag, STANZA_CLOSE), lag
         gave_up = client.wait_for("gave_up", since=mark, timeout=10)
         assert (gave_up["errorType"], gave_up["cause"]) == ("invalid_token", "sasl:not-authorized")
         check_gave_up(down, gave_up)

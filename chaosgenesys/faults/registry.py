@@ -24,10 +24,11 @@ is a file in the registry directory from just before it exists until just after 
 Storage: one JSON file per fault, ``<id>.json``, in :func:`registry_dir` (the
 ``CHAOSGENESYS_RUNTIME_DIR`` environment variable, else ``/run/chaosgenesys`` when writable,
 else ``$XDG_RUNTIME_DIR/chaosgenesys``, else ``/tmp/chaosgenesys-<uid>``). Files are written
-atomically (a temporary file, fsync, rename, fsync of the directory); every change holds an
-``flock`` on ``registry.lock`` (reentrant within one process, so a reverter may call back into
-the registry). :func:`record` makes sure the guardian (``chaosgenesys.faults.guardian``) runs
-for the directory: it reverts a fault at its deadline or when its owner process is gone.
+atomically (a temporary file renamed over the record; no fsync, see docs/faults.md); every
+change holds an ``flock`` on ``registry.lock`` (reentrant within one process, so a reverter may
+call back into the registry). :func:`record` makes sure the guardian
+(``chaosgenesys.faults.guardian``) runs for the directory: it reverts a fault at its deadline or
+when its owner process is gone.
 
 A record file that cannot be read is reported (:meth:`Registry.scan`, ``chaosgenesys status``,
 :func:`revert_all`), never fatal.
@@ -279,27 +280,30 @@ class CorruptRecord:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start time in clock ticks since boot)`` of a process, None if there is none."""
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """``(state, parent pid, start time in clock ticks since boot)`` of a process from one read
+    of ``/proc/<pid>/stat``; None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             text = handle.read().decode("ascii", "replace")
-    except OSError:
+        # The command name (field 2) is in parentheses and may hold spaces or ')'.
+        fields = text[text.rindex(")") + 2 :].split()
+        # fields[0] is field 3 (state), fields[1] field 4 (ppid), fields[19] field 22 (starttime)
+        return fields[0], int(fields[1]), int(fields[19])
+    except (OSError, ValueError, IndexError):
         return None
-    # The command name (field 2) is in parentheses and may hold spaces or ')'.
-    fields = text[text.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state); field 22 (starttime) is fields[19].
-    return fields[0], int(fields[19])
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time in clock ticks since boot)`` of a process, None if there is none."""
+    found = _stat(pid)
+    return None if found is None else (found[0], found[2])
 
 
 def _parent_pid(pid: int) -> int | None:
     """Field 4 of ``/proc/<pid>/stat`` (the parent's pid), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read().decode("ascii", "replace")
-        return int(text[text.rindex(")") + 2 :].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+    found = _stat(pid)
+    return None if found is None else found[1]
 
 
 def run_owner() -> tuple[int, int | None]:
@@ -308,22 +312,40 @@ def run_owner() -> tuple[int, int | None]:
     return pid, process_start_time(pid)
 
 
+#: This process's ancestry, read once per process (keyed by pid: a forked child reads its own).
+_OWN_ANCESTRY: dict[int, list[tuple[int, int | None]]] = {}
+
+
 def ancestry(pid: int | None = None) -> list[tuple[int, int | None]]:
     """``(pid, start time)`` of every process above ``pid`` (default: this one), parent first,
-    up to pid 1. Empty without ``/proc``."""
+    up to pid 1. Empty without ``/proc``.
+
+    This process's own is read once: the processes above it are fixed when it starts, and one
+    that dies later stays in the list, where it can name no live run (a run is a pid with its
+    start time), while the run it belonged to keeps its faults."""
+    if pid is None:
+        me = os.getpid()
+        own = _OWN_ANCESTRY.get(me)
+        if own is None:
+            own = _OWN_ANCESTRY[me] = _ancestry_of(me)
+        return list(own)
+    return _ancestry_of(pid)
+
+
+def _ancestry_of(pid: int) -> list[tuple[int, int | None]]:
     chain: list[tuple[int, int | None]] = []
-    current = os.getpid() if pid is None else pid
+    current = pid
     seen = {current}
+    parent = _parent_pid(current)
     while len(chain) < 256:
-        parent = _parent_pid(current)
         if parent is None or parent <= 0 or parent in seen:
             break
-        start = process_start_time(parent)
-        if start is None:
+        found = _stat(parent)  # its start time and, for the next step, its parent: one read
+        if found is None:
             break
-        chain.append((parent, start))
+        chain.append((parent, found[2]))
         seen.add(parent)
-        current = parent
+        parent = found[1]
     return chain
 
 
@@ -396,8 +418,14 @@ class _DirLock:
         self.mutex = threading.RLock()
         self.depth = 0
         self.fd: int | None = None
+        #: The thread holding the lock, None when no one does.
+        self.owner: int | None = None
         #: Fault ids whose reverter runs right now in this process (a reverter calling revert()).
         self.reverting: set[str] = set()
+
+    def held_here(self) -> bool:
+        """Whether the calling thread holds the lock already (a reentrant call)."""
+        return self.owner == threading.get_ident()
 
     @contextlib.contextmanager
     def hold(self, timeout: float) -> Iterator[_DirLock]:
@@ -409,14 +437,17 @@ class _DirLock:
         try:
             if self.depth == 0:
                 self.fd = self._flock(timeout)
+                self.owner = threading.get_ident()
             self.depth += 1
             try:
                 yield self
             finally:
                 self.depth -= 1
-                if self.depth == 0 and self.fd is not None:
-                    os.close(self.fd)  # releases the flock
-                    self.fd = None
+                if self.depth == 0:
+                    self.owner = None
+                    if self.fd is not None:
+                        os.close(self.fd)  # releases the flock
+                        self.fd = None
         finally:
             self.mutex.release()
 
@@ -553,8 +584,10 @@ class Registry:
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         """Hold the registry lock (reentrant in this process); creates the directory."""
-        self._prepare()
-        with _dir_lock(self.directory).hold(timeout):
+        lock = _dir_lock(self.directory)
+        if not lock.held_here():
+            self._prepare()  # held already by this thread: the outer call prepared it
+        with lock.hold(timeout):
             yield
 
     def _prepare(self) -> None:
@@ -577,37 +610,34 @@ class Registry:
             )
 
     def _write(self, fault: FaultRecord) -> None:
-        data = json.dumps({"version": FORMAT_VERSION, **fault.to_dict()}, indent=2, sort_keys=True)
+        """Write the record atomically: a temporary file renamed over the record, so a reader
+        sees the old record or the new one, never half of one. No fsync: docs/faults.md,
+        "Why no fsync", says why the page cache is the durability a record needs."""
+        # one line, by the C encoder (indent would take the pure-Python one, 10x slower);
+        # `chaosgenesys status --json` shows records readably
+        data = json.dumps({"version": FORMAT_VERSION, **fault.to_dict()}, sort_keys=True)
         final = self.path_of(fault.id)
         temporary = self.directory / f".{fault.id}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                view = memoryview((data + "\n").encode("utf-8"))
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
             os.replace(temporary, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-        self._sync_directory()
 
     def _unlink(self, fault_id: str) -> bool:
         try:
             os.unlink(self.path_of(fault_id))
         except FileNotFoundError:
             return False
-        self._sync_directory()
         return True
-
-    def _sync_directory(self) -> None:
-        with contextlib.suppress(OSError):
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
     def _read(self, path: Path) -> FaultRecord:
         """A record file; FileNotFoundError when it is gone, ValueError when it is corrupt."""

@@ -1,5 +1,10 @@
 """Inject and revert a targeted tc tree: one netlink batch against `tc` per command and `tc -batch`.
 
+Two chaosgenesys figures: the engine alone (``apply_tc``'s netlink work, no registry) and what a
+user calls, ``throttle_bandwidth`` then ``remove_faults`` (the fault registry, the guardian
+check, the namespace switch and the capability check included), warm, cold (right after another
+method's processes) and as the first call of a new Python process.
+
 The tree: root htb + default class + a 1 Mbit/s class with a tbf leaf + u32 filters for 10
 destinations x the RTP port range 16384-32768 (2 aligned blocks) = 20 filters, on a veth in a
 private network namespace. The `tc` command lines build the same tree as chaosgenesys does
@@ -87,6 +92,7 @@ Timer = Callable[[], tuple[float, float]]
 
 def _measure(netns: str, rounds: int, as_json: bool) -> None:
     from chaosgenesys.network import engine, tc
+    from chaosgenesys.network.actions import remove_faults, throttle_bandwidth
     from chaosgenesys.network.nl import RtSocket, in_netns
     from chaosgenesys.network.targeting import target
 
@@ -96,7 +102,9 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
     leaf = engine.Leaf("tbf", tc.tbf_options(rate, 3200, 9450), rate, "tbf rate 1mbit")
     parts: list[tuple[float, float, float]] = []  # ours: arguments, build, send + acks
 
+    first_call = _first_call_in_a_new_process(netns)
     with tempfile.TemporaryDirectory() as tmp, in_netns(netns):
+        os.environ["CHAOSGENESYS_RUNTIME_DIR"] = str(Path(tmp) / "registry")
         # tc runs as a child of this thread, which is inside the namespace: no `ip netns exec`.
         batch_in = Path(tmp) / "inject.tc"
         batch_in.write_text("\n".join(lines) + "\n")
@@ -148,11 +156,24 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
             parts.append((t1 - t0, t2 - t1, t3 - t2))
             return t3 - t0, t4 - t3
 
+        def public() -> tuple[float, float]:
+            # What a user calls: the same tree through the public activity, its record in the
+            # fault registry (a directory on this machine's disk), then remove_faults by id.
+            t0 = time.perf_counter()
+            done = throttle_bandwidth(
+                rate="1mbit", interface=DEV, destinations=DESTINATIONS, protocol="udp",
+                ports=[PORTS], netns=netns,
+            )
+            t1 = time.perf_counter()
+            remove_faults(fault_ids=[done["fault_id"]])
+            return t1 - t0, time.perf_counter() - t1
+
         methods: dict[str, Timer] = {
             "each": tc_each,
             "batch": tc_batch,
             "empty": tc_empty,
             "ours": ours,
+            "public": public,
         }
         # Same tree on both sides: the kernel's own dump after tc -batch and after ours.
         subprocess.run(["tc", "-batch", str(batch_in)], check=True, stderr=subprocess.DEVNULL)
@@ -173,8 +194,12 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
             )
         dump_ours = _tc_dump()
         subprocess.run(revert_line, check=True)
+        fault = throttle_bandwidth(rate="1mbit", interface=DEV, destinations=DESTINATIONS,
+                                   protocol="udp", ports=[PORTS], netns=netns)
+        dump_public = _tc_dump()
+        remove_faults(fault_ids=[fault["fault_id"]])
         n_filters = dump_ours.count("*flowid")
-        same_tree = dump_tc == dump_ours and n_filters == 2 * len(DESTINATIONS)
+        same_tree = dump_tc == dump_ours == dump_public and n_filters == 2 * len(DESTINATIONS)
 
         for method in methods.values():  # warm-up: page cache, imports, first allocations
             method()
@@ -203,6 +228,8 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
     ratio_warm, ratio_cold = batch_warm / ours_warm, batch_cold / ours_cold
     paired = median([b[0] / o[0] for b, o in zip(warm["batch"], warm["ours"], strict=True)])
     revert_ours = med(warm, "ours", 1)
+    public_warm, public_cold = med(warm, "public"), med(cold, "public")
+    public_revert = med(warm, "public", 1)
     breakdown = " / ".join(f"{median([p[i] for p in parts_warm]) * ms:.3f}" for i in range(3))
 
     def pair(results_warm: float, results_cold: float) -> str:
@@ -211,7 +238,7 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
     figures = [
         Figure("filters in the tree", n_filters, "", "", None),
         Figure(
-            "same tree: `tc -d` dump after tc -batch = after ours",
+            "same tree: `tc -d` dump after tc -batch = engine = public call",
             "yes" if same_tree else "NO",
             "",
             "yes",
@@ -233,6 +260,16 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         Figure("  median of the per-round ratios, warm", paired, "x"),
         Figure("inject speed-up vs tc -batch, cold", ratio_cold, "x"),
         Figure("inject speed-up vs tc per command, warm", med(warm, "each") / ours_warm, "x"),
+        Figure("public: throttle_bandwidth, warm", public_warm * ms, "ms"),
+        Figure("public: throttle_bandwidth, cold", public_cold * ms, "ms"),
+        Figure("public: first call in a new process (import excluded)", first_call[0] * ms, "ms"),
+        Figure("public inject speed-up vs tc -batch, warm", batch_warm / public_warm, "x",
+               ">= 4x", batch_warm / public_warm >= 4),
+        Figure("public inject speed-up vs tc -batch, cold", batch_cold / public_cold, "x",
+               ">= 2x", batch_cold / public_cold >= 2),
+        Figure("public: remove_faults by id, warm", public_revert * ms, "ms", "<= 0.3 ms",
+               public_revert <= 0.3e-3),
+        Figure("public: first remove_faults in a new process", first_call[1] * ms, "ms"),
         Figure("revert: tc qdisc del, warm", med(warm, "batch", 1) * ms, "ms"),
         Figure(
             "revert: chaosgenesys (dump + restore), warm",
@@ -251,8 +288,46 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         "chaosgenesys inject = target() on the raw arguments + if_nametoindex + a new netlink "
         "socket + building the messages + one send + reading every ack (apply_tc without the "
         "fault registry); revert = a new socket + one qdisc dump + one delete of the root",
+        "public = chaosgenesys.network.actions.throttle_bandwidth (argument checks, capability "
+        "check, namespace switch, registry lock, the record written, the guardian checked, the "
+        "netlink work) then remove_faults(fault_ids=[id]); the registry directory is on this "
+        "machine's disk (a temporary directory); first call = a new Python process, modules "
+        "already imported, its first throttle_bandwidth and remove_faults (the guardian it "
+        "starts included)",
     ]
     report("network_inject: targeted tc tree", figures, notes, as_json=as_json)
+
+
+_FIRST_CALL = """
+import json, os, sys, time
+from chaosgenesys.network.actions import remove_faults, throttle_bandwidth
+import chaosgenesys.faults.registry, chaosgenesys.network.engine  # imports: not timed
+t0 = time.perf_counter()
+done = throttle_bandwidth(rate="1mbit", interface=sys.argv[1], destinations=json.loads(sys.argv[2]),
+                          protocol="udp", ports=[sys.argv[3]], netns=sys.argv[4])
+t1 = time.perf_counter()
+remove_faults(fault_ids=[done["fault_id"]])
+print(json.dumps([t1 - t0, time.perf_counter() - t1]))
+"""
+
+
+def _first_call_in_a_new_process(netns: str, runs: int = 5) -> tuple[float, float]:
+    """Median (inject, revert) seconds of the first public call in a new Python process (its
+    imports done before the clock starts), each with a registry directory of its own."""
+    import json
+
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(Path(tmp) / "registry")}
+            done = subprocess.run(
+                [sys.executable, "-c", _FIRST_CALL, DEV, json.dumps(DESTINATIONS), PORTS, netns],
+                capture_output=True, text=True, env=env, timeout=60,
+            )
+            if done.returncode != 0:
+                raise BenchmarkError(f"first call: {done.stderr.strip()[-500:]}")
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return median([r[0] for r in results]), median([r[1] for r in results])
 
 
 if __name__ == "__main__":

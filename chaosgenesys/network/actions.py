@@ -438,7 +438,8 @@ def remove_faults(
     owner = registry.run_owner()
     done: list[dict[str, Any]] = []
     errors: list[str] = []
-    for fault in registry.active():
+    store = registry.Registry()  # one for the call: it resolves its directory once
+    for fault in _named(store, wanted) if wanted else store.active():
         if fault.reverter not in (REVERTER, NFT_REVERTER):
             continue
         if wanted and fault.id not in wanted:
@@ -450,13 +451,27 @@ def remove_faults(
         if netns and (fault.spec.get("netns") or "") != netns:
             continue
         try:
-            registry.revert(fault.id)
+            store.revert(fault.id)
             done.append({"id": fault.id, "kind": fault.kind, "description": fault.description})
         except ActivityFailed as error:
             errors.append(str(error))
     if errors:
         raise ActivityFailed("; ".join(errors))
     return done
+
+
+def _named(store: Any, fault_ids: set[str]) -> list[Any]:
+    """The records of the faults named, oldest first, each read by its id (no scan of the whole
+    registry); one not recorded, unreadable or not an id names nothing, as in a scan."""
+    found = []
+    for fault_id in fault_ids:
+        try:
+            fault = store.get(fault_id)
+        except ActivityFailed:
+            continue
+        if fault is not None:
+            found.append(fault)
+    return sorted(found, key=lambda fault: (fault.created_at, fault.id))
 
 
 def _fault_ids(value: Any) -> list[str]:

@@ -390,8 +390,9 @@ def apply_tc(
     except NetlinkError as error:
         raise ActivityFailed(f"netns {netns!r} does not exist: {error.strerror}") from None
     try:
+        store = registry.Registry()  # one for the call: it resolves its directory once
         lock: contextlib.AbstractContextManager[None] = (
-            contextlib.nullcontext() if dry_run else registry.Registry().locked()
+            contextlib.nullcontext() if dry_run else store.locked()
         )
         with lock, RtSocket() as sock:
             device, ifindex = resolve_interface(sock, interface, target, netns)
@@ -402,7 +403,7 @@ def apply_tc(
                 plan["dry_run"] = True
                 plan["applied"] = False
                 return plan
-            fault = registry.record(
+            fault = store.record(
                 kind=kind,
                 description=plan["description"],
                 reverter=REVERTER,
@@ -422,11 +423,11 @@ def apply_tc(
                 plan["apply_ms"] = round((time.perf_counter() - started) * 1000, 3)
             except NetlinkError as error:
                 with contextlib.suppress(ActivityFailed):
-                    registry.revert(fault.id)
+                    store.revert(fault.id)
                 raise _failure(error, what, messages) from None
             except BaseException:
                 with contextlib.suppress(ActivityFailed):
-                    registry.revert(fault.id)
+                    store.revert(fault.id)
                 raise
             plan["dry_run"] = False
             plan["applied"] = True

@@ -172,11 +172,11 @@ CAP_NET_ADMIN = 12
 def has_net_admin() -> bool:
     """Whether this process has CAP_NET_ADMIN in its effective capability set."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << CAP_NET_ADMIN))
-    except OSError:
+        with open("/proc/self/status", "rb") as status:  # one read, no text decoding
+            text = status.read()
+        start = text.index(b"\nCapEff:") + 8
+        return bool(int(text[start : text.index(b"\n", start)], 16) & (1 << CAP_NET_ADMIN))
+    except (OSError, ValueError):
         pass
     return os.geteuid() == 0
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 
+from chaosgenesys import processes
 from chaosgenesys.agent.agent import SyntheticAgent
 from chaosgenesys.agent.config import AgentConfig, Endpoint
 from chaosgenesys.agent.eventlog import EventLog
@@ -56,16 +57,6 @@ def request_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     elif not endpoint.verify_tls:
         kwargs["ssl"] = False
     return kwargs
-
-
-def _owner_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class AgentManager:
@@ -180,7 +171,7 @@ class AgentManager:
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                if self.owner_pid and not _owner_alive(self.owner_pid):
+                if self.owner_pid and not processes.alive(self.owner_pid):
                     break
                 if tasks and all(t.done() for t in tasks):
                     break

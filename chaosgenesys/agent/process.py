@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from chaosgenesys import processes
 from chaosgenesys.agent.runtime import agents_dir, list_runs, read_json, write_json_atomic
 
 __all__ = [
@@ -52,25 +53,19 @@ RUNS_MIN_AGE = 60.0
 
 
 def start_time(pid: int) -> str:
-    """Field 22 of /proc/<pid>/stat: tells a reused pid from the process we started."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[-1].split()[19]
+    """Field 22 of /proc/<pid>/stat as run records keep it (a string; empty when there is no
+    such process): tells a reused pid from the process we started
+    (``chaosgenesys.processes``)."""
+    found = processes.start_time(pid)
+    return "" if found is None else str(found)
 
 
 def process_alive(pid: int, started: str = "") -> bool:
-    """Whether ``pid`` runs and (when given) ``started`` is its :func:`start_time`."""
-    if pid <= 0:
-        return False
-    current = start_time(pid)
-    if not current:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    if state == "Z":
-        return False
-    return not started or current == started
+    """Whether ``pid`` runs (not a zombie) and (when given) ``started`` is its
+    :func:`start_time`."""
+    if started and not started.isdigit():
+        return False  # names no process
+    return processes.alive(pid, int(started) if started else None)
 
 
 def _registry() -> Any:

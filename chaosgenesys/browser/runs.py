@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaosgenesys.agent.process import start_time
+from chaosgenesys import processes
+from chaosgenesys.agent.process import process_alive, start_time
 from chaosgenesys.agent.runtime import observers_dir, read_json, write_json_atomic
 from chaosgenesys.browser.summary import SILENCE_S, read_events, summarize_events
 
@@ -47,24 +48,6 @@ _STOP_TIMEOUT = 5.0
 def observer_dir(observer_id: str) -> Path:
     """The folder of observer ``observer_id``."""
     return observers_dir() / observer_id
-
-
-def _state_and_group(pid: int) -> tuple[str, int] | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-    return fields[0], int(fields[2])
-
-
-def process_alive(pid: int, started: str = "") -> bool:
-    """Whether ``pid`` runs (not a zombie) and, when given, started at ``started``."""
-    if pid <= 0:
-        return False
-    found = _state_and_group(pid)
-    if found is None or found[0] in ("Z", "X"):
-        return False
-    return not started or start_time(pid) == started
 
 
 def _reap(pid: int) -> None:
@@ -102,11 +85,10 @@ def _group_members(group: int, not_before: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        found = _state_and_group(int(entry.name))
-        started = start_time(int(entry.name))
-        if found is None or found[1] != group or not started:
+        found = processes.stat(int(entry.name))  # its group and start time: one read
+        if found is None or found.pgrp != group:
             continue
-        if not not_before or int(started) >= int(not_before):
+        if not not_before or found.start >= int(not_before):
             members.append(int(entry.name))
     return members
 

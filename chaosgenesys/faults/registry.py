@@ -76,6 +76,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys import processes
 from chaosgenesys.faults.location import ENV_DIR, registry_dir
 
 __all__ = [
@@ -280,32 +281,6 @@ class CorruptRecord:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """``(state, parent pid, start time in clock ticks since boot)`` of a process from one read
-    of ``/proc/<pid>/stat``; None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read().decode("ascii", "replace")
-        # The command name (field 2) is in parentheses and may hold spaces or ')'.
-        fields = text[text.rindex(")") + 2 :].split()
-        # fields[0] is field 3 (state), fields[1] field 4 (ppid), fields[19] field 22 (starttime)
-        return fields[0], int(fields[1]), int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start time in clock ticks since boot)`` of a process, None if there is none."""
-    found = _stat(pid)
-    return None if found is None else (found[0], found[2])
-
-
-def _parent_pid(pid: int) -> int | None:
-    """Field 4 of ``/proc/<pid>/stat`` (the parent's pid), or None."""
-    found = _stat(pid)
-    return None if found is None else found[1]
-
-
 def run_owner() -> tuple[int, int | None]:
     """``(pid, start time)`` of this process: the process whose run :func:`mine` means."""
     pid = os.getpid()
@@ -327,26 +302,9 @@ def ancestry(pid: int | None = None) -> list[tuple[int, int | None]]:
         me = os.getpid()
         own = _OWN_ANCESTRY.get(me)
         if own is None:
-            own = _OWN_ANCESTRY[me] = _ancestry_of(me)
+            own = _OWN_ANCESTRY[me] = processes.ancestry(me)
         return list(own)
-    return _ancestry_of(pid)
-
-
-def _ancestry_of(pid: int) -> list[tuple[int, int | None]]:
-    chain: list[tuple[int, int | None]] = []
-    current = pid
-    seen = {current}
-    parent = _parent_pid(current)
-    while len(chain) < 256:
-        if parent is None or parent <= 0 or parent in seen:
-            break
-        found = _stat(parent)  # its start time and, for the next step, its parent: one read
-        if found is None:
-            break
-        chain.append((parent, found[2]))
-        seen.add(parent)
-        parent = found[1]
-    return chain
+    return processes.ancestry(pid)
 
 
 def check_scope(scope: Any, name: str = "scope") -> str:
@@ -361,50 +319,16 @@ def check_scope(scope: Any, name: str = "scope") -> str:
 
 def process_start_time(pid: int) -> int | None:
     """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks since boot), or None."""
-    found = _proc_stat(pid)
-    return None if found is None else found[1]
-
-
-def _boot_time() -> float | None:
-    try:
-        with open("/proc/stat", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return processes.start_time(pid)
 
 
 def process_alive(pid: int, start: int | None, created_at: float | None = None) -> bool:
     """Whether process ``pid`` runs and is the one that started at ``start`` (clock ticks).
 
     A zombie is dead. A record made before the last boot has no live owner, whatever its pid.
-    Without ``/proc`` (not Linux) only the pid is checked.
+    Without ``/proc`` (not Linux) only the pid is checked (``chaosgenesys.processes.alive``).
     """
-    if pid <= 0:
-        return False
-    found = _proc_stat(pid)
-    if found is None:
-        if os.path.exists("/proc/self/stat"):
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    state, started = found
-    if state in ("Z", "X", "x"):
-        return False
-    if start is not None and started != start:
-        return False
-    if created_at is not None:
-        booted = _boot_time()
-        if booted is not None and created_at < booted:
-            return False
-    return True
+    return processes.alive(pid, start, created_at)
 
 
 # -- the directory -----------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Process identity from ``/proc``: which process a pid is now, and whether it is the one we knew.
+
+A pid is reused; a pid with its start time (field 22 of ``/proc/<pid>/stat``, clock ticks since
+boot) is not. The fault registry (a fault's owner), the agents' and observers' run records and
+the processes they stop all tell "still the process we started" this way, so it is written once,
+here. Everything reads ``/proc/<pid>/stat`` once per question; nothing here raises for a process
+that is gone (it is ``None`` or ``False``)::
+
+    from chaosgenesys import processes
+
+    me = os.getpid(), processes.start_time(os.getpid())
+    ...
+    if processes.alive(pid, start):          # the same process, not a zombie
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["ProcStat", "alive", "ancestry", "boot_time", "start_time", "stat"]
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """What ``/proc/<pid>/stat`` says of a process: its state letter (``R``, ``S``, ``Z``...),
+    its parent's pid, its process group and its start time (clock ticks since boot)."""
+
+    state: str
+    ppid: int
+    pgrp: int
+    start: int
+
+    @property
+    def dead(self) -> bool:
+        """A zombie (exited, not reaped) or a dying task: gone for every purpose here."""
+        return self.state in ("Z", "X", "x")
+
+
+def stat(pid: int) -> ProcStat | None:
+    """One read of ``/proc/<pid>/stat``; None when there is no such process (or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+        # The command name (field 2) is in parentheses and may hold spaces or ')'.
+        fields = text[text.rindex(")") + 2 :].split()
+        # fields[0] is field 3 (state), [1] field 4 (ppid), [2] field 5 (pgrp), [19] field 22
+        return ProcStat(fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks since boot), or None."""
+    found = stat(pid)
+    return None if found is None else found.start
+
+
+def boot_time() -> float | None:
+    """When this machine booted (epoch seconds, ``btime`` of ``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def alive(pid: int, start: int | None = None, created_at: float | None = None) -> bool:
+    """Whether process ``pid`` runs and, when ``start`` is given, is the one that started then.
+
+    A zombie is dead. With ``created_at`` (epoch seconds of a record naming the process), a
+    record made before the last boot names no live process, whatever its pid. Without ``/proc``
+    (not Linux) only the pid is checked.
+    """
+    if pid <= 0:
+        return False
+    found = stat(pid)
+    if found is None:
+        if os.path.exists("/proc/self/stat"):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if found.dead:
+        return False
+    if start is not None and found.start != start:
+        return False
+    if created_at is not None:
+        booted = boot_time()
+        if booted is not None and created_at < booted:
+            return False
+    return True
+
+
+def ancestry(pid: int) -> list[tuple[int, int | None]]:
+    """``(pid, start time)`` of every process above ``pid``, parent first, up to pid 1; one
+    read per process. Empty without ``/proc``."""
+    chain: list[tuple[int, int | None]] = []
+    seen = {pid}
+    own = stat(pid)
+    parent = None if own is None else own.ppid
+    while len(chain) < 256:
+        if parent is None or parent <= 0 or parent in seen:
+            break
+        found = stat(parent)  # its start time and, for the next step, its parent
+        if found is None:
+            break
+        chain.append((parent, found.start))
+        seen.add(parent)
+        parent = found.ppid
+    return chain

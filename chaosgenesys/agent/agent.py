@@ -56,7 +56,7 @@ from chaosgenesys.agent.store import (
     server_is_newer,
 )
 from chaosgenesys.agent.summary import AgentStats
-from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper
+from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper, UserLogin
 from chaosgenesys.platform.metrics import MetricsRecorder
 
 __all__ = ["SyntheticAgent", "normalise"]
@@ -99,7 +99,7 @@ class SyntheticAgent:
         self.endpoint = endpoint
         self.config = config
         self.log = log
-        self.stats = AgentStats(user_id=user_id, mode=config.mode)
+        self.stats = AgentStats(user_id=user_id, mode=config.mode, login=config.login)
         self.store = InteractionStore()
         self._session = session
         self._kwargs = request_kwargs or {}
@@ -113,6 +113,9 @@ class SyntheticAgent:
             on_refresh=self._on_token,
             request_kwargs=self._kwargs,
             on_call=self._on_call,
+            user_login=(
+                UserLogin(user_id, config.redirect_uri) if config.login == "user" else None
+            ),
         )
         self.api = ApiClient(
             endpoint,

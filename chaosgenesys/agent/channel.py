@@ -35,7 +35,12 @@ PING_TEXT = json.dumps({"message": "ping"})
 
 
 class ChannelGone(Exception):
-    """The channel no longer exists (404): a new one is needed."""
+    """The channel no longer exists (404): a new one is needed. Its message says so and names
+    the channel (id or connect URI)."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"channel gone (404): {channel}")
+        self.channel = channel
 
 
 class ConnectFailed(Exception):

@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["MODES", "AgentConfig", "Endpoint", "config_from_options"]
+__all__ = ["LOGINS", "MODES", "AgentConfig", "Endpoint", "config_from_options"]
 
 #: ``resilient`` behaves like the real desktop; ``naive`` like a bad one.
 MODES = ("resilient", "naive")
+#: How an agent logs in (``chaosgenesys.agent.tokens``): a token of the OAuth client, or, as a
+#: real desktop, a token of its own user (authorization code + PKCE).
+LOGINS = ("client_credentials", "user")
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,26 @@ class AgentConfig:
     #: Serve the agents' figures for Prometheus at ``http://127.0.0.1:<port>/metrics``
     #: (``chaosgenesys.agent.metrics``); 0 = off.
     metrics_port: int = 0
+    #: How the desktop logs in: ``client_credentials`` (a token of the OAuth client, no user;
+    #: every agent of the client shares the platform's per-user limits, such as 20
+    #: notification channels) or ``user`` (as a real desktop: authorization code + PKCE as its
+    #: own user, so those limits apply per agent), which needs ``redirect_uri``.
+    login: str = "client_credentials"
+    #: The OAuth client's registered redirect URI, for ``login: user``.
+    redirect_uri: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.login not in LOGINS:
+            raise ValueError(f"login must be one of {', '.join(LOGINS)}, got {self.login!r}")
+        if self.login == "user" and not self.redirect_uri.startswith(("http://", "https://")):
+            raise ValueError(
+                "login user needs redirect_uri, an http(s) URL registered for the OAuth client, "
+                f"got {self.redirect_uri!r}"
+            )
+        if self.redirect_uri and not self.redirect_uri.startswith(("http://", "https://")):
+            raise ValueError(f"redirect_uri must be an http(s) URL, got {self.redirect_uri!r}")
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, float | int) and not isinstance(value, bool) and value < 0:

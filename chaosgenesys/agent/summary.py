@@ -25,6 +25,8 @@ class AgentStats:
 
     user_id: str
     mode: str
+    #: How it logged in: ``client_credentials`` or ``user`` (its own user's token).
+    login: str = "client_credentials"
     started_at: float = field(default_factory=time.time)
     ready: bool = False
     connected: bool = False
@@ -178,6 +180,7 @@ class AgentStats:
         return {
             "user_id": self.user_id,
             "mode": self.mode,
+            "login": self.login,
             "ready": self.ready,
             "connected": self.connected,
             "presence": self.presence,

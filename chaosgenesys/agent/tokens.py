@@ -1,7 +1,19 @@
-"""Client-credentials tokens for one agent, kept fresh.
+"""One agent's access token, kept fresh.
 
-``POST {login}/oauth/token`` with Basic auth, ``grant_type=client_credentials`` (there is no
-refresh token: refreshing means asking again). The resilient keeper refreshes ahead of expiry
+Two logins (the agent option ``login``):
+
+- ``client_credentials``: ``POST {login}/oauth/token`` with Basic auth,
+  ``grant_type=client_credentials`` (there is no refresh token: refreshing means asking again).
+  The token carries no user, so every agent of the OAuth client shares the platform's
+  per-user limits (20 notification channels per user and client).
+- ``user``: as a real desktop, the agent logs in as its own user: ``GET {login}/oauth/authorize``
+  (authorization code + PKCE, ``login_hint`` = the user id, the client's registered
+  ``redirect_uri``; the answer must be the 302 to that URI, an org that shows a login page
+  needs a person), then ``grant_type=authorization_code`` with the verifier, and renewals with
+  ``grant_type=refresh_token`` (a refresh token the platform no longer takes means a new login).
+  The client authenticates with its secret (HTTP Basic) when it has one.
+
+The resilient keeper refreshes ahead of expiry
 (``margin`` seconds before, at most half the token's lifetime), one refresh in flight at a time,
 and **refresh has priority over application requests** (the guide's edge case 3): the refresh
 goes out on its own connection pool, never queued behind API calls, and callers asking for a
@@ -14,9 +26,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
@@ -26,7 +42,7 @@ from chaosgenesys.revocation import REVOKE_PATH, Revocation, outcome
 if TYPE_CHECKING:
     from chaosgenesys.agent.api import CallListener
 
-__all__ = ["LoggedOut", "TokenError", "TokenKeeper"]
+__all__ = ["LoggedOut", "TokenError", "TokenKeeper", "UserLogin"]
 
 
 class TokenError(Exception):
@@ -37,8 +53,16 @@ class LoggedOut(Exception):
     """The agent has no usable session any more (naive agent after a 401)."""
 
 
+@dataclass(frozen=True)
+class UserLogin:
+    """Who logs in with the ``user`` login, and where the platform sends the code."""
+
+    user_id: str
+    redirect_uri: str
+
+
 class TokenKeeper:
-    """One agent's access token."""
+    """One agent's access token (``user_login`` None: client credentials)."""
 
     def __init__(
         self,
@@ -50,8 +74,11 @@ class TokenKeeper:
         on_refresh: Callable[[str, float, float], None] | None = None,
         request_kwargs: dict[str, Any] | None = None,
         on_call: CallListener | None = None,
+        user_login: UserLogin | None = None,
     ) -> None:
         self._endpoint = endpoint
+        self._user_login = user_login
+        self._refresh_token: str | None = None  # the user login's; never logged
         self._session = session
         self._proactive = proactive
         self._margin = margin
@@ -100,12 +127,7 @@ class TokenKeeper:
 
     async def _fetch(self, why: str) -> str:
         started = time.monotonic()
-        try:
-            status, body = await self._post()
-        except TokenError:
-            self._report(None, started)
-            raise
-        self._report(status, started)
+        status, body = await self._post()  # each request reported to on_call as it ends
         if status != 200:
             raise TokenError(f"POST /oauth/token answered {status}")
         token = body.get("access_token") if isinstance(body, dict) else None
@@ -121,33 +143,111 @@ class TokenKeeper:
         return token
 
     async def _post(self) -> tuple[int, Any]:
-        """``POST /oauth/token`` → (status, JSON body of a 200); TokenError without an answer."""
+        """A new token: ``(status, JSON body of a 200)`` of the last token request;
+        TokenError without an answer (or a user login that cannot complete)."""
+        if self._user_login is None:
+            return await self._token_request({"grant_type": "client_credentials"})
+        if self._refresh_token is not None:
+            status, body = await self._token_request(
+                {"grant_type": "refresh_token", "refresh_token": self._refresh_token,
+                 "client_id": self._endpoint.client_id}
+            )
+            if status == 200:
+                self._keep_refresh_token(body)
+                return status, body
+            if status not in (400, 401):  # throttled or failing: the refresh token still holds
+                return status, body
+            self._refresh_token = None  # spent, expired or revoked: log in again
+        status, body = await self._log_in(self._user_login)
+        if status == 200:
+            self._keep_refresh_token(body)
+        return status, body
+
+    def _keep_refresh_token(self, body: Any) -> None:
+        refresh = body.get("refresh_token") if isinstance(body, dict) else None
+        self._refresh_token = refresh if isinstance(refresh, str) and refresh else None
+
+    async def _log_in(self, login: UserLogin) -> tuple[int, Any]:
+        """Authorization code + PKCE as ``login.user_id``: the authorize request, then the
+        code for a token."""
         endpoint = self._endpoint
-        basic = base64.b64encode(
-            f"{endpoint.client_id}:{endpoint.client_secret}".encode()
-        ).decode()
+        verifier = secrets.token_urlsafe(48)  # 64 characters of [A-Za-z0-9_-]
+        challenge = base64.urlsafe_b64encode(
+            hashlib.sha256(verifier.encode("ascii")).digest()
+        ).rstrip(b"=").decode("ascii")
+        state = secrets.token_urlsafe(16)
+        query = urlencode({
+            "response_type": "code", "client_id": endpoint.client_id,
+            "redirect_uri": login.redirect_uri, "state": state, "login_hint": login.user_id,
+            "code_challenge": challenge, "code_challenge_method": "S256",
+        })
+        started = time.monotonic()
+        try:
+            async with self._session.get(
+                f"{endpoint.login_url}/oauth/authorize?{query}",
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
+                **self._kwargs,
+            ) as response:
+                status, location = response.status, response.headers.get("Location", "")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._report("GET", "/oauth/authorize", None, started)
+            raise TokenError(f"GET /oauth/authorize failed: {type(error).__name__}") from None
+        self._report("GET", "/oauth/authorize", status, started)
+        if status not in (302, 303):
+            if 200 <= status < 300:
+                raise TokenError(
+                    f"GET /oauth/authorize answered {status} (a login page), not a redirect: "
+                    "this org asks a person to log in; use login client_credentials here"
+                )
+            raise TokenError(f"GET /oauth/authorize answered {status}")
+        answer = parse_qs(urlsplit(location).query)
+        if answer.get("error"):
+            raise TokenError(f"GET /oauth/authorize refused the login: {answer['error'][0]}")
+        code = (answer.get("code") or [""])[0]
+        if not code or (answer.get("state") or [""])[0] != state:
+            raise TokenError("GET /oauth/authorize redirected without a code for this login")
+        return await self._token_request({
+            "grant_type": "authorization_code", "code": code,
+            "redirect_uri": login.redirect_uri, "client_id": endpoint.client_id,
+            "code_verifier": verifier,
+        })
+
+    async def _token_request(self, form: dict[str, str]) -> tuple[int, Any]:
+        """``POST /oauth/token`` with ``form`` (the client's secret as HTTP Basic when it has
+        one) → (status, JSON body of a 200); TokenError without an answer."""
+        endpoint = self._endpoint
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if endpoint.client_secret:
+            basic = base64.b64encode(
+                f"{endpoint.client_id}:{endpoint.client_secret}".encode()
+            ).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        started = time.monotonic()
         try:
             async with self._session.post(
                 endpoint.login_url + "/oauth/token",
-                data="grant_type=client_credentials",
-                headers={
-                    "Authorization": f"Basic {basic}",
-                    "Content-Type": "application/x-www-form-urlencoded",
-                },
+                data=urlencode(form),
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
                 **self._kwargs,
             ) as response:
                 if response.status != 200:
+                    self._report("POST", "/oauth/token", response.status, started)
                     return response.status, None
-                return 200, await response.json(content_type=None)
+                body = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            self._report("POST", "/oauth/token", None, started)
             raise TokenError(f"POST /oauth/token failed: {type(error).__name__}") from None
+        self._report("POST", "/oauth/token", 200, started)
+        return 200, body
 
     async def revoke(self) -> Revocation | None:
         """Revoke the current token and check it no longer works (``DELETE`` then ``HEAD``
         ``/api/v2/tokens/me``; the desktop is done with it: the run ends). ``None`` without a
         token. The token is forgotten whatever the answer."""
         token, self._token = self._token, None
+        self._refresh_token = None
         if token is None:
             return None
         url = self._endpoint.api_url + REVOKE_PATH
@@ -166,10 +266,10 @@ class TokenKeeper:
                 return outcome(statuses[0], statuses[1], failed)
         return outcome(statuses[0], statuses[1])
 
-    def _report(self, status: int | None, started: float) -> None:
+    def _report(self, method: str, path: str, status: int | None, started: float) -> None:
         if self._on_call is not None:
             latency_ms = (time.monotonic() - started) * 1000
-            self._on_call("POST", "/oauth/token", status, latency_ms, 0)
+            self._on_call(method, path, status, latency_ms, 0)
 
     def start(self) -> None:
         """Run the proactive refresh timer (resilient only)."""

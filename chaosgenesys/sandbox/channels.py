@@ -1,8 +1,8 @@
 """Notification channels and topic subscriptions: the bookkeeping behind the sandbox's hub.
 
 This module holds no sockets and no event loop: it is the data model of the notification
-service, kept apart so that the limits (20 channels per OAuth client, 1,000 topics per channel,
-channel lifetime) and the topic syntax can be read and tested on their own.
+service, kept apart so that the limits (20 channels per user and OAuth client, 1,000 topics per
+channel, channel lifetime) and the topic syntax can be read and tested on their own.
 ``notifications.py`` puts the HTTP routes and the WebSocket on top of it.
 
 Topics follow the platform's naming (see ``shared/docs/genesys-cloud-api.md`` §5):
@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "MAX_CHANNELS_PER_CLIENT",
+    "MAX_CHANNELS_PER_USER_AND_CLIENT",
     "MAX_TOPICS_PER_CHANNEL",
     "QUEUE_TOPIC_SUFFIXES",
     "USER_TOPIC_SUFFIXES",
@@ -39,8 +40,11 @@ __all__ = [
     "token_key",
 ]
 
-#: The 21st channel of one OAuth client evicts its oldest channel.
-MAX_CHANNELS_PER_CLIENT = 20
+#: The 21st channel of one user of one OAuth client (the platform's "user+app") evicts its
+#: oldest channel. Client-credentials tokens carry no user: all of a client's count as one.
+MAX_CHANNELS_PER_USER_AND_CLIENT = 20
+#: The same limit under its earlier name (a client-credentials caller meets it per client).
+MAX_CHANNELS_PER_CLIENT = MAX_CHANNELS_PER_USER_AND_CLIENT
 #: Subscribing a channel to more topics than this is refused with 400.
 MAX_TOPICS_PER_CHANNEL = 1000
 
@@ -182,6 +186,8 @@ class Channel:
     created: float
     deadline: float
     expires: datetime
+    #: The user of the token that created it (None: a client-credentials token).
+    owner_user: str | None = None
     #: subscription id (as requested) -> the single topics it stands for
     subscriptions: dict[str, TopicCheck] = field(default_factory=dict)
     connected: bool = False
@@ -225,18 +231,24 @@ class ChannelRegistry:
         """The channel, or ``None`` when unknown (expiry is the caller's business)."""
         return self._channels.get(channel_id)
 
-    def create(self, client_id: str, token: str) -> tuple[Channel, list[Channel]]:
-        """A new channel for ``client_id``, and the channels evicted to make room for it.
+    def create(
+        self, client_id: str, token: str, user_id: str | None = None
+    ) -> tuple[Channel, list[Channel]]:
+        """A new channel for ``client_id`` (and ``user_id``, the token's user, None for client
+        credentials), and the channels evicted to make room for it.
 
-        Over :data:`MAX_CHANNELS_PER_CLIENT`, the oldest channel without a socket goes first,
-        else the oldest one.
+        Over :data:`MAX_CHANNELS_PER_USER_AND_CLIENT` channels of that user and client, the
+        oldest channel without a socket goes first, else the oldest one.
         """
         evicted: list[Channel] = []
         own = sorted(
-            (c for c in self._channels.values() if c.client_id == client_id),
+            (
+                c for c in self._channels.values()
+                if c.client_id == client_id and c.owner_user == user_id
+            ),
             key=lambda c: c.created,
         )
-        while len(own) >= MAX_CHANNELS_PER_CLIENT:
+        while len(own) >= MAX_CHANNELS_PER_USER_AND_CLIENT:
             victim = next((c for c in own if not c.connected), own[0])
             own.remove(victim)
             self.remove(victim.id)
@@ -246,6 +258,7 @@ class ChannelRegistry:
             id=f"streaming-0-{uuid.uuid4().hex[:26]}",
             client_id=client_id,
             token=token,
+            owner_user=user_id,
             created=now,
             deadline=now + self.lifetime,
             expires=datetime.now(UTC) + timedelta(seconds=self.lifetime),

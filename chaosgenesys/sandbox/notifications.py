@@ -7,7 +7,8 @@ It behaves like Genesys Cloud's notifications API (``shared/docs/genesys-cloud-a
   /api/v2/notifications/channels/{id}`` answers 200, or 404 once the channel is gone.
 - ``GET|POST|PUT|DELETE /api/v2/notifications/channels/{id}/subscriptions`` reads, adds,
   replaces or removes topics; each topic comes back ``Permitted`` or ``Rejected``.
-- Limits: 20 channels per OAuth client (the 21st evicts the oldest, unconnected ones first),
+- Limits: 20 channels per user and OAuth client (a client-credentials token has no user: its
+  client's count together; the 21st evicts the oldest, unconnected ones first),
   1,000 topics per channel (over: 400), a channel lifetime (24 h by default, extended by every
   subscription change), one socket per channel (a new one displaces the old one).
 - The socket needs no authentication; it carries events in the platform's envelope, a
@@ -307,7 +308,10 @@ class NotificationHub:
         if self._closed:
             raise SandboxHTTPError(503, "The notification service is stopping")
         client_id = self._client_id(request)
-        channel, evicted = self._registry.create(client_id, token_of(request))
+        record = request.get("token_record")
+        channel, evicted = self._registry.create(
+            client_id, token_of(request), getattr(record, "user_id", None)
+        )
         for old in evicted:
             logger.info(
                 "sandbox notifications: channel %s of client %s evicted (channel limit)",

@@ -41,7 +41,8 @@ class AgentsThread:
 
     def __init__(self, url: str, users: list[str], mode: str = "resilient",
                  log_path: str | None = None, timeout: float = 2.0,
-                 status_path: str | None = None, **options: Any) -> None:
+                 status_path: str | None = None, wait_ready: bool = True,
+                 **options: Any) -> None:
         from chaosgenesys.agent.config import Endpoint, config_from_options
         from chaosgenesys.agent.manager import AgentManager
 
@@ -49,6 +50,7 @@ class AgentsThread:
         config = config_from_options(mode, fast_options(**options))
         self.manager = AgentManager([(u, endpoint) for u in users], config, log_path=log_path,
                                     status_path=status_path, rng_seed=1)
+        self._wait_ready = wait_ready
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -58,6 +60,9 @@ class AgentsThread:
 
     def __enter__(self) -> AgentsThread:
         self._thread.start()
+        if not self._wait_ready:
+            assert wait_for(lambda: bool(self.manager.agents), 10), "no agent started"
+            return self
         assert wait_for(lambda: bool(self.manager.agents) and all(
             a.stats.ready for a in self.manager.agents), 10), "agents not ready"
         return self

@@ -6,6 +6,7 @@ import pytest
 
 from chaosgenesys.sandbox.channels import (
     MAX_CHANNELS_PER_CLIENT,
+    MAX_CHANNELS_PER_USER_AND_CLIENT,
     ChannelRegistry,
     TopicLimitExceeded,
     check_topic,
@@ -95,6 +96,21 @@ def test_eviction_prefers_the_oldest_unconnected_channel() -> None:
         channel.connected = True
     _, evicted = registry.create("client", "token")
     assert evicted == [channels[0]]  # all connected: the oldest
+
+
+def test_the_limit_is_per_user_of_a_client() -> None:
+    """20 channels per user and client: users of one client do not evict one another, and a
+    client-credentials token (no user) counts apart from the client's users."""
+    registry = ChannelRegistry(lifetime=60)
+    for user in ("U1", "U2"):
+        for _ in range(MAX_CHANNELS_PER_USER_AND_CLIENT):
+            assert registry.create("client", f"token-{user}", user)[1] == []
+    for _ in range(MAX_CHANNELS_PER_USER_AND_CLIENT):
+        assert registry.create("client", "client-token")[1] == []
+    newest, evicted = registry.create("client", "token-U1", "U1")  # U1's 21st
+    assert [c.owner_user for c in evicted] == ["U1"]
+    assert newest.owner_user == "U1"
+    assert len(list(registry)) == 3 * MAX_CHANNELS_PER_USER_AND_CLIENT
 
 
 def test_timestamps_are_utc_milliseconds_with_z() -> None:

@@ -34,7 +34,9 @@ def start_agents(
     """Start synthetic agents for ``user_ids`` and wait until each one is On Queue and connected.
 
     They log in with the experiment's OAuth client (secrets ``client_id``/``client_secret`` or
-    the registered/environment defaults, handed to the process through its environment only),
+    the registered/environment defaults, handed to the process through its environment only;
+    with ``options: {"login": "user", "redirect_uri": ...}`` each agent logs in as its own user,
+    as the real desktop, so any number of agents share one client: docs/agent.md),
     reach the org at ``genesys_api_url``/``genesys_login_url`` (or ``genesys_region``),
     optionally through ``proxy`` (an HTTP(S) proxy URL for HTTP and the WebSocket; a CA file to
     trust comes from ``genesys_verify_tls``). ``mode`` is ``resilient`` (like the real desktop)

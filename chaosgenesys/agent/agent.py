@@ -478,11 +478,23 @@ class SyntheticAgent:
                 return
 
     async def _watchdog(self, socket: NotificationSocket) -> None:
-        """Ping, account zombie time, and (resilient) declare a silent socket dead."""
+        """Ping, account zombie time, and (resilient) declare a silent socket dead.
+
+        It wakes when something is due (the next ping, the silence that makes a zombie, the
+        silence that declares the socket dead), not on a fixed tick: an idle agent wakes about
+        once per ping interval. While the socket is a zombie it ticks, so that zombie time
+        grows in the summary as it happens."""
         config = self.config
         tick = max(0.05, min(config.ping_interval, config.zombie_after) / 4)
         while True:
-            await asyncio.sleep(tick)
+            now = time.monotonic()
+            silent = now - socket.last_inbound
+            wait = tick if silent > config.zombie_after else config.zombie_after - silent
+            if config.resilient:
+                wait = min(wait, socket.last_ping + config.ping_interval - now,
+                           config.silence_limit - silent)
+            # a little past the moment, so that what is due is due when it wakes
+            await asyncio.sleep(max(0.05, wait + 0.001))
             now = time.monotonic()
             silent = now - socket.last_inbound
             self.stats.zombie_tick(silent, config.zombie_after, now)

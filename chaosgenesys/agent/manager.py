@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import ssl
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,25 @@ from chaosgenesys import processes
 from chaosgenesys.agent.agent import SyntheticAgent
 from chaosgenesys.agent.config import AgentConfig, Endpoint
 from chaosgenesys.agent.eventlog import EventLog
-from chaosgenesys.agent.runtime import read_json, write_json_atomic
-from chaosgenesys.platform.metrics import MetricsRecorder
+from chaosgenesys.agent.runtime import read_json, write_text_atomic
+from chaosgenesys.platform.metrics import CallRecord, MetricsRecorder
 
-__all__ = ["API_CALLS_KEPT", "API_CALLS_SECONDS", "AgentManager", "request_kwargs"]
+__all__ = [
+    "API_CALLS_KEPT", "API_CALLS_SECONDS", "AgentManager", "request_kwargs", "status_interval",
+]
 
+#: The status file is rewritten every ``STATUS_INTERVAL`` seconds for up to 100 agents; it holds
+#: about 1.2 KB per agent, so beyond that its period grows with the agents (``agents / 200``
+#: seconds, at most ``STATUS_INTERVAL_MAX``) and its cost per agent stays bounded
+#: (:func:`status_interval`; benchmarks/agents_scale.py).
 STATUS_INTERVAL = 0.5
+STATUS_INTERVAL_MAX = 5.0
+
+
+def status_interval(agents: int) -> float:
+    """Seconds between two writes of the status file of a process running ``agents``."""
+    return min(STATUS_INTERVAL_MAX, max(STATUS_INTERVAL, agents / 200))
+
 #: The status file lists the agents' API calls of the last ``API_CALLS_SECONDS``, at most the
 #: latest ``API_CALLS_KEPT`` of them (the kill switch reads their latencies).
 API_CALLS_SECONDS = 300.0
@@ -60,7 +75,8 @@ def request_kwargs(endpoint: Endpoint) -> dict[str, Any]:
 
 
 class AgentManager:
-    """Runs agents, writes their status file every 0.5 s, stops them all on :meth:`stop`."""
+    """Runs agents, writes their status file every 0.5 s (:func:`status_interval` for many
+    agents), stops them all on :meth:`stop`."""
 
     def __init__(
         self,
@@ -92,6 +108,8 @@ class AgentManager:
         self.in_flight: dict[object, float] = {}
         #: The Prometheus endpoint (``chaosgenesys.agent.metrics.AgentMetrics``) while running.
         self.metrics: Any = None
+        #: The status file's ``api_calls`` rows, each with the call it encodes.
+        self._call_rows: deque[tuple[CallRecord, str]] = deque()
 
     def stop(self) -> None:
         """Stop every agent (safe from signal handlers on the loop)."""
@@ -106,29 +124,54 @@ class AgentManager:
         """Write the status file now (atomically)."""
         if self.status_path is None and self.metrics is None:
             return
-        summaries = self.summaries()
         if self.metrics is not None:
-            self.metrics.update(summaries)
+            self.metrics.update(self.summaries())
         if self.status_path is None:
             return
-        data = {
+        head = {
             "pid": os.getpid(),
             "mode": self.config.mode,
             "running": self.running,
             "started_at": self._started_at,
             "updated_at": time.time(),
             "log": str(self.log.path) if self.log.path else "",
-            "agents": summaries,
             "metrics": None if self.metrics is None
             else {"port": self.metrics.port, "url": self.metrics.url},
-            "api_calls": [
-                [round(r.timestamp, 3), round(r.latency_ms, 1), r.status]
-                for r in self.calls.records(API_CALLS_SECONDS)
-            ],
             "api_in_flight": sorted(round(start, 3) for start in list(self.in_flight.values())),
         }
+        # The agents' entries and the calls' rows are encoded once and reused (an idle
+        # agent's entry does not change; calls only come and go): the file is megabytes for
+        # thousands of agents.
+        agents = ",".join(
+            f"{json.dumps(agent.user_id)}:{agent.stats.status_json()}" for agent in self.agents
+        )
+        text = (f'{json.dumps(head)[:-1]},"agents":{{{agents}}},'
+                f'"api_calls":{self._api_calls_json()}}}')
         with contextlib.suppress(OSError):
-            write_json_atomic(self.status_path, data)
+            write_text_atomic(self.status_path, text)
+
+    def _api_calls_json(self) -> str:
+        """``[[epoch, latency ms, status], ...]`` of the calls of the last
+        ``API_CALLS_SECONDS``, oldest first; a call's row is encoded once."""
+        records = self.calls.records(API_CALLS_SECONDS)
+        rows = self._call_rows
+        kept = 0
+        if rows:
+            last = rows[-1][0]
+            for index in range(len(records) - 1, -1, -1):
+                if records[index] is last:
+                    kept = index + 1
+                    break
+        while len(rows) > kept:  # the oldest have left the window (or nothing lines up)
+            rows.popleft()
+        if kept and rows[0][0] is not records[0]:
+            rows.clear()
+            kept = 0
+        for record in records[kept:]:
+            rows.append((record, json.dumps(
+                [round(record.timestamp, 3), round(record.latency_ms, 1), record.status]
+            )))
+        return "[" + ",".join(row for _, row in rows) + "]"
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until every agent is connected and has gone On Queue once."""
@@ -227,6 +270,7 @@ class AgentManager:
         await agent.run()
 
     async def _status_loop(self) -> None:
+        interval = status_interval(len(self.agents))
         while True:
             self.write_status()
-            await asyncio.sleep(STATUS_INTERVAL)
+            await asyncio.sleep(interval)

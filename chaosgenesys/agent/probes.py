@@ -73,8 +73,14 @@ def agent_summary(
         age = max(0.0, time.time() - float((status or {}).get("updated_at", 0)))
         result["age_seconds"] = round(age, 3)
         expires_at = result.get("token_expires_at")
+        result["token_expires_in"] = None
         if isinstance(expires_at, int | float) and expires_at > 0:
             result["token_expires_in"] = round(max(0.0, expires_at - time.time()), 3)
+        started_at = result.get("started_at")
+        if "uptime_seconds" not in result and isinstance(started_at, int | float):
+            # the status file keeps when the agent started; its age is computed now
+            end = time.time() if running else float((status or {}).get("updated_at", 0))
+            result["uptime_seconds"] = round(max(0.0, end - started_at), 3)
         current = result.get("off_queue_current_seconds")
         if running and result.get("off_queue_now") and isinstance(current, int | float):
             # the stretch has gone on since the figures were written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections import deque
@@ -95,6 +96,33 @@ class AgentStats:
     #: Monotonic time since which the open socket has been silent beyond ``zombie_after``.
     _zombie_since: float | None = field(default=None, repr=False)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change of a figure drops the cached summary (:meth:`to_dict`); setting a value it
+        # already has (the watchdog's every tick) does not. Lists and deques changed in place
+        # change a counter beside them in the same method (reconnected, api_call, queue_state).
+        if name != "_summary" and self.__dict__.get(name, _UNSET) != value:
+            self.__dict__["_summary"] = None
+            self.__dict__["_version"] = self.__dict__.get("_version", 0) + 1
+        object.__setattr__(self, name, value)
+
+    def status_json(self) -> str:
+        """The summary as the status file keeps it, JSON-encoded: without the figures about
+        now (``uptime_seconds``, ``token_expires_in``; ``agent_summary`` computes them when it
+        reads, from ``started_at`` and ``token_expires_at``), so that an idle agent's entry is
+        encoded once and reused until a figure changes (or while an off-queue stretch goes
+        on)."""
+        version = self.__dict__.get("_version", 0)
+        cached: tuple[int, str] | None = self.__dict__.get("_status_json")
+        if cached is not None and cached[0] == version and self._off_queue_since is None:
+            return cached[1]
+        summary = self.to_dict()
+        del summary["uptime_seconds"]
+        del summary["token_expires_in"]
+        summary["started_at"] = round(self.started_at, 3)
+        text = json.dumps(summary, default=str)
+        self.__dict__["_status_json"] = (version, text)
+        return text
+
     def zombie_tick(self, silent_for: float, zombie_after: float, now: float) -> None:
         """Account zombie time: the socket is believed open and has been silent ``silent_for``
         seconds; time beyond ``zombie_after`` counts."""
@@ -169,7 +197,24 @@ class AgentStats:
         self._zombie_since = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON summary."""
+        """The JSON summary (a new dict each call). Built again only after a figure changed
+        (the status file asks every few seconds for every agent; an idle agent's figures do
+        not move); the figures that are about now are brought up to date each time."""
+        summary: dict[str, Any] | None = self.__dict__.get("_summary")
+        if summary is None:
+            summary = self._build()
+            self.__dict__["_summary"] = summary
+        else:
+            now, wall = time.monotonic(), time.time()
+            if self.token_expires_at:
+                summary["token_expires_in"] = round(max(0.0, self.token_expires_at - wall), 3)
+            if self._off_queue_since is not None:
+                summary["longest_off_queue_seconds"] = round(self.longest_off_queue(now), 3)
+                summary["off_queue_current_seconds"] = round(now - self._off_queue_since, 3)
+            summary["uptime_seconds"] = round(wall - self.started_at, 3)
+        return dict(summary)
+
+    def _build(self) -> dict[str, Any]:
         latencies = self.reconnect_latencies_ms
         latency = {
             "min": round(min(latencies), 1) if latencies else None,
@@ -232,6 +277,9 @@ class AgentStats:
             "recent_reconnects": [[round(at, 3), round(ms, 1)] for at, ms in self._reconnect_log],
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }
+
+
+_UNSET = object()
 
 
 def _api_latency(latencies: list[float]) -> dict[str, float | int | None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -135,7 +136,30 @@ def run_command(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     users = list(dict.fromkeys(args.user))
+    _raise_open_files_limit(len(users))
     return asyncio.run(_run(args, users, endpoint, config))
+
+
+#: File descriptors one agent may hold at once: its socket, and its REST calls' connections
+#: while a reconnect storm re-reads state.
+FILES_PER_AGENT = 4
+
+
+def _raise_open_files_limit(agents: int) -> None:
+    """Many agents in one process need more sockets than a common soft limit (1,024): raise
+    the soft limit towards the hard one, and say so when even that is short."""
+    import resource
+
+    needed = agents * FILES_PER_AGENT + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        _say(f"{agents} agents may need {needed} open files; the limit is {soft} "
+             "(raise it with ulimit -n, or run fewer agents per process)")
 
 
 #: After SIGTERM/SIGINT (or the duration), how long the agents get to log off cleanly before
@@ -158,6 +182,8 @@ async def _report_start_errors(manager: Any, endpoint: Any) -> None:
 
     reported: dict[str, list[str]] = {}
     while True:
+        if manager.agents and all(agent.stats.ready for agent in manager.agents):
+            return  # errors of a ready agent are its summary's, not start errors
         for agent in list(manager.agents):
             error = agent.stats.last_error
             seen = reported.setdefault(agent.user_id, [])

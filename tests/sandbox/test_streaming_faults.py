@@ -252,16 +252,31 @@ def test_channel_expiry_ends_the_session_with_no_longer_subscribed() -> None:
 
 
 def test_eviction_over_the_channel_limit_ends_the_session(sb: Sandbox, api: Api) -> None:
-    session, channel_id, _, _ = session_of(sb, AGENT_1)
+    """20 channels per user and client: the client's client-credentials channels do not
+    count against the user's; the user's own 21st channel evicts the oldest, the session's."""
+    session, channel_id, token, _ = session_of(sb, AGENT_1)
     sockets: list[websocket.WebSocket] = []
+
+    def connected_channel(bearer: str) -> None:
+        channel = requests.post(
+            f"{sb.url}/api/v2/notifications/channels",
+            headers={"Authorization": f"Bearer {bearer}"}, timeout=5,
+        ).json()
+        sockets.append(websocket.create_connection(channel["connectUri"], timeout=5))
+
     try:
-        # 19 more channels, all connected: a bound streaming session counts as connected too,
-        # so none is evicted before the 21st channel, which evicts the oldest: the session's
-        for _ in range(19):
-            channel = api.post("/api/v2/notifications/channels").json()
-            sockets.append(websocket.create_connection(channel["connectUri"], timeout=5))
+        for _ in range(20):  # the client's own (no user): another count
+            connected_channel(api.token)
         assert alive(session)
-        assert api.post("/api/v2/notifications/channels").status_code == 200
+        # 19 more of the user's, all connected: a bound streaming session counts as connected
+        # too, so none is evicted before the user's 21st, which evicts the oldest: the session's
+        for _ in range(19):
+            connected_channel(token)
+        assert alive(session)
+        assert requests.post(
+            f"{sb.url}/api/v2/notifications/channels",
+            headers={"Authorization": f"Bearer {token}"}, timeout=5,
+        ).status_code == 200
         frames, code = until_close(session)
     finally:
         session.close()

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
-    "MAX_CHANNELS_PER_CLIENT",
     "MAX_CHANNELS_PER_USER_AND_CLIENT",
     "MAX_TOPICS_PER_CHANNEL",
     "QUEUE_TOPIC_SUFFIXES",
@@ -43,8 +42,6 @@ __all__ = [
 #: The 21st channel of one user of one OAuth client (the platform's "user+app") evicts its
 #: oldest channel. Client-credentials tokens carry no user: all of a client's count as one.
 MAX_CHANNELS_PER_USER_AND_CLIENT = 20
-#: The same limit under its earlier name (a client-credentials caller meets it per client).
-MAX_CHANNELS_PER_CLIENT = MAX_CHANNELS_PER_USER_AND_CLIENT
 #: Subscribing a channel to more topics than this is refused with 400.
 MAX_TOPICS_PER_CHANNEL = 1000
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from chaosgenesys.sandbox.channels import (
-    MAX_CHANNELS_PER_CLIENT,
     MAX_CHANNELS_PER_USER_AND_CLIENT,
     ChannelRegistry,
     TopicLimitExceeded,
@@ -87,7 +86,9 @@ def test_topic_limit_counts_single_topics_and_changes_nothing() -> None:
 
 def test_eviction_prefers_the_oldest_unconnected_channel() -> None:
     registry = ChannelRegistry(lifetime=60)
-    channels = [registry.create("client", "token")[0] for _ in range(MAX_CHANNELS_PER_CLIENT)]
+    channels = [
+        registry.create("client", "token")[0] for _ in range(MAX_CHANNELS_PER_USER_AND_CLIENT)
+    ]
     registry.create("someone-else", "token")  # other clients do not count
     channels[0].connected = True
     newer, evicted = registry.create("client", "token")

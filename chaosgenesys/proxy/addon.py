@@ -32,7 +32,7 @@ import struct
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,7 +42,14 @@ from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import commands
 from mitmproxy.proxy.layers import websocket as ws_layer
 
-from chaosgenesys.proxy.rules import HTTP_ACTIONS, Rule, RuleError, error_body, parse_rule
+from chaosgenesys.proxy.rules import (
+    HTTP_ACTIONS,
+    Rule,
+    RuleError,
+    RuleSet,
+    error_body,
+    parse_rule,
+)
 
 __all__ = ["ChaosAddon"]
 
@@ -92,11 +99,7 @@ async def _answer(
     writer.write(head.encode() + data)
     await writer.drain()
 
-#: Where a delay rule holds a request: ``connection`` (default): once mitmproxy has the upstream
-#: connection (reused, or opened during the delay), just before the request is sent;
-#: ``request``: in the ``request`` hook, before connecting (the first implementation, kept to
-#: compare them: ``CHAOSGENESYS_PROXY_DELAY_AT=request``, see benchmarks/proxy_overhead.py).
-_DELAY_AT = os.environ.get("CHAOSGENESYS_PROXY_DELAY_AT", "connection")
+
 #: A throttled body is sent in slices of about this many seconds' worth of bytes.
 _THROTTLE_TICK = 0.05
 _THROTTLE_MIN_SLICE = 256
@@ -296,7 +299,7 @@ class ChaosAddon:
         self.token = token
         self.ready_file = ready_file
         self.deadline = deadline
-        self.rules: list[Rule] = []
+        self._rules = RuleSet()
         self.started = time.time()
         self._next_id = 1
         self.latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
@@ -358,6 +361,15 @@ class ChaosAddon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def rules(self) -> RuleSet:
+        """The rules in order (replaced, never changed in place, so a hook may iterate them)."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: Iterable[Rule]) -> None:
+        self._rules = RuleSet(rules)
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _first_match(self, flow: http.HTTPFlow, actions: tuple[str, ...]) -> Rule | None:
@@ -367,7 +379,7 @@ class ChaosAddon:
         host = request.pretty_host
         path = request.path
         url = ""
-        for rule in list(self.rules):
+        for rule in self.rules.candidates(path):
             if rule.action not in actions or not rule.active(now):
                 continue
             if rule.url is not None and not url:
@@ -391,9 +403,7 @@ class ChaosAddon:
         self.counters["faulted_requests"] += 1
         flow.metadata["chaosgenesys_rule"] = rule.id
         since = flow.request.timestamp_start
-        if rule.action == "delay" and _DELAY_AT == "request":
-            await self._sleep(rule, rule.pick_delay_ms(), since)
-        elif rule.action == "delay":
+        if rule.action == "delay":
             # Held in make_server_connection once the upstream connection is there (see
             # _patch_mitmproxy), so that connecting is not added after the delay.
             now = time.monotonic()
@@ -500,7 +510,7 @@ class ChaosAddon:
         self.counters["websockets_opened"] += 1
         self.live_websockets[flow.id] = flow
         now = time.monotonic()
-        for rule in list(self.rules):
+        for rule in self.rules:
             if rule.action == "ws_close" and rule.active(now):
                 self._arm_close(rule, flow)
 
@@ -555,7 +565,7 @@ class ChaosAddon:
         self.counters["websocket_messages"] += 1
         direction = "to_server" if message.from_client else "to_client"
         now = time.monotonic()
-        for rule in list(self.rules):
+        for rule in self.rules:
             if rule.action not in ("ws_drop", "ws_delay") or not rule.active(now):
                 continue
             if rule.direction not in (direction, "both") or not self._ws_matches(rule, flow):
@@ -599,7 +609,7 @@ class ChaosAddon:
         for rule in parsed:
             rule.added_at = now
         self._next_id += len(parsed)
-        self.rules.extend(parsed)
+        self.rules = [*self.rules, *parsed]
         for rule in parsed:
             if rule.action == "ws_close" and not rule.start_after:
                 for flow in list(self.live_websockets.values()):

@@ -41,7 +41,7 @@ import math
 import random
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "WS_ACTIONS",
     "Rule",
     "RuleError",
+    "RuleSet",
     "error_body",
     "from_fiddler",
     "parse_rule",
@@ -258,6 +259,73 @@ class Rule:
         if not self.jitter_ms:
             return self.delay_ms
         return max(0.0, self.delay_ms + random.uniform(-self.jitter_ms, self.jitter_ms))
+
+
+#: Pattern text that cannot join an alternation with others without changing its meaning or
+#: failing: numbered back-references and octal escapes (``\1``), named groups and their
+#: references (``(?P<n>``, ``(?P=n)``), conditionals (``(?(1)``). Such a rule is checked alone.
+_NOT_COMBINABLE = re.compile(r"\\[0-9]|\(\?P[<=]|\(\?\(")
+
+
+class RuleSet:
+    """The proxy's rules in order, and one combined path pattern to skip those a path can't match.
+
+    Matching a request against 100 rules one by one costs about 36 us in Python; every HTTP
+    rule with a ``path`` whose pattern can join an alternation is also folded into one compiled
+    ``(?:p1)|(?:p2)|...`` (about 0.1 us to search). A path the combination does not match is
+    matched by none of those rules, so :meth:`candidates` leaves them out; the others (no path,
+    or a pattern that must be checked alone) keep their order. A path that matches it gets
+    every rule, in order: the first matching rule still wins.
+    """
+
+    __slots__ = ("_paths", "_unfiltered", "rules")
+
+    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        combined: list[str] = []
+        unfiltered: list[Rule] = []
+        for rule in self.rules:
+            if rule.action in HTTP_ACTIONS and rule.path is not None and _combinable(rule.path):
+                combined.append(f"(?:{rule.path.pattern})")
+            else:
+                unfiltered.append(rule)
+        self._paths: re.Pattern[str] | None = None
+        self._unfiltered: tuple[Rule, ...] = self.rules
+        if combined:
+            try:
+                self._paths = re.compile("|".join(combined))
+            except re.error:  # pragma: no cover - _combinable keeps what compiles alone
+                return
+            self._unfiltered = tuple(unfiltered)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def __contains__(self, rule: object) -> bool:
+        return rule in self.rules
+
+    def candidates(self, path: str) -> tuple[Rule, ...]:
+        """The rules, in order, that a request for ``path`` may match (a superset of them)."""
+        paths = self._paths
+        if paths is None or paths.search(path) is not None:
+            return self.rules
+        return self._unfiltered
+
+
+def _combinable(pattern: re.Pattern[str]) -> bool:
+    if pattern.flags & ~re.UNICODE or _NOT_COMBINABLE.search(pattern.pattern):
+        return False
+    try:  # a global inline flag such as (?i) is refused inside a group
+        re.compile(f"(?:{pattern.pattern})")
+    except re.error:
+        return False
+    return True
 
 
 def parse_rule(spec: Any, *, rule_id: str = "") -> Rule:

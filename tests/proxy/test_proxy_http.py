@@ -189,6 +189,31 @@ def test_rules_change_while_traffic_flows(proxy_sandbox: Any, clean_rules: dict[
     assert max(after) < 0.15
 
 
+def test_many_rules_first_match_wins(proxy_sandbox: Any, clean_rules: dict[str, Any]) -> None:
+    """100 path rules, a rule checked alone ((?i)), one removed: each request meets its rule."""
+    name = clean_rules["name"]
+    added = actions.add_rules(
+        [{"action": "fail", "status": 500 + i % 4, "path": f"^/never-{i}/"} for i in range(100)]
+        + [{"action": "fail", "status": 418, "path": "(?i)/ROUTINGSTATUS$"}]
+        + [{"action": "fail", "status": 409, "path": "/routingstatus$"}],
+        name=name,
+    )
+    session = direct_session()
+    headers = {"Authorization": f"Bearer {token_for(proxy_sandbox.url)}"}
+
+    def status(path: str) -> int:
+        url = f"{proxy_sandbox.url}{path}"
+        answer = session.get(url, headers=headers, proxies=_proxies(clean_rules), timeout=10)
+        return answer.status_code
+
+    assert status("/never-57/x") == 500 + 57 % 4
+    assert status(f"/api/v2/users/{AGENT_1}/routingstatus") == 418  # before the 409 rule
+    assert status(f"/api/v2/users/{AGENT_1}") == 200
+    actions.clear_rules(name, rule_id=added["added"][100]["id"])
+    assert status(f"/api/v2/users/{AGENT_1}/routingstatus") == 409
+    assert status("/never-3/") == 503
+
+
 def test_clear_one_rule_and_list(clean_rules: dict[str, Any]) -> None:
     name = clean_rules["name"]
     first = actions.delay_requests("/a", 10, name=name)

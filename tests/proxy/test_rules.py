@@ -8,6 +8,7 @@ import pytest
 
 from chaosgenesys.proxy.rules import (
     RuleError,
+    RuleSet,
     error_body,
     from_fiddler,
     parse_rule,
@@ -100,3 +101,39 @@ def test_error_body_is_a_genesys_error_body() -> None:
     assert body["code"] == "too.many.requests.retry.after"
     assert "[3] seconds" in body["message"]
     assert set(body) >= {"message", "code", "status", "messageWithParams", "contextId"}
+
+
+def _first(rules: RuleSet, path: str) -> str | None:
+    """The id of the first rule matching a GET of ``path`` among the set's candidates."""
+    for rule in rules.candidates(path):
+        if rule.matches("GET", "api.example.com", path, "", {}):
+            return rule.id
+    return None
+
+
+def test_rule_set_leaves_out_only_rules_the_path_cannot_match() -> None:
+    specs = [{"action": "delay", "path": f"^/never-{i}/", "delay_ms": 1} for i in range(100)]
+    specs += [
+        # A back-reference, a global inline flag, a named group: each checked alone.
+        {"action": "fail", "status": 503, "path": r"^/(a)\1$"},
+        {"action": "fail", "status": 503, "path": "(?i)^/LOUD$"},
+        {"action": "fail", "status": 503, "path": "^/(?P<x>named)$"},
+        {"action": "reset", "method": "GET"},  # no path: always a candidate
+        {"action": "ws_drop", "path": "^/ws$"},  # not an HTTP rule: always a candidate
+    ]
+    rules = RuleSet(parse_rule(spec, rule_id=f"r{i}") for i, spec in enumerate(specs))
+    assert len(rules) == 105 and rules.rules[0].id == "r0"
+    alone = [rule.id for rule in rules.candidates("/api/v2/users/me")]
+    assert alone == ["r100", "r101", "r102", "r103", "r104"]
+    # Each kind of rule is still found, and the first match in order still wins.
+    assert _first(rules, "/never-7/x") == "r7"
+    assert _first(rules, "/aa") == "r100"
+    assert _first(rules, "/loud") == "r101"
+    assert _first(rules, "/named") == "r102"
+    assert _first(rules, "/api/v2/users/me") == "r103"
+    assert len(rules.candidates("/never-99/")) == 105
+    # Rules the combined pattern matches anywhere in the path (search, as each rule does).
+    middle = RuleSet([parse_rule({"action": "delay", "path": "users", "delay_ms": 1})])
+    assert len(middle.candidates("/api/v2/users/me")) == 1
+    assert not middle.candidates("/api/v2/queues")
+    assert not RuleSet() and list(RuleSet().candidates("/x")) == []

@@ -57,6 +57,18 @@ def start_time(pid: int) -> int | None:
     return None if found is None else found.start
 
 
+_own: tuple[int, int | None] = (0, None)
+
+
+def own_start_time() -> int | None:
+    """:func:`start_time` of this process, read once per process (a fork reads its own)."""
+    global _own
+    pid = os.getpid()
+    if _own[0] != pid:
+        _own = (pid, start_time(pid))
+    return _own[1]
+
+
 def boot_time() -> float | None:
     """When this machine booted (epoch seconds, ``btime`` of ``/proc/stat``), or None."""
     try:

@@ -86,11 +86,13 @@ __all__ = [
     "CorruptRecord",
     "FaultRecord",
     "Registry",
+    "UnreadableRecord",
     "active",
     "ancestry",
     "check_scope",
     "forget",
     "get",
+    "is_fault_id",
     "mine",
     "process_alive",
     "process_start_time",
@@ -266,6 +268,10 @@ def _same_process(one: tuple[int, int | None], other: tuple[int, int | None]) ->
     return one[1] is None or other[1] is None or one[1] == other[1]
 
 
+class UnreadableRecord(ActivityFailed):  # type: ignore[misc]
+    """A fault's record file is there but cannot be read (corrupt, or an I/O error)."""
+
+
 @dataclass(frozen=True)
 class CorruptRecord:
     """A file in the registry directory that is not a readable fault record."""
@@ -283,8 +289,7 @@ class CorruptRecord:
 
 def run_owner() -> tuple[int, int | None]:
     """``(pid, start time)`` of this process: the process whose run :func:`mine` means."""
-    pid = os.getpid()
-    return pid, process_start_time(pid)
+    return os.getpid(), processes.own_start_time()
 
 
 #: This process's ancestry, read once per process (keyed by pid: a forked child reads its own).
@@ -482,6 +487,11 @@ def _check_id(fault_id: Any) -> str:
     return fault_id
 
 
+def is_fault_id(value: Any) -> bool:
+    """Whether ``value`` is spelled as a fault id (whether it is recorded is another matter)."""
+    return isinstance(value, str) and _FAULT_ID.match(value) is not None
+
+
 def _new_id(kind: str) -> str:
     slug = _KIND_SLUG.sub("-", kind.lower()).strip("-")[:24] or "fault"
     return f"{slug}-{uuid.uuid4().hex[:12]}"
@@ -628,7 +638,7 @@ class Registry:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
-            raise ActivityFailed(
+            raise UnreadableRecord(
                 f"fault {fault_id}: its record {path} is unreadable: {error}"
             ) from error
 
@@ -661,7 +671,7 @@ class Registry:
             reverter=reverter,
             spec=spec,
             owner_pid=pid,
-            owner_start=process_start_time(pid),
+            owner_start=processes.own_start_time(),
             created_at=now,
             deadline=None if seconds is None else now + seconds,
             ancestors=tuple(ancestry()),
@@ -721,16 +731,25 @@ class Registry:
         cleanup`` (or the guardian) can retry; after :data:`MAX_REVERT_ATTEMPTS` failures it is
         given up (``given_up``). Called by id, it tries even a given-up record.
         """
+        return self.revert_if(fault_id) is not None
+
+    def revert_if(
+        self, fault_id: str, accept: Callable[[FaultRecord], bool] | None = None
+    ) -> FaultRecord | None:
+        """:meth:`revert`, for a record that ``accept`` (if given) accepts; the record reverted,
+        or None when there was none or it was not accepted. The record is read once, under
+        the lock (a caller that filters by kind or place need not read it before)."""
         _check_id(fault_id)
         if not self.directory.is_dir():
-            return False
+            return None
         lock = _dir_lock(self.directory)
         with self.locked():
             if fault_id in lock.reverting:
-                return True  # called back from its own reverter: the outer call forgets it
+                # called back from its own reverter: the outer call forgets it
+                return self.get(fault_id)
             fault = self.get(fault_id)
-            if fault is None:
-                return False
+            if fault is None or (accept is not None and not accept(fault)):
+                return None
             lock.reverting.add(fault_id)
             try:
                 _resolve_reverter(fault.reverter)(fault)
@@ -760,7 +779,7 @@ class Registry:
                 lock.reverting.discard(fault_id)
             self._unlink(fault_id)
         logger.debug("fault %s reverted: %s", fault.id, fault.description)
-        return True
+        return fault
 
     def _count_failure(self, fault: FaultRecord, error: str) -> FaultRecord:
         """Count one failed revert in the record (called holding the lock); the new record."""

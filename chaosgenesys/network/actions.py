@@ -435,26 +435,42 @@ def remove_faults(
     interface = require_text("interface", interface, allow_empty=True)
     netns = require_text("netns", netns, allow_empty=True)
     scope = registry.check_scope(scope)
-    owner = registry.run_owner()
     done: list[dict[str, Any]] = []
     errors: list[str] = []
     store = registry.Registry()  # one for the call: it resolves its directory once
-    for fault in _named(store, wanted) if wanted else store.active():
+
+    def fits(fault: Any) -> bool:
         if fault.reverter not in (REVERTER, NFT_REVERTER):
-            continue
-        if wanted and fault.id not in wanted:
-            continue
-        if not wanted and scope == "run" and not fault.belongs_to(owner):
-            continue
+            return False
         if interface and fault.spec.get("interface") != interface:
-            continue
-        if netns and (fault.spec.get("netns") or "") != netns:
-            continue
+            return False
+        return not netns or (fault.spec.get("netns") or "") == netns
+
+    if len(wanted) == 1:
+        # Its record is read once, under the lock; not an id, not recorded or unreadable, it
+        # names nothing (as in a scan).
+        ids = [fault_id for fault_id in wanted if registry.is_fault_id(fault_id)]
+    elif wanted:
+        ids = [fault.id for fault in _named(store, wanted)]  # oldest first
+    else:
+        owner = registry.run_owner()
+        ids = [
+            fault.id
+            for fault in store.active()
+            if fits(fault) and (scope != "run" or fault.belongs_to(owner))
+        ]
+    for fault_id in ids:
         try:
-            store.revert(fault.id)
-            done.append({"id": fault.id, "kind": fault.kind, "description": fault.description})
+            reverted = store.revert_if(fault_id, fits)
+        except registry.UnreadableRecord:
+            continue
         except ActivityFailed as error:
             errors.append(str(error))
+            continue
+        if reverted is not None:
+            done.append(
+                {"id": reverted.id, "kind": reverted.kind, "description": reverted.description}
+            )
     if errors:
         raise ActivityFailed("; ".join(errors))
     return done

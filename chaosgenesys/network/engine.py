@@ -18,6 +18,7 @@ that the kernel attaches its default again); reverting any other deletes its fil
 import contextlib
 import errno
 import ipaddress
+import os
 import secrets as _secrets
 import socket
 import struct
@@ -86,9 +87,19 @@ class Leaf:
 # -- capability and errors ----------------------------------------------------------------------
 
 
+#: The process (pid) whose CAP_NET_ADMIN was found: read once, as a process rarely drops it
+#: (and if it did, the kernel's EPERM still ends the call with a clear error, nothing applied).
+_capable_pid = 0
+
+
 def check_capability(what: str = "network faults") -> None:
     """CAP_NET_ADMIN in the effective set, or ActivityFailed saying how to get it."""
-    if not has_net_admin():
+    global _capable_pid
+    if _capable_pid == os.getpid():
+        return
+    if has_net_admin():
+        _capable_pid = os.getpid()
+    else:
         raise ActivityFailed(
             f"{what} needs CAP_NET_ADMIN, which this process lacks: run chaos as root (sudo), "
             "grant the capability (`sudo setcap cap_net_admin+ep $(readlink -f "
@@ -463,14 +474,15 @@ def _plan(
         ifb_index = _ifindex(name)
         ifb = {"name": name, "create": not ifb_index}
         places.append((name, ifb_index or _IFB_PLACEHOLDER, True, bool(ifb_index)))
-    for _name, index, _ingress, exists in places:
-        if exists:
+    roots = [_root(sock, index) if exists else None for _name, index, _ingress, exists in places]
+    for (_name, index, _ingress, _exists), root in zip(places, roots, strict=True):
+        # Classes matter only under our own root: any other root is replaced with its classes.
+        if root is not None and root.handle == tc.handle(ROOT_MAJOR):
             minors_taken |= _fault_minors(sock, index)
     minor = next((m for m in range(FIRST_MINOR, LAST_MINOR + 1) if m not in minors_taken), 0)
     if not minor:
         raise ActivityFailed(f"interface {device!r} already carries {LAST_MINOR} faults")
-    for name, index, ingress, exists in places:
-        root = _root(sock, index) if exists else None
+    for (name, index, ingress, exists), root in zip(places, roots, strict=True):
         ours = root is not None and root.handle == tc.handle(ROOT_MAJOR)
         if ours:
             original = _inherited_original(netns, name)

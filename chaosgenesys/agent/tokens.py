@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 
 from chaosgenesys.agent.config import Endpoint
+from chaosgenesys.platform import pkce
 from chaosgenesys.revocation import REVOKE_PATH, Revocation, outcome
 
 if TYPE_CHECKING:
@@ -171,10 +171,8 @@ class TokenKeeper:
         """Authorization code + PKCE as ``login.user_id``: the authorize request, then the
         code for a token."""
         endpoint = self._endpoint
-        verifier = secrets.token_urlsafe(48)  # 64 characters of [A-Za-z0-9_-]
-        challenge = base64.urlsafe_b64encode(
-            hashlib.sha256(verifier.encode("ascii")).digest()
-        ).rstrip(b"=").decode("ascii")
+        verifier = pkce.new_verifier()
+        challenge = pkce.s256_challenge(verifier)
         state = secrets.token_urlsafe(16)
         query = urlencode({
             "response_type": "code", "client_id": endpoint.client_id,

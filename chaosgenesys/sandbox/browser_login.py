@@ -34,8 +34,6 @@ Errors are OAuth's: 400 ``invalid_request`` / ``invalid_grant`` / ``unauthorized
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import html
 import logging
@@ -49,6 +47,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from chaosgenesys.platform.pkce import s256_challenge
 from chaosgenesys.sandbox.errors import oauth_error
 from chaosgenesys.sandbox.state import SandboxState, User
 from chaosgenesys.sandbox.tokens import OAuthClient
@@ -64,11 +63,6 @@ USER_GRANTS = frozenset({"authorization_code", "refresh_token"})
 _MAX_PENDING = 10_000
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 @dataclass
@@ -207,7 +201,7 @@ class BrowserLogins:
                     400, "invalid_request",
                     "code_verifier must be 43 to 128 characters of [A-Za-z0-9._~-]",
                 )
-            if not hmac.compare_digest(_s256(verifier), code.challenge):
+            if not hmac.compare_digest(s256_challenge(verifier), code.challenge):
                 raise oauth_error(400, "invalid_grant", "code_verifier does not match")
         elif basic is None:
             raise oauth_error(

@@ -97,11 +97,12 @@ class AgentStats:
     _zombie_since: float | None = field(default=None, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Any change of a figure drops the cached summary (:meth:`to_dict`); setting a value it
-        # already has (the watchdog's every tick) does not. Lists and deques changed in place
-        # change a counter beside them in the same method (reconnected, api_call, queue_state).
-        if name != "_summary" and self.__dict__.get(name, _UNSET) != value:
-            self.__dict__["_summary"] = None
+        # Any change of a figure moves the version, which the cached summary (:meth:`to_dict`)
+        # and status entry (:meth:`status_json`) are kept under; setting a value it already has
+        # (the watchdog's every tick) does not. Lists and deques changed in place change a
+        # counter beside them in the same method (reconnected, api_call, queue_state). The
+        # caches themselves live in ``__dict__``, outside this.
+        if self.__dict__.get(name, _UNSET) != value:
             self.__dict__["_version"] = self.__dict__.get("_version", 0) + 1
         object.__setattr__(self, name, value)
 
@@ -111,11 +112,15 @@ class AgentStats:
         reads, from ``started_at`` and ``token_expires_at``), so that an idle agent's entry is
         encoded once and reused until a figure changes (or while an off-queue stretch goes
         on)."""
-        version = self.__dict__.get("_version", 0)
         cached: tuple[int, str] | None = self.__dict__.get("_status_json")
-        if cached is not None and cached[0] == version and self._off_queue_since is None:
+        if (
+            cached is not None
+            and cached[0] == self.__dict__.get("_version", 0)
+            and self._off_queue_since is None
+        ):
             return cached[1]
         summary = self.to_dict()
+        version = self.__dict__.get("_version", 0)  # after to_dict, which may cache a figure
         del summary["uptime_seconds"]
         del summary["token_expires_in"]
         summary["started_at"] = round(self.started_at, 3)
@@ -200,11 +205,13 @@ class AgentStats:
         """The JSON summary (a new dict each call). Built again only after a figure changed
         (the status file asks every few seconds for every agent; an idle agent's figures do
         not move); the figures that are about now are brought up to date each time."""
-        summary: dict[str, Any] | None = self.__dict__.get("_summary")
-        if summary is None:
+        cached: tuple[int, dict[str, Any]] | None = self.__dict__.get("_summary")
+        if cached is None or cached[0] != self.__dict__.get("_version", 0):
             summary = self._build()
-            self.__dict__["_summary"] = summary
+            # read after _build, which caches the API latency percentiles (a new version)
+            self.__dict__["_summary"] = (self.__dict__.get("_version", 0), summary)
         else:
+            summary = cached[1]
             now, wall = time.monotonic(), time.time()
             if self.token_expires_at:
                 summary["token_expires_in"] = round(max(0.0, self.token_expires_at - wall), 3)

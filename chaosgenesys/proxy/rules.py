@@ -45,6 +45,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosgenesys import error_bodies
+from chaosgenesys.error_bodies import rate_limit_message
+
 __all__ = [
     "ACTIONS",
     "HTTP_ACTIONS",
@@ -91,27 +94,6 @@ _FIELDS = {
     "direction",
     "description",
 }
-_ERROR_CODES = {
-    400: (
-        "bad.request",
-        "The request could not be understood by the server due to malformed syntax.",
-    ),
-    401: ("bad.credentials", "Invalid login credentials."),
-    403: ("not.authorized", "You are not authorized to perform the requested action."),
-    404: ("not.found", "The requested resource was not found."),
-    408: ("request.timeout", "The request timed out."),
-    409: ("conflict", "The request conflicts with the current state of the resource."),
-    429: (
-        "too.many.requests.retry.after",
-        "Rate limit exceeded the maximum. Retry the request in [{retry}] seconds",
-    ),
-    500: ("internal.server.error", "The server encountered an unexpected condition."),
-    502: ("bad.gateway", "The server received an invalid response from an upstream server."),
-    503: ("service.unavailable", "Service Unavailable"),
-    504: ("request.timeout", "The request timed out."),
-}
-
-
 class RuleError(ValueError):
     """A rule that cannot be used; the message names the field and the value."""
 
@@ -398,21 +380,10 @@ def parse_rule(spec: Any, *, rule_id: str = "") -> Rule:
 
 
 def error_body(status: int, retry_after: int = 1) -> dict[str, Any]:
-    """A Genesys Cloud ErrorBody for ``status`` (with a fresh correlation id as ``contextId``)."""
-    code, message = _ERROR_CODES.get(
-        status, ("bad.request" if status < 500 else "internal.server.error", f"HTTP {status}")
-    )
-    message = message.replace("{retry}", str(retry_after))
-    return {
-        "message": message,
-        "code": code,
-        "status": status,
-        "messageWithParams": message,
-        "messageParams": {},
-        "contextId": str(uuid.uuid4()),
-        "details": [],
-        "errors": [],
-    }
+    """A Genesys Cloud ErrorBody for ``status`` (with a fresh correlation id as ``contextId``;
+    a 429 says ``retry_after``), from :mod:`chaosgenesys.error_bodies`."""
+    message = rate_limit_message(retry_after) if status == 429 else None
+    return error_bodies.error_body(status, message=message, context_id=str(uuid.uuid4()))
 
 
 # -- Fiddler AutoResponder import ------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Genesys Cloud ``ErrorBody`` responses and the exception the sandbox's handlers raise."""
+"""Genesys Cloud ``ErrorBody`` responses and the exception the sandbox's handlers raise.
+
+The bodies themselves (codes, messages) are :mod:`chaosgenesys.error_bodies`, shared with the
+proxy's ``fail`` rules.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from chaosgenesys.error_bodies import (
+    code_for,
+    error_body,
+    message_for,
+    rate_limit_message,
+)
+
 __all__ = [
-    "STATUS_CODES",
     "SandboxHTTPError",
     "bad_request",
     "error_body",
@@ -18,70 +28,6 @@ __all__ = [
     "rate_limit_message",
     "user_context_required",
 ]
-
-#: The Genesys ``code`` the sandbox uses for each HTTP status.
-STATUS_CODES: dict[int, str] = {
-    400: "bad.request",
-    401: "bad.credentials",
-    403: "not.authorized",
-    404: "not.found",
-    405: "method.not.allowed",
-    408: "client.timeout",
-    409: "conflict",
-    413: "request.entity.too.large",
-    415: "unsupported.media.type",
-    429: "too.many.requests.retry.after",
-    500: "internal.server.error",
-    501: "not.implemented",
-    502: "bad.gateway",
-    503: "service.unavailable",
-    504: "request.timeout",
-}
-
-_DEFAULT_MESSAGES: dict[int, str] = {
-    400: "The request could not be understood by the server due to malformed syntax.",
-    401: "Invalid login credentials.",
-    403: "You are not authorized to perform the requested action.",
-    404: "The requested resource was not found.",
-    405: "The requested method is not allowed on this resource.",
-    408: "The client did not produce a request within the server timeout limit.",
-    409: "The request could not be completed due to a conflict.",
-    413: "The request is larger than the server is willing to process.",
-    415: "Unsupported media type.",
-    500: "The server encountered an unexpected condition.",
-    501: "Not implemented.",
-    502: "The server received an invalid response from an upstream server.",
-    503: "The service is currently unavailable.",
-    504: "The request timed out.",
-}
-
-
-def rate_limit_message(retry_after: int) -> str:
-    """The platform's 429 message for ``retry_after`` seconds."""
-    return f"Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"
-
-
-def error_body(
-    status: int,
-    code: str | None = None,
-    message: str | None = None,
-    *,
-    context_id: str = "",
-    message_params: Mapping[str, str] | None = None,
-    details: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """An ``ErrorBody`` dict: ``message, code, status, messageWithParams, messageParams, ...``."""
-    text = message if message is not None else _DEFAULT_MESSAGES.get(status, "Error")
-    return {
-        "message": text,
-        "code": code or STATUS_CODES.get(status, "error"),
-        "status": status,
-        "messageWithParams": text,
-        "messageParams": dict(message_params or {}),
-        "contextId": context_id,
-        "details": list(details or []),
-        "errors": [],
-    }
 
 
 def error_response(
@@ -120,8 +66,8 @@ class SandboxHTTPError(Exception):
         body: dict[str, Any] | None = None,
     ) -> None:
         self.status = status
-        self.code = code or STATUS_CODES.get(status, "error")
-        self.message = message if message is not None else _DEFAULT_MESSAGES.get(status, "Error")
+        self.code = code or code_for(status)
+        self.message = message if message is not None else message_for(status)
         self.headers = dict(headers or {})
         self.message_params = dict(message_params or {})
         self.body = body

@@ -16,7 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaosgenesys.sandbox.errors import STATUS_CODES, SandboxHTTPError, rate_limit_message
+from chaosgenesys.error_bodies import code_for
+from chaosgenesys.sandbox.errors import SandboxHTTPError, rate_limit_message
 
 __all__ = ["Fault", "FaultError", "FaultStore"]
 
@@ -70,7 +71,7 @@ class Fault:
         return SandboxHTTPError(
             self.status,
             message,
-            code=STATUS_CODES.get(self.status, "error"),
+            code=code_for(self.status),
             headers=headers,
             message_params=params,
         )

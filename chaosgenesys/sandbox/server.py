@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from chaosgenesys.error_bodies import code_for
 from chaosgenesys.sandbox import admin as admin_routes
 from chaosgenesys.sandbox import (
     api_analytics,
@@ -32,7 +33,6 @@ from chaosgenesys.sandbox import (
 )
 from chaosgenesys.sandbox.accounting import RequestLog
 from chaosgenesys.sandbox.errors import (
-    STATUS_CODES,
     SandboxHTTPError,
     error_response,
     rate_limit_message,
@@ -124,7 +124,7 @@ def create_app(
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             return error_response(
                 exc.status,
-                STATUS_CODES.get(exc.status, "error"),
+                code_for(exc.status),
                 message,
                 context_id=request["correlation_id"],
                 headers=headers,

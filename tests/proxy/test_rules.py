@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from chaosgenesys.error_bodies import error_body as sandbox_error_body
 from chaosgenesys.proxy.rules import (
     RuleError,
     RuleSet,
@@ -101,6 +102,14 @@ def test_error_body_is_a_genesys_error_body() -> None:
     assert body["code"] == "too.many.requests.retry.after"
     assert "[3] seconds" in body["message"]
     assert set(body) >= {"message", "code", "status", "messageWithParams", "contextId"}
+    # The proxy and the sandbox answer each status with the same code (genesys-cloud-api.md:
+    # 408 client.timeout, 504 request.timeout); an unknown status falls back by its class.
+    for status, code in ((408, "client.timeout"), (504, "request.timeout"), (503,
+                         "service.unavailable"), (418, "bad.request"), (599,
+                         "internal.server.error")):
+        assert error_body(status)["code"] == code
+        assert sandbox_error_body(status)["code"] == code
+    assert error_body(503)["contextId"] != error_body(503)["contextId"]  # fresh each time
 
 
 def _first(rules: RuleSet, path: str) -> str | None:

@@ -19,6 +19,6 @@ lint: setup
 	$(VENV)/mypy
 
 unit: setup
-	$(VENV)/pytest -q --durations=30
+	$(VENV)/python scripts/run-tests -q --durations=30
 
 test: lint unit

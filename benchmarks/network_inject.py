@@ -91,7 +91,7 @@ Timer = Callable[[], tuple[float, float]]
 
 
 def _measure(netns: str, rounds: int, as_json: bool) -> None:
-    from chaosgenesys.network import engine, tc
+    from chaosgenesys.network import engine, tc, tc_state, tc_tree
     from chaosgenesys.network.actions import remove_faults, throttle_bandwidth
     from chaosgenesys.network.nl import RtSocket, in_netns
     from chaosgenesys.network.targeting import target
@@ -99,7 +99,7 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
     lines = tc_lines(DEV)
     revert_line = ["tc", "qdisc", "del", "dev", DEV, "root"]
     rate = 125_000
-    leaf = engine.Leaf("tbf", tc.tbf_options(rate, 3200, 9450), rate, "tbf rate 1mbit")
+    leaf = tc_tree.Leaf("tbf", tc.tbf_options(rate, 3200, 9450), rate, "tbf rate 1mbit")
     parts: list[tuple[float, float, float]] = []  # ours: arguments, build, send + acks
 
     first_call = _first_call_in_a_new_process(netns)
@@ -139,17 +139,17 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
             # arguments, resolve the interface, open a socket, build, one send, read the acks.
             t0 = time.perf_counter()
             goal_target = target(DESTINATIONS, [], "udp", [PORTS])
-            index = engine._ifindex(DEV)
+            index = tc_state.interface_index(DEV)
             with RtSocket() as sock:
                 t1 = time.perf_counter()
-                messages = engine._tree_messages(
+                messages = tc_tree.tree_messages(
                     index, DEV, 0x10, leaf, goal_target, with_root=True, ingress=False
                 )
                 t2 = time.perf_counter()
                 sock.batch(messages)
             t3 = time.perf_counter()
             # Revert as revert_spec does: resolve, open a socket, one dump, one delete.
-            index = engine._ifindex(DEV)
+            index = tc_state.interface_index(DEV)
             with RtSocket() as sock:
                 engine._revert_device(sock, index, DEV, 0x10, {"default": True})
             t4 = time.perf_counter()
@@ -182,8 +182,8 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         with RtSocket() as sock:
             goal_target = target(DESTINATIONS, [], "udp", [PORTS])
             sock.batch(
-                engine._tree_messages(
-                    engine._ifindex(DEV),
+                tc_tree.tree_messages(
+                    tc_state.interface_index(DEV),
                     DEV,
                     0x10,
                     leaf,

@@ -111,7 +111,8 @@ def _public(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def _netem(spec: Any, what: str, kind: str, common: dict[str, Any]) -> dict[str, Any]:
-    from chaosgenesys.network.engine import UNLIMITED, Leaf, apply_tc
+    from chaosgenesys.network.engine import apply_tc
+    from chaosgenesys.network.tc_tree import UNLIMITED, Leaf
 
     leaf = Leaf("netem", spec.options(), UNLIMITED, spec.describe())
     plan = apply_tc(kind=kind, what=what, leaf=leaf, **common)
@@ -302,7 +303,7 @@ def add_packet_loss(
         except ActivityFailed as error:
             if method == "netem" or "no sch_netem" not in str(error) or corr:
                 raise
-    from chaosgenesys.network.engine import apply_nft
+    from chaosgenesys.network.nft_faults import apply_nft
 
     plan = apply_nft(
         kind="nft-loss", what=f"loss {loss:g}% (nftables)", loss_percent=loss, **common
@@ -363,7 +364,8 @@ def throttle_bandwidth(
     common = _targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
-    from chaosgenesys.network.engine import Leaf, apply_tc
+    from chaosgenesys.network.engine import apply_tc
+    from chaosgenesys.network.tc_tree import Leaf
 
     leaf = Leaf(
         "tbf",
@@ -402,7 +404,7 @@ def blackhole(
     common = _targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
-    from chaosgenesys.network.engine import apply_nft
+    from chaosgenesys.network.nft_faults import apply_nft
 
     return _public(apply_nft(kind="blackhole", what="blackhole", loss_percent=100.0, **common))
 
@@ -429,7 +431,8 @@ def remove_faults(
                       "func": "remove_faults"}}
     """
     from chaosgenesys.faults import registry
-    from chaosgenesys.network.engine import NFT_REVERTER, REVERTER
+    from chaosgenesys.network.engine import REVERTER
+    from chaosgenesys.network.nft_faults import LEGACY_NFT_REVERTER, NFT_REVERTER
 
     wanted = set(_fault_ids(fault_ids))
     interface = require_text("interface", interface, allow_empty=True)
@@ -440,7 +443,7 @@ def remove_faults(
     store = registry.Registry()  # one for the call: it resolves its directory once
 
     def fits(fault: Any) -> bool:
-        if fault.reverter not in (REVERTER, NFT_REVERTER):
+        if fault.reverter not in (REVERTER, NFT_REVERTER, LEGACY_NFT_REVERTER):
             return False
         if interface and fault.spec.get("interface") != interface:
             return False

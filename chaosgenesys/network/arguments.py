@@ -24,6 +24,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.shown import show
+
 __all__ = [
     "DIRECTIONS",
     "PROTOCOLS",
@@ -35,7 +37,6 @@ __all__ = [
     "parse_ports",
     "parse_protocol",
     "resolve_netns",
-    "show",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,12 +48,6 @@ _EVERYTHING: tuple[Network, ...] = (
 )
 _NETWORKS_ARE = "CIDRs, addresses or host names"
 _PORTS_ARE = "port numbers or ranges such as '443' or '16384-32768'"
-
-
-def show(value: Any) -> str:
-    """``repr`` of an argument's value, cut at 120 characters (for error messages)."""
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _items(name: str, value: Any, what: str, *, ints: bool = False) -> list[str]:

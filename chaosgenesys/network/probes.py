@@ -54,7 +54,7 @@ def list_faults(
     qdiscs are decoded (``delay_ms``, ``loss_percent``...).
     """
     from chaosgenesys.faults import registry
-    from chaosgenesys.network import engine, nft
+    from chaosgenesys.network import engine, nft, nft_faults, tc_state
 
     interface = require_text("interface", interface, allow_empty=True)
     netns = require_text("netns", netns, allow_empty=True)
@@ -62,11 +62,12 @@ def list_faults(
     faults = [
         f.to_dict()
         for f in registry.active()
-        if f.reverter in (engine.REVERTER, engine.NFT_REVERTER)
+        if f.reverter
+        in (engine.REVERTER, nft_faults.NFT_REVERTER, nft_faults.LEGACY_NFT_REVERTER)
         and (not netns or (f.spec.get("netns") or "") == netns)
         and (not interface or f.spec.get("interface") == interface)
     ]
-    kernel = engine.kernel_view(interface, netns)
+    kernel = tc_state.kernel_view(interface, netns)
     with engine.netns_context(netns):
         tables = nft.list_tables()
     return {"count": len(faults), "faults": faults, "kernel": kernel, "nftables_tables": tables}

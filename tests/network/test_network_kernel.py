@@ -325,9 +325,10 @@ def test_failed_apply_leaves_nothing(lab: dict[str, Any], registry_dir: Path) ->
 
     from chaosgenesys.network import engine
     from chaosgenesys.network.targeting import target
+    from chaosgenesys.network.tc_tree import Leaf
 
     ns = lab["netns"]
-    leaf = engine.Leaf("nosuchqdisc", b"", 125000, "nosuchqdisc")
+    leaf = Leaf("nosuchqdisc", b"", 125000, "nosuchqdisc")
     with pytest.raises(ActivityFailed, match=r"nothing was left applied|unknown"):
         engine.apply_tc(
             kind="test",

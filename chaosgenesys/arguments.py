@@ -25,6 +25,8 @@ from typing import Any, cast
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.shown import show
+
 __all__ = [
     "ROUTING_STATUSES",
     "SYSTEM_PRESENCES",
@@ -71,12 +73,6 @@ ROUTING_STATUSES: tuple[str, ...] = (
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
-def _show(value: Any) -> str:
-    """The value as an error message shows it: repr, shortened if it is long."""
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
 def normalise_presence(value: str) -> str:
     """``"On Queue"``, ``"OnQueue"``, ``"ON_QUEUE"`` -> ``"onqueue"``."""
     return _SEPARATORS.sub("", value).lower()
@@ -95,7 +91,7 @@ def require_id(name: str, value: Any) -> str:
         or value != value.strip()
         or any(ch in value for ch in "?#")
     ):
-        raise ActivityFailed(f"{name} must be a non-empty string without '/', got {_show(value)}")
+        raise ActivityFailed(f"{name} must be a non-empty string without '/', got {show(value)}")
     return value
 
 
@@ -107,7 +103,7 @@ def _many(name: str, value: Any, what: str) -> list[Any]:
         items = list(value)
     else:
         raise ActivityFailed(
-            f"{name} must be {what} or a list of them, got {type(value).__name__} {_show(value)}"
+            f"{name} must be {what} or a list of them, got {type(value).__name__} {show(value)}"
         )
     if not items:
         raise ActivityFailed(f"{name} must name at least one value, got an empty list")
@@ -125,7 +121,7 @@ def require_ids(name: str, value: Any, *, max_count: int | None = None) -> list[
         except ActivityFailed:
             raise ActivityFailed(
                 f"{name} must be a list of non-empty strings without '/', "
-                f"got {_show(item)} at index {index}"
+                f"got {show(item)} at index {index}"
             ) from None
         if item not in seen:
             seen.add(item)
@@ -138,7 +134,7 @@ def require_ids(name: str, value: Any, *, max_count: int | None = None) -> list[
 def require_text(name: str, value: Any, *, allow_empty: bool = False) -> str:
     """A string (non-empty unless ``allow_empty``)."""
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise ActivityFailed(f"{name} must be a non-empty string, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be a non-empty string, got {show(value)}")
     return value
 
 
@@ -152,12 +148,12 @@ def require_number(
 ) -> float:
     """A finite number (int or float, not bool) within bounds."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ActivityFailed(f"{name} must be a number, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be a number, got {show(value)}")
     if (exclusive_minimum and value <= minimum) or value < minimum:
         bound = f"greater than {minimum:g}" if exclusive_minimum else f"at least {minimum:g}"
-        raise ActivityFailed(f"{name} must be {bound}, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be {bound}, got {show(value)}")
     if maximum is not None and value > maximum:
-        raise ActivityFailed(f"{name} must be at most {maximum:g}, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be at most {maximum:g}, got {show(value)}")
     return float(value)
 
 
@@ -166,7 +162,7 @@ def require_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ActivityFailed(f"{name} must be an integer, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be an integer, got {show(value)}")
     if value < minimum:
         raise ActivityFailed(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -177,7 +173,7 @@ def require_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None 
 def require_bool(name: str, value: Any) -> bool:
     """A JSON boolean."""
     if not isinstance(value, bool):
-        raise ActivityFailed(f"{name} must be true or false, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be true or false, got {show(value)}")
     return value
 
 
@@ -188,7 +184,7 @@ def require_regex(name: str, value: Any) -> str:
         re.compile(value)
     except re.error as error:
         raise ActivityFailed(
-            f"{name} must be a valid regular expression, got {_show(value)}: {error}"
+            f"{name} must be a valid regular expression, got {show(value)}: {error}"
         ) from None
     return str(value)
 
@@ -196,7 +192,7 @@ def require_regex(name: str, value: Any) -> str:
 def require_http_status(name: str, value: Any, *, allow_zero: bool = True) -> int:
     """An HTTP status code from 100 to 599 (0 meaning "none" when ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ActivityFailed(f"{name} must be an HTTP status code, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be an HTTP status code, got {show(value)}")
     if (allow_zero and value == 0) or 100 <= value <= 599:
         return value
     raise ActivityFailed(f"{name} must be an HTTP status code from 100 to 599, got {value}")
@@ -209,7 +205,7 @@ def presence_name(name: str, value: Any) -> str:
         if canonical is not None:
             return canonical
     raise ActivityFailed(
-        f"{name} must be a system presence ({', '.join(SYSTEM_PRESENCES)}), got {_show(value)}"
+        f"{name} must be a system presence ({', '.join(SYSTEM_PRESENCES)}), got {show(value)}"
     )
 
 
@@ -225,7 +221,7 @@ def routing_status_name(name: str, value: Any) -> str:
         if canonical is not None:
             return canonical
     raise ActivityFailed(
-        f"{name} must be a routing status ({', '.join(ROUTING_STATUSES)}), got {_show(value)}"
+        f"{name} must be a routing status ({', '.join(ROUTING_STATUSES)}), got {show(value)}"
     )
 
 

@@ -35,6 +35,8 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+from chaosgenesys.shown import show
+
 __all__ = ["activities_of", "argument_problems"]
 
 
@@ -53,32 +55,27 @@ def activities_of(experiment: Any) -> Iterator[dict[str, Any]]:
             yield from (activity for activity in group if isinstance(activity, dict))
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _type_problem(name: str, annotation: Any, value: Any) -> str | None:
     """Why ``value`` does not fit ``annotation``, or None when it does (or is not checked)."""
     origin = typing.get_origin(annotation) or annotation
     if origin is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{name} must be a number, got {_show(value)}"
+            return f"{name} must be a number, got {show(value, 80)}"
         if not math.isfinite(value):
-            return f"{name} must be a finite number, got {_show(value)}"
+            return f"{name} must be a finite number, got {show(value, 80)}"
     elif origin is int:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         ):
-            return f"{name} must be an integer, got {_show(value)}"
+            return f"{name} must be an integer, got {show(value, 80)}"
     elif origin is bool:
         if not isinstance(value, bool):
-            return f"{name} must be true or false, got {_show(value)}"
+            return f"{name} must be true or false, got {show(value, 80)}"
     elif origin is dict:
         if not isinstance(value, dict):
-            return f"{name} must be an object, got {_show(value)}"
+            return f"{name} must be an object, got {show(value, 80)}"
     elif origin is list and not isinstance(value, list | str):
-        return f"{name} must be a list, got {_show(value)}"
+        return f"{name} must be a list, got {show(value, 80)}"
     return None
 
 

@@ -41,6 +41,7 @@ from chaosgenesys.browser.faults import (
     emulate_network,
     fail_browser_requests,
 )
+from chaosgenesys.shown import show
 
 #: The observer's actions and, re-exported from ``chaosgenesys.browser.faults``, the faults
 #: through the browser: experiment files name this module for all of them.
@@ -69,11 +70,6 @@ MAX_SELECTORS = 20
 _SELECTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
 def _selectors(selectors: Any) -> dict[str, str]:
     from chaosgenesys.browser.observer import DEFAULT_SELECTORS
 
@@ -82,14 +78,14 @@ def _selectors(selectors: Any) -> dict[str, str]:
     if not isinstance(selectors, dict) or len(selectors) > MAX_SELECTORS:
         raise ActivityFailed(
             f"selectors must be an object of at most {MAX_SELECTORS} name: CSS selector "
-            f"pairs such as {{\"presence\": \"[data-cg=presence]\"}}, got {_show(selectors)}"
+            f"pairs such as {{\"presence\": \"[data-cg=presence]\"}}, got {show(selectors)}"
         )
     for name, selector in selectors.items():
         if not isinstance(name, str) or not _SELECTOR_NAME.match(name):
-            raise ActivityFailed(f"selectors: {_show(name)} is not a name (letters, digits, _ -)")
+            raise ActivityFailed(f"selectors: {show(name)} is not a name (letters, digits, _ -)")
         if not isinstance(selector, str) or not selector.strip() or len(selector) > 500:
             raise ActivityFailed(
-                f"selectors[{name!r}] must be a non-empty CSS selector, got {_show(selector)}"
+                f"selectors[{name!r}] must be a non-empty CSS selector, got {show(selector)}"
             )
     return {str(name): str(selector).strip() for name, selector in selectors.items()}
 
@@ -98,7 +94,7 @@ def _open_url(open_url: str) -> str:
     require_text("open_url", open_url)
     parts = urlsplit(open_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ActivityFailed(f"open_url must be an http:// or https:// URL, got {_show(open_url)}")
+        raise ActivityFailed(f"open_url must be an http:// or https:// URL, got {show(open_url)}")
     from chaosgenesys.browser.observer import ENV_CHROMIUM, chromium_path
 
     browser = chromium_path()
@@ -182,7 +178,7 @@ def start_observer(
     port = require_int("metrics_port", metrics_port, maximum=65535)
     if devtools_url and open_url:
         raise ActivityFailed(
-            f"give devtools_url ({_show(devtools_url)}) or open_url ({_show(open_url)}), not both"
+            f"give devtools_url ({show(devtools_url)}) or open_url ({show(open_url)}), not both"
         )
     if not devtools_url and not open_url:
         raise ActivityFailed(

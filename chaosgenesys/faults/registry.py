@@ -78,6 +78,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys import processes
 from chaosgenesys.faults.location import ENV_DIR, registry_dir
+from chaosgenesys.shown import show
 
 __all__ = [
     "ENV_DIR",
@@ -129,11 +130,6 @@ SCOPES = ("run", "all")
 _REVERTER = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _KIND_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -199,9 +195,9 @@ class FaultRecord:
                 raise ValueError(f"missing key {key!r}")
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, types):
-                raise ValueError(f"{key} has the wrong type: {_show(value)}")
+                raise ValueError(f"{key} has the wrong type: {show(value)}")
         if not _REVERTER.match(data["reverter"]):
-            raise ValueError(f"reverter is not 'module:function': {_show(data['reverter'])}")
+            raise ValueError(f"reverter is not 'module:function': {show(data['reverter'])}")
         # Optional keys (records written before they existed have none).
         ancestors = data.get("ancestors", [])
         if not isinstance(ancestors, list) or not all(
@@ -211,16 +207,16 @@ class FaultRecord:
             and (pair[1] is None or _is_int(pair[1]))
             for pair in ancestors
         ):
-            raise ValueError(f"ancestors is not a list of [pid, start]: {_show(ancestors)}")
+            raise ValueError(f"ancestors is not a list of [pid, start]: {show(ancestors)}")
         failures = data.get("failures", 0)
         last_error = data.get("last_error")
         given_up = data.get("given_up", False)
         if not _is_int(failures) or failures < 0:
-            raise ValueError(f"failures has the wrong type: {_show(failures)}")
+            raise ValueError(f"failures has the wrong type: {show(failures)}")
         if last_error is not None and not isinstance(last_error, str):
-            raise ValueError(f"last_error has the wrong type: {_show(last_error)}")
+            raise ValueError(f"last_error has the wrong type: {show(last_error)}")
         if not isinstance(given_up, bool):
-            raise ValueError(f"given_up has the wrong type: {_show(given_up)}")
+            raise ValueError(f"given_up has the wrong type: {show(given_up)}")
         deadline = data["deadline"]
         return cls(
             id=data["id"],
@@ -317,7 +313,7 @@ def check_scope(scope: Any, name: str = "scope") -> str:
     if not isinstance(scope, str) or scope.strip().lower() not in SCOPES:
         raise ActivityFailed(
             f"{name} must be one of {', '.join(repr(s) for s in SCOPES)} (the faults of this "
-            f"run, or every run's), got {_show(scope)}"
+            f"run, or every run's), got {show(scope)}"
         )
     return scope.strip().lower()
 
@@ -424,7 +420,7 @@ def _dir_lock(directory: Path) -> _DirLock:
 
 def _check_text(name: str, value: Any, *, empty: bool = False) -> str:
     if not isinstance(value, str) or (not empty and not value.strip()):
-        raise ActivityFailed(f"{name} must be a non-empty string, got {_show(value)}")
+        raise ActivityFailed(f"{name} must be a non-empty string, got {show(value)}")
     return value
 
 
@@ -432,7 +428,7 @@ def _check_reverter(reverter: Any) -> Callable[[FaultRecord], object]:
     if not isinstance(reverter, str) or not _REVERTER.match(reverter):
         raise ActivityFailed(
             f"reverter must be 'module:function' (e.g. 'chaosgenesys.network.engine:revert'), "
-            f"got {_show(reverter)}"
+            f"got {show(reverter)}"
         )
     return _resolve_reverter(reverter)
 
@@ -457,12 +453,12 @@ def _resolve_reverter(reverter: str) -> Callable[[FaultRecord], object]:
 
 def _check_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
-        raise ActivityFailed(f"spec must be a JSON object (a dict), got {_show(spec)}")
+        raise ActivityFailed(f"spec must be a JSON object (a dict), got {show(spec)}")
     try:
         text = json.dumps(spec, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ActivityFailed(
-            f"spec must be JSON-serialisable ({error}), got {_show(spec)}"
+            f"spec must be JSON-serialisable ({error}), got {show(spec)}"
         ) from None
     copy: dict[str, Any] = json.loads(text)
     return copy
@@ -483,7 +479,7 @@ def _check_duration(duration: Any) -> float | None:
 
 def _check_id(fault_id: Any) -> str:
     if not isinstance(fault_id, str) or not _FAULT_ID.match(fault_id):
-        raise ActivityFailed(f"fault_id must be the id of a recorded fault, got {_show(fault_id)}")
+        raise ActivityFailed(f"fault_id must be the id of a recorded fault, got {show(fault_id)}")
     return fault_id
 
 

@@ -131,7 +131,8 @@ def _read_rules(path: str) -> list[dict[str, Any]]:
 
 def _read_fiddler(path: str) -> list[dict[str, Any]]:
     """The rules of a ``--fiddler`` file, converted to the proxy's format and checked."""
-    from chaosgenesys.proxy.rules import RuleError, from_fiddler, read_fiddler_file
+    from chaosgenesys.proxy.fiddler import from_fiddler, read_fiddler_file
+    from chaosgenesys.proxy.rules import RuleError
 
     try:
         converted = from_fiddler(read_fiddler_file(path))

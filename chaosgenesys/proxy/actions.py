@@ -556,7 +556,8 @@ def load_fiddler_rules(
                                            "Response": {"Delay": 5000, "Status": 200}}]}}}
     ```
     """
-    from chaosgenesys.proxy.rules import RuleError, from_fiddler, read_fiddler_file
+    from chaosgenesys.proxy.fiddler import from_fiddler, read_fiddler_file
+    from chaosgenesys.proxy.rules import RuleError
 
     name = _name(name)
     require_text("file", file, allow_empty=True)

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 
 from chaosgenesys.error_bodies import error_body as sandbox_error_body
+from chaosgenesys.proxy.fiddler import from_fiddler, read_fiddler_file
 from chaosgenesys.proxy.rules import (
     RuleError,
     RuleSet,
     error_body,
-    from_fiddler,
     parse_rule,
-    read_fiddler_file,
 )
 
 

@@ -61,23 +61,30 @@ import json
 import logging
 import math
 import os
-import re
 import stat
 import subprocess
 import sys
 import sysconfig
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys import processes
+from chaosgenesys.faults.dirlock import dir_lock
 from chaosgenesys.faults.location import ENV_DIR, registry_dir
+from chaosgenesys.faults.record import (
+    REVERTER_PATTERN,
+    CorruptRecord,
+    FaultRecord,
+    UnreadableRecord,
+    check_id,
+    is_fault_id,
+    new_id,
+)
 from chaosgenesys.shown import show
 
 __all__ = [
@@ -108,7 +115,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-LOCK_FILE = "registry.lock"
 GUARDIAN_LOCK = "guardian.lock"
 GUARDIAN_LOG = "guardian.log"
 GUARDIAN_SPAWN = "guardian.spawn"
@@ -127,157 +133,9 @@ MAX_REVERT_ATTEMPTS = 5
 #: ``scope`` values: ``run``, the faults of the caller's run; ``all``, every run's.
 SCOPES = ("run", "all")
 
-_REVERTER = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-_FAULT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_KIND_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-# -- records -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FaultRecord:
-    """One recorded fault, as stored in ``<id>.json`` and handed to its reverter."""
-
-    id: str
-    kind: str
-    description: str
-    reverter: str
-    spec: dict[str, Any] = field(hash=False)
-    owner_pid: int
-    owner_start: int | None
-    created_at: float
-    deadline: float | None
-    #: ``(pid, start)`` of every process above the owner when it recorded, parent first.
-    ancestors: tuple[tuple[int, int | None], ...] = ()
-    #: Failed reverts so far, the last one's error, and whether the record is given up (its
-    #: state, not its identity: two reads of one fault compare equal across failures).
-    failures: int = field(default=0, compare=False)
-    last_error: str | None = field(default=None, compare=False)
-    given_up: bool = field(default=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-serialisable data (a copy: changing it changes nothing)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "description": self.description,
-            "reverter": self.reverter,
-            "spec": json.loads(json.dumps(self.spec)),
-            "owner_pid": self.owner_pid,
-            "owner_start": self.owner_start,
-            "created_at": self.created_at,
-            "deadline": self.deadline,
-            "ancestors": [list(pair) for pair in self.ancestors],
-            "failures": self.failures,
-            "last_error": self.last_error,
-            "given_up": self.given_up,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> FaultRecord:
-        """A record from :meth:`to_dict` data; ``ValueError`` saying what is wrong otherwise."""
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-        expected: dict[str, tuple[type, ...]] = {
-            "id": (str,),
-            "kind": (str,),
-            "description": (str,),
-            "reverter": (str,),
-            "spec": (dict,),
-            "owner_pid": (int,),
-            "owner_start": (int, type(None)),
-            "created_at": (int, float),
-            "deadline": (int, float, type(None)),
-        }
-        for key, types in expected.items():
-            if key not in data:
-                raise ValueError(f"missing key {key!r}")
-            value = data[key]
-            if isinstance(value, bool) or not isinstance(value, types):
-                raise ValueError(f"{key} has the wrong type: {show(value)}")
-        if not _REVERTER.match(data["reverter"]):
-            raise ValueError(f"reverter is not 'module:function': {show(data['reverter'])}")
-        # Optional keys (records written before they existed have none).
-        ancestors = data.get("ancestors", [])
-        if not isinstance(ancestors, list) or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and _is_int(pair[0])
-            and (pair[1] is None or _is_int(pair[1]))
-            for pair in ancestors
-        ):
-            raise ValueError(f"ancestors is not a list of [pid, start]: {show(ancestors)}")
-        failures = data.get("failures", 0)
-        last_error = data.get("last_error")
-        given_up = data.get("given_up", False)
-        if not _is_int(failures) or failures < 0:
-            raise ValueError(f"failures has the wrong type: {show(failures)}")
-        if last_error is not None and not isinstance(last_error, str):
-            raise ValueError(f"last_error has the wrong type: {show(last_error)}")
-        if not isinstance(given_up, bool):
-            raise ValueError(f"given_up has the wrong type: {show(given_up)}")
-        deadline = data["deadline"]
-        return cls(
-            id=data["id"],
-            kind=data["kind"],
-            description=data["description"],
-            reverter=data["reverter"],
-            spec=data["spec"],
-            owner_pid=data["owner_pid"],
-            owner_start=data["owner_start"],
-            created_at=float(data["created_at"]),
-            deadline=None if deadline is None else float(deadline),
-            ancestors=tuple((int(pid), start) for pid, start in ancestors),
-            failures=int(failures),
-            last_error=last_error,
-            given_up=given_up,
-        )
-
-    def remaining(self, now: float | None = None) -> float | None:
-        """Seconds until the deadline (negative once passed), ``None`` without a deadline."""
-        if self.deadline is None:
-            return None
-        return self.deadline - (time.time() if now is None else now)
-
-    def owner_alive(self) -> bool:
-        """Whether the process that recorded the fault still runs (same pid, same start time)."""
-        return process_alive(self.owner_pid, self.owner_start, self.created_at)
-
-    def belongs_to(self, owner: tuple[int, int | None]) -> bool:
-        """Whether the fault is of the run of process ``owner`` (``(pid, start)``): recorded
-        by that process or by one of its descendants."""
-        return any(
-            _same_process(pair, owner)
-            for pair in ((self.owner_pid, self.owner_start), *self.ancestors)
-        )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _same_process(one: tuple[int, int | None], other: tuple[int, int | None]) -> bool:
-    """Same pid, and same start time when both are known."""
-    if one[0] != other[0]:
-        return False
-    return one[1] is None or other[1] is None or one[1] == other[1]
-
-
-class UnreadableRecord(ActivityFailed):  # type: ignore[misc]
-    """A fault's record file is there but cannot be read (corrupt, or an I/O error)."""
-
-
-@dataclass(frozen=True)
-class CorruptRecord:
-    """A file in the registry directory that is not a readable fault record."""
-
-    id: str
-    path: str
-    error: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "error": self.error}
+#: Guardian processes this process started, per directory (reaped when they exit, so no
+#: zombies pile up; one still starting is not started again).
+_SPAWNED: dict[str, list[subprocess.Popen[bytes]]] = {}
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -332,89 +190,6 @@ def process_alive(pid: int, start: int | None, created_at: float | None = None) 
     return processes.alive(pid, start, created_at)
 
 
-# -- the directory -----------------------------------------------------------------------------
-
-
-class _DirLock:
-    """``flock`` on ``registry.lock``, reentrant within the process (threads take turns)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.mutex = threading.RLock()
-        self.depth = 0
-        self.fd: int | None = None
-        #: The thread holding the lock, None when no one does.
-        self.owner: int | None = None
-        #: Fault ids whose reverter runs right now in this process (a reverter calling revert()).
-        self.reverting: set[str] = set()
-
-    def held_here(self) -> bool:
-        """Whether the calling thread holds the lock already (a reentrant call)."""
-        return self.owner == threading.get_ident()
-
-    @contextlib.contextmanager
-    def hold(self, timeout: float) -> Iterator[_DirLock]:
-        if not self.mutex.acquire(timeout=timeout):
-            raise ActivityFailed(
-                f"the fault registry lock {self.path} is busy in this process for over "
-                f"{timeout:.0f} s"
-            )
-        try:
-            if self.depth == 0:
-                self.fd = self._flock(timeout)
-                self.owner = threading.get_ident()
-            self.depth += 1
-            try:
-                yield self
-            finally:
-                self.depth -= 1
-                if self.depth == 0:
-                    self.owner = None
-                    if self.fd is not None:
-                        os.close(self.fd)  # releases the flock
-                        self.fd = None
-        finally:
-            self.mutex.release()
-
-    def _flock(self, timeout: float) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + timeout
-        pause = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise ActivityFailed(
-                        f"the fault registry lock {self.path} has been held by another process "
-                        f"for over {timeout:.0f} s (a reverter that hangs?); "
-                        "see guardian.log there"
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-            except BaseException:
-                os.close(fd)
-                raise
-
-
-_LOCKS: dict[str, _DirLock] = {}
-_LOCKS_GUARD = threading.Lock()
-#: Guardian processes this process started, per directory (reaped when they exit, so no
-#: zombies pile up; one still starting is not started again).
-_SPAWNED: dict[str, list[subprocess.Popen[bytes]]] = {}
-
-
-def _dir_lock(directory: Path) -> _DirLock:
-    key = str(directory)
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(key)
-        if lock is None:
-            lock = _LOCKS[key] = _DirLock(directory / LOCK_FILE)
-        return lock
-
-
 # -- argument checks ---------------------------------------------------------------------------
 
 
@@ -425,7 +200,7 @@ def _check_text(name: str, value: Any, *, empty: bool = False) -> str:
 
 
 def _check_reverter(reverter: Any) -> Callable[[FaultRecord], object]:
-    if not isinstance(reverter, str) or not _REVERTER.match(reverter):
+    if not isinstance(reverter, str) or not REVERTER_PATTERN.match(reverter):
         raise ActivityFailed(
             f"reverter must be 'module:function' (e.g. 'chaosgenesys.network.engine:revert'), "
             f"got {show(reverter)}"
@@ -477,22 +252,6 @@ def _check_duration(duration: Any) -> float | None:
     return float(duration)
 
 
-def _check_id(fault_id: Any) -> str:
-    if not isinstance(fault_id, str) or not _FAULT_ID.match(fault_id):
-        raise ActivityFailed(f"fault_id must be the id of a recorded fault, got {show(fault_id)}")
-    return fault_id
-
-
-def is_fault_id(value: Any) -> bool:
-    """Whether ``value`` is spelled as a fault id (whether it is recorded is another matter)."""
-    return isinstance(value, str) and _FAULT_ID.match(value) is not None
-
-
-def _new_id(kind: str) -> str:
-    slug = _KIND_SLUG.sub("-", kind.lower()).strip("-")[:24] or "fault"
-    return f"{slug}-{uuid.uuid4().hex[:12]}"
-
-
 # -- the registry ------------------------------------------------------------------------------
 
 
@@ -514,7 +273,7 @@ class Registry:
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         """Hold the registry lock (reentrant in this process); creates the directory."""
-        lock = _dir_lock(self.directory)
+        lock = dir_lock(self.directory)
         if not lock.held_here():
             self._prepare()  # held already by this thread: the outer call prepared it
         with lock.hold(timeout):
@@ -628,7 +387,7 @@ class Registry:
 
     def get(self, fault_id: str) -> FaultRecord | None:
         """One record, None if it is not recorded; ActivityFailed if its file is unreadable."""
-        path = self.path_of(_check_id(fault_id))
+        path = self.path_of(check_id(fault_id))
         try:
             return self._read(path)
         except FileNotFoundError:
@@ -661,7 +420,7 @@ class Registry:
         now = time.time()
         pid = os.getpid()
         fault = FaultRecord(
-            id=_new_id(kind),
+            id=new_id(kind),
             kind=kind,
             description=description,
             reverter=reverter,
@@ -695,7 +454,7 @@ class Registry:
         """Replace the spec, description and/or deadline (epoch seconds) of a recorded fault;
         returns the new record. A fault whose duration runs from when it was in force (a
         browser fault takes a while to apply) moves its deadline once it is."""
-        _check_id(fault_id)
+        check_id(fault_id)
         new_spec = None if spec is None else _check_spec(spec)
         if description is not None:
             _check_text("description", description, empty=True)
@@ -735,10 +494,10 @@ class Registry:
         """:meth:`revert`, for a record that ``accept`` (if given) accepts; the record reverted,
         or None when there was none or it was not accepted. The record is read once, under
         the lock (a caller that filters by kind or place need not read it before)."""
-        _check_id(fault_id)
+        check_id(fault_id)
         if not self.directory.is_dir():
             return None
-        lock = _dir_lock(self.directory)
+        lock = dir_lock(self.directory)
         with self.locked():
             if fault_id in lock.reverting:
                 # called back from its own reverter: the outer call forgets it
@@ -855,7 +614,7 @@ class Registry:
 
     def forget(self, fault_id: str) -> bool:
         """Drop a record without reverting (also an unreadable one); True if it was there."""
-        _check_id(fault_id)
+        check_id(fault_id)
         if not self.directory.is_dir():
             return False
         with self.locked():

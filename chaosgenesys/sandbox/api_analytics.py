@@ -15,16 +15,16 @@ from aiohttp import web
 
 from chaosgenesys.sandbox import views
 from chaosgenesys.sandbox.errors import bad_request
-from chaosgenesys.sandbox.params import json_object
-from chaosgenesys.sandbox.presence import OFFLINE, ON_QUEUE
-from chaosgenesys.sandbox.state import (
+from chaosgenesys.sandbox.model import (
     COMMUNICATING,
     IDLE,
     INTERACTING,
     NOT_RESPONDING,
     ROUTING_STATUSES,
-    SandboxState,
 )
+from chaosgenesys.sandbox.params import json_object
+from chaosgenesys.sandbox.presence import OFFLINE, ON_QUEUE
+from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["METRICS", "add_routes", "queue_observations"]
 

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from chaosgenesys.sandbox import views
 from chaosgenesys.sandbox.errors import bad_request, not_found, user_context_required
+from chaosgenesys.sandbox.model import ROUTING_STATUSES
 from chaosgenesys.sandbox.params import page_params, query_bool, query_list
 from chaosgenesys.sandbox.presence import find_presence
-from chaosgenesys.sandbox.state import ROUTING_STATUSES, SandboxState
+from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["add_routes"]
 

@@ -17,9 +17,10 @@ from aiohttp import web
 
 from chaosgenesys.sandbox import views
 from chaosgenesys.sandbox.errors import bad_request, not_found, user_context_required
+from chaosgenesys.sandbox.model import OFF_QUEUE
 from chaosgenesys.sandbox.params import json_body, json_object, page_params, query_bool, query_list
 from chaosgenesys.sandbox.presence import SYSTEM_PRESENCES, PresenceDefinition
-from chaosgenesys.sandbox.state import OFF_QUEUE, SandboxState
+from chaosgenesys.sandbox.state import SandboxState
 
 __all__ = ["add_routes"]
 

@@ -49,7 +49,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from chaosgenesys.platform.pkce import s256_challenge
 from chaosgenesys.sandbox.errors import oauth_error
-from chaosgenesys.sandbox.state import SandboxState, User
+from chaosgenesys.sandbox.model import User
+from chaosgenesys.sandbox.state import SandboxState
 from chaosgenesys.sandbox.tokens import OAuthClient
 
 __all__ = ["CODE_LIFETIME", "LOGINS_KEY", "USER_GRANTS", "BrowserLogins", "add_routes"]

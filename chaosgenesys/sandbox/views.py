@@ -16,14 +16,14 @@ from chaosgenesys.sandbox.clock import iso
 from chaosgenesys.sandbox.presence import OFFLINE, ON_QUEUE, PresenceDefinition
 
 if TYPE_CHECKING:  # pragma: no cover
-    from chaosgenesys.sandbox.state import (
+    from chaosgenesys.sandbox.model import (
         Conversation,
         Participant,
         Queue,
         QueueMember,
-        SandboxState,
         User,
     )
+    from chaosgenesys.sandbox.state import SandboxState
     from chaosgenesys.sandbox.tokens import OAuthClient, Role
 
 ORG_ID = "9d0f3f6b-0000-4000-8000-00000000000f"

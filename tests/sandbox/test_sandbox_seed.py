@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from chaosgenesys.sandbox.model import IDLE, OFF_QUEUE
 from chaosgenesys.sandbox.seed import DEFAULT_SEED, SeedError, load_seed
-from chaosgenesys.sandbox.state import IDLE, OFF_QUEUE, SandboxState
+from chaosgenesys.sandbox.state import SandboxState
 from tests.sandbox.sandbox_helpers import AGENT_1, AGENT_2, QUEUE, make_seed
 
 ROOT = Path(__file__).resolve().parents[2]

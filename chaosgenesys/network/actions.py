@@ -301,7 +301,9 @@ def add_packet_loss(
             plan["method"] = "netem"
             return plan
         except ActivityFailed as error:
-            if method == "netem" or "no sch_netem" not in str(error) or corr:
+            from chaosgenesys.network.engine import NoNetem
+
+            if method == "netem" or not isinstance(error, NoNetem) or corr:
                 raise
     from chaosgenesys.network.nft_faults import apply_nft
 

@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "REVERTER",
+    "NoNetem",
     "apply_tc",
     "check_capability",
     "resolve_interface",
@@ -104,6 +105,10 @@ def check_capability(what: str = "network faults") -> None:
         )
 
 
+class NoNetem(ActivityFailed):  # type: ignore[misc]
+    """The kernel has no sch_netem: the fault was refused and nothing was left applied."""
+
+
 def _failure(error: NetlinkError, what: str, messages: Sequence[Message]) -> ActivityFailed:
     step = messages[error.index].describe if 0 <= error.index < len(messages) else ""
     detail = f"{error.strerror}" + (f" at `{step}`" if step else "")
@@ -112,7 +117,7 @@ def _failure(error: NetlinkError, what: str, messages: Sequence[Message]) -> Act
     if "qdisc kind is unknown" in (error.message or "") or (
         error.errno == errno.ENOENT and step.startswith("tc qdisc add") and " netem " in step
     ):
-        return ActivityFailed(
+        return NoNetem(
             f"{what}: this kernel has no sch_netem ({detail}). Load it with `modprobe sch_netem` "
             "(package linux-modules-extra on Ubuntu, kernel-modules-extra on Fedora), or use a "
             "kernel built with CONFIG_NET_SCH_NETEM; packet loss without netem: "

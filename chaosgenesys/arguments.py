@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.presence_names import normalise_presence
 from chaosgenesys.shown import show
 
 __all__ = [
@@ -69,14 +70,6 @@ ROUTING_STATUSES: tuple[str, ...] = (
     "NOT_RESPONDING",
     "COMMUNICATING",
 )
-
-_SEPARATORS = re.compile(r"[\s_\-]+")
-
-
-def normalise_presence(value: str) -> str:
-    """``"On Queue"``, ``"OnQueue"``, ``"ON_QUEUE"`` -> ``"onqueue"``."""
-    return _SEPARATORS.sub("", value).lower()
-
 
 _PRESENCES_BY_KEY = {normalise_presence(name): name for name in SYSTEM_PRESENCES}
 _ROUTING_BY_KEY = {normalise_presence(name): name for name in ROUTING_STATUSES}

@@ -58,8 +58,9 @@ from chaosgenesys.agent.store import (
 from chaosgenesys.agent.summary import AgentStats
 from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper, UserLogin
 from chaosgenesys.platform.metrics import MetricsRecorder
+from chaosgenesys.presence_names import normalise_presence as normalise
 
-__all__ = ["SyntheticAgent", "normalise"]
+__all__ = ["SyntheticAgent"]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -72,11 +73,6 @@ _ENDED = ("disconnected", "terminated")
 _TRANSIENT = {0, 408, 429, 500, 502, 503, 504}
 #: Statuses after which the streaming client does not retry: the app must log in again.
 _RELOGIN = {401, 403}
-
-
-def normalise(presence: str) -> str:
-    """``"On Queue"``, ``"OnQueue"``, ``"ON_QUEUE"`` -> ``"onqueue"``."""
-    return presence.replace(" ", "").replace("_", "").replace("-", "").lower()
 
 
 class SyntheticAgent:

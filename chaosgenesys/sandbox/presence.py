@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from chaosgenesys.presence_names import normalise_presence
+
 __all__ = [
     "AVAILABLE",
     "OFFLINE",
@@ -17,15 +19,9 @@ __all__ = [
     "SYSTEM_PRESENCES",
     "PresenceDefinition",
     "find_presence",
-    "normalize_presence",
 ]
 
 _NAMESPACE = uuid.UUID("5f1d7c2e-6a0b-4c55-9e0e-2b1f3c4d5e6f")
-
-
-def normalize_presence(name: str) -> str:
-    """Lower-case without spaces, underscores or hyphens: ``ON_QUEUE`` -> ``onqueue``."""
-    return "".join(ch for ch in name.lower() if ch not in " _-")
 
 
 @dataclass(frozen=True)
@@ -39,7 +35,7 @@ class PresenceDefinition:
     @property
     def key(self) -> str:
         """Normalised spelling, e.g. ``onqueue``."""
-        return normalize_presence(self.name)
+        return normalise_presence(self.name)
 
     @property
     def definitions_name(self) -> str:
@@ -80,4 +76,4 @@ ON_QUEUE = _BY_KEY["onqueue"]
 
 def find_presence(name_or_id: str) -> PresenceDefinition | None:
     """The definition for a system presence name in any spelling, or a definition id."""
-    return _BY_ID.get(name_or_id.strip().lower()) or _BY_KEY.get(normalize_presence(name_or_id))
+    return _BY_ID.get(name_or_id.strip().lower()) or _BY_KEY.get(normalise_presence(name_or_id))

@@ -155,16 +155,16 @@ def start_run(
         )
         record["fault_id"] = fault.id
     write_json_atomic(folder / "run.json", record)
-    try:
-        with open(folder / "stderr.log", "wb") as stderr:
-            process = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=stderr, start_new_session=True, cwd=str(folder),
-            )
-    except BaseException:
-        if fault is not None:
-            registry.revert(fault.id)
-        raise
+    undone = (
+        registry.undone_on_failure(fault.id)
+        if registry is not None and fault is not None
+        else contextlib.nullcontext()
+    )
+    with undone, open(folder / "stderr.log", "wb") as stderr:
+        process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr, start_new_session=True, cwd=str(folder),
+        )
     record["pid"] = process.pid
     record["start_time"] = start_time(process.pid)
     write_json_atomic(folder / "run.json", record)

@@ -243,7 +243,7 @@ def start_observer(
         command.append("--reload")
     if port:
         command += ["--metrics-port", str(port)]
-    try:
+    with registry.undone_on_failure(fault.id):
         with open(folder / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
@@ -257,9 +257,6 @@ def start_observer(
         runs.write_json_atomic(folder / "observer.json", record)
         status = _wait_attached(folder, process.pid, record["start_time"],
                                 RELOAD_TIMEOUT if reload_it else 0.0)
-    except BaseException:
-        registry.revert(fault.id)
-        raise
     return {
         "id": observer_id,
         "dir": str(folder),

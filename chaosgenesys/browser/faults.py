@@ -191,7 +191,7 @@ def _hold(
         kind=KIND, description=description, reverter=REVERTER, spec=spec,
         duration=duration + START_TIMEOUT,
     )
-    try:
+    with registry.undone_on_failure(record.id):
         config = {
             "fault": fault,
             "fault_id": record.id,
@@ -222,9 +222,6 @@ def _hold(
         if isinstance(ready.get("deadline"), int | float):
             # the holder counts the window from when the fault was in force: so does the record
             registry.update(record.id, deadline=float(ready["deadline"]))
-    except BaseException:
-        registry.revert(record.id)
-        raise
     # the holder is detached on purpose: keep the Popen object from warning about it
     process.returncode = 0
     answer: dict[str, Any] = {"id": record.id, "kind": fault, "url_pattern": url_pattern}

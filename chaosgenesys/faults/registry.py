@@ -12,12 +12,9 @@ is a file in the registry directory from just before it exists until just after 
         spec={"interface": "veth0", "netns": None},      # JSON: all the reverter needs
         duration=30.0,                                   # or None
     )
-    try:
+    with registry.undone_on_failure(fault.id):           # nothing half-applied
         apply_the_fault()
         registry.update(fault.id, spec={**fault.spec, "pid": 1234})
-    except BaseException:
-        registry.revert(fault.id)                        # nothing half-applied
-        raise
     ...
     registry.revert(fault.id)                            # True if it was recorded
 
@@ -110,6 +107,7 @@ __all__ = [
     "revert_all",
     "run_owner",
     "scan",
+    "undone_on_failure",
     "update",
 ]
 
@@ -444,6 +442,25 @@ class Registry:
         logger.debug("fault %s recorded: %s (%s)", fault.id, description, kind)
         return fault
 
+    @contextlib.contextmanager
+    def undone_on_failure(self, fault_id: str) -> Iterator[None]:
+        """Revert fault ``fault_id`` if the block raises, then let the block's error go on:
+        record, then apply inside the block, and nothing is left half-applied::
+
+            fault = store.record(kind="x", description="...", reverter="m:revert", spec={})
+            with store.undone_on_failure(fault.id):
+                apply_it()
+
+        A revert that fails too is counted in the record (the guardian and ``chaosgenesys
+        cleanup`` retry it); the error that propagates is the block's, which says what went
+        wrong in the first place."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(ActivityFailed):
+                self.revert(fault_id)
+            raise
+
     def update(
         self,
         fault_id: str,
@@ -733,6 +750,11 @@ def record(
 ) -> FaultRecord:
     """:meth:`Registry.record` in :func:`registry_dir`."""
     return Registry().record(kind, description, reverter, spec, duration)
+
+
+def undone_on_failure(fault_id: str) -> contextlib.AbstractContextManager[None]:
+    """:meth:`Registry.undone_on_failure` in :func:`registry_dir`."""
+    return Registry().undone_on_failure(fault_id)
 
 
 def update(

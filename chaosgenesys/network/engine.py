@@ -242,24 +242,20 @@ def apply_tc(
                 duration=duration or None,
             )
             plan["fault_id"] = fault.id
-            try:
-                if ifb and ifb.get("create"):
-                    # Planned with a placeholder index: plan again now that the device exists.
-                    sock.batch([link_message(ifb["name"])])
-                    messages = _plan(
-                        sock, kind, what, leaf, target, device, ifindex, direction, duration, netns
-                    )[1]
-                started = time.perf_counter()
-                sock.batch(messages)
-                plan["apply_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            except NetlinkError as error:
-                with contextlib.suppress(ActivityFailed):
-                    store.revert(fault.id)
-                raise _failure(error, what, messages) from None
-            except BaseException:
-                with contextlib.suppress(ActivityFailed):
-                    store.revert(fault.id)
-                raise
+            with store.undone_on_failure(fault.id):
+                try:
+                    if ifb and ifb.get("create"):
+                        # Planned with a placeholder index: plan again now the device exists.
+                        sock.batch([link_message(ifb["name"])])
+                        messages = _plan(
+                            sock, kind, what, leaf, target, device, ifindex, direction, duration,
+                            netns,
+                        )[1]
+                    started = time.perf_counter()
+                    sock.batch(messages)
+                    plan["apply_ms"] = round((time.perf_counter() - started) * 1000, 3)
+                except NetlinkError as error:
+                    raise _failure(error, what, messages) from None
             plan["dry_run"] = False
             plan["applied"] = True
             return plan

@@ -4,7 +4,6 @@ record, apply, revert. The rules themselves are written by :mod:`chaosgenesys.ne
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -81,23 +80,19 @@ def apply_nft(
             duration=duration or None,
         )
         plan["fault_id"] = fault.id
-        try:
+        with registry.undone_on_failure(fault.id):
             started = time.perf_counter()
             rc, _out, err = nft.run(document)
             plan["apply_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        except BaseException:
-            with contextlib.suppress(ActivityFailed):
-                registry.revert(fault.id)
-            raise
-        if rc != 0:
-            with contextlib.suppress(ActivityFailed):
-                registry.revert(fault.id)
-            hint = ""
-            if "egress" in err or "Operation not supported" in err:
-                hint = " (the netdev egress hook needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)"
-            if "Operation not permitted" in err:
-                hint = " (CAP_NET_ADMIN is needed)"
-            raise ActivityFailed(f"{what}: nftables refused the rules{hint}: {err.strip()}")
+            if rc != 0:
+                hint = ""
+                if "egress" in err or "Operation not supported" in err:
+                    hint = (
+                        " (the netdev egress hook needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)"
+                    )
+                if "Operation not permitted" in err:
+                    hint = " (CAP_NET_ADMIN is needed)"
+                raise ActivityFailed(f"{what}: nftables refused the rules{hint}: {err.strip()}")
         plan.update(dry_run=False, applied=True)
         return plan
 

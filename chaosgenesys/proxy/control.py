@@ -185,7 +185,7 @@ def start(
         spec=spec,
         duration=duration,
     )
-    try:
+    with registry.undone_on_failure(fault.id):
         config = {
             "name": name,
             "token": token,
@@ -232,9 +232,6 @@ def start(
             spec=spec,
             description=f"proxy {name!r} ({mode}) on {listen_host}:{actual_port}",
         )
-    except BaseException:
-        registry.revert(fault.id)
-        raise
     host = f"[{listen_host}]" if ":" in listen_host else listen_host
     if listen_host in ("0.0.0.0", "::"):
         host = "127.0.0.1"

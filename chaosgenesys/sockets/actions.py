@@ -238,15 +238,13 @@ def reject_connections(
         },
         duration=seconds,
     )
-    try:
-        reject.apply(table, target, direction, netns_path)
-    except BaseException as error:
-        registry.revert(fault.id)
-        if isinstance(error, reject.NftError):
+    with registry.undone_on_failure(fault.id):
+        try:
+            reject.apply(table, target, direction, netns_path)
+        except reject.NftError as error:
             raise ActivityFailed(
                 f"reject_connections: nft refused the rule, nothing was applied: {error}"
             ) from None
-        raise
     return {**result, "fault_id": fault.id, "deadline": fault.deadline}
 
 

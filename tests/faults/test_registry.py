@@ -131,6 +131,31 @@ def test_a_failing_reverter_keeps_the_record_and_says_which_fault(
     assert registry.active() == [] and not path.exists()
 
 
+def test_undone_on_failure_reverts_when_the_block_raises_and_keeps_its_error(
+    runtime_dir: Path, marker: Callable[[str], Path], tmp_path: Path
+) -> None:
+    kept, undone, log = marker("kept"), marker("undone"), tmp_path / "revert.log"
+    fault = registry.record("test", "marker kept", REMOVE, {"path": str(kept), "log": str(log)})
+    with registry.undone_on_failure(fault.id):
+        pass  # applied: the fault stays
+    assert registry.active() == [fault] and kept.exists()
+
+    failed = registry.record("test", "marker undone", REMOVE, {"path": str(undone)})
+    with pytest.raises(KeyError, match="the apply failed"), registry.undone_on_failure(failed.id):
+        raise KeyError("the apply failed")
+    assert not undone.exists()  # reverted by its reverter
+    assert registry.active() == [fault]
+
+    # A revert that fails too: the block's error goes on, the record stays for a retry.
+    heal = tmp_path / "heal"
+    stubborn = registry.record("test", "stubborn", FAIL, {"path": str(undone), "heal": str(heal)})
+    with pytest.raises(KeyError, match="first"), registry.undone_on_failure(stubborn.id):
+        raise KeyError("first")
+    assert stubborn.id in {f.id for f in registry.active()}
+    heal.touch()
+    assert registry.revert(stubborn.id) and registry.revert(fault.id)
+
+
 def test_revert_all_goes_on_past_failures_newest_first(
     runtime_dir: Path, marker: Callable[[str], Path]
 ) -> None:

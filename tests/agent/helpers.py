@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_seed
+from tests.polling import wait_until as wait_for
 
 HEARTBEAT = 0.2
 
@@ -77,16 +76,6 @@ class AgentsThread:
     @property
     def agent(self) -> Any:
         return self.manager.agents[0]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``condition`` until true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 class StallingRelay:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from chaosgenesys.faults.registry import ENV_DIR
 from tests.browser.chromium import chromium
 from tests.browser.pages import PageSite, serve_test_page
 from tests.faults.conftest import guardians, stop_guardians
+from tests.polling import wait_for as wait_for
 
 
 @dataclass
@@ -114,16 +114,6 @@ def test_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPage]:
     finally:
         page.close()
         wait_for(lambda: browser.site.connections <= before, 10)
-
-
-def wait_for(condition: Callable[[], object], timeout: float, step: float = 0.02) -> float:
-    """Poll until ``condition()`` is true; the seconds waited; fails after ``timeout``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 def holder_running(pid: int) -> bool:

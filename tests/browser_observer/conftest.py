@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 
 from chaosgenesys.faults.registry import ENV_DIR
 from tests.faults.conftest import stop_guardians
+from tests.polling import wait_for_value as wait_for  # noqa: F401 - the folder's helper
 
 
 def processes_with(word: str) -> list[int]:
@@ -39,18 +40,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
-    """Poll until ``condition()`` is truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
 
 
 @pytest.fixture(autouse=True)

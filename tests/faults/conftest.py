@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from chaosgenesys.faults.registry import ENV_DIR
+from tests.polling import wait_for as wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -41,16 +42,6 @@ def guardians(directory: Path) -> list[int]:
         if "chaosgenesys.faults.guardian" in words and wanted in words and state != "Z":
             found.append(int(entry))
     return found
-
-
-def wait_for(condition: Callable[[], object], timeout: float, step: float = 0.01) -> float:
-    """Poll until ``condition()`` is true; returns the seconds waited, fails after ``timeout``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 def reap_children() -> None:

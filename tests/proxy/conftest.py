@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,9 @@ import pytest
 import requests
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_seed
+from tests.polling import wait_for as wait_for
 
 __all__ = ["direct_session", "guardians", "token_for", "wait_for"]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, step: float = 0.02) -> float:
-    """Poll until ``condition()`` is true; the seconds waited; fails after ``timeout``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 def guardians(directory: Path) -> list[int]:

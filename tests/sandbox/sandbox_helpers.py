@@ -6,14 +6,14 @@ The shared ids come from ``tests/conftest.py``. Test modules declare the ``api``
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from tests.conftest import AGENT_1, AGENT_2, AGENT_3, CLIENT_ID, CLIENT_SECRET, QUEUE, make_seed
+from tests.polling import wait_until as wait_until
 
 __all__ = [
     "AGENT_1",
@@ -97,11 +97,3 @@ def api_fixture() -> Any:
     return api
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -19,6 +19,7 @@ from chaosgenesys.faults import registry
 from chaosgenesys.network.nl import in_netns
 from chaosgenesys.sockets import reject
 from chaosgenesys.sockets.actions import REJECT_KIND, reject_connections, remove_rejections
+from tests.polling import wait_until as _wait_until
 from tests.sockets.netns_helpers import Pair, connect, needs_root, serve
 
 pytestmark = needs_root
@@ -36,15 +37,6 @@ def _attempt(pair: Pair, address: str, port: int) -> str:
 
 def _tables(pair: Pair) -> str:
     return reject.ruleset(pair.client_path)
-
-
-def _wait_until(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _drain(server: socket.socket) -> None:

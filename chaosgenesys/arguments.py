@@ -17,6 +17,7 @@ Presence names are compared after lower-casing and removing spaces, underscores 
 definitions API and analytics/notifications) are the same presence.
 """
 
+import contextlib
 import functools
 import math
 import re
@@ -138,8 +139,13 @@ def require_number(
     minimum: float = 0.0,
     maximum: float | None = None,
     exclusive_minimum: bool = False,
+    numeric_text: bool = False,
 ) -> float:
-    """A finite number (int or float, not bool) within bounds."""
+    """A finite number (int or float, not bool) within bounds; with ``numeric_text`` a number
+    written as text (``"250"``, as a configuration value from the environment is) too."""
+    if numeric_text and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ActivityFailed(f"{name} must be a number, got {show(value)}")
     if (exclusive_minimum and value <= minimum) or value < minimum:

@@ -88,18 +88,18 @@ a chaos run without its kill switch must not start.
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import signal
 import threading
 import time
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidControl
 from chaoslib.types import Configuration, Secrets
 
+from chaosgenesys.arguments import require_bool, require_number
 from chaosgenesys.controls.journal import add_extension
 
 __all__ = [
@@ -144,32 +144,16 @@ class Thresholds:
         return {name: float(getattr(self, name)) for name in _NUMBERS}
 
 
-def _number(
-    name: str, value: Any, *, minimum: float, above: bool = False, maximum: float | None = None
-) -> float:
-    """A finite number >= ``minimum`` (> with ``above``) and <= ``maximum``."""
-    if isinstance(value, str):
-        with suppress(ValueError):
-            value = float(value)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < minimum
-        or (above and value == minimum)
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f"{'above' if above else 'at least'} {minimum:g}"
-        if maximum is not None:
-            bound += f" and at most {maximum:g}"
-        raise ActivityFailed(f"{name} must be a number {bound}, got {value!r}")
-    return float(value)
+#: The thresholds may come from the configuration, where a value read from the environment is
+#: text: a number written as text is read as one.
+_number = functools.partial(require_number, numeric_text=True)
 
 
 def _thresholds(**values: Any) -> Thresholds:
     """Checked thresholds; ``ActivityFailed`` naming the bad argument."""
     return Thresholds(
-        max_api_p99_ms=_number("max_api_p99_ms", values["max_api_p99_ms"], minimum=0, above=True),
+        max_api_p99_ms=_number("max_api_p99_ms", values["max_api_p99_ms"], minimum=0,
+                               exclusive_minimum=True),
         api_window_seconds=_number("api_window_seconds", values["api_window_seconds"], minimum=0),
         max_websocket_error_rate=_number(
             "max_websocket_error_rate", values["max_websocket_error_rate"], minimum=0, maximum=1
@@ -181,12 +165,6 @@ def _thresholds(**values: Any) -> Thresholds:
             "check_interval", values["check_interval"], minimum=0.01, maximum=60
         ),
     )
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ActivityFailed(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 @dataclass
@@ -558,8 +536,8 @@ def before_experiment_control(
             websocket_window_seconds=websocket_window_seconds,
             check_interval=check_interval,
         )
-        immediate = _flag("stop_immediately", stop_immediately)
-        clear = _flag("clear_sandbox_faults", clear_sandbox_faults)
+        immediate = require_bool("stop_immediately", stop_immediately)
+        clear = require_bool("clear_sandbox_faults", clear_sandbox_faults)
         prometheus = _prometheus_source(
             prometheus_url=prometheus_url,
             api_p99_query=api_p99_query,
@@ -709,7 +687,7 @@ def validate_control(control: dict[str, Any]) -> None:
         _thresholds(**values)
         for name in _FLAGS:
             if name in arguments and "${" not in str(arguments[name]):
-                _flag(name, arguments[name])
+                require_bool(name, arguments[name])
         given = {
             name: arguments[name]
             for name in PROMETHEUS

@@ -22,12 +22,9 @@ from typing import Any
 import aiohttp
 
 from chaosgenesys.agent.config import Endpoint
-from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper
+from chaosgenesys.agent.tokens import CallListener, LoggedOut, TokenError, TokenKeeper
 
 __all__ = ["ApiClient", "ApiError", "CallListener"]
-
-#: ``on_call(method, path, final status or None, latency_ms, retries)``.
-CallListener = Callable[[str, str, int | None, float, int], None]
 
 _RETRY_STATUSES = (429, 503)
 _MAX_RETRY_WAIT = 5.0

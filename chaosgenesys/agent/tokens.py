@@ -30,7 +30,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
@@ -39,10 +39,11 @@ from chaosgenesys.agent.config import Endpoint
 from chaosgenesys.platform import pkce
 from chaosgenesys.revocation import REVOKE_PATH, Revocation, outcome
 
-if TYPE_CHECKING:
-    from chaosgenesys.agent.api import CallListener
+__all__ = ["CallListener", "LoggedOut", "TokenError", "TokenKeeper", "UserLogin"]
 
-__all__ = ["LoggedOut", "TokenError", "TokenKeeper", "UserLogin"]
+#: ``on_call(method, path, final status or None, latency_ms, retries)``: how the token keeper and
+#: the API client report each call they made (``api.py`` re-exports it).
+CallListener = Callable[[str, str, int | None, float, int], None]
 
 
 class TokenError(Exception):

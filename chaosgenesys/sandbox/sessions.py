@@ -39,13 +39,14 @@ from chaosgenesys.sandbox.clock import iso, utcnow
 from chaosgenesys.sandbox.presence import ON_QUEUE
 
 if TYPE_CHECKING:  # pragma: no cover
-    from chaosgenesys.sandbox.state import SandboxState
+    from chaosgenesys.sandbox.model import User
 
 __all__ = [
     "DEFAULT_PRESENCE_RENEW_SECONDS",
     "DEFAULT_SESSION_GRACE_SECONDS",
     "PlatformReaction",
     "PlatformSettings",
+    "PresenceControl",
     "SessionListener",
     "is_session_topic",
     "session_users",
@@ -76,6 +77,17 @@ def session_users(topics: Iterable[str]) -> set[str]:
         if user_id and is_session_topic(suffix):
             users.add(user_id)
     return users
+
+
+class PresenceControl(Protocol):
+    """What the platform's reaction changes in the sandbox's state (``state.SandboxState`` has
+    it): a protocol, so that this module, which the seed imports, does not import the state."""
+
+    users: dict[str, User]
+
+    def abandon_alerts(self, user_id: str) -> list[str]: ...
+
+    def set_presence_by_name(self, user_id: str, presence: str) -> User: ...
 
 
 class SessionListener(Protocol):
@@ -122,7 +134,7 @@ class _LoggedOff:
 class PlatformReaction:
     """Tracks which users hold a session and reacts, as the platform does, when one is gone."""
 
-    def __init__(self, state: SandboxState, settings: PlatformSettings | None = None) -> None:
+    def __init__(self, state: PresenceControl, settings: PlatformSettings | None = None) -> None:
         self.state = state
         self.settings = settings if settings is not None else PlatformSettings()
         self._online: set[str] = set()

@@ -1,15 +1,15 @@
 """JSON shapes of the sandbox's resources, with the field names of the platform API (camelCase).
 
-Each function takes domain objects from ``state.py`` and returns a JSON-serialisable dict that
+Each function takes domain objects from ``model.py`` and returns a JSON-serialisable dict that
 deserializes cleanly into the official SDK's model of the same resource.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 from chaosgenesys.sandbox.clock import iso
@@ -23,8 +23,25 @@ if TYPE_CHECKING:  # pragma: no cover
         QueueMember,
         User,
     )
-    from chaosgenesys.sandbox.state import SandboxState
-    from chaosgenesys.sandbox.tokens import OAuthClient, Role
+    from chaosgenesys.sandbox.tokens import OAuthClient, Role, TokenStore
+
+
+
+class StateView(Protocol):
+    """What the views read of the sandbox's state (``state.SandboxState`` has it): a protocol,
+    so that this module, which the state imports, does not import the state back."""
+
+    users: dict[str, User]
+    queues: dict[str, Queue]
+    conversations: dict[str, Conversation]
+    tokens: TokenStore
+
+    def conversation_counts(self, user_id: str) -> tuple[int, int]: ...
+
+    def agent_participants(self, user_id: str) -> Iterator[tuple[Conversation, Participant]]: ...
+
+    def user_queues(self, user_id: str) -> list[tuple[Queue, QueueMember]]: ...
+
 
 ORG_ID = "9d0f3f6b-0000-4000-8000-00000000000f"
 ORG_NAME = "Chaos Sandbox"
@@ -173,7 +190,7 @@ def routing_status(user: User) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- users
-def conversation_summary(state: SandboxState, user: User) -> dict[str, Any]:
+def conversation_summary(state: StateView, user: User) -> dict[str, Any]:
     """UserConversationSummary: ACD calls active and in after-call work."""
     active, acw = state.conversation_counts(user.id)
     summary: dict[str, Any] = {"userId": user.id}
@@ -186,7 +203,7 @@ def conversation_summary(state: SandboxState, user: User) -> dict[str, Any]:
     return summary
 
 
-def user(state: SandboxState, entity: User, expand: set[str] | frozenset[str] = frozenset()
+def user(state: StateView, entity: User, expand: set[str] | frozenset[str] = frozenset()
          ) -> dict[str, Any]:
     """A User, with ``presence``, ``routingStatus`` and ``conversationSummary`` expands."""
     body: dict[str, Any] = {
@@ -217,7 +234,7 @@ def user(state: SandboxState, entity: User, expand: set[str] | frozenset[str] = 
     return body
 
 
-def agent_status(state: SandboxState, entity: User) -> dict[str, Any]:
+def agent_status(state: StateView, entity: User) -> dict[str, Any]:
     """AnalyticsAgentStateAgentResponse of ``GET /api/v2/analytics/agents/{id}/status``."""
     sessions = []
     for conversation, participant in state.agent_participants(entity.id):
@@ -278,7 +295,7 @@ def routing_status_event(entity: User) -> dict[str, Any]:
     }
 
 
-def activity_event(state: SandboxState, entity: User) -> dict[str, Any]:
+def activity_event(state: StateView, entity: User) -> dict[str, Any]:
     """Body of ``v2.users.{id}.activity`` (presence spelled ``ON_QUEUE``)."""
     active_queues = (
         [queue.id for queue, member in state.user_queues(entity.id) if member.joined]
@@ -302,7 +319,7 @@ def activity_event(state: SandboxState, entity: User) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- queues
-def queue(state: SandboxState, entity: Queue) -> dict[str, Any]:
+def queue(state: StateView, entity: Queue) -> dict[str, Any]:
     """A Queue."""
     joined = sum(1 for member in entity.members.values() if member.joined)
     timeout_ms = int(entity.wrapup_timeout * 1000)
@@ -329,12 +346,12 @@ def queue(state: SandboxState, entity: Queue) -> dict[str, Any]:
     }
 
 
-def user_queue(state: SandboxState, entity: Queue, member: QueueMember) -> dict[str, Any]:
+def user_queue(state: StateView, entity: Queue, member: QueueMember) -> dict[str, Any]:
     """A UserQueue of ``GET /api/v2/users/{id}/queues``."""
     return {**queue(state, entity), "joined": member.joined}
 
 
-def queue_member(state: SandboxState, entity: Queue, member: QueueMember) -> dict[str, Any]:
+def queue_member(state: StateView, entity: Queue, member: QueueMember) -> dict[str, Any]:
     """A QueueMember of ``GET /api/v2/routing/queues/{id}/members``."""
     agent = state.users[member.user_id]
     return {
@@ -665,7 +682,7 @@ def role(entity: Role) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- admin
-def snapshot(state: SandboxState) -> dict[str, Any]:
+def snapshot(state: StateView) -> dict[str, Any]:
     """Users, queues, conversations and OAuth clients for the admin state view."""
     return {
         "users": [

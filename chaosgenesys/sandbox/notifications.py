@@ -31,6 +31,10 @@ The fault-injection hooks (:meth:`NotificationHub.close_sessions`,
 :meth:`NotificationHub.tokens_revoked`) are driven by the sandbox's admin surface and token
 store; each reaches the streaming service's sessions too (:class:`StreamingSessions`, set by
 ``streaming.py`` as :attr:`NotificationHub.streaming`).
+
+Why one module of about 600 lines: the routes, the sessions count and the fault hooks all read
+and change the hub's channel state (``channels.py`` keeps the bookkeeping, ``channel_socket.py``
+the sockets' writers); split further, each part would reach into the others' private state.
 """
 
 from __future__ import annotations
@@ -41,12 +45,18 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
+from chaosgenesys.sandbox.channel_socket import (
+    CLOSE_TIMEOUT,
+    PONG_TEXT,
+    ChannelSocket,
+    dumps,
+    system_message,
+)
 from chaosgenesys.sandbox.channels import (
     Channel,
     ChannelRegistry,
@@ -67,40 +77,8 @@ logger = logging.getLogger("chaostoolkit")
 
 #: Sockets with more undelivered messages than this are closed (1008) as too slow.
 MAX_BACKLOG = 10_000
-#: How long a close waits for the writer to get the close frame out.
-CLOSE_TIMEOUT = 5.0
 
 _CHANNELS = "/api/v2/notifications/channels"
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-HEARTBEAT_TEXT = _dumps(
-    {"topicName": "channel.metadata", "eventBody": {"message": "WebSocket Heartbeat"}}
-)
-PONG_TEXT = _dumps({"topicName": "channel.metadata", "eventBody": {"message": "pong"}})
-
-
-def _system_message(channel_id: str, topic_type: str, reason: str, message: str) -> str:
-    return _dumps(
-        {
-            "topicName": (
-                f"v2.system.{topic_type}.{channel_id}"
-                if topic_type != "socket_closing"
-                else "v2.system.socket_closing"
-            ),
-            "version": "2",
-            "eventBody": {
-                "channelId": channel_id,
-                "systemTopicType": topic_type,
-                "reason": reason,
-                "message": message,
-            },
-            "metadata": {"CorrelationId": str(uuid.uuid4())},
-        }
-    )
 
 
 class StreamingSessions(Protocol):
@@ -128,108 +106,6 @@ def token_of(request: web.Request) -> str:
     return token_key(f"Bearer {request.get('token') or ''}")
 
 
-@dataclass
-class _Close:
-    code: int
-    message: bytes
-    done: asyncio.Future[None]
-
-
-class _Socket:
-    """One connected WebSocket: a queue drained in order by a single writer task."""
-
-    def __init__(
-        self, ws: web.WebSocketResponse, channel_id: str, heartbeat_interval: float
-    ) -> None:
-        self.ws = ws
-        self.channel_id = channel_id
-        self.connected_at = time.monotonic()
-        self._interval = heartbeat_interval
-        self._queue: asyncio.Queue[str | _Close] = asyncio.Queue()
-        self._closing: _Close | None = None
-        self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._run(), name=f"notification-socket-{channel_id}")
-
-    @property
-    def closing(self) -> bool:
-        """True once a close was requested: nothing more is queued."""
-        return self._closing is not None
-
-    def backlog(self) -> int:
-        """Messages queued and not yet written."""
-        return self._queue.qsize()
-
-    def send(self, text: str) -> bool:
-        """Queue one text frame; False when the socket is closing."""
-        if self._closing is not None:
-            return False
-        self._queue.put_nowait(text)
-        return True
-
-    def close(self, code: int, reason: str) -> asyncio.Future[None]:
-        """Queue a close frame after what is already queued; the future resolves once sent."""
-        if self._closing is None:
-            self._closing = _Close(code, reason.encode()[:120], self._loop.create_future())
-            self._queue.put_nowait(self._closing)
-        return self._closing.done
-
-    async def finish(self) -> None:
-        """Called once the reader is done: let a pending close complete, then stop writing."""
-        if self._closing is None:
-            self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
-        if not done:
-            self._task.cancel()
-        self._resolve_close()
-
-    def _resolve_close(self) -> None:
-        if self._closing is not None and not self._closing.done.done():
-            self._closing.done.set_result(None)
-
-    async def _next(self, deadline: float | None) -> str | _Close | None:
-        """The next queued item, or None when the heartbeat is due first."""
-        if deadline is None:
-            return await self._queue.get()
-        delay = deadline - self._loop.time()
-        if delay <= 0:
-            return None
-        try:
-            async with asyncio.timeout(delay):
-                return await self._queue.get()
-        except TimeoutError:
-            return None
-
-    async def _run(self) -> None:
-        interval = self._interval if self._interval > 0 else None
-        beat = self._loop.time() + interval if interval is not None else None
-        try:
-            while True:
-                item = await self._next(beat)
-                if item is None:
-                    assert interval is not None and beat is not None
-                    text = HEARTBEAT_TEXT
-                    beat += interval
-                    if beat <= self._loop.time():  # fell behind: no burst of heartbeats
-                        beat = self._loop.time() + interval
-                elif isinstance(item, _Close):
-                    if not self.ws.closed:
-                        await self.ws.close(code=item.code, message=item.message)
-                    return
-                else:
-                    text = item
-                if self.ws.closed:
-                    return
-                await self.ws.send_str(text)
-        except (ConnectionError, aiohttp.ClientError) as exc:
-            logger.debug("notification socket %s: write failed: %s", self.channel_id, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("notification socket %s: writer failed", self.channel_id)
-        finally:
-            self._resolve_close()
-
-
 class NotificationHub:
     """Channels, subscriptions and the ``/channels/{id}`` WebSocket of the sandbox.
 
@@ -249,7 +125,7 @@ class NotificationHub:
         self.events = events
         self.heartbeat_interval = heartbeat_interval
         self._registry = ChannelRegistry(channel_lifetime)
-        self._sockets: dict[str, _Socket] = {}
+        self._sockets: dict[str, ChannelSocket] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
         self.events_delivered = 0
@@ -321,7 +197,7 @@ class NotificationHub:
             self._drop(old, "evicted", already_removed=True)
         self._schedule_expiry(channel)
         logger.debug("sandbox notifications: channel %s created", channel.id)
-        return web.json_response(self._entity(request, channel), dumps=_dumps)
+        return web.json_response(self._entity(request, channel), dumps=dumps)
 
     @staticmethod
     def _entity(request: web.Request, channel: Channel) -> dict[str, str]:
@@ -340,7 +216,7 @@ class NotificationHub:
             elif across_tokens:
                 # other tokens' channels are shown to exist, without their ids
                 entities.append({"expires": self._entity(request, channel)["expires"]})
-        return web.json_response({"entities": entities}, dumps=_dumps)
+        return web.json_response({"entities": entities}, dumps=dumps)
 
     async def _head_channel(self, request: web.Request) -> web.Response:
         return web.Response(status=200 if self._owned(request) is not None else 404)
@@ -395,7 +271,7 @@ class NotificationHub:
     def _subscriptions_response(channel: Channel, rejected: Sequence[Any]) -> web.Response:
         entities = [check.as_entity() for check in channel.subscriptions.values()]
         entities.extend(check.as_entity() for check in rejected)
-        return web.json_response({"entities": entities}, dumps=_dumps)
+        return web.json_response({"entities": entities}, dumps=dumps)
 
     # ------------------------------------------------------------------ socket
 
@@ -411,7 +287,7 @@ class NotificationHub:
         if self._registry.get(channel_id) is not channel:  # gone while upgrading
             await ws.close(code=1000, message=b"channel is gone")
             return ws
-        socket = _Socket(ws, channel_id, self.heartbeat_interval)
+        socket = ChannelSocket(ws, channel_id, self.heartbeat_interval)
         previous = self._sockets.get(channel_id)
         self._sockets[channel_id] = socket
         channel.connected = True
@@ -428,7 +304,7 @@ class NotificationHub:
             await socket.finish()
         return ws
 
-    def _on_client_text(self, socket: _Socket, data: str) -> None:
+    def _on_client_text(self, socket: ChannelSocket, data: str) -> None:
         try:
             message = json.loads(data)
         except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
@@ -439,7 +315,7 @@ class NotificationHub:
         else:
             logger.debug("notification socket %s: ignored client message", socket.channel_id)
 
-    def _detach(self, socket: _Socket) -> None:
+    def _detach(self, socket: ChannelSocket) -> None:
         """Stop delivering to ``socket``; its channel counts as unconnected from now on."""
         if self._sockets.get(socket.channel_id) is socket:
             del self._sockets[socket.channel_id]
@@ -577,7 +453,7 @@ class NotificationHub:
             if reason == "expired"
             else "The channel was replaced by a newer channel over the channel limit"
         )
-        envelope = _system_message(channel.id, "no_longer_subscribed", reason, text)
+        envelope = system_message(channel.id, "no_longer_subscribed", reason, text)
         if self.streaming is not None:
             self.streaming.channel_gone(
                 channel.id, f"v2.system.no_longer_subscribed.{channel.id}", envelope
@@ -599,13 +475,13 @@ class NotificationHub:
         if not channel_ids:
             return
         text: str | None = None
-        slow: list[_Socket] = []
+        slow: list[ChannelSocket] = []
         for channel_id in channel_ids:
             socket = self._sockets.get(channel_id)
             if socket is None:
                 continue
             if text is None:
-                text = _dumps(
+                text = dumps(
                     {
                         "topicName": topic,
                         "version": "2",
@@ -631,11 +507,11 @@ class NotificationHub:
 
     def _select(
         self, user_ids: Sequence[str] | None, sessions_only: bool = False
-    ) -> list[_Socket]:
+    ) -> list[ChannelSocket]:
         if user_ids is None and not sessions_only:
             return list(self._sockets.values())
         wanted = set(user_ids) if user_ids is not None else None
-        selected: list[_Socket] = []
+        selected: list[ChannelSocket] = []
         for channel_id, socket in self._sockets.items():
             channel = self._registry.get(channel_id)
             if channel is None:
@@ -695,7 +571,7 @@ class NotificationHub:
         transfer it maps to on streaming sessions; returns how many got it."""
         count = 0
         for socket in self._select(user_ids):
-            text = _system_message(
+            text = system_message(
                 socket.channel_id,
                 "socket_closing",
                 "maintenance",
@@ -721,7 +597,7 @@ class NotificationHub:
             if channel is None or channel.token not in keys:
                 continue
             count += socket.send(
-                _system_message(
+                system_message(
                     channel_id, "token_revoked", "revoked",
                     "The access token that created this channel was revoked",
                 )

@@ -23,25 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
 import socket
 import struct
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, cast
 
 import wsproto.events
 from mitmproxy import ctx, http
 from mitmproxy.connection import ConnectionState
-from mitmproxy.proxy import commands
-from mitmproxy.proxy.layers import websocket as ws_layer
 
+from chaosgenesys.proxy.control_server import ControlServer
+from chaosgenesys.proxy.patches import WS_LAYERS, Hold, Pacer, patch_mitmproxy
 from chaosgenesys.proxy.rules import (
     HTTP_ACTIONS,
     Rule,
@@ -55,203 +52,9 @@ __all__ = ["ChaosAddon"]
 
 logger = logging.getLogger(__name__)
 
-TOKEN_HEADER = "x-chaosgenesys-token"
 _LATENCY_WINDOW = 20_000
 #: How late the event loop's timers fire, taken off every injected sleep (seconds).
 _TIMER_SLACK = 0.0008
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    411: "Length Required",
-    413: "Content Too Large",
-    431: "Request Header Fields Too Large",
-}
-#: The control API's largest request body (a rule list is a few KiB), bytes.
-CONTROL_MAX_BODY = 1024 * 1024
-#: The largest request line + headers, bytes.
-CONTROL_MAX_HEAD = 16 * 1024
-#: A control connection that sends nothing for this long is closed, seconds.
-CONTROL_IDLE_TIMEOUT = 5.0
-
-
-class _BadHead(ValueError):
-    """A control request whose head cannot be served: answered ``status``, then closed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def _answer(
-    writer: asyncio.StreamWriter, status: int, payload: Any, *, close: bool = False
-) -> None:
-    """Write one JSON answer; with ``close`` it says ``Connection: close``."""
-    data = json.dumps(payload).encode()
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-        + ("Connection: close\r\n" if close else "")
-        + "\r\n"
-    )
-    writer.write(head.encode() + data)
-    await writer.drain()
-
-
-#: A throttled body is sent in slices of about this many seconds' worth of bytes.
-_THROTTLE_TICK = 0.05
-_THROTTLE_MIN_SLICE = 256
-_THROTTLE_MAX_SLICE = 64 * 1024
-
-#: flow id -> the WebsocketLayer relaying it (to inject a close frame with a chosen code).
-_WS_LAYERS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-_patched = False
-
-
-class Pacer:
-    """The schedule of one throttled response body: a link of ``rate`` bytes per second.
-
-    A slice of ``n`` bytes goes out when its last byte would have crossed such a link, i.e.
-    ``n / rate`` seconds after the previous slice (or after it arrived, if the link was idle).
-    """
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-        self.rate = rule.rate_kbps * 1000.0
-        self.slice = int(
-            min(_THROTTLE_MAX_SLICE, max(_THROTTLE_MIN_SLICE, self.rate * _THROTTLE_TICK))
-        )
-        self.free_at = 0.0  # time.monotonic() when the link has sent everything so far
-        self.sent = 0
-
-    def due(self, size: int) -> float:
-        now = time.monotonic()
-        # Keep the schedule (no drift from the waits' own overhead) unless the link went idle.
-        start = self.free_at if self.free_at >= now - _THROTTLE_TICK else now
-        self.free_at = start + size / self.rate
-        self.sent += size
-        return self.free_at
-
-
-@dataclass
-class Hold:
-    """One HTTP stream held until ``due`` (``time.monotonic()``), by :class:`HoldHook`.
-
-    ``since`` (monotonic) is where the injected time is counted from; ``None``: the hold's start.
-    """
-
-    flow: http.HTTPFlow
-    due: float
-    rule: Rule
-    since: float | None = None
-
-
-@dataclass
-class HoldHook(commands.StartHook):  # type: ignore[no-untyped-call]
-    """A blocking command: pauses one HTTP stream's layer (only that stream) until it is due.
-
-    mitmproxy runs it as a hook of the addons (``ChaosAddon.chaosgenesys_hold``) in its own task;
-    what arrives for the stream meanwhile waits, in order, in the layer's event queue.
-    """
-
-    name = "chaosgenesys_hold"
-    hold: Hold
-
-
-def _throttled_response_body(stream: Any, event: Any) -> Any:
-    """``HttpStream.state_stream_response_body`` for a throttled flow (a layer generator).
-
-    Each chunk read from the server is cut into slices; before each slice the stream yields a
-    blocking hook that our addon completes when the slice is due. A blocking command pauses
-    only this stream's layer (other streams and connections carry on, the event loop is never
-    blocked), and what the server sends meanwhile waits, in order, in the layer's event queue.
-    """
-    from mitmproxy.proxy.layers.http import SendHttp
-    from mitmproxy.proxy.layers.http._events import ResponseData
-
-    if not isinstance(event, ResponseData):
-        assert _ORIGINAL_STREAM_STATE is not None
-        yield from _ORIGINAL_STREAM_STATE(stream, event)  # trailers, end of message
-        return
-    pacer: Pacer = stream.flow.metadata["chaosgenesys_pacer"]
-    data = event.data
-    for offset in range(0, len(data), pacer.slice):
-        chunk = data[offset : offset + pacer.slice]
-        yield HoldHook(Hold(stream.flow, pacer.due(len(chunk)), pacer.rule))
-        if stream.context.options.store_streamed_bodies:
-            stream.response_body_buf += chunk
-        yield SendHttp(ResponseData(stream.stream_id, chunk), stream.context.client)
-
-
-#: mitmproxy's own ``HttpStream.state_stream_response_body`` (set by :func:`_patch_mitmproxy`).
-_ORIGINAL_STREAM_STATE: Callable[..., Any] | None = None
-
-
-def _patch_mitmproxy() -> None:
-    """Four additions to mitmproxy, in this (the proxy's own) process only.
-
-    - Remember each WebsocketLayer by its flow id (mitmproxy has no public handle to it), so a
-      close frame with a chosen code can be injected.
-    - Accept absolute-form ``ws://`` / ``wss://`` request targets (``GET ws://host/path``), which
-      aiohttp sends through an HTTP proxy and mitmproxy refuses with 400 "Invalid request
-      scheme": they are read as ``http://`` / ``https://`` upgrade requests.
-    - Send a throttled response's body through :func:`_throttled_response_body` (paced).
-    - Hold a delayed request (``flow.metadata["chaosgenesys_hold"]``) in
-      ``HttpStream.make_server_connection``, after the upstream connection is obtained and
-      before the request is sent: opening it (TCP, TLS) happens during the delay, and what is
-      left after the wake-up is writing the request.
-    """
-    global _patched, _ORIGINAL_STREAM_STATE
-    if _patched:
-        return
-    from mitmproxy.proxy.layers import http as http_layers
-
-    original_init: Callable[..., None] = ws_layer.WebsocketLayer.__init__
-
-    def init(self: Any, context: Any, flow: http.HTTPFlow) -> None:
-        original_init(self, context, flow)
-        _WS_LAYERS[flow.id] = self
-
-    original_validate: Callable[..., str | None] = http_layers.validate_request
-
-    def validate_request(mode: Any, request: http.Request, validate_inbound_headers: bool) -> Any:
-        if request.scheme in ("ws", "wss"):
-            request.scheme = "https" if request.scheme == "wss" else "http"
-        return original_validate(mode, request, validate_inbound_headers)
-
-    original_start_stream: Callable[..., Any] = http_layers.HttpStream.start_response_stream
-
-    def start_response_stream(self: Any) -> Any:
-        yield from original_start_stream(self)
-        if "chaosgenesys_pacer" in self.flow.metadata:
-            self.server_state = lambda event: _throttled_response_body(self, event)
-
-    original_connect: Callable[..., Any] = http_layers.HttpStream.make_server_connection
-
-    def make_server_connection(self: Any) -> Any:
-        hold = self.flow.metadata.pop("chaosgenesys_hold", None)
-        generator = original_connect(self)
-        reply: Any = None
-        while True:  # ``yield from generator``, with the hold after the connection is there
-            try:
-                command = generator.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply = yield command
-            if hold is not None and isinstance(command, http_layers.GetHttpConnection):
-                yield HoldHook(hold)
-                hold = None
-
-    _ORIGINAL_STREAM_STATE = http_layers.HttpStream.state_stream_response_body
-    http_layers.HttpStream.make_server_connection = make_server_connection  # type: ignore[method-assign]
-    ws_layer.WebsocketLayer.__init__ = init  # type: ignore[method-assign]
-    http_layers.validate_request = validate_request
-    http_layers.HttpStream.start_response_stream = start_response_stream  # type: ignore[method-assign]
-    _patched = True
-
-
 async def _sleep_until(due: float, precise: bool = True) -> None:
     """Sleep until ``time.monotonic()`` is ``due``.
 
@@ -326,10 +129,11 @@ class ChaosAddon:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
-        _patch_mitmproxy()
+        patch_mitmproxy()
 
     async def running(self) -> None:
-        self._server = await asyncio.start_server(self._serve_control, "127.0.0.1", 0)
+        control = ControlServer(self.token, self._dispatch)
+        self._server = await asyncio.start_server(control.serve, "127.0.0.1", 0)
         self.control_port = self._server.sockets[0].getsockname()[1]
         proxyserver = _master().addons.get("proxyserver")
         listen = [list(addr[:2]) for addr in proxyserver.listen_addrs()]
@@ -405,7 +209,7 @@ class ChaosAddon:
         since = flow.request.timestamp_start
         if rule.action == "delay":
             # Held in make_server_connection once the upstream connection is there (see
-            # _patch_mitmproxy), so that connecting is not added after the delay.
+            # patches.patch_mitmproxy), so that connecting is not added after the delay.
             now = time.monotonic()
             read_at = now - max(0.0, time.time() - since)
             due = read_at + rule.pick_delay_ms() / 1000.0
@@ -537,7 +341,7 @@ class ChaosAddon:
 
     def _close_websocket(self, rule: Rule, flow: http.HTTPFlow) -> None:
         """Close both sides with the rule's close code, as if the server had sent the frame."""
-        layer = _WS_LAYERS.get(flow.id)
+        layer = WS_LAYERS.get(flow.id)
         if (
             layer is None
             or flow.websocket is None
@@ -667,78 +471,3 @@ class ChaosAddon:
             asyncio.get_running_loop().call_soon(_master().shutdown)
             return 200, {"stopping": True, "stats": self.stats()}
         return 404, {"error": f"no such control endpoint: {method} {path}"}
-
-    async def _serve_control(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """Serve control requests on one connection (keep-alive) until the client is done.
-
-        The token is checked once the request's head is read and before any body byte is: a
-        request without the right token is answered 403 and the connection closed, its body
-        never read. A body is at most :data:`CONTROL_MAX_BODY` bytes (else 413), a head at most
-        :data:`CONTROL_MAX_HEAD` bytes (else 431), and a connection that sends nothing for
-        :data:`CONTROL_IDLE_TIMEOUT` seconds (between requests or within one) is closed.
-        """
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(CONTROL_IDLE_TIMEOUT):
-                        head = await self._read_head(reader)
-                        if head is None:
-                            break
-                        method, target, headers = head
-                        refusal = self._refusal(headers)
-                        if refusal is not None:
-                            status, payload = refusal
-                            await _answer(writer, status, payload, close=True)
-                            break
-                        length = int(headers.get("content-length") or 0)
-                        body = await reader.readexactly(length) if length else b""
-                except TimeoutError:
-                    break
-                except _BadHead as bad:
-                    await _answer(writer, bad.status, {"error": str(bad)}, close=True)
-                    break
-                status, payload = self._dispatch(method.upper(), target, body)
-                await _answer(writer, status, payload)
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError, UnicodeError):
-            pass
-        finally:
-            writer.close()
-
-    @staticmethod
-    async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]] | None:
-        """The request line and headers (lower-case names); None when the client closed."""
-        line = await reader.readline()
-        if not line:
-            return None
-        size = len(line)
-        parts = line.decode("latin-1").split(" ", 2)
-        if len(parts) != 3:
-            raise _BadHead(400, "malformed request line")
-        method, target, _ = parts
-        headers: dict[str, str] = {}
-        while True:
-            header = await reader.readline()
-            size += len(header)
-            if size > CONTROL_MAX_HEAD:
-                raise _BadHead(431, f"request head larger than {CONTROL_MAX_HEAD} bytes")
-            if header in (b"\r\n", b"\n", b""):
-                break
-            key, _, value = header.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
-        return method, target, headers
-
-    def _refusal(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
-        """403 without the right token (checked first), else 400/411/413 for a bad body size."""
-        given = headers.get(TOKEN_HEADER, "").encode("latin-1")  # any byte: never an exception
-        if not hmac.compare_digest(given, self.token.encode("latin-1")):
-            return 403, {"error": "missing or wrong control token"}
-        if "transfer-encoding" in headers:
-            return 411, {"error": "send the body with a Content-Length (no chunked encoding)"}
-        text = headers.get("content-length") or "0"
-        if not (text.isascii() and text.isdigit()):
-            return 400, {"error": "Content-Length must be a number of bytes"}
-        if int(text) > CONTROL_MAX_BODY:
-            return 413, {"error": f"request body larger than {CONTROL_MAX_BODY} bytes"}
-        return None

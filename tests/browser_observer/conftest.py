@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,13 @@ from typing import Any
 import pytest
 
 from chaosgenesys.faults.registry import ENV_DIR
+from tests import polling
 from tests.faults.conftest import stop_guardians
-from tests.polling import wait_for_value as wait_for  # noqa: F401 - the folder's helper
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
+    """:func:`tests.polling.wait_for_value` every 50 ms (the observer's files and the page)."""
+    return polling.wait_for_value(condition, timeout, step)
 
 
 def processes_with(word: str) -> list[int]:

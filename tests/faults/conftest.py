@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from chaosgenesys.faults.registry import ENV_DIR
-from tests.polling import wait_for as wait_for
+from tests import polling
+
+
+def wait_for(condition: Callable[[], object], timeout: float, step: float = 0.01) -> float:
+    """:func:`tests.polling.wait_for` every 10 ms (the seconds waited measure the guardian)."""
+    return polling.wait_for(condition, timeout, step)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable

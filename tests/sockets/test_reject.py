@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,13 @@ from chaosgenesys.faults import registry
 from chaosgenesys.network.nl import in_netns
 from chaosgenesys.sockets import reject
 from chaosgenesys.sockets.actions import REJECT_KIND, reject_connections, remove_rejections
-from tests.polling import wait_until as _wait_until
+from tests import polling
 from tests.sockets.netns_helpers import Pair, connect, needs_root, serve
+
+
+def _wait_until(condition: Callable[[], object], timeout: float) -> bool:
+    return polling.wait_until(condition, timeout, 0.05)
+
 
 pytestmark = needs_root
 

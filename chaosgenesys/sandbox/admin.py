@@ -31,6 +31,10 @@ GET      /sandbox/v1/requests                    ``?path=regex&method=GET`` -> `
 DELETE   /sandbox/v1/requests                    reset the counters
 POST     /sandbox/v1/seed                        a seed (JSON) replaces the state
 =======  ======================================  ============================================
+
+Why one module of about 570 lines: one concern, the admin surface; each operation is a few
+lines of checking and a call into the state, the notification hub or the platform's reaction,
+and the table above is its index.
 """
 
 from __future__ import annotations

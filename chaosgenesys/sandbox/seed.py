@@ -44,6 +44,10 @@ it defines one, else a built-in one holding every permission chaosgenesys needs
 (``chaosgenesys.platform.permissions``). Every sandbox also has the built-in public
 client ``chaosgenesys-desktop`` of its reference web desktop (``tokens.py``,
 ``docs/reference-desktop.md``): a seed may not name a client so.
+
+Why one module of about 590 lines: one concern, reading a seed and refusing a bad one by its
+field; the dataclasses, the defaults and the checks of clients, roles, users, queues and
+wrap-up codes refer to one another (a client's roles, a queue's members).
 """
 
 from __future__ import annotations

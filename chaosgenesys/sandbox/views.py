@@ -2,6 +2,11 @@
 
 Each function takes domain objects from ``model.py`` and returns a JSON-serialisable dict that
 deserializes cleanly into the official SDK's model of the same resource.
+
+Why one module of about 750 lines: one concern, the platform's JSON shapes, one small function
+per resource (users, presence, routing status, queues, conversations, participants, events,
+OAuth clients, roles, the admin snapshot); the resources share their helpers (timestamps,
+paging, self URIs), and a reader looking for one shape finds all of them here.
 """
 
 from __future__ import annotations

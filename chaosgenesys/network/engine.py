@@ -27,7 +27,7 @@ import secrets as _secrets
 import socket
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -53,6 +53,7 @@ from chaosgenesys.network.tc_state import (
     fault_minors,
     filter_prios,
     interface_index,
+    netns_context,
     qdiscs,
     root_qdisc,
 )
@@ -467,20 +468,6 @@ def _revert_ifb(sock: RtSocket, interface: str, ifb: dict[str, Any]) -> None:
 def new_token() -> str:
     """A short random token (nftables table names)."""
     return _secrets.token_hex(4)
-
-
-@contextlib.contextmanager
-def netns_context(netns: str) -> Iterator[None]:
-    """:func:`in_netns` with ActivityFailed for a namespace that does not exist."""
-    try:
-        context = in_netns(netns)
-        context.__enter__()
-    except NetlinkError as error:
-        raise ActivityFailed(f"netns {netns!r} does not exist: {error.strerror}") from None
-    try:
-        yield
-    finally:
-        context.__exit__(None, None, None)
 
 
 def revert_nft(fault: "FaultRecord") -> None:

@@ -11,12 +11,12 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.network.engine import (
     check_capability,
-    netns_context,
     new_token,
     resolve_interface,
 )
 from chaosgenesys.network.nl import NetlinkError, RtSocket, in_netns
 from chaosgenesys.network.targeting import Target
+from chaosgenesys.network.tc_state import netns_context
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.faults.registry import FaultRecord

@@ -68,7 +68,7 @@ def list_faults(
         and (not interface or f.spec.get("interface") == interface)
     ]
     kernel = tc_state.kernel_view(interface, netns)
-    with engine.netns_context(netns):
+    with tc_state.netns_context(netns):
         tables = nft.list_tables()
     return {"count": len(faults), "faults": faults, "kernel": kernel, "nftables_tables": tables}
 

@@ -7,8 +7,10 @@ it, and :func:`kernel_view` (``network.probes``). Nothing here changes the kerne
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "filter_prios",
     "interface_index",
     "kernel_view",
+    "netns_context",
     "netns_interfaces",
     "qdiscs",
     "root_qdisc",
@@ -43,6 +46,20 @@ FIRST_MINOR = 0x10
 LAST_MINOR = 0x3FF
 #: The priority of the ingress redirect filter (ingress faults, on the IFB device).
 MIRRED_PRIO = 0xC4A
+
+
+@contextlib.contextmanager
+def netns_context(netns: str) -> Iterator[None]:
+    """:func:`in_netns` with ActivityFailed for a namespace that does not exist."""
+    try:
+        context = in_netns(netns)
+        context.__enter__()
+    except NetlinkError as error:
+        raise ActivityFailed(f"netns {netns!r} does not exist: {error.strerror}") from None
+    try:
+        yield
+    finally:
+        context.__exit__(None, None, None)
 
 
 def interface_index(name: str) -> int:
@@ -151,42 +168,34 @@ def decode_netem(options: bytes) -> dict[str, Any]:
 
 def kernel_view(interface: str, netns: str) -> dict[str, Any]:
     """qdiscs, classes and filters count of an interface (or all), as the kernel has them."""
-    try:
-        context = in_netns(netns)
-        context.__enter__()
-    except NetlinkError as error:
-        raise ActivityFailed(f"netns {netns!r} does not exist: {error.strerror}") from None
-    try:
-        with RtSocket() as sock:
-            if interface:
-                index = interface_index(interface)
-                if not index:
-                    raise ActivityFailed(f"interface {interface!r} does not exist")
-                names = [(interface, index)]
-            else:
-                names = [(n, i) for i, n in socket.if_nameindex()]
-            view: dict[str, Any] = {}
-            for name, index in names:
-                dumped = qdiscs(sock, index)
-                shown = []
-                for q in dumped:
-                    entry: dict[str, Any] = {
-                        "kind": q.kind,
-                        "handle": tc.show_handle(q.handle),
-                        "parent": tc.show_handle(q.parent),
-                    }
-                    if q.kind == "netem":
-                        entry["netem"] = decode_netem(q.options)
-                    shown.append(entry)
-                ours = fault_minors(sock, index)
-                view[name] = {
-                    "qdiscs": shown,
-                    "chaosgenesys_tree": any(
-                        q.handle == tc.handle(ROOT_MAJOR) and q.parent == tc.TC_H_ROOT
-                        for q in dumped
-                    ),
-                    "fault_classes": sorted(tc.show_handle(tc.handle(ROOT_MAJOR, m)) for m in ours),
+    with netns_context(netns), RtSocket() as sock:
+        if interface:
+            index = interface_index(interface)
+            if not index:
+                raise ActivityFailed(f"interface {interface!r} does not exist")
+            names = [(interface, index)]
+        else:
+            names = [(n, i) for i, n in socket.if_nameindex()]
+        view: dict[str, Any] = {}
+        for name, index in names:
+            dumped = qdiscs(sock, index)
+            shown = []
+            for q in dumped:
+                entry: dict[str, Any] = {
+                    "kind": q.kind,
+                    "handle": tc.show_handle(q.handle),
+                    "parent": tc.show_handle(q.parent),
                 }
-            return view
-    finally:
-        context.__exit__(None, None, None)
+                if q.kind == "netem":
+                    entry["netem"] = decode_netem(q.options)
+                shown.append(entry)
+            ours = fault_minors(sock, index)
+            view[name] = {
+                "qdiscs": shown,
+                "chaosgenesys_tree": any(
+                    q.handle == tc.handle(ROOT_MAJOR) and q.parent == tc.TC_H_ROOT
+                    for q in dumped
+                ),
+                "fault_classes": sorted(tc.show_handle(tc.handle(ROOT_MAJOR, m)) for m in ours),
+            }
+        return view

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.faults.record import FaultRecord
+
 __all__ = ["LOCK_FILE", "DirLock", "dir_lock"]
 
 LOCK_FILE = "registry.lock"
@@ -30,8 +32,9 @@ class DirLock:
         self.fd: int | None = None
         #: The thread holding the lock, None when no one does.
         self.owner: int | None = None
-        #: Fault ids whose reverter runs right now in this process (a reverter calling revert()).
-        self.reverting: set[str] = set()
+        #: The faults whose reverter runs right now in this process, by id (a reverter may
+        #: call revert() for its own fault: the outer call forgets it).
+        self.reverting: dict[str, FaultRecord] = {}
 
     def held_here(self) -> bool:
         """Whether the calling thread holds the lock already (a reentrant call)."""

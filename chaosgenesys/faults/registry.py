@@ -516,13 +516,14 @@ class Registry:
             return None
         lock = dir_lock(self.directory)
         with self.locked():
-            if fault_id in lock.reverting:
+            reverting = lock.reverting.get(fault_id)
+            if reverting is not None:
                 # called back from its own reverter: the outer call forgets it
-                return self.get(fault_id)
+                return reverting
             fault = self.get(fault_id)
             if fault is None or (accept is not None and not accept(fault)):
                 return None
-            lock.reverting.add(fault_id)
+            lock.reverting[fault_id] = fault
             try:
                 _resolve_reverter(fault.reverter)(fault)
             except Exception as error:
@@ -548,7 +549,7 @@ class Registry:
                     f"{fault.reverter} failed: {detail}; {what}"
                 ) from error
             finally:
-                lock.reverting.discard(fault_id)
+                lock.reverting.pop(fault_id, None)
             self._unlink(fault_id)
         logger.debug("fault %s reverted: %s", fault.id, fault.description)
         return fault

@@ -71,11 +71,12 @@ from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.params import json_body
 from chaosgenesys.sandbox.sessions import SessionListener, session_users
 
-__all__ = ["NotificationHub", "StreamingSessions"]
+__all__ = ["MAX_BACKLOG", "NotificationHub", "StreamingSessions"]
 
 logger = logging.getLogger("chaostoolkit")
 
-#: Sockets with more undelivered messages than this are closed (1008) as too slow.
+#: Sockets (and streaming sessions) with more undelivered messages than this are closed as
+#: too slow.
 MAX_BACKLOG = 10_000
 
 _CHANNELS = "/api/v2/notifications/channels"

@@ -58,10 +58,11 @@ from xml.sax.saxutils import quoteattr
 import aiohttp
 from aiohttp import web
 
+from chaosgenesys.sandbox.channel_socket import CLOSE_TIMEOUT
 from chaosgenesys.sandbox.channels import Channel, TopicLimitExceeded
 from chaosgenesys.sandbox.errors import bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
-from chaosgenesys.sandbox.notifications import NotificationHub
+from chaosgenesys.sandbox.notifications import MAX_BACKLOG, NotificationHub
 from chaosgenesys.sandbox.state import SandboxState
 from chaosgenesys.sandbox.tokens import TokenRecord
 from chaosgenesys.sandbox.xmpp import (
@@ -104,12 +105,9 @@ CONNECTION_TRANSFER_NS = "urn:xmpp:cxfr"
 #: Seconds a session told ``socket_closing`` may stay before the server closes it (the
 #: platform's "up to a minute"; read when the transfer is sent).
 SOCKET_CLOSING_GRACE = 60.0
-#: Sessions with more undelivered frames than this are closed as too slow.
-MAX_BACKLOG = 10_000
 #: The WebSocket layer's own hard limit; frames above ``xmpp.MAX_FRAME_BYTES`` but below this
 #: get a ``policy-violation`` stream error, frames above it a 1009 close from aiohttp.
 _WS_MAX_MESSAGE = 1024 * 1024
-_CLOSE_TIMEOUT = 5.0
 
 _CLOSE_FRAME = element("close", {"xmlns": NS_FRAMING})
 
@@ -201,13 +199,13 @@ class _Session:
 
     async def written(self) -> None:
         """Wait until the writer is done (the close went out, or the socket failed)."""
-        await asyncio.wait({self._task}, timeout=_CLOSE_TIMEOUT)
+        await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
 
     async def finish(self) -> None:
         """Called once the reader is done: let a pending close go out, then stop."""
         if not self._closing:
             self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=_CLOSE_TIMEOUT)
+        done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
         if not done:
             self._task.cancel()
 
@@ -272,7 +270,7 @@ class StreamingService:
         if self._closed or not self._owner(channel_id):
             raise not_found("Channel", channel_id)
         ws = web.WebSocketResponse(
-            protocols=("xmpp",), timeout=_CLOSE_TIMEOUT, max_msg_size=_WS_MAX_MESSAGE
+            protocols=("xmpp",), timeout=CLOSE_TIMEOUT, max_msg_size=_WS_MAX_MESSAGE
         )
         if not ws.can_prepare(request).ok:
             raise bad_request("Expected a WebSocket upgrade request")

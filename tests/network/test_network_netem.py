@@ -59,11 +59,15 @@ def test_delay_measured(lab: dict[str, Any]) -> None:
     baseline = probes.measure_udp(ADDRESS_B, 20000, count=50, interval_ms=2, netns=ns)
     actions.add_latency(50, destinations=["10.200.0.0/24"], interface="veth-a", netns=ns)
     measured = probes.measure_udp(ADDRESS_B, 20000, count=200, interval_ms=5, netns=ns)
-    base = baseline["rtt_ms"]["median"]
     assert measured["loss_percent"] == 0
-    # The median, not the mean: a UML process descheduled now and then adds rare outliers of
-    # tens of ms that say nothing about netem (benchmarks/network_netem_accuracy.py has means).
-    assert abs(measured["rtt_ms"]["median"] - base - 50) <= 0.02 * 50 + 1.0, measured
+    # The minima, not the medians or the means: a UML process descheduled now and then adds
+    # outliers of tens of ms that say nothing about netem, and while the host runs the rest of
+    # the suite a baseline median read 4.3 ms against 0.3 the next second (a CI run): netem
+    # never delivers early, so the fastest round trip is the link's own plus the delay.
+    added = measured["rtt_ms"]["min"] - baseline["rtt_ms"]["min"]
+    assert abs(added - 50) <= 0.02 * 50 + 1.0, (baseline, measured)
+    # Most datagrams see that delay, not more (benchmarks/network_netem_accuracy.py has means).
+    assert 50 <= measured["rtt_ms"]["median"] <= 50 + baseline["rtt_ms"]["median"] + 2, measured
     # IPv6 is not in the destinations: untouched.
     other = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
     assert other["rtt_ms"]["median"] < 10

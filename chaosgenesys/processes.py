@@ -129,3 +129,18 @@ def ancestry(pid: int) -> list[tuple[int, int | None]]:
         seen.add(parent)
         parent = found.ppid
     return chain
+
+
+#: This process's ancestry, read once per process (keyed by pid: a forked child reads its own).
+_OWN_ANCESTRY: dict[int, list[tuple[int, int | None]]] = {}
+
+
+def own_ancestry() -> list[tuple[int, int | None]]:
+    """:func:`ancestry` of this process, read once: the processes above it are fixed when it
+    starts, and one that dies later stays in the list, where it can name no live run (a run is
+    a pid with its start time), while the run it belonged to keeps its faults."""
+    me = os.getpid()
+    own = _OWN_ANCESTRY.get(me)
+    if own is None:
+        own = _OWN_ANCESTRY[me] = ancestry(me)
+    return list(own)

@@ -37,7 +37,8 @@ from types import FrameType
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.faults.registry import GUARDIAN_LOCK, FaultRecord, Registry
+from chaosgenesys.faults.guardian_start import GUARDIAN_LOCK
+from chaosgenesys.faults.registry import FaultRecord, Registry
 
 __all__ = ["Guardian", "due", "main"]
 

@@ -46,23 +46,21 @@ any fault whose deadline passed or whose owner is gone.
 reason, the guardian no longer retries it (and exits when only such records remain), and
 :func:`revert_all` lists it as failed without calling its reverter again unless asked
 (``retry_given_up=True``, ``chaosgenesys cleanup --retry``). :func:`revert` by id always tries.
+
+**What lives here and what beside it.** This module is the registry's operations (record,
+update, revert, revert_all, the reads) and the same for the default directory, one concern
+whose parts share the lock and the run rules above; the record and its id are in
+``record.py``, its file in ``record_files.py``, the checks of what it is given in
+``record_checks.py``, the directory's lock in ``dirlock.py``, where the directory is in
+``location.py`` and the guardian's start in ``guardian_start.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
-import importlib
-import json
 import logging
-import math
 import os
-import stat
-import subprocess
-import sys
-import sysconfig
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,9 +70,9 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys import processes
 from chaosgenesys.faults.dirlock import dir_lock
+from chaosgenesys.faults.guardian_start import ensure_guardian, guardian_pid, guardian_starting
 from chaosgenesys.faults.location import ENV_DIR, registry_dir
 from chaosgenesys.faults.record import (
-    REVERTER_PATTERN,
     CorruptRecord,
     FaultRecord,
     UnreadableRecord,
@@ -82,7 +80,24 @@ from chaosgenesys.faults.record import (
     is_fault_id,
     new_id,
 )
-from chaosgenesys.shown import show
+from chaosgenesys.faults.record_checks import (
+    SCOPES,
+    check_deadline,
+    check_duration,
+    check_reverter,
+    check_scope,
+    check_spec,
+    check_text,
+    resolve_reverter,
+)
+from chaosgenesys.faults.record_files import (
+    RECORD_SUFFIX,
+    prepare_directory,
+    read_record,
+    record_path,
+    unlink_record,
+    write_record,
+)
 
 __all__ = [
     "ENV_DIR",
@@ -113,27 +128,11 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-GUARDIAN_LOCK = "guardian.lock"
-GUARDIAN_LOG = "guardian.log"
-GUARDIAN_SPAWN = "guardian.spawn"
-#: A guardian that has not taken ``guardian.lock`` this long after its start is not waited for.
-GUARDIAN_START_TIMEOUT = 5.0
-#: ``guardian.log`` is moved to ``guardian.log.1`` when a guardian starts and it is bigger.
-GUARDIAN_LOG_LIMIT = 1_000_000
-GUARDIAN_MODULE = "chaosgenesys.faults.guardian"
-RECORD_SUFFIX = ".json"
-FORMAT_VERSION = 1
 #: How long a registry operation waits for another process's lock before it gives up.
 LOCK_TIMEOUT = 30.0
 #: Failed reverts of one fault after which it is given up (listed as failed, no longer retried
 #: by the guardian or by :func:`revert_all`).
 MAX_REVERT_ATTEMPTS = 5
-#: ``scope`` values: ``run``, the faults of the caller's run; ``all``, every run's.
-SCOPES = ("run", "all")
-
-#: Guardian processes this process started, per directory (reaped when they exit, so no
-#: zombies pile up; one still starting is not started again).
-_SPAWNED: dict[str, list[subprocess.Popen[bytes]]] = {}
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -144,110 +143,18 @@ def run_owner() -> tuple[int, int | None]:
     return os.getpid(), processes.own_start_time()
 
 
-#: This process's ancestry, read once per process (keyed by pid: a forked child reads its own).
-_OWN_ANCESTRY: dict[int, list[tuple[int, int | None]]] = {}
-
-
 def ancestry(pid: int | None = None) -> list[tuple[int, int | None]]:
-    """``(pid, start time)`` of every process above ``pid`` (default: this one), parent first,
-    up to pid 1. Empty without ``/proc``.
-
-    This process's own is read once: the processes above it are fixed when it starts, and one
-    that dies later stays in the list, where it can name no live run (a run is a pid with its
-    start time), while the run it belonged to keeps its faults."""
-    if pid is None:
-        me = os.getpid()
-        own = _OWN_ANCESTRY.get(me)
-        if own is None:
-            own = _OWN_ANCESTRY[me] = processes.ancestry(me)
-        return list(own)
-    return processes.ancestry(pid)
+    """``(pid, start time)`` of every process above ``pid`` (default: this one, read once per
+    process: ``chaosgenesys.processes.own_ancestry``), parent first, up to pid 1. Empty without
+    ``/proc``."""
+    return processes.own_ancestry() if pid is None else processes.ancestry(pid)
 
 
-def check_scope(scope: Any, name: str = "scope") -> str:
-    """``scope`` as one of :data:`SCOPES`; ``ActivityFailed`` naming ``name`` otherwise."""
-    if not isinstance(scope, str) or scope.strip().lower() not in SCOPES:
-        raise ActivityFailed(
-            f"{name} must be one of {', '.join(repr(s) for s in SCOPES)} (the faults of this "
-            f"run, or every run's), got {show(scope)}"
-        )
-    return scope.strip().lower()
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks since boot), or None."""
-    return processes.start_time(pid)
-
-
-def process_alive(pid: int, start: int | None, created_at: float | None = None) -> bool:
-    """Whether process ``pid`` runs and is the one that started at ``start`` (clock ticks).
-
-    A zombie is dead. A record made before the last boot has no live owner, whatever its pid.
-    Without ``/proc`` (not Linux) only the pid is checked (``chaosgenesys.processes.alive``).
-    """
-    return processes.alive(pid, start, created_at)
-
-
-# -- argument checks ---------------------------------------------------------------------------
-
-
-def _check_text(name: str, value: Any, *, empty: bool = False) -> str:
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise ActivityFailed(f"{name} must be a non-empty string, got {show(value)}")
-    return value
-
-
-def _check_reverter(reverter: Any) -> Callable[[FaultRecord], object]:
-    if not isinstance(reverter, str) or not REVERTER_PATTERN.match(reverter):
-        raise ActivityFailed(
-            f"reverter must be 'module:function' (e.g. 'chaosgenesys.network.engine:revert'), "
-            f"got {show(reverter)}"
-        )
-    return _resolve_reverter(reverter)
-
-
-def _resolve_reverter(reverter: str) -> Callable[[FaultRecord], object]:
-    module_name, _, function = reverter.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:
-        raise ActivityFailed(
-            f"reverter {reverter!r}: cannot import module {module_name!r}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    func = getattr(module, function, None)
-    if not callable(func):
-        raise ActivityFailed(
-            f"reverter {reverter!r}: module {module_name!r} has no function {function!r}"
-        )
-    resolved: Callable[[FaultRecord], object] = func
-    return resolved
-
-
-def _check_spec(spec: Any) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise ActivityFailed(f"spec must be a JSON object (a dict), got {show(spec)}")
-    try:
-        text = json.dumps(spec, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ActivityFailed(
-            f"spec must be JSON-serialisable ({error}), got {show(spec)}"
-        ) from None
-    copy: dict[str, Any] = json.loads(text)
-    return copy
-
-
-def _check_duration(duration: Any) -> float | None:
-    if duration is None:
-        return None
-    if (
-        isinstance(duration, bool)
-        or not isinstance(duration, int | float)
-        or not math.isfinite(duration)
-        or duration <= 0
-    ):
-        raise ActivityFailed(f"duration must be a number of seconds > 0 or None, got {duration!r}")
-    return float(duration)
+#: Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks since boot), or None.
+process_start_time = processes.start_time
+#: Whether a process runs and is the one that started then (a zombie, or a record made before
+#: the last boot, names no live process).
+process_alive = processes.alive
 
 
 # -- the registry ------------------------------------------------------------------------------
@@ -266,77 +173,17 @@ class Registry:
 
     def path_of(self, fault_id: str) -> Path:
         """The record file of a fault."""
-        return self.directory / f"{fault_id}{RECORD_SUFFIX}"
+        return record_path(self.directory, fault_id)
 
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         """Hold the registry lock (reentrant in this process); creates the directory."""
         lock = dir_lock(self.directory)
         if not lock.held_here():
-            self._prepare()  # held already by this thread: the outer call prepared it
+            # not when held already by this thread: the outer call prepared it
+            prepare_directory(self.directory)
         with lock.hold(timeout):
             yield
-
-    def _prepare(self) -> None:
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # The /tmp fallback lives in a folder everyone can write: no symlink, ours only.
-            shared_tmp = self.directory == Path(f"/tmp/chaosgenesys-{os.getuid()}")
-            info = os.lstat(self.directory) if shared_tmp else os.stat(self.directory)
-        except OSError as error:
-            raise ActivityFailed(
-                f"cannot create the fault registry directory {self.directory}: {error}; "
-                f"set {ENV_DIR} to a writable directory"
-            ) from error
-        if not stat.S_ISDIR(info.st_mode):
-            raise ActivityFailed(f"the fault registry path {self.directory} is not a directory")
-        if shared_tmp and info.st_uid != os.getuid():
-            raise ActivityFailed(
-                f"the fault registry directory {self.directory} belongs to uid {info.st_uid}, "
-                f"not to this user ({os.getuid()}); set {ENV_DIR} to a directory of yours"
-            )
-
-    def _write(self, fault: FaultRecord) -> None:
-        """Write the record atomically: a temporary file renamed over the record, so a reader
-        sees the old record or the new one, never half of one. No fsync: docs/faults.md,
-        "Why no fsync", says why the page cache is the durability a record needs."""
-        # one line, by the C encoder (indent would take the pure-Python one, 10x slower);
-        # `chaosgenesys status --json` shows records readably
-        data = json.dumps({"version": FORMAT_VERSION, **fault.to_dict()}, sort_keys=True)
-        final = self.path_of(fault.id)
-        temporary = self.directory / f".{fault.id}.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                view = memoryview((data + "\n").encode("utf-8"))
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.replace(temporary, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-
-    def _unlink(self, fault_id: str) -> bool:
-        try:
-            os.unlink(self.path_of(fault_id))
-        except FileNotFoundError:
-            return False
-        return True
-
-    def _read(self, path: Path) -> FaultRecord:
-        """A record file; FileNotFoundError when it is gone, ValueError when it is corrupt."""
-        raw = path.read_bytes()
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"not JSON: {error}") from None
-        fault = FaultRecord.from_dict(data)
-        if f"{fault.id}{RECORD_SUFFIX}" != path.name:
-            raise ValueError(f"holds fault {fault.id!r}, not {path.stem!r}")
-        return fault
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -357,7 +204,7 @@ class Registry:
                 continue
             path = self.directory / name
             try:
-                faults.append(self._read(path))
+                faults.append(read_record(path))
             except FileNotFoundError:
                 continue  # reverted while we listed
             except (OSError, ValueError) as error:
@@ -387,7 +234,7 @@ class Registry:
         """One record, None if it is not recorded; ActivityFailed if its file is unreadable."""
         path = self.path_of(check_id(fault_id))
         try:
-            return self._read(path)
+            return read_record(path)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
@@ -410,11 +257,11 @@ class Registry:
         The reverter is imported now, so a typo fails here, before anything is applied.
         A guardian runs for the directory when this returns.
         """
-        kind = _check_text("kind", kind)
-        description = _check_text("description", description, empty=True)
-        _check_reverter(reverter)
-        spec = _check_spec(spec)
-        seconds = _check_duration(duration)
+        kind = check_text("kind", kind)
+        description = check_text("description", description, empty=True)
+        check_reverter(reverter)
+        spec = check_spec(spec)
+        seconds = check_duration(duration)
         now = time.time()
         pid = os.getpid()
         fault = FaultRecord(
@@ -430,11 +277,11 @@ class Registry:
             ancestors=tuple(ancestry()),
         )
         with self.locked():
-            self._write(fault)
+            write_record(self.directory, fault)
             try:
-                self._ensure_guardian()
+                ensure_guardian(self.directory)
             except OSError as error:
-                self._unlink(fault.id)
+                unlink_record(self.directory, fault.id)
                 raise ActivityFailed(
                     f"cannot start the fault guardian for {self.directory} "
                     f"({type(error).__name__}: {error}); the fault was not applied"
@@ -472,14 +319,11 @@ class Registry:
         returns the new record. A fault whose duration runs from when it was in force (a
         browser fault takes a while to apply) moves its deadline once it is."""
         check_id(fault_id)
-        new_spec = None if spec is None else _check_spec(spec)
+        new_spec = None if spec is None else check_spec(spec)
         if description is not None:
-            _check_text("description", description, empty=True)
-        if deadline is not None and (
-            isinstance(deadline, bool) or not isinstance(deadline, int | float)
-            or not math.isfinite(deadline)
-        ):
-            raise ActivityFailed(f"deadline must be epoch seconds, got {deadline!r}")
+            check_text("description", description, empty=True)
+        if deadline is not None:
+            check_deadline(deadline)
         with self.locked():
             fault = self.get(fault_id)
             if fault is None:
@@ -492,7 +336,7 @@ class Registry:
             if deadline is not None:
                 changes["deadline"] = float(deadline)
             fault = dataclasses.replace(fault, **changes)
-            self._write(fault)
+            write_record(self.directory, fault)
         return fault
 
     def revert(self, fault_id: str) -> bool:
@@ -525,7 +369,7 @@ class Registry:
                 return None
             lock.reverting[fault_id] = fault
             try:
-                _resolve_reverter(fault.reverter)(fault)
+                resolve_reverter(fault.reverter)(fault)
             except Exception as error:
                 detail = (
                     str(error)
@@ -550,7 +394,7 @@ class Registry:
                 ) from error
             finally:
                 lock.reverting.pop(fault_id, None)
-            self._unlink(fault_id)
+            unlink_record(self.directory, fault_id)
         logger.debug("fault %s reverted: %s", fault.id, fault.description)
         return fault
 
@@ -568,7 +412,7 @@ class Registry:
             given_up=current.given_up or failures >= MAX_REVERT_ATTEMPTS,
         )
         with contextlib.suppress(OSError):
-            self._write(updated)
+            write_record(self.directory, updated)
         return updated
 
     def revert_all(
@@ -636,111 +480,20 @@ class Registry:
         if not self.directory.is_dir():
             return False
         with self.locked():
-            return self._unlink(fault_id)
+            return unlink_record(self.directory, fault_id)
 
-    # -- the guardian --------------------------------------------------------------------------
+    # -- the guardian (chaosgenesys.faults.guardian_start) -------------------------------------
 
     def guardian_pid(self) -> int | None:
         """The pid of the guardian of this directory (0 if it is starting), None if none runs."""
-        try:
-            fd = os.open(self.directory / GUARDIAN_LOCK, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                content = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-                return int(content) if content.isdigit() else 0
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-    def _ensure_guardian(self) -> None:
-        """Start a guardian unless one runs or starts (called holding the registry lock).
-
-        A guardian writes its pid into ``guardian.lock`` while it holds it and ``exited <pid>``
-        when it lets go (under the registry lock, once the registry is empty). The last guardian
-        started is named in ``guardian.spawn``: while it is alive, younger than
-        :data:`GUARDIAN_START_TIMEOUT`, holds no lock and has not written ``exited <its pid>``,
-        it is still starting (it will take the lock and see this record), so none is added.
-        """
-        spawned = _SPAWNED.setdefault(str(self.directory), [])
-        spawned[:] = [process for process in spawned if process.poll() is None]
-        if self.guardian_pid() is not None or self.guardian_starting():
-            return
-        if not sys.executable:
-            raise OSError("no Python interpreter path (sys.executable is empty)")
-        log_path = self.directory / GUARDIAN_LOG
-        with contextlib.suppress(OSError):
-            if log_path.stat().st_size > GUARDIAN_LOG_LIMIT:
-                os.replace(log_path, log_path.with_name(GUARDIAN_LOG + ".1"))
-        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", GUARDIAN_MODULE, "--dir", str(self.directory)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-                env=_guardian_environment(),
-            )
-        finally:
-            os.close(log)
-        spawned.append(process)
-        start = process_start_time(process.pid)
-        with contextlib.suppress(OSError):
-            (self.directory / GUARDIAN_SPAWN).write_text(
-                f"{process.pid} {start if start is not None else '-'} {time.time():.3f}\n"
-            )
-        logger.debug("fault guardian started for %s: pid %d", self.directory, process.pid)
+        return guardian_pid(self.directory)
 
     def guardian_starting(self) -> bool:
         """Whether the guardian last started for this directory is alive and still starting."""
-        try:
-            pid_text, start_text, spawned_text = (
-                (self.directory / GUARDIAN_SPAWN).read_text().split()
-            )
-            pid, spawned_at = int(pid_text), float(spawned_text)
-            start = None if start_text == "-" else int(start_text)
-        except (OSError, ValueError):
-            return False
-        try:
-            last = (self.directory / GUARDIAN_LOCK).read_text(errors="replace").split()
-        except OSError:
-            last = []
-        if last == ["exited", str(pid)] or time.time() - spawned_at > GUARDIAN_START_TIMEOUT:
-            return False
-        return process_alive(pid, start)
-
-
-def _guardian_environment() -> dict[str, str]:
-    """This environment, with ``PYTHONPATH`` holding this process's own ``sys.path`` entries.
-
-    The guardian must import the reverters this process can import (a test module, a script's
-    folder), so every ``sys.path`` folder that is not the interpreter's own goes first.
-    """
-    own = {
-        os.path.realpath(path)
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-        if (path := sysconfig.get_paths().get(key))
-    }
-    paths: list[str] = []
-    for entry in sys.path:
-        path = os.path.abspath(entry or os.getcwd())
-        if os.path.isdir(path) and os.path.realpath(path) not in own and path not in paths:
-            paths.append(path)
-    environment = dict(os.environ)
-    if paths:
-        environment["PYTHONPATH"] = os.pathsep.join(paths)
-    return environment
+        return guardian_starting(self.directory)
 
 
 # -- the default registry ----------------------------------------------------------------------
-
 
 def record(
     kind: str,

@@ -1,0 +1,109 @@
+"""The registry's record files: one JSON file per fault, ``<id>.json``, written atomically.
+
+A reader sees the old record or the new one, never half of one; nothing here locks (the
+registry holds its directory's lock around every change)::
+
+    from chaosgenesys.faults import record_files
+
+    record_files.write_record(directory, fault)
+    record_files.read_record(record_files.record_path(directory, fault.id))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+from chaoslib.exceptions import ActivityFailed
+
+from chaosgenesys.faults.location import ENV_DIR
+from chaosgenesys.faults.record import FaultRecord
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RECORD_SUFFIX",
+    "prepare_directory",
+    "read_record",
+    "record_path",
+    "unlink_record",
+    "write_record",
+]
+
+RECORD_SUFFIX = ".json"
+FORMAT_VERSION = 1
+
+
+def record_path(directory: Path, fault_id: str) -> Path:
+    """The record file of a fault."""
+    return directory / f"{fault_id}{RECORD_SUFFIX}"
+
+
+def prepare_directory(directory: Path) -> None:
+    """Create the registry directory (mode 0700); ActivityFailed when it cannot be ours."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The /tmp fallback lives in a folder everyone can write: no symlink, ours only.
+        shared_tmp = directory == Path(f"/tmp/chaosgenesys-{os.getuid()}")
+        info = os.lstat(directory) if shared_tmp else os.stat(directory)
+    except OSError as error:
+        raise ActivityFailed(
+            f"cannot create the fault registry directory {directory}: {error}; "
+            f"set {ENV_DIR} to a writable directory"
+        ) from error
+    if not stat.S_ISDIR(info.st_mode):
+        raise ActivityFailed(f"the fault registry path {directory} is not a directory")
+    if shared_tmp and info.st_uid != os.getuid():
+        raise ActivityFailed(
+            f"the fault registry directory {directory} belongs to uid {info.st_uid}, "
+            f"not to this user ({os.getuid()}); set {ENV_DIR} to a directory of yours"
+        )
+
+
+def write_record(directory: Path, fault: FaultRecord) -> None:
+    """Write the record atomically: a temporary file renamed over the record, so a reader
+    sees the old record or the new one, never half of one. No fsync: docs/faults.md,
+    "Why no fsync", says why the page cache is the durability a record needs."""
+    # one line, by the C encoder (indent would take the pure-Python one, 10x slower);
+    # `chaosgenesys status --json` shows records readably
+    data = json.dumps({"version": FORMAT_VERSION, **fault.to_dict()}, sort_keys=True)
+    final = record_path(directory, fault.id)
+    temporary = directory / f".{fault.id}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            view = memoryview((data + "\n").encode("utf-8"))
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(temporary, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def unlink_record(directory: Path, fault_id: str) -> bool:
+    """Remove a record file; False when it was not there."""
+    try:
+        os.unlink(record_path(directory, fault_id))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def read_record(path: Path) -> FaultRecord:
+    """A record file; FileNotFoundError when it is gone, ValueError when it is corrupt."""
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"not JSON: {error}") from None
+    fault = FaultRecord.from_dict(data)
+    if f"{fault.id}{RECORD_SUFFIX}" != path.name:
+        raise ValueError(f"holds fault {fault.id!r}, not {path.stem!r}")
+    return fault

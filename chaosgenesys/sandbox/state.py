@@ -17,19 +17,32 @@ When an agent's desktop session is gone for longer than a grace time, the platfo
 
 A call routed to a queue goes to the longest-idle joined member who is ``IDLE``; without one it
 waits in the queue (``oWaiting``) and is offered as soon as a member becomes idle.
+
+Why one class of about 600 lines: presence, routing status and the call lifecycle are one
+state machine whose transitions call one another (a wrap-up ends -> the agent is ``IDLE`` ->
+waiting calls are dispatched -> a call alerts -> the agent is ``INTERACTING``), with the timers
+that drive them; split, each part would reach into the others' dictionaries. What a call looks
+like and whom the ACD offers it to are pure functions in ``calls.py``; the data classes are
+``model.py``; the platform's reaction to a gone desktop session is ``sessions.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from chaosgenesys.sandbox import views
-from chaosgenesys.sandbox.clock import iso, utcnow
+from chaosgenesys.sandbox.calls import (
+    acd_candidates,
+    acw_seconds,
+    agent_leg,
+    inbound_call,
+    wrapup_entry,
+)
+from chaosgenesys.sandbox.clock import utcnow
 from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.model import (
@@ -286,38 +299,8 @@ class SandboxState:
             raise bad_request(f"user_id {user_id!r} is not a member of queue {queue_id}")
         if conversation_id is not None and conversation_id in self.conversations:
             raise bad_request(f"conversation {conversation_id!r} already exists")
-        now = utcnow()
-        number = f"+1555{uuid.uuid4().int % 10_000_000:07d}"
-        conversation = Conversation(
-            id=conversation_id or str(uuid.uuid4()),
-            queue_id=queue.id,
-            address=f"tel:{number}",
-            start_time=now,
-            participants=[
-                Participant(
-                    id=str(uuid.uuid4()),
-                    purpose="customer",
-                    name="Customer",
-                    address=f"tel:{number}",
-                    start_time=now,
-                    connected_time=now,
-                    state="connected",
-                    initial_state="connected",
-                ),
-                Participant(
-                    id=str(uuid.uuid4()),
-                    purpose="acd",
-                    name=queue.name,
-                    address=f"sip:{queue.id}@sandbox.invalid",
-                    start_time=now,
-                    connected_time=now,
-                    queue_id=queue.id,
-                    state="connected",
-                    initial_state="connected",
-                ),
-            ],
-            target_user_id=user_id,
-            auto_answer=answer,
+        conversation = inbound_call(
+            queue, now=utcnow(), conversation_id=conversation_id, user_id=user_id, answer=answer
         )
         self.conversations[conversation.id] = conversation
         self._prune_conversations()
@@ -325,23 +308,6 @@ class SandboxState:
         self._publish_conversation(conversation)
         self._dispatch()
         return conversation
-
-    def _candidates(self, conversation: Conversation) -> list[User]:
-        queue = self.queues.get(conversation.queue_id)
-        if queue is None:
-            return []
-        users = [
-            self.users[uid]
-            for uid, member in queue.members.items()
-            if member.joined and uid in self.users
-        ]
-        idle = [
-            user for user in users
-            if user.routing_status == IDLE and user.id not in conversation.declined_by
-        ]
-        if conversation.target_user_id is not None:
-            idle = [user for user in idle if user.id == conversation.target_user_id]
-        return sorted(idle, key=lambda user: user.routing_start)
 
     def _dispatch(self) -> None:
         """Offer waiting calls to idle members, oldest call first."""
@@ -357,7 +323,7 @@ class SandboxState:
                     key=lambda c: c.start_time,
                 )
                 for conversation in waiting:
-                    candidates = self._candidates(conversation)
+                    candidates = acd_candidates(conversation, self.queues, self.users)
                     if candidates:
                         self._offer(conversation, candidates[0])
                         progress = True
@@ -366,23 +332,7 @@ class SandboxState:
 
     def _offer(self, conversation: Conversation, user: User) -> None:
         queue = self.queues[conversation.queue_id]
-        now = utcnow()
-        timeout_ms = int(queue.wrapup_timeout * 1000)
-        participant = Participant(
-            id=str(uuid.uuid4()),
-            purpose="agent",
-            name=user.name,
-            address=f"sip:{user.id}@sandbox.invalid",
-            start_time=now,
-            start_alerting_time=now,
-            state="alerting",
-            initial_state="alerting",
-            user_id=user.id,
-            queue_id=queue.id,
-            wrapup_prompt="timeout" if timeout_ms > 0 else "mandatory",
-            wrapup_timeout_ms=timeout_ms if timeout_ms > 0 else None,
-            alerting_timeout_ms=int(queue.alerting_timeout * 1000) or None,
-        )
+        participant = agent_leg(queue, user, now=utcnow())
         conversation.participants.append(participant)
         logger.debug("sandbox: call %s alerting on %s", conversation.id, user.id)
         self._refresh(user)
@@ -543,28 +493,22 @@ class SandboxState:
         if name is None:
             raise bad_request(f"wrap-up code {code!r} does not exist")
         now = utcnow()
-        participant.wrapup = {
-            "code": code,
-            "name": name,
-            "notes": notes or "",
-            "tags": list(tags or []),
-            "durationSeconds": duration_seconds
+        participant.wrapup = wrapup_entry(
+            code,
+            name,
+            now=now,
+            duration_seconds=duration_seconds
             if duration_seconds is not None
-            else self._acw_seconds(participant, now),
-            "endTime": iso(now),
-        }
+            else acw_seconds(participant, now),
+            notes=notes or "",
+            tags=tags,
+        )
         if participant.in_acw:
             self._finish_acw(participant, now)
         self._refresh_participant_user(participant)
         self._publish_conversation(conversation)
         self._dispatch()
         return participant
-
-    @staticmethod
-    def _acw_seconds(participant: Participant, now: datetime) -> int:
-        if participant.acw_start is None:
-            return 0
-        return int((now - participant.acw_start).total_seconds())
 
     def _finish_acw(self, participant: Participant, now: datetime) -> None:
         self._cancel(f"acw:{participant.id}")
@@ -580,14 +524,9 @@ class SandboxState:
         if participant is None or not participant.in_acw:
             return
         now = utcnow()
-        participant.wrapup = {
-            "code": WRAPUP_TIMEOUT_CODE[0],
-            "name": WRAPUP_TIMEOUT_CODE[1],
-            "notes": "",
-            "tags": [],
-            "durationSeconds": self._acw_seconds(participant, now),
-            "endTime": iso(now),
-        }
+        participant.wrapup = wrapup_entry(
+            *WRAPUP_TIMEOUT_CODE, now=now, duration_seconds=acw_seconds(participant, now)
+        )
         self._finish_acw(participant, now)
         logger.debug("sandbox: wrap-up timed out on %s", conversation_id)
         self._refresh_participant_user(participant)

@@ -40,6 +40,11 @@ Frames are parsed by ``xmpp.py`` (no DTDs, no entities, size and depth bounded).
 forbidden XML, oversize frames and unknown top-level elements get a stream error and the
 session's socket is closed; no other session is touched. Unknown IQ payloads get the stanza
 error ``service-unavailable``, as RFC 6120 asks.
+
+Why one module of about 570 lines: it is the protocol of a session from ``<open/>`` to its end,
+and every handler (open, SASL, bind, IQ, pubsub, the hub's faults, the bus's events) reads and
+changes the same session and its channel; a session's own state and its single writer are
+``stream_session.py``, the frames' parsing and building ``xmpp.py``.
 """
 
 from __future__ import annotations
@@ -53,7 +58,6 @@ import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import aiohttp
 from aiohttp import web
@@ -64,6 +68,7 @@ from chaosgenesys.sandbox.errors import bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.notifications import MAX_BACKLOG, NotificationHub
 from chaosgenesys.sandbox.state import SandboxState
+from chaosgenesys.sandbox.stream_session import StreamSession, stream_error
 from chaosgenesys.sandbox.tokens import TokenRecord
 from chaosgenesys.sandbox.xmpp import (
     NS_BIND,
@@ -78,7 +83,6 @@ from chaosgenesys.sandbox.xmpp import (
     NS_SESSION,
     NS_STANZAS,
     NS_STREAM,
-    NS_STREAMS,
     Element,
     XMLRefused,
     element,
@@ -109,125 +113,6 @@ SOCKET_CLOSING_GRACE = 60.0
 #: get a ``policy-violation`` stream error, frames above it a 1009 close from aiohttp.
 _WS_MAX_MESSAGE = 1024 * 1024
 
-_CLOSE_FRAME = element("close", {"xmlns": NS_FRAMING})
-
-
-def _stream_error(condition: str, text: str) -> str:
-    return element(
-        "stream:error",
-        {"xmlns:stream": NS_STREAM},
-        element(condition, {"xmlns": NS_STREAMS}),
-        element("text", {"xmlns": NS_STREAMS}, text=text),
-    )
-
-
-class _Drop:
-    """The writer's last item: the WebSocket close with ``code``."""
-
-    def __init__(self, code: int, message: bytes) -> None:
-        self.code = code
-        self.message = message
-
-
-class _Session:
-    """One XMPP session on one WebSocket: a queue of frames drained by one writer task."""
-
-    def __init__(self, ws: web.WebSocketResponse, channel_id: str, pubsub_host: str) -> None:
-        self.ws = ws
-        self.channel_id = channel_id
-        self.pubsub_host = pubsub_host
-        self.stream_id = uuid.uuid4().hex
-        self.user_id: str | None = None
-        self.client_id: str | None = None
-        self.bare_jid: str | None = None
-        self.full_jid: str | None = None
-        self.authenticated = False
-        self.bound = False
-        self.opened = False
-        self.server_pings = False
-        self.token: TokenRecord | None = None
-        self.transfer_timer: asyncio.TimerHandle | None = None
-        self._message_head: str | None = None
-        self._queue: asyncio.Queue[str | _Drop] = asyncio.Queue()
-        self._closing = False
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"streaming-session-{channel_id}"
-        )
-
-    @property
-    def closing(self) -> bool:
-        """True once the session was told to end: nothing more is queued."""
-        return self._closing
-
-    def message(self, message_id: str, body: str) -> str:
-        """A ``<message>`` from the pubsub service to this (bound) session around ``body``
-        (already XML); its quoted head is made once per session, as events go to many."""
-        if self._message_head is None:
-            assert self.full_jid is not None
-            self._message_head = (
-                f"<message xmlns={quoteattr(NS_CLIENT)} from={quoteattr(self.pubsub_host)} "
-                f"to={quoteattr(self.full_jid)}"
-            )
-        return f"{self._message_head} id={quoteattr(message_id)}>{body}</message>"
-
-    def backlog(self) -> int:
-        """Frames queued and not yet written."""
-        return self._queue.qsize()
-
-    def send(self, frame: str) -> bool:
-        """Queue one frame; False when the session is closing."""
-        if self._closing:
-            return False
-        self._queue.put_nowait(frame)
-        return True
-
-    def end(self, *frames: str) -> None:
-        """Queue ``frames``, then ``<close/>`` and the WebSocket close; nothing after that."""
-        if self._closing:
-            return
-        for frame in frames:
-            self._queue.put_nowait(frame)
-        self._queue.put_nowait(_CLOSE_FRAME)
-        self.drop(1000, "stream closed")
-
-    def drop(self, code: int, reason: str) -> None:
-        """Queue the WebSocket close with ``code`` (no ``<close/>``); nothing after that."""
-        if self._closing:
-            return
-        self._closing = True
-        self._queue.put_nowait(_Drop(code, reason.encode()[:120]))
-
-    async def written(self) -> None:
-        """Wait until the writer is done (the close went out, or the socket failed)."""
-        await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
-
-    async def finish(self) -> None:
-        """Called once the reader is done: let a pending close go out, then stop."""
-        if not self._closing:
-            self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
-        if not done:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                frame = await self._queue.get()
-                if isinstance(frame, _Drop):
-                    if not self.ws.closed:
-                        await self.ws.close(code=frame.code, message=frame.message)
-                    return
-                if self.ws.closed:
-                    return
-                await self.ws.send_str(frame)
-        except (ConnectionError, aiohttp.ClientError) as exc:
-            logger.debug("streaming session %s: write failed: %s", self.channel_id, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("streaming session %s: writer failed", self.channel_id)
-
-
 class StreamingService:
     """The ``/stream/channels/{channelId}`` XMPP endpoint over the notification hub's channels.
 
@@ -250,8 +135,8 @@ class StreamingService:
         self.state = state
         self.hub = hub
         self.ping_interval = ping_interval
-        self._sessions: dict[str, _Session] = {}
-        self._all: set[_Session] = set()
+        self._sessions: dict[str, StreamSession] = {}
+        self._all: set[StreamSession] = set()
         self._closed = False
         self.events_delivered = 0
         events.subscribe(self._on_event)
@@ -275,7 +160,7 @@ class StreamingService:
         if not ws.can_prepare(request).ok:
             raise bad_request("Expected a WebSocket upgrade request")
         await ws.prepare(request)
-        session = _Session(ws, channel_id, f"notifications.{request.host}")
+        session = StreamSession(ws, channel_id, f"notifications.{request.host}")
         self._all.add(session)
         pinger = asyncio.get_running_loop().create_task(self._ping_loop(session))
         try:
@@ -283,7 +168,7 @@ class StreamingService:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     self._on_frame(session, message.data)
                 elif message.type is aiohttp.WSMsgType.BINARY:
-                    session.end(_stream_error("unsupported-encoding", "text frames only"))
+                    session.end(stream_error("unsupported-encoding", "text frames only"))
                 if session.closing:
                     break
         finally:
@@ -302,7 +187,7 @@ class StreamingService:
                 return client_id
         return ""
 
-    def _detach(self, session: _Session) -> None:
+    def _detach(self, session: StreamSession) -> None:
         """Stop delivering to ``session``; it is no agent session any more."""
         self._all.discard(session)
         if self._sessions.get(session.channel_id) is session:
@@ -310,7 +195,7 @@ class StreamingService:
         if session.bound:
             self.hub.streaming_session(session.stream_id, session.channel_id, None)
 
-    async def _ping_loop(self, session: _Session) -> None:
+    async def _ping_loop(self, session: StreamSession) -> None:
         while not session.closing:
             interval = self.ping_interval or self.hub.heartbeat_interval
             await asyncio.sleep(interval if interval > 0 else 30.0)
@@ -326,40 +211,40 @@ class StreamingService:
 
     # ------------------------------------------------------------------ protocol
 
-    def _on_frame(self, session: _Session, frame: str) -> None:
+    def _on_frame(self, session: StreamSession, frame: str) -> None:
         try:
             stanza = parse_frame(frame)
         except XMLRefused as exc:
             logger.info(
                 "streaming session %s: %s (%s)", session.channel_id, exc.condition, exc.text
             )
-            session.end(_stream_error(exc.condition, exc.text))
+            session.end(stream_error(exc.condition, exc.text))
             return
         if stanza.ns == NS_FRAMING and stanza.name == "open":
             self._on_open(session, stanza)
         elif stanza.ns == NS_FRAMING and stanza.name == "close":
             session.end()
         elif not session.opened:
-            session.end(_stream_error("not-authorized", "no <open/> yet"))
+            session.end(stream_error("not-authorized", "no <open/> yet"))
         elif stanza.ns == NS_SASL and stanza.name == "auth":
             self._on_auth(session, stanza)
         elif stanza.ns == NS_CLIENT and stanza.name in ("iq", "message", "presence"):
             if not session.authenticated:
-                session.end(_stream_error("not-authorized", "authenticate first"))
+                session.end(stream_error("not-authorized", "authenticate first"))
             elif stanza.name == "iq":
                 self._on_iq(session, stanza)
             # messages and presence from the client are accepted and dropped
         else:
             session.end(
-                _stream_error(
+                stream_error(
                     "unsupported-stanza-type", f"unsupported element {stanza.name!r}"
                 )
             )
 
-    def _on_open(self, session: _Session, stanza: Element) -> None:
+    def _on_open(self, session: StreamSession, stanza: Element) -> None:
         if stanza.get("to") not in ("", JID_DOMAIN):
             session.end(
-                _stream_error("host-unknown", f"this service serves {JID_DOMAIN}, not the "
+                stream_error("host-unknown", f"this service serves {JID_DOMAIN}, not the "
                               f"domain in the stream header")
             )
             return
@@ -381,14 +266,14 @@ class StreamingService:
             )
         session.send(element("stream:features", {"xmlns:stream": NS_STREAM}, features))
 
-    def _on_auth(self, session: _Session, stanza: Element) -> None:
+    def _on_auth(self, session: StreamSession, stanza: Element) -> None:
         def failure(condition: str) -> None:
             session.send(
                 element("failure", {"xmlns": NS_SASL}, element(condition))
             )
 
         if session.authenticated:
-            session.end(_stream_error("policy-violation", "already authenticated"))
+            session.end(stream_error("policy-violation", "already authenticated"))
             return
         if stanza.get("mechanism") != "PLAIN":
             failure("invalid-mechanism")
@@ -431,7 +316,7 @@ class StreamingService:
             return None
         return record
 
-    def _on_iq(self, session: _Session, iq: Element) -> None:
+    def _on_iq(self, session: StreamSession, iq: Element) -> None:
         kind = iq.get("type")
         if kind in ("result", "error"):
             return  # answers to our pings
@@ -486,7 +371,7 @@ class StreamingService:
         else:
             error("service-unavailable")
 
-    def _on_pubsub(self, session: _Session, pubsub: Element, reply: Any, error: Any) -> None:
+    def _on_pubsub(self, session: StreamSession, pubsub: Element, reply: Any, error: Any) -> None:
         channel = self._channel(session)
         if channel is None:
             error("item-not-found")
@@ -523,25 +408,25 @@ class StreamingService:
         else:
             error("feature-not-implemented")
 
-    def _channel(self, session: _Session) -> Channel | None:
+    def _channel(self, session: StreamSession) -> Channel | None:
         if session.client_id is None:
             return None
         return self.hub.channel_of(session.channel_id, session.client_id)
 
-    def _attach(self, session: _Session) -> None:
+    def _attach(self, session: StreamSession) -> None:
         previous = self._sessions.get(session.channel_id)
         self._sessions[session.channel_id] = session
         self.hub.streaming_session(session.stream_id, session.channel_id, session.user_id)
         if previous is not None and previous is not session:
             logger.info("streaming: channel %s: new session displaces old", session.channel_id)
             self._detach(previous)
-            previous.end(_stream_error("conflict", "Replaced by a new connection"))
+            previous.end(stream_error("conflict", "Replaced by a new connection"))
 
     # ------------------------------------------------------------------ faults
 
     def _select(
         self, user_ids: Sequence[str] | None, sessions_only: bool = False
-    ) -> list[_Session]:
+    ) -> list[StreamSession]:
         """Live sessions: all, or (with ``user_ids`` or ``sessions_only``) the authenticated
         ones of those users (any user with ``sessions_only`` alone)."""
         live = [s for s in self._all if not s.closing]
@@ -592,7 +477,7 @@ class StreamingService:
                 session.transfer_timer = loop.call_later(grace, self._transfer_overdue, session)
         return count
 
-    def _transfer_overdue(self, session: _Session) -> None:
+    def _transfer_overdue(self, session: StreamSession) -> None:
         session.transfer_timer = None
         if session.closing or session not in self._all:
             return
@@ -623,7 +508,7 @@ class StreamingService:
                 logger.info("streaming: channel %s: token revoked; ending the session",
                             session.channel_id)
                 self._detach(session)
-                session.end(_stream_error("not-authorized", "The access token was revoked"))
+                session.end(stream_error("not-authorized", "The access token was revoked"))
 
     @staticmethod
     def _json_payload(envelope: str) -> str:
@@ -639,7 +524,7 @@ class StreamingService:
         )
 
     @classmethod
-    def _pubsub_message(cls, session: _Session, topic: str, payload: str) -> str:
+    def _pubsub_message(cls, session: StreamSession, topic: str, payload: str) -> str:
         return session.message(uuid.uuid4().hex, cls._pubsub_event(topic, payload))
 
     # ------------------------------------------------------------------ events
@@ -654,7 +539,7 @@ class StreamingService:
         event: str | None = None
         event_id = ""
         count = itertools.count(1)
-        slow: list[_Session] = []
+        slow: list[StreamSession] = []
         for channel_id in self.hub.subscribers(topic):
             session = self._sessions.get(channel_id)
             if session is None or session.full_jid is None:
@@ -677,7 +562,7 @@ class StreamingService:
                     slow.append(session)
         for session in slow:
             self._detach(session)
-            session.end(_stream_error("policy-violation", "too many undelivered stanzas"))
+            session.end(stream_error("policy-violation", "too many undelivered stanzas"))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -685,7 +570,7 @@ class StreamingService:
         self._closed = True
         sessions = list(self._all)
         for session in sessions:
-            session.end(_stream_error("system-shutdown", "Server shutting down"))
+            session.end(stream_error("system-shutdown", "Server shutting down"))
         if sessions:
             await asyncio.gather(*(s.finish() for s in sessions), return_exceptions=True)
 

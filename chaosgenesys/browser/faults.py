@@ -13,33 +13,30 @@ and start time, which undoes the setting) by the rollback's :func:`clear_browser
 kill switch's ``revert_all``, ``chaosgenesys cleanup``, its own deadline, and the registry's
 guardian when the run that made it dies. The activity returns once the fault is in force.
 
+This module holds the activities; :mod:`chaosgenesys.browser.fault_args` checks their
+arguments, :mod:`chaosgenesys.browser.held_faults` records and starts a lasting fault's holder
+(and reverts it), :mod:`chaosgenesys.browser.page_sockets` closes sockets from the page.
 Playwright is imported by the holder only; this module stays light.
 """
 
-
-import contextlib
-import json
-import math
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.browser.devtools import page_pattern, shown_url, websocket_url
-
-if TYPE_CHECKING:  # pragma: no cover
-    from chaosgenesys.faults.registry import FaultRecord
+from chaosgenesys.browser.fault_args import (
+    MAX_DELAY_MS,
+    check_duration,
+    check_number,
+    check_pattern,
+    find_target,
+)
+from chaosgenesys.browser.fault_args import OBSERVER_KIND as OBSERVER_KIND
+from chaosgenesys.browser.held_faults import KIND as KIND
+from chaosgenesys.browser.held_faults import hold
+from chaosgenesys.browser.held_faults import revert as revert
+from chaosgenesys.browser.page_sockets import close_in_page, in_thread
 
 __all__ = [
     "KIND",
@@ -53,234 +50,9 @@ __all__ = [
     "revert",
 ]
 
-KIND = "browser-fault"
-OBSERVER_KIND = "browser-observer"
-REVERTER = "chaosgenesys.browser.faults:revert"
-#: Longest fault, in seconds (a day): a fault is always bounded.
-MAX_DURATION = 86_400.0
-MAX_DELAY_MS = 600_000
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 5.0
 #: Close codes a page may send (the WebSocket API refuses any other: 1005, 1006 and 1015 are
 #: reserved for the browser to report, never to send).
 _SENDABLE = "1000 or 3000-4999"
-
-
-# -- arguments ---------------------------------------------------------------------------------
-
-
-def _pattern(url_pattern: Any) -> str:
-    if not isinstance(url_pattern, str) or not url_pattern:
-        raise ActivityFailed(
-            f"url_pattern must be a regular expression searched in request URLs, "
-            f"got {url_pattern!r}"
-        )
-    try:
-        re.compile(url_pattern)
-    except re.error as error:
-        raise ActivityFailed(
-            f"url_pattern {url_pattern!r} is not a regular expression: {error}"
-        ) from None
-    return url_pattern
-
-
-def _number(name: str, value: Any, low: float, high: float, *, whole: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and whole and isinstance(value, float) and not value.is_integer():
-        ok = False
-    if not ok or not math.isfinite(float(value)) or not low <= float(value) <= high:
-        kind = "an integer" if whole else "a number"
-        raise ActivityFailed(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
-    return float(value)
-
-
-def _duration(duration: Any) -> float:
-    value = _number("duration", duration, 0, MAX_DURATION)
-    if value <= 0:
-        raise ActivityFailed(
-            f"duration must be a number of seconds above 0 (at most {MAX_DURATION:g}), "
-            f"got {duration!r}"
-        )
-    return value
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ActivityFailed(f"{name} must be a string, got {value!r}")
-    return value.strip()
-
-
-def _target(devtools_url: Any, page_url_pattern: Any) -> tuple[str, str, str]:
-    """(devtools_url, page_url_pattern, DevTools WebSocket URL): the arguments, or this run's
-    browser observer's when they are empty."""
-    devtools = _text("devtools_url", devtools_url)
-    pattern = _text("page_url_pattern", page_url_pattern)
-    if not devtools or not pattern:
-        from chaosgenesys.faults import registry
-
-        observers = registry.mine(kind=OBSERVER_KIND)
-        if not observers:
-            missing = " and ".join(
-                name for name, value in (("devtools_url", devtools), ("page_url_pattern", pattern))
-                if not value
-            )
-            raise ActivityFailed(
-                f"{missing} not given and this run has no browser observer: pass "
-                f"{missing} or run chaosgenesys.browser.actions.start_observer first"
-            )
-        spec = observers[-1].spec
-        devtools = devtools or str(spec.get("devtools_url") or "")
-        pattern = pattern or str(spec.get("page_url_pattern") or "")
-    page_pattern(pattern)
-    return devtools, pattern, websocket_url(devtools)
-
-
-# -- the holder --------------------------------------------------------------------------------
-
-
-def _registry() -> Any:
-    from chaosgenesys.faults import registry
-
-    return registry
-
-
-def _holder_alive(spec: dict[str, Any]) -> bool:
-    pid = spec.get("pid")
-    if not isinstance(pid, int):
-        return False
-    alive: bool = _registry().process_alive(pid, spec.get("pid_start"))
-    return alive
-
-
-def _log_tail(state_dir: str, lines: int = 6) -> str:
-    with contextlib.suppress(OSError):
-        text = (Path(state_dir) / "holder.log").read_text(errors="replace")
-        return " | ".join([line for line in text.splitlines() if line.strip()][-lines:])[-1200:]
-    return ""
-
-
-def _hold(
-    fault: str,
-    description: str,
-    url_pattern: str,
-    params: dict[str, Any],
-    duration: float,
-    devtools_url: str,
-    page_url_pattern: str,
-    ws_url: str,
-) -> dict[str, Any]:
-    """Record the fault, start its holder, wait until it is in force; the activity's answer."""
-    registry = _registry()
-    base = Path(registry.registry_dir()) / "browser-faults"
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state_dir = tempfile.mkdtemp(prefix=f"{fault}-", dir=base)
-    ready_file = os.path.join(state_dir, "ready.json")
-    spec: dict[str, Any] = {
-        "fault": fault,
-        "url_pattern": url_pattern,
-        **params,
-        "devtools_url": shown_url(devtools_url),
-        "page_url_pattern": page_url_pattern,
-        "state_dir": state_dir,
-        "pid": None,
-        "pid_start": None,
-    }
-    # Until the holder says the fault is in force, the record's deadline leaves it the time to
-    # start; then it becomes that moment plus ``duration`` (the holder's own deadline).
-    record = registry.record(
-        kind=KIND, description=description, reverter=REVERTER, spec=spec,
-        duration=duration + START_TIMEOUT,
-    )
-    with registry.undone_on_failure(record.id):
-        config = {
-            "fault": fault,
-            "fault_id": record.id,
-            "url_pattern": url_pattern,
-            "params": params,
-            "ws_url": ws_url,
-            "page_url_pattern": page_url_pattern,
-            "deadline": record.deadline,
-            "duration": duration,
-            "ready_file": ready_file,
-        }
-        with open(os.path.join(state_dir, "holder.log"), "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "chaosgenesys.browser.fault_holder"],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-            )
-        spec = {**spec, "pid": process.pid, "pid_start": registry.process_start_time(process.pid)}
-        registry.update(record.id, spec=spec)
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(config).encode())
-        process.stdin.close()
-        ready = _wait_ready(process, ready_file, state_dir)
-        if isinstance(ready.get("deadline"), int | float):
-            # the holder counts the window from when the fault was in force: so does the record
-            registry.update(record.id, deadline=float(ready["deadline"]))
-    # the holder is detached on purpose: keep the Popen object from warning about it
-    process.returncode = 0
-    answer: dict[str, Any] = {"id": record.id, "kind": fault, "url_pattern": url_pattern}
-    answer.update({k: v for k, v in params.items() if k != "conditions"})
-    answer.update({"duration": duration, "page": ready.get("page", ""), "pid": process.pid})
-    if "reaches_libraries" in ready:
-        answer["reaches_libraries"] = bool(ready["reaches_libraries"])
-    return answer
-
-
-def _wait_ready(process: subprocess.Popen[bytes], ready_file: str, state_dir: str) -> Any:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            ready = json.loads(Path(ready_file).read_text())
-            if ready.get("ok"):
-                return ready
-            raise ActivityFailed(f"the browser fault did not start: {ready.get('error')}")
-        if process.poll() is not None:
-            tail = _log_tail(state_dir)
-            raise ActivityFailed(
-                f"the browser fault holder exited ({process.returncode}) before the fault was "
-                f"in force{': ' + tail if tail else ''}"
-            )
-        time.sleep(0.02)
-    raise ActivityFailed(f"the browser fault was not in force after {START_TIMEOUT:g} s")
-
-
-def revert(fault: "FaultRecord") -> None:
-    """Fault-registry reverter: stop the holder (SIGTERM: it undoes the setting and detaches;
-    SIGKILL after :data:`STOP_TIMEOUT` s: the setting ends with its DevTools session), then
-    remove its state folder. Idempotent; works in any process from the record alone."""
-    _stop_holder(fault.spec)
-    state_dir = fault.spec.get("state_dir")
-    base = Path(_registry().registry_dir()) / "browser-faults"
-    if isinstance(state_dir, str) and Path(state_dir).parent == base:
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _stop_holder(spec: dict[str, Any]) -> None:
-    if not _holder_alive(spec):
-        return
-    pid = int(spec["pid"])
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _holder_alive(spec):
-            return
-        time.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 # -- activities --------------------------------------------------------------------------------
@@ -310,11 +82,11 @@ def delay_browser_requests(
                                 "delay_ms": 3000, "duration": 60}}}
     ```
     """
-    pattern = _pattern(url_pattern)
-    delay = int(_number("delay_ms", delay_ms, 0, MAX_DELAY_MS, whole=True))
-    seconds = _duration(duration)
-    devtools, page, ws_url = _target(devtools_url, page_url_pattern)
-    return _hold(
+    pattern = check_pattern(url_pattern)
+    delay = int(check_number("delay_ms", delay_ms, 0, MAX_DELAY_MS, whole=True))
+    seconds = check_duration(duration)
+    devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
+    return hold(
         "delay", f"browser requests /{pattern}/ delayed {delay} ms", pattern,
         {"delay_ms": delay}, seconds, devtools, page, ws_url,
     )
@@ -346,11 +118,11 @@ def fail_browser_requests(
                                 "status": 503, "duration": 30}}}
     ```
     """
-    pattern = _pattern(url_pattern)
-    code = int(_number("status", status, 400, 599, whole=True))
-    seconds = _duration(duration)
-    devtools, page, ws_url = _target(devtools_url, page_url_pattern)
-    return _hold(
+    pattern = check_pattern(url_pattern)
+    code = int(check_number("status", status, 400, 599, whole=True))
+    seconds = check_duration(duration)
+    devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
+    return hold(
         "fail", f"browser requests /{pattern}/ answered {code}", pattern,
         {"status": code}, seconds, devtools, page, ws_url,
     )
@@ -385,10 +157,10 @@ def block_websocket_handshakes(
                   "arguments": {"url_pattern": "streaming\\\\.", "duration": 30}}}
     ```
     """
-    pattern = _pattern(url_pattern)
-    seconds = _duration(duration)
-    devtools, page, ws_url = _target(devtools_url, page_url_pattern)
-    return _hold(
+    pattern = check_pattern(url_pattern)
+    seconds = check_duration(duration)
+    devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
+    return hold(
         "block", f"browser WebSocket handshakes /{pattern}/ refused", pattern, {}, seconds,
         devtools, page, ws_url,
     )
@@ -424,16 +196,16 @@ def emulate_network(
     """
     if not isinstance(offline, bool):
         raise ActivityFailed(f"offline must be true or false, got {offline!r}")
-    latency = _number("latency_ms", latency_ms, 0, 60_000)
-    down = _number("download_kbps", download_kbps, 0, 10_000_000)
-    up = _number("upload_kbps", upload_kbps, 0, 10_000_000)
-    seconds = _duration(duration)
+    latency = check_number("latency_ms", latency_ms, 0, 60_000)
+    down = check_number("download_kbps", download_kbps, 0, 10_000_000)
+    up = check_number("upload_kbps", upload_kbps, 0, 10_000_000)
+    seconds = check_duration(duration)
     if not (offline or latency or down or up):
         raise ActivityFailed(
             "emulate_network needs a condition: offline=true, latency_ms, download_kbps or "
             "upload_kbps above 0, got none"
         )
-    devtools, page, ws_url = _target(devtools_url, page_url_pattern)
+    devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
     conditions = {
         "offline": offline,
         "latency": latency,
@@ -441,19 +213,12 @@ def emulate_network(
         "uploadThroughput": up * 1000 / 8 if up else -1,
     }
     shown = "offline" if offline else f"latency {latency:g} ms, down {down:g} / up {up:g} kbps"
-    return _hold(
+    return hold(
         "emulate", f"browser network emulation ({shown})", "",
         {"offline": offline, "latency_ms": latency, "download_kbps": down, "upload_kbps": up,
          "conditions": conditions},
         seconds, devtools, page, ws_url,
     )
-
-
-_LIST = """function() { return this.map(s => [s.url, s.readyState]); }"""
-_CLOSE = """function(indexes, code, reason) {
-  for (const i of indexes) this[i].close(code, reason);
-  return indexes.length;
-}"""
 
 
 def close_browser_websockets(
@@ -482,7 +247,7 @@ def close_browser_websockets(
                   "arguments": {"url_pattern": "streaming\\\\.", "code": 4001}}}
     ```
     """
-    pattern = re.compile(_pattern(url_pattern))
+    pattern = re.compile(check_pattern(url_pattern))
     if (
         not isinstance(code, int) or isinstance(code, bool)
         or not (code == 1000 or 3000 <= code <= 4999)
@@ -495,90 +260,8 @@ def close_browser_websockets(
         raise ActivityFailed(f"code must be {_SENDABLE}, got {code!r}{hint}")
     if not isinstance(reason, str) or len(reason.encode()) > 123:
         raise ActivityFailed(f"reason must be a string of at most 123 bytes, got {reason!r}")
-    devtools, page_pattern_text, _ = _target(devtools_url, page_url_pattern)
-    return _in_thread(lambda: _close(devtools, page_pattern_text, pattern, code, reason))
-
-
-def _in_thread(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``work()`` in a thread of its own: Playwright's sync API refuses a thread that already
-    runs an event loop (a caller's own Playwright, an async control)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # handed back to the caller's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run, name="chaosgenesys-browser-close", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    result: dict[str, Any] = outcome["value"]
-    return result
-
-
-def _close(
-    devtools: str, page_pattern_text: str, pattern: re.Pattern[str], code: int, reason: str
-) -> dict[str, Any]:
-    from chaosgenesys.browser.devtools import connected, find_page
-
-    closed: list[str] = []
-    with connected(devtools) as browser:
-        page = find_page(browser, page_pattern_text)
-        targets: list[Any] = [page]
-        targets += [frame for frame in page.frames if frame != page.main_frame]
-        for target in targets:
-            try:
-                session = page.context.new_cdp_session(target)
-            except Exception:  # an in-process frame: its sockets are in the page's heap
-                continue
-            try:
-                closed += _close_in(session, pattern, code, reason)
-            finally:
-                with contextlib.suppress(Exception):
-                    session.detach()
-        where = shown_url(page.url)
-    return {"closed": closed, "code": code, "page": where}
-
-
-def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) -> list[str]:
-    group = {"objectGroup": "chaosgenesys-close"}
-    prototype = session.send(
-        "Runtime.evaluate", {"expression": "WebSocket.prototype", **group}
-    )
-    object_id = prototype["result"]["objectId"]
-    found = session.send(
-        "Runtime.queryObjects", {"prototypeObjectId": object_id, **group}
-    )
-    sockets = found["objects"]["objectId"]
-    listed = session.send(
-        "Runtime.callFunctionOn",
-        {"objectId": sockets, "functionDeclaration": _LIST, "returnByValue": True},
-    )["result"]["value"]
-    chosen = [
-        index for index, (url, state) in enumerate(listed)
-        if state in (0, 1) and pattern.search(str(url))
-    ]
-    if chosen:
-        answer = session.send(
-            "Runtime.callFunctionOn",
-            {
-                "objectId": sockets,
-                "functionDeclaration": _CLOSE,
-                "arguments": [{"value": chosen}, {"value": code}, {"value": reason}],
-                "returnByValue": True,
-            },
-        )
-        if "exceptionDetails" in answer:
-            raise ActivityFailed(
-                f"close_browser_websockets: the page refused close({code}): "
-                f"{answer['exceptionDetails'].get('text', '')}"
-            )
-    with contextlib.suppress(Exception):
-        session.send("Runtime.releaseObjectGroup", group)
-    return [shown_url(str(listed[index][0])) for index in chosen]
+    devtools, page_pattern_text, _ = find_target(devtools_url, page_url_pattern)
+    return in_thread(lambda: close_in_page(devtools, page_pattern_text, pattern, code, reason))
 
 
 def clear_browser_faults(
@@ -593,6 +276,7 @@ def clear_browser_faults(
                   "func": "clear_browser_faults"}}
     ```
     """
-    registry = _registry()
+    from chaosgenesys.faults import registry
+
     reverted = [fault.id for fault in registry.mine(kind=KIND) if registry.revert(fault.id)]
     return {"reverted": reverted}

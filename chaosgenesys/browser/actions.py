@@ -71,7 +71,7 @@ _SELECTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 
 def _selectors(selectors: Any) -> dict[str, str]:
-    from chaosgenesys.browser.observer import DEFAULT_SELECTORS
+    from chaosgenesys.browser.page_recorder import DEFAULT_SELECTORS
 
     if selectors is None:
         return dict(DEFAULT_SELECTORS)
@@ -95,7 +95,7 @@ def _open_url(open_url: str) -> str:
     parts = urlsplit(open_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ActivityFailed(f"open_url must be an http:// or https:// URL, got {show(open_url)}")
-    from chaosgenesys.browser.observer import ENV_CHROMIUM, chromium_path
+    from chaosgenesys.browser.chromium import ENV_CHROMIUM, chromium_path
 
     browser = chromium_path()
     if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):

@@ -32,8 +32,17 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import require_bool, require_int, require_number, require_text
-from chaosgenesys.network.arguments import parse_direction, resolve_netns
+from chaosgenesys.arguments import require_int, require_number, require_text
+from chaosgenesys.network.activity_args import MAX_RATE as MAX_RATE
+from chaosgenesys.network.activity_args import (
+    SCALE,
+    build_spec,
+    lab_ports,
+    parse_fault_ids,
+    parse_rate,
+    percent,
+    targeting,
+)
 
 __all__ = [
     "add_latency",
@@ -46,64 +55,8 @@ __all__ = [
     "throttle_bandwidth",
 ]
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(bit|bps|b)?\s*$", re.IGNORECASE)
-_SCALE = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-#: The fastest rate a fault can have, bytes/second: the fault tree's root htb class (100 Gbit/s,
-#: ``engine.UNLIMITED``), which every fault class sits under.
-MAX_RATE = 12_500_000_000
 #: The largest queue a tbf leaf can hold, bytes (``struct tc_tbf_qopt.limit`` is a u32).
 MAX_TBF_LIMIT = 0xFFFFFFFF
-
-
-def _parse_rate(name: str, value: Any) -> int:
-    """``"1mbit"``, ``"256kbit"``, ``"10mbps"`` (bytes), ``1000000`` (bit/s) -> bytes/second."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        text = f"{value}bit"
-    elif isinstance(value, str):
-        text = value
-    else:
-        raise ActivityFailed(f"{name} must be a rate such as '1mbit', got {value!r}")
-    match = _RATE.match(text)
-    if not match:
-        raise ActivityFailed(
-            f"{name} must be a rate such as '1mbit', '256kbit' or '2mbps' (bytes), got {value!r}"
-        )
-    number = float(match.group(1)) * _SCALE[match.group(2).lower()]
-    unit = (match.group(3) or "bit").lower()
-    rate = int(number if unit == "bps" else number / 8)
-    if rate < 1:
-        raise ActivityFailed(f"{name} must be at least 8bit, got {value!r}")
-    if rate > MAX_RATE:
-        raise ActivityFailed(
-            f"{name} must be at most 100gbit (12.5 GB/s, the rate of the fault tree's root "
-            f"class: a faster limit would never bind), got {value!r}"
-        )
-    return rate
-
-
-def _targeting(
-    destinations: Any,
-    exclude: Any,
-    protocol: Any,
-    ports: Any,
-    direction: Any,
-    duration: Any,
-    interface: Any,
-    netns: Any,
-    dry_run: Any,
-) -> dict[str, Any]:
-    from chaosgenesys.network.targeting import target
-
-    checked = {
-        "target": target(destinations, exclude, protocol, ports),
-        "direction": parse_direction(direction),
-        "duration": require_number("duration", duration),
-        "interface": require_text("interface", interface, allow_empty=True).strip(),
-        "netns": require_text("netns", netns, allow_empty=True).strip(),
-        "dry_run": require_bool("dry_run", dry_run),
-    }
-    resolve_netns(checked["netns"])  # refused before anything changes, as by the socket actions
-    return checked
 
 
 def _public(plan: dict[str, Any]) -> dict[str, Any]:
@@ -118,27 +71,6 @@ def _netem(spec: Any, what: str, kind: str, common: dict[str, Any]) -> dict[str,
     plan = apply_tc(kind=kind, what=what, leaf=leaf, **common)
     plan["netem"] = spec.to_dict()
     return _public(plan)
-
-
-def _percent(name: str, value: Any) -> float:
-    return require_number(name, value, maximum=100.0)
-
-
-def _build_spec(**values: Any) -> Any:
-    from chaosgenesys.network.netem import DISTRIBUTIONS, NetemSpec
-
-    distribution = values.get("distribution", "")
-    if distribution not in ("", *DISTRIBUTIONS):
-        raise ActivityFailed(
-            f"distribution must be one of {', '.join(DISTRIBUTIONS)} (or ''), got {distribution!r}"
-        )
-    if distribution and not values.get("jitter_ms"):
-        raise ActivityFailed(
-            f"distribution {distribution!r} shapes the jitter: give jitter_ms > 0 as well"
-        )
-    if values.get("reorder_percent") and not values.get("delay_ms"):
-        raise ActivityFailed("reorder_percent needs delay_ms > 0 (netem reorders by not delaying)")
-    return NetemSpec(**values)
 
 
 def apply_netem(
@@ -189,28 +121,28 @@ def apply_netem(
     gemodel = loss_model == "gemodel"
     if gemodel and not ge_p:
         raise ActivityFailed("loss_model 'gemodel' needs ge_p > 0 (good -> bad transitions, %)")
-    spec = _build_spec(
+    spec = build_spec(
         delay_ms=require_number("delay_ms", delay_ms, maximum=3_600_000),
         jitter_ms=require_number("jitter_ms", jitter_ms, maximum=3_600_000),
-        delay_correlation=_percent("delay_correlation", delay_correlation),
+        delay_correlation=percent("delay_correlation", delay_correlation),
         distribution=require_text("distribution", distribution, allow_empty=True).lower(),
-        loss_percent=_percent("loss_percent", loss_percent),
-        loss_correlation=_percent("loss_correlation", loss_correlation),
-        ge_p=_percent("ge_p", ge_p) if gemodel else 0.0,
-        ge_r=_percent("ge_r", ge_r),
-        ge_loss_bad=_percent("ge_loss_bad", ge_loss_bad),
-        ge_loss_good=_percent("ge_loss_good", ge_loss_good),
-        duplicate_percent=_percent("duplicate_percent", duplicate_percent),
-        duplicate_correlation=_percent("duplicate_correlation", duplicate_correlation),
-        corrupt_percent=_percent("corrupt_percent", corrupt_percent),
-        corrupt_correlation=_percent("corrupt_correlation", corrupt_correlation),
-        reorder_percent=_percent("reorder_percent", reorder_percent),
-        reorder_correlation=_percent("reorder_correlation", reorder_correlation),
+        loss_percent=percent("loss_percent", loss_percent),
+        loss_correlation=percent("loss_correlation", loss_correlation),
+        ge_p=percent("ge_p", ge_p) if gemodel else 0.0,
+        ge_r=percent("ge_r", ge_r),
+        ge_loss_bad=percent("ge_loss_bad", ge_loss_bad),
+        ge_loss_good=percent("ge_loss_good", ge_loss_good),
+        duplicate_percent=percent("duplicate_percent", duplicate_percent),
+        duplicate_correlation=percent("duplicate_correlation", duplicate_correlation),
+        corrupt_percent=percent("corrupt_percent", corrupt_percent),
+        corrupt_correlation=percent("corrupt_correlation", corrupt_correlation),
+        reorder_percent=percent("reorder_percent", reorder_percent),
+        reorder_correlation=percent("reorder_correlation", reorder_correlation),
         reorder_gap=require_int("reorder_gap", reorder_gap),
-        rate=_parse_rate("rate", rate) if rate not in ("", 0, None) else 0,
+        rate=parse_rate("rate", rate) if rate not in ("", 0, None) else 0,
         limit=require_int("limit", limit, maximum=10_000_000),
     )
-    common = _targeting(
+    common = targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
     return _netem(spec, "netem", "netem", common)
@@ -243,13 +175,13 @@ def add_latency(
                       "arguments": {"delay_ms": 200, "jitter_ms": 20,
                                     "destinations": ["34.195.0.0/16"], "duration": 60}}}
     """
-    spec = _build_spec(
+    spec = build_spec(
         delay_ms=require_number("delay_ms", delay_ms, maximum=3_600_000),
         jitter_ms=require_number("jitter_ms", jitter_ms, maximum=3_600_000),
-        delay_correlation=_percent("correlation", correlation),
+        delay_correlation=percent("correlation", correlation),
         distribution=require_text("distribution", distribution, allow_empty=True).lower(),
     )
-    common = _targeting(
+    common = targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
     return _netem(spec, f"latency {spec.delay_ms:g}ms", "netem", common)
@@ -285,17 +217,17 @@ def add_packet_loss(
                       "arguments": {"loss_percent": 2, "destinations": ["35.180.0.0/16"],
                                     "method": "auto", "duration": 60}}}
     """
-    loss = _percent("loss_percent", loss_percent)
-    corr = _percent("correlation", correlation)
+    loss = percent("loss_percent", loss_percent)
+    corr = percent("correlation", correlation)
     if method not in ("auto", "netem", "nftables"):
         raise ActivityFailed(f"method must be 'auto', 'netem' or 'nftables', got {method!r}")
     if method == "nftables" and corr:
         raise ActivityFailed("correlation needs method 'netem' (nftables drops independently)")
-    common = _targeting(
+    common = targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
     if method in ("auto", "netem"):
-        spec = _build_spec(loss_percent=loss, loss_correlation=corr)
+        spec = build_spec(loss_percent=loss, loss_correlation=corr)
         try:
             plan = _netem(spec, f"loss {loss:g}%", "netem", common)
             plan["method"] = "netem"
@@ -346,14 +278,14 @@ def throttle_bandwidth(
     """
     from chaosgenesys.network import tc
 
-    bytes_per_s = _parse_rate("rate", rate)
+    bytes_per_s = parse_rate("rate", rate)
     if burst in ("", 0, None):
         burst_bytes = max(bytes_per_s // 100, 3200)
     else:
         match = re.match(r"^\s*(\d+)\s*([km]?)b?\s*$", str(burst), re.IGNORECASE)
         if not match:
             raise ActivityFailed(f"burst must be a size in bytes such as '10kb', got {burst!r}")
-        burst_bytes = int(match.group(1)) * int(_SCALE[match.group(2).lower()])
+        burst_bytes = int(match.group(1)) * int(SCALE[match.group(2).lower()])
         if burst_bytes < 1600:
             raise ActivityFailed(f"burst must be at least 1600 bytes (one frame), got {burst!r}")
     latency = require_number("latency_ms", latency_ms, minimum=1, maximum=60_000)
@@ -363,7 +295,7 @@ def throttle_bandwidth(
             f"rate x latency_ms + burst is more than tbf can queue (4 GiB): rate={rate!r}, "
             f"latency_ms={latency_ms!r}, burst={burst!r}; lower latency_ms or burst"
         )
-    common = _targeting(
+    common = targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
     from chaosgenesys.network.engine import apply_tc
@@ -403,7 +335,7 @@ def blackhole(
                       "arguments": {"destinations": ["34.195.0.0/16"], "protocol": "tcp",
                                     "ports": ["443"], "duration": 30}}}
     """
-    common = _targeting(
+    common = targeting(
         destinations, exclude, protocol, ports, direction, duration, interface, netns, dry_run
     )
     from chaosgenesys.network.nft_faults import apply_nft
@@ -436,7 +368,7 @@ def remove_faults(
     from chaosgenesys.network.engine import REVERTER
     from chaosgenesys.network.nft_faults import LEGACY_NFT_REVERTER, NFT_REVERTER
 
-    wanted = set(_fault_ids(fault_ids))
+    wanted = set(parse_fault_ids(fault_ids))
     interface = require_text("interface", interface, allow_empty=True)
     netns = require_text("netns", netns, allow_empty=True)
     scope = registry.check_scope(scope)
@@ -495,21 +427,6 @@ def _named(store: Any, fault_ids: set[str]) -> list[Any]:
     return sorted(found, key=lambda fault: (fault.created_at, fault.id))
 
 
-def _fault_ids(value: Any) -> list[str]:
-    """``fault_ids`` as a list of ids: one id string is one id; ActivityFailed otherwise."""
-    if isinstance(value, str):
-        value = [value] if value.strip() else []
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(item, str) and item.strip() for item in value
-    ):
-        shown = repr(value)
-        raise ActivityFailed(
-            "fault_ids must be a list of fault ids (or one id), got "
-            + (shown if len(shown) <= 120 else shown[:117] + "...")
-        )
-    return [item.strip() for item in value]
-
-
 def create_test_network(
     name: str = "cglab",
     udp_ports: list[str] = [],  # noqa: B006 - never mutated; chaos init needs a plain type
@@ -536,34 +453,9 @@ def create_test_network(
 
     if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", str(name)):
         raise ActivityFailed(f"name must be 1-12 lower-case letters/digits, got {name!r}")
-    udp = _lab_ports("udp_ports", udp_ports)
-    tcp = _lab_ports("tcp_ports", tcp_ports)
+    udp = lab_ports("udp_ports", udp_ports)
+    tcp = lab_ports("tcp_ports", tcp_ports)
     return lab.create(name, udp, tcp)
-
-
-def _lab_ports(name: str, value: Any) -> list[int]:
-    """A list of port numbers (integers or digit strings, 1-65535); the bad one is named."""
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        raise ActivityFailed(f"{name} must be a list of port numbers, got {value!r}")
-    ports: list[int] = []
-    for index, item in enumerate(value):
-        text = item.strip() if isinstance(item, str) else None
-        if isinstance(item, int) and not isinstance(item, bool):
-            port = item
-        elif text and text.isascii() and text.isdigit():
-            port = int(text)
-        else:
-            raise ActivityFailed(
-                f"{name} must hold port numbers (1-65535), got {item!r} at index {index}"
-            )
-        if not 1 <= port <= 65535:
-            raise ActivityFailed(
-                f"{name} must hold port numbers from 1 to 65535, got {item!r} at index {index}"
-            )
-        ports.append(port)
-    return ports
 
 
 def delete_test_network(

@@ -1,4 +1,5 @@
-"""A two-namespace test network with echo servers, and the probes that measure through it.
+"""A two-namespace test network with echo servers, and an edge relay to the sandbox (the
+measurements through it are ``lab_measure.py``, re-exported here).
 
 ``create(name)`` makes network namespaces ``<name>-a`` and ``<name>-b`` joined by a veth pair
 (``veth-a`` 10.200.0.1/24 + fd42::1/64, ``veth-b`` 10.200.0.2/24 + fd42::2/64) and starts UDP
@@ -21,21 +22,19 @@ trips through it from a namespace.
 """
 
 import contextlib
-import http.client
 import os
-import select
 import socket
-import statistics
 import struct
 import subprocess
 import threading
-import time
-import urllib.parse
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.network.nl import NetlinkError, in_netns
+from chaosgenesys.network.lab_measure import measure_http as measure_http
+from chaosgenesys.network.lab_measure import measure_tcp as measure_tcp
+from chaosgenesys.network.lab_measure import measure_udp as measure_udp
+from chaosgenesys.network.nl import in_netns
 
 __all__ = [
     "ADDRESS_A",
@@ -287,77 +286,6 @@ def _abort(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RD)
 
 
-class _NetnsHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection whose socket is created in network namespace ``netns``."""
-
-    def __init__(self, host: str, port: int, netns: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._netns = netns
-        self.connect_ms: list[float] = []
-
-    def connect(self) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = _client(self._netns, family, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        started = time.perf_counter()
-        try:
-            sock.connect((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
-        self.connect_ms.append((time.perf_counter() - started) * 1000)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = sock
-
-
-def measure_http(
-    url: str, count: int, interval_ms: float, netns: str, timeout_ms: float = 5000.0
-) -> dict[str, Any]:
-    """``count`` GET requests to ``url`` on one keep-alive connection (reopened when closed).
-
-    Any HTTP answer counts as a round trip (a 401 from an API without a token is one); an error
-    or a timeout counts in ``errors``. Latency is from the request sent to the whole answer read.
-    """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ActivityFailed(f"url must be an http:// URL with a host, got {url!r}")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    conn = _NetnsHTTPConnection(parts.hostname, parts.port or 80, netns, timeout_ms / 1000)
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    errors: list[str] = []
-    try:
-        for number in range(count):
-            if number and interval_ms:
-                time.sleep(interval_ms / 1000)
-            started = time.perf_counter()
-            try:
-                conn.request("GET", path, headers={"Accept": "application/json"})
-                response = conn.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException) as error:
-                errors.append(f"{type(error).__name__}: {error}")
-                conn.close()
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
-    finally:
-        conn.close()
-    return {
-        "url": url,
-        "requests": count,
-        "answered": len(latencies),
-        "errors": len(errors),
-        "error_samples": errors[:3],
-        "statuses": statuses,
-        "connects": len(conn.connect_ms),
-        "connect_ms": _stats(conn.connect_ms),
-        "latency_ms": _stats(latencies),
-    }
-
-
 def delete(name: str) -> dict[str, Any]:
     """Stop the echo servers, delete both namespaces and forget the lab's record (idempotent)."""
     from chaosgenesys.faults import registry
@@ -386,135 +314,3 @@ def _teardown(name: str) -> None:
     for ns in (f"{name}-a", f"{name}-b"):
         if os.path.exists(f"/run/netns/{ns}"):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    return {
-        "min": round(ordered[0], 3),
-        "mean": round(statistics.fmean(ordered), 3),
-        "median": round(statistics.median(ordered), 3),
-        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
-        "max": round(ordered[-1], 3),
-        "stdev": round(statistics.pstdev(ordered), 3),
-    }
-
-
-def _client(netns: str, family: int, kind: int) -> socket.socket:
-    from chaosgenesys.network.arguments import resolve_netns
-
-    resolve_netns(netns)  # a file that is not a network namespace is refused, named
-    try:
-        with in_netns(netns):
-            return socket.socket(family, kind)
-    except NetlinkError as error:
-        raise ActivityFailed(f"netns {netns!r} does not exist: {error.strerror}") from None
-
-
-def measure_udp(
-    address: str,
-    port: int,
-    count: int,
-    interval_ms: float,
-    size: int,
-    netns: str,
-    timeout_ms: float = 1000.0,
-) -> dict[str, Any]:
-    """Send ``count`` datagrams to an echo server; round-trip times and loss of the echoes."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = _client(netns, family, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sent: dict[int, float] = {}
-    rtts: list[float] = []
-    payload = b"\0" * max(0, size - 12)
-    try:
-        sock.connect((address, port))
-        start = time.perf_counter()
-        deadline = None
-        seq = 0
-        while True:
-            now = time.perf_counter()
-            if seq < count and now >= start + seq * interval_ms / 1000:
-                with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
-                    sent[seq] = time.perf_counter()
-                    sock.send(struct.pack("!Id", seq, sent[seq]) + payload)
-                seq += 1
-                if seq == count:
-                    deadline = time.perf_counter() + timeout_ms / 1000
-                continue
-            if deadline is not None and now >= deadline:
-                break
-            wait = (
-                (start + seq * interval_ms / 1000 - now)
-                if seq < count
-                else ((deadline or now) - now)
-            )
-            readable, _, _ = select.select([sock], [], [], max(0.0, wait))
-            while readable:
-                try:
-                    data = sock.recv(65535)
-                except (BlockingIOError, ConnectionRefusedError):
-                    break
-                if len(data) >= 12:
-                    number, stamp = struct.unpack_from("!Id", data)
-                    if sent.pop(number, None) is not None:
-                        rtts.append((time.perf_counter() - stamp) * 1000)
-            if deadline is not None and not sent:
-                break
-    finally:
-        sock.close()
-    received = len(rtts)
-    return {
-        "address": address,
-        "port": port,
-        "sent": count,
-        "received": received,
-        "loss_percent": round(100.0 * (count - received) / count, 3) if count else 0.0,
-        "rtt_ms": _stats(rtts),
-    }
-
-
-def measure_tcp(address: str, port: int, count: int, size: int, netns: str) -> dict[str, Any]:
-    """Connect to a TCP echo server, then ``count`` request/echo round trips."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = _client(netns, family, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    rtts: list[float] = []
-    payload = b"x" * max(1, size)
-    try:
-        started = time.perf_counter()
-        try:
-            sock.connect((address, port))
-        except OSError as error:
-            return {
-                "address": address,
-                "port": port,
-                "connected": False,
-                "error": str(error),
-                "round_trips": 0,
-                "rtt_ms": {},
-            }
-        connect_ms = (time.perf_counter() - started) * 1000
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(count):
-            t0 = time.perf_counter()
-            sock.sendall(payload)
-            got = 0
-            while got < len(payload):
-                chunk = sock.recv(65535)
-                if not chunk:
-                    break
-                got += len(chunk)
-            rtts.append((time.perf_counter() - t0) * 1000)
-    finally:
-        sock.close()
-    return {
-        "address": address,
-        "port": port,
-        "connected": True,
-        "connect_ms": round(connect_ms, 3),
-        "round_trips": len(rtts),
-        "rtt_ms": _stats(rtts),
-    }

@@ -26,6 +26,14 @@ from chaosgenesys.arguments import (
     require_regex,
     require_text,
 )
+from chaosgenesys.proxy.proxy_args import (
+    MODE,
+    check_ca_bundle,
+    check_listen_host,
+    check_name,
+    rule_error,
+    rule_spec,
+)
 
 __all__ = [
     "add_rules",
@@ -46,86 +54,6 @@ __all__ = [
 NO_HOSTS: list[str] = []
 NO_HEADERS: dict[str, str] = {}
 NO_RULES: list[dict[str, Any]] = []
-_MODE = re.compile(r"^(regular|socks5|(reverse|upstream):(https?|wss?|tls|tcp)://[^\s/@]+(/.*)?)$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def _name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ActivityFailed(
-            "name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or "
-            f"digit), got {name!r}"
-        )
-    return name
-
-
-def _listen_host(value: Any) -> str:
-    """An IP address (``127.0.0.1``, ``::1``, ``0.0.0.0``) or a host name that resolves."""
-    import ipaddress
-    import socket
-
-    text = require_text("listen_host", value).strip()
-    if ":" in text or all(ch.isdigit() or ch == "." for ch in text):
-        try:
-            return str(ipaddress.ip_address(text))
-        except ValueError:
-            raise ActivityFailed(
-                "listen_host must be an IP address of this machine (127.0.0.1, ::1, 0.0.0.0) "
-                f"or a host name, got {value!r}: not a valid IP address"
-            ) from None
-    try:
-        socket.getaddrinfo(text, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as error:
-        raise ActivityFailed(
-            f"listen_host must be an IP address of this machine or a host name, got {value!r}: "
-            f"it does not resolve ({error})"
-        ) from None
-    return text
-
-
-#: The largest CA bundle read (the system's whole bundle is about 200 KiB).
-_MAX_CA_BYTES = 16 * 1024 * 1024
-
-
-def _check_ca_bundle(path: str) -> None:
-    """ActivityFailed unless ``path`` is a readable PEM file of at least one X.509 certificate."""
-    import ssl
-
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_CA_BYTES + 1)
-    except OSError as error:
-        raise ActivityFailed(
-            f"upstream_ca must be a readable PEM certificate bundle, got {path!r}: "
-            f"{error.strerror or error}"
-        ) from None
-    if len(data) > _MAX_CA_BYTES:
-        raise ActivityFailed(
-            f"upstream_ca must be a PEM certificate bundle, got {path!r}: larger than 16 MiB"
-        )
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ActivityFailed(
-            f"upstream_ca must be a PEM certificate bundle, got {path!r}: it holds no "
-            "'-----BEGIN CERTIFICATE-----' block"
-        )
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
-            cadata=data.decode("ascii", errors="replace")
-        )
-    except (ssl.SSLError, ValueError) as error:
-        raise ActivityFailed(
-            f"upstream_ca must be a PEM certificate bundle, got {path!r}: a certificate in it "
-            f"cannot be read ({error})"
-        ) from None
-
-
-def _rule_error(error: Exception) -> ActivityFailed:
-    text = str(error)
-    if text.startswith("path "):
-        text = "path_pattern " + text[len("path ") :]
-    return ActivityFailed(text)
-
-
 def _add(name: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validate ``rules`` here (nothing is sent if one is bad), then add them to proxy ``name``."""
     from chaosgenesys.proxy import control
@@ -135,41 +63,10 @@ def _add(name: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
             parse_rule(rule)
         except RuleError as error:
-            raise _rule_error(error) from None
+            raise rule_error(error) from None
     answer = control.call(name, "POST", "/rules", {"rules": rules})
     added: list[dict[str, Any]] = answer.get("added", [])
     return added
-
-
-def _common(
-    action: str,
-    path_pattern: str,
-    method: str,
-    host: str,
-    headers: dict[str, str],
-    probability: float,
-    start_after: float,
-    duration: float,
-    count: int,
-) -> dict[str, Any]:
-    require_regex("path_pattern", path_pattern)
-    require_text("method", method, allow_empty=True)
-    require_text("host", host, allow_empty=True)
-    if host:
-        require_regex("host", host)
-    if not isinstance(headers, dict):
-        raise ActivityFailed(f"headers must be an object of header name -> regex, got {headers!r}")
-    return {
-        "action": action,
-        "path": path_pattern,
-        "method": method,
-        "host": host,
-        "headers": dict(headers),
-        "probability": require_number("probability", probability, maximum=1.0),
-        "start_after": require_number("start_after", start_after),
-        "duration": require_number("duration", duration),
-        "count": require_int("count", count),
-    }
 
 
 def start_proxy(
@@ -206,14 +103,14 @@ def start_proxy(
     """
     from chaosgenesys.proxy import control
 
-    name = _name(name)
+    name = check_name(name)
     port = require_int("port", port, minimum=0, maximum=65535)
-    if not isinstance(mode, str) or not _MODE.match(mode):
+    if not isinstance(mode, str) or not MODE.match(mode):
         raise ActivityFailed(
             "mode must be 'regular', 'socks5', 'reverse:<scheme>://host[:port]' or "
             f"'upstream:<scheme>://host[:port]', got {mode!r}"
         )
-    listen_host = _listen_host(listen_host)
+    listen_host = check_listen_host(listen_host)
     if duration is not None:
         duration = require_number("duration", duration, exclusive_minimum=True)
     if not isinstance(ignore_hosts, list) or not all(isinstance(h, str) for h in ignore_hosts):
@@ -224,7 +121,7 @@ def start_proxy(
     require_text("confdir", confdir, allow_empty=True)
     require_text("upstream_ca", upstream_ca, allow_empty=True)
     if upstream_ca:
-        _check_ca_bundle(upstream_ca)
+        check_ca_bundle(upstream_ca)
     control.check_mitmproxy()
     control.check_port_free(listen_host, port)
     return control.start(
@@ -255,7 +152,7 @@ def stop_proxy(
     """
     from chaosgenesys.proxy import control
 
-    return control.stop(_name(name))
+    return control.stop(check_name(name))
 
 
 def delay_requests(
@@ -287,12 +184,12 @@ def delay_requests(
                   "arguments": {"path_pattern": ".*/oauth.*", "delay_ms": 5000}}}
     ```
     """
-    rule = _common(
+    rule = rule_spec(
         "delay", path_pattern, method, host, headers, probability, start_after, duration, count
     )
     rule["delay_ms"] = require_number("delay_ms", delay_ms, exclusive_minimum=True, maximum=600_000)
     rule["jitter_ms"] = require_number("jitter_ms", jitter_ms, maximum=600_000)
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def fail_requests(
@@ -330,7 +227,7 @@ def fail_requests(
     """
     from chaosgenesys.arguments import require_http_status
 
-    rule = _common(
+    rule = rule_spec(
         "fail", path_pattern, method, host, headers, probability, start_after, duration, count
     )
     rule["status"] = require_http_status("status", status, allow_zero=False)
@@ -342,7 +239,7 @@ def fail_requests(
     if not isinstance(response_headers, dict):
         raise ActivityFailed(f"response_headers must be an object, got {response_headers!r}")
     rule["response_headers"] = dict(response_headers)
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def reset_requests(
@@ -367,10 +264,10 @@ def reset_requests(
                   "arguments": {"path_pattern": "^/api/v2/conversations", "count": 3}}}
     ```
     """
-    rule = _common(
+    rule = rule_spec(
         "reset", path_pattern, method, host, headers, probability, start_after, duration, count
     )
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def throttle_responses(
@@ -399,11 +296,11 @@ def throttle_responses(
                   "arguments": {"path_pattern": "^/api/v2/users", "rate_kbps": 2}}}
     ```
     """
-    rule = _common(
+    rule = rule_spec(
         "throttle", path_pattern, method, host, headers, probability, start_after, duration, count
     )
     rule["rate_kbps"] = require_number("rate_kbps", rate_kbps, exclusive_minimum=True)
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def close_websockets(
@@ -435,7 +332,7 @@ def close_websockets(
                   "arguments": {"path_pattern": "^/channels/", "code": 1001, "count": 1}}}
     ```
     """
-    rule = _common(
+    rule = rule_spec(
         "ws_close", path_pattern, "", host, NO_HEADERS, probability, start_after, duration, count
     )
     rule["code"] = require_int("code", code, minimum=1000, maximum=4999)
@@ -443,7 +340,7 @@ def close_websockets(
     rule["reason"] = reason
     rule["after_ms"] = require_number("after_ms", after_ms, maximum=600_000)
     rule["after_messages"] = require_int("after_messages", after_messages)
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def drop_websocket_messages(
@@ -470,11 +367,11 @@ def drop_websocket_messages(
                                 "duration": 30}}}
     ```
     """
-    rule = _common(
+    rule = rule_spec(
         "ws_drop", path_pattern, "", host, NO_HEADERS, probability, start_after, duration, count
     )
     rule["direction"] = direction
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def delay_websocket_messages(
@@ -500,13 +397,13 @@ def delay_websocket_messages(
                   "arguments": {"path_pattern": "^/channels/", "delay_ms": 2000}}}
     ```
     """
-    rule = _common(
+    rule = rule_spec(
         "ws_delay", path_pattern, "", host, NO_HEADERS, probability, start_after, duration, count
     )
     rule["delay_ms"] = require_number("delay_ms", delay_ms, exclusive_minimum=True, maximum=600_000)
     rule["jitter_ms"] = require_number("jitter_ms", jitter_ms, maximum=600_000)
     rule["direction"] = direction
-    return _add(_name(name), [rule])[0]
+    return _add(check_name(name), [rule])[0]
 
 
 def add_rules(
@@ -529,7 +426,7 @@ def add_rules(
     """
     if not isinstance(rules, list) or not rules:
         raise ActivityFailed(f"rules must be a non-empty list of rule objects, got {rules!r:.120}")
-    return {"added": _add(_name(name), [dict(rule) for rule in rules])}
+    return {"added": _add(check_name(name), [dict(rule) for rule in rules])}
 
 
 def load_fiddler_rules(
@@ -559,7 +456,7 @@ def load_fiddler_rules(
     from chaosgenesys.proxy.fiddler import from_fiddler, read_fiddler_file
     from chaosgenesys.proxy.rules import RuleError
 
-    name = _name(name)
+    name = check_name(name)
     require_text("file", file, allow_empty=True)
     try:
         converted = from_fiddler(list(rules))
@@ -592,7 +489,7 @@ def clear_rules(
     """
     from chaosgenesys.proxy import control
 
-    name = _name(name)
+    name = check_name(name)
     require_text("rule_id", rule_id, allow_empty=True)
     if rule_id and not re.fullmatch(r"[A-Za-z0-9_.-]+", rule_id):
         raise ActivityFailed(f"rule_id must be a rule id such as 'r1', got {rule_id!r}")

@@ -84,23 +84,28 @@ the journal under ``experiment.extensions`` as ``{"name": "chaosgenesys-killswit
 "websocket_error_rate"}, "last_sample": {...}, "reverted_after": [...]}``; in Python,
 :func:`status`. Bad arguments refuse the run (``InterruptExecution`` naming the argument):
 a chaos run without its kill switch must not start.
+
+This module is the control: its hooks, its arguments and the one watcher of the run. The
+watcher and what a trip reverts are in :mod:`chaosgenesys.controls.killswitch_watcher`, the
+thresholds, samples and windows in :mod:`chaosgenesys.controls.killswitch_signals`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import signal
 import threading
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidControl
 from chaoslib.types import Configuration, Secrets
 
-from chaosgenesys.arguments import require_bool, require_number
+from chaosgenesys.arguments import require_bool
 from chaosgenesys.controls.journal import add_extension
+from chaosgenesys.controls.killswitch_signals import NUMBERS, check_thresholds
+from chaosgenesys.controls.killswitch_signals import Thresholds as Thresholds
+from chaosgenesys.controls.killswitch_watcher import EXTENSION as EXTENSION
+from chaosgenesys.controls.killswitch_watcher import Watcher as Watcher
+from chaosgenesys.controls.killswitch_watcher import revert_everything as revert_everything
 
 __all__ = [
     "Thresholds",
@@ -119,385 +124,7 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-EXTENSION = "chaosgenesys-killswitch"
-_NUMBERS = (
-    "max_api_p99_ms",
-    "api_window_seconds",
-    "max_websocket_error_rate",
-    "websocket_window_seconds",
-    "check_interval",
-)
 _FLAGS = ("stop_immediately", "clear_sandbox_faults")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The kill switch's limits (the guide's defaults)."""
-
-    max_api_p99_ms: float = 2000.0
-    api_window_seconds: float = 30.0
-    max_websocket_error_rate: float = 0.05
-    websocket_window_seconds: float = 10.0
-    check_interval: float = 1.0
-
-    def to_dict(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in _NUMBERS}
-
-
-#: The thresholds may come from the configuration, where a value read from the environment is
-#: text: a number written as text is read as one.
-_number = functools.partial(require_number, numeric_text=True)
-
-
-def _thresholds(**values: Any) -> Thresholds:
-    """Checked thresholds; ``ActivityFailed`` naming the bad argument."""
-    return Thresholds(
-        max_api_p99_ms=_number("max_api_p99_ms", values["max_api_p99_ms"], minimum=0,
-                               exclusive_minimum=True),
-        api_window_seconds=_number("api_window_seconds", values["api_window_seconds"], minimum=0),
-        max_websocket_error_rate=_number(
-            "max_websocket_error_rate", values["max_websocket_error_rate"], minimum=0, maximum=1
-        ),
-        websocket_window_seconds=_number(
-            "websocket_window_seconds", values["websocket_window_seconds"], minimum=0
-        ),
-        check_interval=_number(
-            "check_interval", values["check_interval"], minimum=0.01, maximum=60
-        ),
-    )
-
-
-@dataclass
-class _Signal:
-    """One watched signal: since when it has been over its limit (None: it is not)."""
-
-    window: float
-    over_since: float | None = None
-
-    #: With no data at a check (None), keep the last verdict instead of resetting.
-    keep_without_data: bool = False
-
-    def update(self, over: bool | None, now: float) -> bool:
-        """Feed one check (None: no data, which resets unless ``keep_without_data``); True when
-        breached for the window."""
-        if over is None and self.keep_without_data:
-            if self.over_since is None:
-                return False
-            return now - self.over_since >= self.window
-        if not over:
-            self.over_since = None
-            return False
-        if self.over_since is None:
-            self.over_since = now
-        return now - self.over_since >= self.window
-
-
-@dataclass
-class _AgentView:
-    """The last ``disconnects`` counter seen per (run, user)."""
-
-    disconnects: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-def _api_sample(
-    started: float,
-    window: float,
-    limit: float,
-    agents: list[tuple[str, dict[str, Any]]],
-    browser_calls: list[tuple[float, float]] = (),  # type: ignore[assignment]
-) -> dict[str, Any]:
-    """p99 of the calls completed in the last ``window`` seconds (since the watch began): the
-    experiment's own calls through the platform client and the synthetic agents' calls, plus
-    the agents' calls still under way for longer than ``limit`` (at their age so far)."""
-    from chaosgenesys.platform import metrics
-
-    now = time.time()
-    since = max(started, now - window)
-    latencies = [
-        r.latency_ms for r in metrics.recorder().records(window) if r.timestamp >= since
-    ]
-    own = len(latencies)
-    in_flight = 0
-    for _, status in agents:
-        for call in status.get("api_calls") or ():
-            if isinstance(call, list) and len(call) >= 2 and float(call[0]) >= since:
-                latencies.append(float(call[1]))
-        for begun in status.get("api_in_flight") or ():
-            if isinstance(begun, int | float) and not isinstance(begun, bool):
-                age_ms = (now - float(begun)) * 1000
-                if age_ms > limit:
-                    latencies.append(age_ms)
-                    in_flight += 1
-    browser = [latency for at, latency in browser_calls if at >= since]
-    latencies.extend(browser)
-    p99 = metrics.percentile(latencies, 0.99)
-    return {
-        "calls": len(latencies),
-        "agent_calls": len(latencies) - own - len(browser),
-        "browser_calls": len(browser),
-        "in_flight": in_flight,
-        "p99_ms": None if p99 is None else round(p99, 1),
-        "over": None if p99 is None else p99 > limit,
-    }
-
-
-def _websocket_sample(
-    view: _AgentView,
-    limit: float,
-    agents: list[tuple[str, dict[str, Any]]],
-    pages: dict[str, dict[str, bool]] | None = None,
-) -> dict[str, Any]:
-    """The fraction of running synthetic agents and observed browser pages whose WebSocket is
-    in error now."""
-    count = 0
-    errors: list[str] = []
-    for observer_id, page in (pages or {}).items():
-        if page.get("ready"):
-            count += 1
-            if page.get("in_error"):
-                errors.append(f"browser:{observer_id}")
-    seen: dict[tuple[str, str], int] = {}
-    for run_id, status in agents:
-        for user, summary in (status.get("agents") or {}).items():
-            if not isinstance(summary, dict) or not summary.get("ready"):
-                continue  # not connected once yet: starting, not failing
-            key = (run_id, str(user))
-            disconnects = int(summary.get("disconnects") or 0)
-            seen[key] = disconnects
-            count += 1
-            dropped = disconnects > view.disconnects.get(key, disconnects)
-            if dropped or not summary.get("connected"):
-                errors.append(str(user))
-    view.disconnects = seen
-    rate = len(errors) / count if count else None
-    return {
-        "agents": count,
-        "in_error": errors,
-        "error_rate": None if rate is None else round(rate, 4),
-        "over": None if rate is None else rate > limit,
-    }
-
-
-def revert_everything(
-    configuration: Configuration = None, clear_sandbox_faults: bool = False
-) -> list[dict[str, Any]]:
-    """Revert every fault of this run and clear sandbox faults; one entry per thing reverted.
-
-    The run is this process and the processes it started (``registry.revert_all``'s default
-    scope): another run's faults in a shared registry directory are left alone. Never raises:
-    a failure is an entry with ``status: failed`` (and logged at ERROR).
-    """
-    from chaosgenesys.faults.registry import revert_all
-
-    results: list[dict[str, Any]] = []
-    try:
-        results.extend(revert_all(scope="run"))
-    except Exception as error:  # the registry itself unreadable: say so, go on
-        logger.error("Kill switch: could not revert the recorded faults: %s", error)
-        results.append({"id": None, "kind": "registry", "status": "failed", "error": str(error)})
-    from chaosgenesys.controls.sandbox import running_sandbox
-
-    sandbox = running_sandbox()
-    try:
-        if sandbox is not None:
-            cleared = sandbox.clear_faults()
-        elif clear_sandbox_faults:
-            from chaosgenesys.sandbox.actions import clear_sandbox_faults as clear
-
-            cleared = int(clear(configuration).get("cleared") or 0)
-        else:
-            cleared = 0
-    except Exception as error:
-        logger.error("Kill switch: could not clear the sandbox faults: %s", error)
-        results.append({"id": None, "kind": "sandbox", "status": "failed", "error": str(error)})
-    else:
-        if cleared:
-            results.append(
-                {
-                    "id": None,
-                    "kind": "sandbox",
-                    "description": f"{cleared} sandbox server-side fault(s)",
-                    "status": "reverted",
-                }
-            )
-    return results
-
-
-class Watcher:
-    """The background thread: samples every ``check_interval`` seconds until stopped."""
-
-    def __init__(
-        self,
-        thresholds: Thresholds,
-        configuration: Configuration = None,
-        stop_immediately: bool = False,
-        clear_sandbox_faults: bool = False,
-        prometheus: Any = None,
-    ) -> None:
-        self.thresholds = thresholds
-        #: chaosgenesys.controls.promql.PrometheusSource, or None
-        self.prometheus = prometheus
-        self.run_samples = prometheus is None or prometheus.run_samples
-        self.configuration = configuration
-        self.stop_immediately = stop_immediately
-        self.clear_sandbox_faults = clear_sandbox_faults
-        self.started = time.time()
-        self.reason: str | None = None
-        self.tripped_at: float | None = None
-        self.reverted: list[dict[str, Any]] = []
-        self.last_sample: dict[str, Any] = {}
-        self.checks = 0
-        self.peaks: dict[str, float | None] = {"api_p99_ms": None, "websocket_error_rate": None}
-        self._api = _Signal(thresholds.api_window_seconds, keep_without_data=True)
-        #: The last API sample that had calls (the verdict a check without calls keeps).
-        self._api_judged: dict[str, Any] = {}
-        self._ws = _Signal(thresholds.websocket_window_seconds)
-        self._agents = _AgentView()
-        self._browser: Any = None  # chaosgenesys.browser.feed.BrowserFeed, made at first check
-        self._browser_calls: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._loop, name="chaosgenesys-killswitch", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and wait for it (a check in progress finishes first)."""
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=max(5.0, 2 * self.thresholds.check_interval))
-
-    @property
-    def tripped(self) -> bool:
-        return self.reason is not None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.thresholds.check_interval):
-            try:
-                if self.check():
-                    return
-            except Exception:  # a sampling error must not kill the switch
-                logger.warning("Kill switch: a check failed", exc_info=True)
-
-    def check(self, now: float | None = None) -> bool:
-        """One check; True when it tripped the switch (then the thread ends)."""
-        now = time.time() if now is None else now
-        limits = self.thresholds
-        from chaosgenesys.agent.this_run import running_agents
-
-        agents = running_agents()
-        pages = self._poll_browser(now)
-        api = _api_sample(
-            self.started,
-            limits.api_window_seconds,
-            limits.max_api_p99_ms,
-            agents,
-            self._browser_calls,
-        )
-        ws = _websocket_sample(self._agents, limits.max_websocket_error_rate, agents, pages)
-        if api["over"] is not None:
-            self._api_judged = api
-        api_breached = self._api.update(api["over"], now) and self.run_samples
-        ws_breached = self._ws.update(ws["over"], now) and self.run_samples
-        with self._lock:
-            self.checks += 1
-            for key, value in (
-                ("api_p99_ms", api["p99_ms"]),
-                ("websocket_error_rate", ws["error_rate"]),
-            ):
-                peak = self.peaks[key]
-                if value is not None and (peak is None or value > peak):
-                    self.peaks[key] = value
-            self.last_sample = {"at": round(now, 3), "api": api, "websocket": ws}
-        reasons = []
-        if api_breached:
-            judged = api if api["over"] is not None else self._api_judged
-            since = (
-                f"in the last {limits.api_window_seconds:g} s"
-                if judged is api
-                else "at the last check that saw calls (none since)"
-            )
-            reasons.append(
-                f"API latency p99 {judged['p99_ms']} ms over {judged['calls']} call(s) {since} "
-                f"has stayed above {limits.max_api_p99_ms:g} ms for "
-                f"{limits.api_window_seconds:g} s"
-            )
-        if ws_breached:
-            reasons.append(
-                f"WebSocket error rate {ws['error_rate']:.0%} ({len(ws['in_error'])} of "
-                f"{ws['agents']} desktop socket(s) down or dropped) has stayed above "
-                f"{limits.max_websocket_error_rate:.0%} for {limits.websocket_window_seconds:g} s"
-            )
-        if self.prometheus is not None:
-            reasons.extend(self.prometheus.judge(self.thresholds, now))
-        if not reasons:
-            return False
-        self.trip("; ".join(reasons))
-        return True
-
-    def _poll_browser(self, now: float) -> dict[str, dict[str, bool]]:
-        """New REST calls and the WebSocket state of this run's browser observers."""
-        from chaosgenesys.browser.feed import BrowserFeed
-
-        if self._browser is None:
-            self._browser = BrowserFeed()
-        polled = self._browser.poll()
-        keep = now - self.thresholds.api_window_seconds
-        self._browser_calls = [c for c in self._browser_calls if c[0] >= keep]
-        self._browser_calls.extend(polled["calls"])
-        pages: dict[str, dict[str, bool]] = polled["pages"]
-        return pages
-
-    def trip(self, reason: str) -> None:
-        """Pull the switch: revert everything, record why, ask the run to stop."""
-        with self._lock:
-            if self.reason is not None:
-                return
-            self.reason = f"kill switch: {reason}"
-            self.tripped_at = time.time()
-        logger.warning("%s: reverting every fault and stopping the run", self.reason)
-        reverted = revert_everything(self.configuration, self.clear_sandbox_faults)
-        with self._lock:
-            self.reverted = reverted
-        done = [r for r in reverted if r.get("status") in ("reverted", "gone")]
-        failed = [r for r in reverted if r.get("status") == "failed"]
-        logger.warning(
-            "Kill switch: %d fault(s) reverted%s",
-            len(done),
-            f", {len(failed)} failed (run `chaosgenesys cleanup`)" if failed else "",
-        )
-        # Only while Chaos Toolkit's exit handlers are installed: SIGUSR1's default kills.
-        if (
-            self.stop_immediately
-            and not self._stop.is_set()
-            and signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
-        ):
-            from chaoslib.exit import exit_gracefully
-
-            exit_gracefully()
-
-    def report(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "name": EXTENSION,
-                "tripped": self.reason is not None,
-                "reason": self.reason,
-                "tripped_at": self.tripped_at,
-                "reverted": list(self.reverted),
-                "thresholds": self.thresholds.to_dict(),
-                "checks": self.checks,
-                "peaks": dict(self.peaks),
-                "last_sample": dict(self.last_sample),
-                "run_samples": self.run_samples,
-                **(
-                    {"prometheus": self.prometheus.report(), "blind": self.prometheus.blind}
-                    if self.prometheus is not None
-                    else {}
-                ),
-            }
 
 
 _lock = threading.Lock()
@@ -529,7 +156,7 @@ def before_experiment_control(
     """Start watching (a background thread); bad arguments refuse the run."""
     global _watcher, _in_rollbacks, _final
     try:
-        thresholds = _thresholds(
+        thresholds = check_thresholds(
             max_api_p99_ms=max_api_p99_ms,
             api_window_seconds=api_window_seconds,
             max_websocket_error_rate=max_websocket_error_rate,
@@ -674,17 +301,17 @@ def validate_control(control: dict[str, Any]) -> None:
         raise InvalidControl("killswitch control: arguments must be a mapping")
     from chaosgenesys.controls.promql import ARGUMENTS as PROMETHEUS
 
-    unknown = set(arguments) - set(_NUMBERS) - set(_FLAGS) - set(PROMETHEUS)
+    unknown = set(arguments) - set(NUMBERS) - set(_FLAGS) - set(PROMETHEUS)
     if unknown:
         raise InvalidControl(
             f"killswitch control: unknown argument(s) {', '.join(sorted(unknown))}"
         )
     values: dict[str, Any] = dict(Thresholds().to_dict())
-    for name in _NUMBERS:
+    for name in NUMBERS:
         if name in arguments and "${" not in str(arguments[name]):
             values[name] = arguments[name]
     try:
-        _thresholds(**values)
+        check_thresholds(**values)
         for name in _FLAGS:
             if name in arguments and "${" not in str(arguments[name]):
                 require_bool(name, arguments[name])

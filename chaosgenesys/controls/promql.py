@@ -206,12 +206,12 @@ class PrometheusSource:
         """One check against the kill switch's ``Thresholds``, each signal over its window as
         the run's own samples are judged: the reasons to trip (breaches, or blindness for
         the shorter window when ``when_blind`` is ``stop``)."""
-        from chaosgenesys.controls.killswitch import _Signal
+        from chaosgenesys.controls.killswitch_signals import Signal
 
         if not self._signals:
             self._signals = [
-                _Signal(limits.api_window_seconds, keep_without_data=True),
-                _Signal(limits.websocket_window_seconds),
+                Signal(limits.api_window_seconds, keep_without_data=True),
+                Signal(limits.websocket_window_seconds),
             ]
         api_signal, ws_signal = self._signals
         sample = self.sample(limits.max_api_p99_ms, limits.max_websocket_error_rate)

@@ -26,6 +26,11 @@ On Queue, the observer's own disconnects (code, reason, time to reconnect) and b
 heartbeats received and missed (the interval is given, or learnt as the median gap between
 heartbeats), and event counts per topic. A ``timeline`` callable, when given, receives the
 figures every second and at the end (``chaosgenesys.notifications.timeline`` writes them).
+
+This module is the observation itself: the main loop, the connector and reader threads, what
+each message changes. The channel's REST calls and socket are in ``observer_channel``, what
+the observer records in ``observer_records``, and the figures it returns in
+``observer_figures`` (a mixin of :class:`EventObserver`).
 """
 
 from __future__ import annotations
@@ -34,21 +39,37 @@ import contextlib
 import json
 import logging
 import queue
-import ssl
-import statistics
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import websocket
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.agent.backoff import Backoff
-from chaosgenesys.arguments import normalise_presence, presence_name
+from chaosgenesys.notifications.observer_channel import (
+    ChannelGone,
+    Refusal,
+    close_details,
+    open_socket,
+    permanent,
+    read_users,
+    shutdown_socket,
+    subscribe,
+)
+from chaosgenesys.notifications.observer_figures import ObserverFigures
+from chaosgenesys.notifications.observer_records import (
+    Connection,
+    Disconnect,
+    Tracked,
+    WatchedUser,
+    is_on_queue,
+    parse_time,
+    presence_of,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.platform.client import GenesysClient
@@ -77,7 +98,6 @@ TICK = 0.1
 #: How often the timeline (if any) is rewritten while observing.
 TIMELINE_INTERVAL = 1.0
 
-_CHANNELS = "/api/v2/notifications/channels"
 _PING = json.dumps({"message": "ping"})
 _ON_QUEUE = "On Queue"
 
@@ -94,73 +114,7 @@ def topic_names(user_ids: Sequence[str], topics: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _presence(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return presence_name("presence", value)
-    except ActivityFailed:
-        return value  # an org-specific spelling: keep it as it came
-
-
-def _is_on_queue(presence: str | None) -> bool:
-    return presence is not None and normalise_presence(presence) == "onqueue"
-
-
-@dataclass
-class _Tracked:
-    """One watched value (presence or routing status) of one user."""
-
-    value: str | None = None
-    stamp: datetime | None = None
-
-
-@dataclass
-class _User:
-    presence: _Tracked = field(default_factory=_Tracked)
-    routing: _Tracked = field(default_factory=_Tracked)
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    not_on_queue_since: float | None = None
-    not_on_queue_presence: str | None = None
-    #: Closed stretches not On Queue: (from, to, the presence it started with).
-    not_on_queue_periods: list[tuple[float, float, str | None]] = field(default_factory=list)
-    seconds_not_on_queue: float = 0.0
-    events: int = 0
-
-
-@dataclass
-class _Connection:
-    serial: int
-    ws: websocket.WebSocket
-    channel_id: str
-    opened_at: float
-    last_message: float
-    heartbeats: list[float] = field(default_factory=list)
-    pinged: bool = False
-    closed_at: float | None = None
-
-
-@dataclass
-class _Disconnect:
-    at: float
-    wall: str
-    code: int | None
-    reason: str
-    reconnected_at: float | None = None
-    new_channel: bool = False
-
-
-class EventObserver:
+class EventObserver(ObserverFigures):
     """Watches ``user_ids`` for ``duration`` seconds; :meth:`run` returns the figures."""
 
     def __init__(
@@ -181,13 +135,13 @@ class EventObserver:
         self._items: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._stop = threading.Event()
         self._serial = 0
-        self._connection: _Connection | None = None
-        self._connections: list[_Connection] = []
+        self._connection: Connection | None = None
+        self._connections: list[Connection] = []
         self._connector: threading.Thread | None = None
         self._channel: dict[str, str] | None = None
         self._channels_used = 0
-        self._users = {user_id: _User() for user_id in self.user_ids}
-        self._disconnects: list[_Disconnect] = []
+        self._users = {user_id: WatchedUser() for user_id in self.user_ids}
+        self._disconnects: list[Disconnect] = []
         self._event_counts: Counter[str] = Counter()
         self._system: list[dict[str, Any]] = []
         self._errors: list[str] = []
@@ -206,14 +160,6 @@ class EventObserver:
     # ------------------------------------------------------------------ time
     def _now(self) -> float:
         return self._clock()
-
-    def _wall(self, moment: float) -> str:
-        epoch = self._wall_start + (moment - self._start)
-        stamp = datetime.fromtimestamp(epoch, tz=UTC)
-        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-    def _offset(self, moment: float) -> float:
-        return round(moment - self._start, 3)
 
     # ------------------------------------------------------------------ run
     def run(self, duration: float) -> dict[str, Any]:
@@ -286,84 +232,25 @@ class EventObserver:
 
     # ------------------------------------------------------------------ REST
     def _new_channel(self) -> dict[str, str]:
-        channel = self.client.post(_CHANNELS)
-        if not isinstance(channel, dict) or not channel.get("connectUri") or not channel.get("id"):
-            raise _Refusal(f"POST {_CHANNELS} answered without a channel: {channel!r}")
-        answer = self.client.put(
-            f"{_CHANNELS}/{channel['id']}/subscriptions",
-            json=[{"id": topic} for topic in self.topics],
-        )
-        entities = answer.get("entities", []) if isinstance(answer, dict) else []
-        rejected = [e for e in entities if isinstance(e, dict) and e.get("state") == "Rejected"]
-        self._rejected = [
-            {"id": e.get("id"), "reason": e.get("rejectionReason")} for e in rejected
-        ]
-        if rejected and len(rejected) >= len(self.topics):
-            raise _Refusal(
+        channel, self._rejected = subscribe(self.client, self.topics)
+        if self._rejected and len(self._rejected) >= len(self.topics):
+            raise Refusal(
                 "every topic was rejected by the platform: "
                 + "; ".join(f"{r['id']}: {r['reason']}" for r in self._rejected)
             )
-        self._channel = {"id": str(channel["id"]), "connectUri": str(channel["connectUri"])}
+        self._channel = channel
         self._channels_used += 1
         logger.debug("watch_events: channel %s with %d topics", channel["id"], len(self.topics))
         return self._channel
 
-    def _read_users(self) -> dict[str, tuple[_Tracked, _Tracked]]:
-        from chaosgenesys.arguments import not_found
-        from chaosgenesys.platform import GenesysApiError
-
-        states: dict[str, tuple[_Tracked, _Tracked]] = {}
-        for user_id in self.user_ids:
-            try:
-                body = self.client.get(
-                    f"/api/v2/users/{user_id}", params={"expand": "presence,routingStatus"}
-                )
-            except GenesysApiError as error:
-                if error.status == 404:
-                    raise _Refusal(str(not_found("user_id", user_id, error))) from None
-                raise
-            body = body if isinstance(body, dict) else {}
-            presence = body.get("presence") or {}
-            definition = presence.get("presenceDefinition") or {}
-            routing = body.get("routingStatus") or {}
-            states[user_id] = (
-                _Tracked(
-                    _presence(definition.get("systemPresence")),
-                    _parse_time(presence.get("modifiedDate")),
-                ),
-                _Tracked(routing.get("status"), _parse_time(routing.get("startTime"))),
-            )
-        return states
-
     # ------------------------------------------------------------------ sockets
-    def _sslopt(self) -> dict[str, Any]:
-        verify = self.client.settings.verify_tls
-        if verify is False:
-            return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
-        if isinstance(verify, str):
-            return {"ca_certs": verify}
-        return {}
-
     def _open(self, uri: str, timeout: float) -> websocket.WebSocket:
-        try:
-            ws = websocket.create_connection(
-                uri, timeout=max(0.5, timeout), sslopt=self._sslopt(), enable_multithread=True
-            )
-        except websocket.WebSocketBadStatusException as error:
-            if error.status_code in (404, 410):
-                raise _ChannelGone(error.status_code) from None
-            raise _SocketRefused(
-                f"the notification socket {uri} was refused with {error.status_code}",
-                error.status_code,
-            ) from None
-        except (websocket.WebSocketException, OSError) as error:
-            raise ActivityFailed(f"could not open the notification socket {uri}: {error}") from None
-        ws.settimeout(None)
-        return ws
+        """The channel's socket (:func:`open_socket`) with the platform client's TLS settings."""
+        return open_socket(uri, timeout, self.client.settings.verify_tls)
 
     def _attach(self, ws: websocket.WebSocket, channel: dict[str, str], opened: float) -> None:
         self._serial += 1
-        connection = _Connection(self._serial, ws, channel["id"], opened, opened)
+        connection = Connection(self._serial, ws, channel["id"], opened, opened)
         self._connection = connection
         self._connections.append(connection)
         reader = threading.Thread(
@@ -384,7 +271,7 @@ class EventObserver:
                     data = frame.data.decode("utf-8", "replace")
                     self._items.put(("text", serial, now, data))
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                    code, reason = _close_details(frame.data)
+                    code, reason = close_details(frame.data)
                     self._items.put(("closed", serial, now, code, reason))
                     return
         except (websocket.WebSocketException, OSError, ValueError) as error:
@@ -406,7 +293,7 @@ class EventObserver:
         elif kind == "connected":
             _, ws, channel, opened, states, new_channel = item
             if self._stop.is_set():
-                _shutdown_socket(ws)
+                shutdown_socket(ws)
                 return
             self._connector = None
             first = not self._connections
@@ -468,24 +355,24 @@ class EventObserver:
         user.events += 1
         if suffix == "presence":
             definition = body.get("presenceDefinition") or {}
-            self._change(user_id, "presence", _presence(definition.get("systemPresence")),
-                         _parse_time(body.get("modifiedDate")), at, "event")
+            self._change(user_id, "presence", presence_of(definition.get("systemPresence")),
+                         parse_time(body.get("modifiedDate")), at, "event")
         elif suffix == "routingStatus":
             routing = body.get("routingStatus") or {}
             self._change(user_id, "routing", routing.get("status"),
-                         _parse_time(routing.get("startTime")), at, "event")
+                         parse_time(routing.get("startTime")), at, "event")
         elif suffix == "activity":
             presence = body.get("presence") or {}
             definition = presence.get("presenceDefinition") or {}
-            self._change(user_id, "presence", _presence(definition.get("systemPresence")),
-                         _parse_time(presence.get("modifiedDate")), at, "event")
+            self._change(user_id, "presence", presence_of(definition.get("systemPresence")),
+                         parse_time(presence.get("modifiedDate")), at, "event")
             routing = body.get("routingStatus") or {}
             self._change(user_id, "routing", routing.get("status"),
-                         _parse_time(routing.get("startTime")), at, "event")
+                         parse_time(routing.get("startTime")), at, "event")
 
     # ------------------------------------------------------------------ state
     def _apply_states(
-        self, states: dict[str, tuple[_Tracked, _Tracked]], at: float, *, source: str
+        self, states: dict[str, tuple[Tracked, Tracked]], at: float, *, source: str
     ) -> None:
         for user_id, (presence, routing) in states.items():
             self._change(user_id, "presence", presence.value, presence.stamp, at, source)
@@ -523,7 +410,7 @@ class EventObserver:
                 }
             )
         if kind == "presence":
-            on_queue = _is_on_queue(value)
+            on_queue = is_on_queue(value)
             if not on_queue and user.not_on_queue_since is None:
                 user.not_on_queue_since = self._start if source == "initial" else at
                 user.not_on_queue_presence = value
@@ -543,7 +430,7 @@ class EventObserver:
         limit = SILENCE_INTERVALS * interval if interval else DEFAULT_SILENCE_LIMIT
         silence = self._now() - connection.last_message
         if silence > limit:
-            _shutdown_socket(connection.ws)
+            shutdown_socket(connection.ws)
             self._lost(self._now(), None, f"silent for {silence:.1f} s (no heartbeat or pong)")
         elif silence > limit / 2 and not connection.pinged:
             connection.pinged = True
@@ -557,8 +444,8 @@ class EventObserver:
             return
         connection.closed_at = at
         self._connection = None
-        _shutdown_socket(connection.ws)
-        self._disconnects.append(_Disconnect(at, self._wall(at), code, reason))
+        shutdown_socket(connection.ws)
+        self._disconnects.append(Disconnect(at, self._wall(at), code, reason))
         logger.info("watch_events: socket lost (%s %s); reconnecting", code, reason)
         self._start_connector()
 
@@ -590,7 +477,7 @@ class EventObserver:
                 if channel is not None:
                     try:
                         ws = self._open(channel["connectUri"], CONNECT_TIMEOUT)
-                    except _ChannelGone:
+                    except ChannelGone:
                         channel = None
                 if ws is None or channel is None:
                     channel = self._new_channel()
@@ -598,16 +485,16 @@ class EventObserver:
                     ws = self._open(channel["connectUri"], CONNECT_TIMEOUT)
                 opened = self._now()
                 try:
-                    states = self._read_users()
+                    states = read_users(self.client, self.user_ids)
                 except BaseException:
-                    _shutdown_socket(ws)
+                    shutdown_socket(ws)
                     raise
-            except _ChannelGone as gone:
+            except ChannelGone as gone:
                 self._channel = None
                 self._items.put(("error", f"{_what(first)}: channel gone ({gone.status})"))
                 continue
             except Exception as error:  # recorded; the observer keeps trying
-                if first and _permanent(error):
+                if first and permanent(error):
                     self._items.put(("fatal", error))
                     return
                 self._items.put(("error", f"{_what(first)}: {error}"))
@@ -622,7 +509,7 @@ class EventObserver:
             connection.closed_at = end
             with contextlib.suppress(websocket.WebSocketException, OSError):
                 connection.ws.send_close(websocket.STATUS_NORMAL, b"observation over")
-            _shutdown_socket(connection.ws)
+            shutdown_socket(connection.ws)
         # a connection the connector made after the deadline is closed when it is handled
         while True:
             try:
@@ -630,198 +517,8 @@ class EventObserver:
             except queue.Empty:
                 break
             if item[0] == "connected":
-                _shutdown_socket(item[1])
-
-    # ------------------------------------------------------------------ figures
-    def _gaps(self) -> list[tuple[float, bool]]:
-        """(gap seconds, trailing) between connect/heartbeats/close, per connection."""
-        gaps: list[tuple[float, bool]] = []
-        for connection in self._connections:
-            previous = connection.opened_at
-            for beat in connection.heartbeats:
-                gaps.append((beat - previous, False))
-                previous = beat
-            if connection.closed_at is not None:
-                gaps.append((connection.closed_at - previous, True))
-        return gaps
-
-    def _window(self, start: float, stop: float, reason: str | None = None) -> dict[str, Any]:
-        """A stretch of time: wall clock, offsets since the start, seconds (and why)."""
-        window: dict[str, Any] = {
-            "from": self._wall(start),
-            "to": self._wall(stop),
-            "t_from": self._offset(start),
-            "t_to": self._offset(stop),
-            "seconds": round(max(0.0, stop - start), 3),
-        }
-        if reason is not None:
-            window["reason"] = reason
-        return window
-
-    def _learnt_interval(self) -> float | None:
-        gaps = [gap for gap, trailing in self._gaps() if not trailing and gap > 0]
-        if not gaps:
-            return None
-        return float(statistics.median(gaps))
-
-    def _missed(self, interval: float | None) -> int:
-        if not interval:
-            return 0
-        missed = 0
-        for gap, _trailing in self._gaps():
-            missed += max(0, int((gap - 0.5 * interval) // interval))
-        return missed
-
-    def _result(self, end: float) -> dict[str, Any]:
-        users: dict[str, Any] = {}
-        for user_id, user in self._users.items():
-            not_on_queue = user.seconds_not_on_queue
-            if user.not_on_queue_since is not None:
-                not_on_queue += max(0.0, end - user.not_on_queue_since)
-            stretches = [(a, b, presence, False) for a, b, presence in user.not_on_queue_periods]
-            if user.not_on_queue_since is not None:
-                stretches.append(
-                    (user.not_on_queue_since, max(end, user.not_on_queue_since),
-                     user.not_on_queue_presence, True)
-                )
-            periods = [
-                {**self._window(a, b), "presence": presence, "open": still}
-                for a, b, presence, still in stretches
-            ]
-            users[user_id] = {
-                "not_on_queue_periods": periods,
-                "longest_not_on_queue_seconds": max(
-                    (period["seconds"] for period in periods), default=0.0
-                ),
-                "presence": user.presence.value,
-                "routing_status": user.routing.value,
-                "seconds_not_on_queue": round(not_on_queue, 3),
-                "presence_transitions": sum(
-                    1 for t in user.transitions if t["kind"] == "presence"
-                ),
-                "routing_transitions": sum(1 for t in user.transitions if t["kind"] == "routing"),
-                "transitions": user.transitions,
-                "events": user.events,
-            }
-        interval = self.given_interval or self._learnt_interval()
-        heartbeats = sum(len(c.heartbeats) for c in self._connections)
-        connected = sum(
-            (c.closed_at if c.closed_at is not None else end) - c.opened_at
-            for c in self._connections
-        )
-        blind: list[dict[str, Any]] = []
-        if self._connect_failures and self._first_connected is not None:
-            blind.append(self._window(self._start, self._first_connected,
-                                      f"connecting ({self._connect_failures} failed attempt(s),"
-                                      f" first: {self._first_error})"))
-        for d in self._disconnects:
-            reconnected = d.reconnected_at if d.reconnected_at is not None else end
-            blind.append(self._window(d.at, reconnected, f"disconnected: {d.code} {d.reason}"))
-        first_connected = self._first_connected if self._first_connected is not None else end
-        disconnects = [
-            {
-                "at": d.wall,
-                "t": self._offset(d.at),
-                "code": d.code,
-                "reason": d.reason,
-                "reconnect_ms": round((d.reconnected_at - d.at) * 1000, 1)
-                if d.reconnected_at is not None
-                else None,
-                "new_channel": d.new_channel,
-            }
-            for d in self._disconnects
-        ]
-        return {
-            "started_at": self._wall(self._start),
-            "ended_at": self._wall(end),
-            "observed_seconds": round(end - self._start, 3),
-            "user_ids": self.user_ids,
-            "topics": self.topics,
-            "users": users,
-            "seconds_not_on_queue": {u: users[u]["seconds_not_on_queue"] for u in users},
-            "max_seconds_not_on_queue": max(
-                (users[u]["seconds_not_on_queue"] for u in users), default=0.0
-            ),
-            "longest_not_on_queue_seconds": {
-                u: users[u]["longest_not_on_queue_seconds"] for u in users
-            },
-            "transitions": sum(len(users[u]["transitions"]) for u in users),
-            "disconnects": len(disconnects),
-            "disconnect_details": disconnects,
-            "reconnects": sum(1 for d in self._disconnects if d.reconnected_at is not None),
-            "connect_ms": round((first_connected - self._start) * 1000, 1),
-            "connect_failures": self._connect_failures,
-            "blind_windows": blind,
-            "blind_seconds": round(sum(w["seconds"] for w in blind), 3),
-            "connected_seconds": round(connected, 3),
-            "channels_used": self._channels_used,
-            "resyncs": self._resyncs,
-            "heartbeats": heartbeats,
-            "heartbeat_interval": round(interval, 3) if interval else None,
-            "heartbeat_interval_source": "given"
-            if self.given_interval
-            else ("learnt" if interval else None),
-            "missed_heartbeats": self._missed(interval),
-            "pongs": self._pongs,
-            "events": sum(self._event_counts.values()),
-            "event_counts": dict(sorted(self._event_counts.items())),
-            "system_messages": self._system,
-            "rejected_topics": self._rejected,
-            "errors": list(self._errors),
-        }
+                shutdown_socket(item[1])
 
 
 def _what(first: bool) -> str:
     return "connect" if first else "reconnect"
-
-
-def _transient_status(status: int) -> bool:
-    return status in (408, 429) or status >= 500
-
-
-def _permanent(error: Exception) -> bool:
-    """Whether a failure of the first connection is not worth retrying (what a client would
-    give up on): a refusal of the request itself, not an outage."""
-    from chaosgenesys.platform import GenesysApiError
-
-    if isinstance(error, GenesysApiError | _SocketRefused):
-        return not _transient_status(error.status)
-    # ours: an unknown user, every topic rejected, no channel in the answer; a transport
-    # failure (``ActivityFailed`` from the HTTP layer) or a socket error is transient
-    return isinstance(error, _Refusal)
-
-
-class _Refusal(ActivityFailed):  # type: ignore[misc]
-    """The platform understood the request and refused it: retrying will not help."""
-
-
-class _SocketRefused(ActivityFailed):  # type: ignore[misc]
-    """The WebSocket handshake was answered with an HTTP status other than 404/410."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class _ChannelGone(Exception):
-    """The handshake was refused (404: the channel expired or was evicted)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"handshake refused with {status}")
-        self.status = status
-
-
-def _close_details(data: bytes) -> tuple[int | None, str]:
-    if len(data) < 2:
-        return None, ""
-    return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", "replace")
-
-
-def _shutdown_socket(ws: websocket.WebSocket) -> None:
-    """Close the TCP socket now (no closing handshake): the reader thread returns."""
-    abort: Callable[[], None] = ws.abort  # wakes up a thread blocked in recv
-    shutdown: Callable[[], None] = ws.shutdown
-    with contextlib.suppress(websocket.WebSocketException, OSError):
-        abort()
-    with contextlib.suppress(websocket.WebSocketException, OSError):
-        shutdown()

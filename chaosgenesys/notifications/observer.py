@@ -99,7 +99,6 @@ TICK = 0.1
 TIMELINE_INTERVAL = 1.0
 
 _PING = json.dumps({"message": "ping"})
-_ON_QUEUE = "On Queue"
 
 
 def topic_names(user_ids: Sequence[str], topics: Sequence[str]) -> list[str]:

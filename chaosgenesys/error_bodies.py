@@ -1,7 +1,7 @@
 """Genesys Cloud ``ErrorBody`` payloads, written once: the sandbox answers with them and the
 fault-injecting proxy's ``fail`` rules synthesise them.
 
-The ``code`` of each status follows ``genesys-cloud-api.md`` (401 ``bad.credentials``, 408
+The ``code`` of each status follows ``docs/genesys-cloud-api.md`` (401 ``bad.credentials``, 408
 ``client.timeout``, 429 ``too.many.requests.retry.after``, 503 ``service.unavailable``, 504
 ``request.timeout``, ...). Only the standard library: the proxy's rule model imports it without
 aiohttp or mitmproxy.

@@ -1,6 +1,6 @@
 """Network fault actions: netem delay/jitter/loss, bandwidth throttling, blackholes.
 
-Every action takes the shared targeting arguments (design.md): ``interface`` (default: the one
+Every action takes the shared targeting arguments (docs/network.md): ``interface`` (default: the one
 that routes to the first destination), ``destinations`` (CIDRs, addresses, host names; empty =
 all traffic), ``exclude``, ``protocol`` (``tcp``/``udp``/``""``), ``ports`` (``"443"``,
 ``"16384-32768"``), ``direction`` (``egress``/``ingress``/``both``), ``duration`` (seconds; 0 =

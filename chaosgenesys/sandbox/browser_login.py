@@ -4,7 +4,7 @@
 The platform's browser clients (the agent desktop, ``purecloud-platform-client-v2``'s
 ``loginImplicitGrant`` / ``loginPKCEGrant``) log a *user* in; the token they get carries the
 user, which ``GET /api/v2/users/me`` and the streaming service (``streaming.py``) need.
-See ``shared/docs/genesys-cloud-api.md`` §9 and ``docs/sandbox-streaming.md``.
+See ``docs/genesys-cloud-api.md`` §9 and ``docs/sandbox-streaming.md``.
 
 - ``GET /oauth/authorize?response_type=token|code&client_id&redirect_uri[&state&login_hint
   &code_challenge&code_challenge_method=S256]``. The client must be seeded with

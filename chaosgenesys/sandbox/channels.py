@@ -5,7 +5,7 @@ service, kept apart so that the limits (20 channels per user and OAuth client, 1
 channel, channel lifetime) and the topic syntax can be read and tested on their own.
 ``notifications.py`` puts the HTTP routes and the WebSocket on top of it.
 
-Topics follow the platform's naming (see ``shared/docs/genesys-cloud-api.md`` §5):
+Topics follow the platform's naming (see ``docs/genesys-cloud-api.md`` §5):
 
 - ``v2.users.{id}.presence``, ``.routingStatus``, ``.activity``, ``.conversations``,
   ``.conversations.calls`` ... (see :data:`USER_TOPIC_SUFFIXES`);

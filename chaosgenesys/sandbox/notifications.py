@@ -1,6 +1,6 @@
 """The sandbox's notification service: channels, subscriptions and the ``/channels/{id}`` socket.
 
-It behaves like Genesys Cloud's notifications API (``shared/docs/genesys-cloud-api.md`` §5):
+It behaves like Genesys Cloud's notifications API (``docs/genesys-cloud-api.md`` §5):
 
 - ``POST /api/v2/notifications/channels`` creates a channel whose ``connectUri`` points at this
   server (``ws://<Host>/channels/<id>``); ``GET`` lists the caller's channels; ``HEAD

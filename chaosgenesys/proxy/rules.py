@@ -94,6 +94,12 @@ _FIELDS = {
     "direction",
     "description",
 }
+# The few checks below mirror chaosgenesys.arguments' with RuleError instead of ActivityFailed,
+# on purpose: this module runs inside the proxy process, which imports neither chaoslib nor the
+# activity modules, and answers its control API with these messages, which name a rule's fields
+# (``path``); the activities check their own arguments with arguments.py before a rule is sent.
+
+
 class RuleError(ValueError):
     """A rule that cannot be used; the message names the field and the value."""
 

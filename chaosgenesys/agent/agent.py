@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-
-from chaosgenesys.agent.api import ApiClient, ApiError
+from chaosgenesys.agent.api import ApiError
 from chaosgenesys.agent.backoff import Backoff
 from chaosgenesys.agent.channel import (
     ChannelGone,
@@ -46,187 +42,31 @@ from chaosgenesys.agent.channel import (
     subscribe,
     topics_for,
 )
-from chaosgenesys.agent.config import AgentConfig, Endpoint
-from chaosgenesys.agent.eventlog import EventLog
+from chaosgenesys.agent.core import TRANSIENT, AgentCore
 from chaosgenesys.agent.store import (
     Interaction,
-    InteractionStore,
     agent_participant,
     participant_view,
     server_is_newer,
 )
-from chaosgenesys.agent.summary import AgentStats
-from chaosgenesys.agent.tokens import LoggedOut, TokenError, TokenKeeper, UserLogin
-from chaosgenesys.platform.metrics import MetricsRecorder
+from chaosgenesys.agent.tokens import LoggedOut, TokenError
 from chaosgenesys.presence_names import normalise_presence as normalise
 
 __all__ = ["SyntheticAgent"]
-
-logger = logging.getLogger("chaostoolkit")
 
 #: Presences the platform (or a lost session) leaves an agent in; a resilient agent on shift
 #: goes back On Queue from these. Busy, Break, Meal, Training and Meeting are someone's
 #: decision and are respected.
 REJOIN_FROM = {"available", "offline", "idle", "away"}
 _ENDED = ("disconnected", "terminated")
-#: Statuses after which a local change is kept for later (no answer, throttled, unavailable).
-_TRANSIENT = {0, 408, 429, 500, 502, 503, 504}
 #: Statuses after which the streaming client does not retry: the app must log in again.
 _RELOGIN = {401, 403}
 
 
-class SyntheticAgent:
+class SyntheticAgent(AgentCore):
     """One agent desktop. :meth:`run` until :meth:`stop`."""
 
-    def __init__(
-        self,
-        user_id: str,
-        endpoint: Endpoint,
-        config: AgentConfig,
-        session: aiohttp.ClientSession,
-        login_session: aiohttp.ClientSession,
-        log: EventLog,
-        *,
-        request_kwargs: dict[str, Any] | None = None,
-        shared: dict[str, Any] | None = None,
-        calls: MetricsRecorder | None = None,
-    ) -> None:
-        self.user_id = user_id
-        self.endpoint = endpoint
-        self.config = config
-        self.log = log
-        self.stats = AgentStats(user_id=user_id, mode=config.mode, login=config.login)
-        self.store = InteractionStore()
-        self._session = session
-        self._kwargs = request_kwargs or {}
-        self._shared = shared if shared is not None else {}
-        self._calls = calls
-        self.tokens = TokenKeeper(
-            endpoint,
-            login_session,
-            proactive=config.resilient,
-            margin=config.token_refresh_margin,
-            on_refresh=self._on_token,
-            request_kwargs=self._kwargs,
-            on_call=self._on_call,
-            user_login=(
-                UserLogin(user_id, config.redirect_uri) if config.login == "user" else None
-            ),
-        )
-        self.api = ApiClient(
-            endpoint,
-            session,
-            self.tokens,
-            resilient=config.resilient,
-            request_kwargs=self._kwargs,
-            on_status=self._on_status,
-            on_call=self._on_call,
-        )
-        self.channel_id = ""
-        self.connect_uri = ""
-        self.socket: NotificationSocket | None = None
-        # local state, as last known
-        self.presence = ""
-        self.presence_id = ""
-        self.presence_modified = ""
-        self.routing_status = ""
-        self._on_queue_id = ""
-        self._wrapup_code = config.wrapup_code
-        self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._rotate = False
-        self._lost_reason = ""
-        self.ready = asyncio.Event()
-        #: One reconnect backoff for the agent's life (its delay is remembered between drops).
-        self.backoff = self._backoff()
-        #: Bumped by every new wanted presence and every reconnect: an older retry loop stops.
-        self._wish = 0
-        self._epoch = 0
-
-    # ------------------------------------------------------------------ helpers
-    def _event(self, event: str, **fields: Any) -> None:
-        self.log.write(self.user_id, event, **fields)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coroutine, name=f"{self.user_id}:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if isinstance(error, LoggedOut):
-            self._logout(str(error))
-        elif isinstance(error, ApiError | TokenError):
-            # a REST piece of a task gave up: never silently
-            self.stats.last_error = str(error)[:300]
-            self._event("task_failed", task=task.get_name().split(":", 1)[-1],
-                        error=str(error)[:200])
-        elif error is not None:
-            logger.error("agent %s: task %s failed: %r", self.user_id, task.get_name(), error)
-            self.stats.last_error = repr(error)[:300]
-
-    def _on_token(self, why: str, elapsed_ms: float, lifetime: float) -> None:
-        self.stats.token_refreshes += 1
-        # the token's life began when it was asked for (as TokenKeeper counts it)
-        self.stats.token_expires_at = time.time() - elapsed_ms / 1000 + lifetime
-        self._event("token", refresh=why, ms=round(elapsed_ms, 1), expires_in=lifetime)
-
-    def _on_status(self, status: int) -> None:
-        if status == 401:
-            self.stats.unauthorized += 1
-        elif status >= 400:
-            self.stats.http_errors += 1
-            if status == 429:
-                self.stats.throttled += 1
-
-    def _on_call(
-        self, method: str, path: str, status: int | None, latency_ms: float, retries: int
-    ) -> None:
-        self.stats.api_call(status, latency_ms)
-        if self._calls is not None:
-            self._calls.record(method, path, status, latency_ms, retries=retries)
-
-    def _logout(self, reason: str) -> None:
-        if self.stats.logged_out:
-            return
-        self.stats.logged_out = True
-        self.stats.logged_out_reason = reason
-        self._set_connected(False)
-        self._event("logged_out", reason=reason)
-        self._stopping.set()
-
-    def _set_connected(self, connected: bool) -> None:
-        self.stats.connected = connected
-        self._queue_check()
-
-    def _queue_check(self) -> None:
-        """Account On Queue time in the desktop's own view: On Queue and connected."""
-        self.stats.queue_state(self.stats.connected and normalise(self.presence) == "onqueue")
-
-    def restore_backoff(self, state: Any) -> None:
-        """Take back the reconnect backoff remembered by an earlier run (resilient only)."""
-        if self.config.resilient:
-            self.backoff.restore(state)
-            self.stats.reconnect_backoff = self.backoff.state()
-
-    def _next_delay(self, retry_after: float = 0.0) -> float:
-        delay = self.backoff.delay(retry_after)
-        self.stats.reconnect_backoff = self.backoff.state()
-        return delay
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopping; True when it is time to stop."""
-        if seconds <= 0:
-            return self._stopping.is_set()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        return self._stopping.is_set()
-
+    # ------------------------------------------------------------------ lifecycle
     async def _revoke_token(self) -> None:
         """The run is over: the desktop's token must not outlive it (docs/agent.md)."""
         with contextlib.suppress(Exception):
@@ -244,7 +84,6 @@ class SyntheticAgent:
         self._event("token_revoked", revoked=done.revoked, still_works=done.still_works,
                     detail=done.detail)
 
-    # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
         """Ask :meth:`run` to finish."""
         self._stopping.set()
@@ -304,12 +143,6 @@ class SyntheticAgent:
                 if await self._sleep(self._next_delay(_retry_after(error))):
                     return False
         return False
-
-    def _backoff(self) -> Backoff:
-        c = self.config
-        rng = self._shared.get("rng")
-        return Backoff(c.backoff_initial, c.backoff_max, c.backoff_factor, c.backoff_jitter,
-                       c.backoff_tries, rng=rng if isinstance(rng, random.Random) else None)
 
     async def _relogin(self, error: BaseException) -> None:
         """After a 401/403 the streaming client does not retry: log in again (a new token)."""
@@ -733,7 +566,7 @@ class SyntheticAgent:
         """Log one failed change (an event, ``last_error``); True when it is worth retrying."""
         self.stats.changes_failed += 1
         self.stats.last_error = str(error)[:300]
-        transient = error.status in _TRANSIENT
+        transient = error.status in TRANSIENT
         self._event("change_failed", what=what, status=error.status, attempt=attempt,
                     error=str(error)[:200],
                     retry_in_s=round(delay, 3) if transient and delay is not None else None)
@@ -966,7 +799,7 @@ class SyntheticAgent:
             if item.pending is change:
                 item.pending = None
         except ApiError as error:
-            if error.status in _TRANSIENT:  # no answer or a passing failure: keep it
+            if error.status in TRANSIENT:  # no answer or a passing failure: keep it
                 self._event("change_deferred", what=change.kind, conversation=cid,
                             error=str(error)[:200])
                 return

@@ -17,7 +17,12 @@ Modules, one job each:
 - ``store``: :class:`InteractionStore`, local interactions with versions and pending changes.
 - ``eventlog``: the JSONL event log.
 - ``summary``: :class:`AgentStats`, the figures ``agent_summary`` reports.
-- ``agent``: :class:`SyntheticAgent`, the state machine.
+- ``core``: :class:`AgentCore`, one desktop's state and shared plumbing (events, tasks, sleep).
+- ``presence``: presence and routing status; the wanted presence retried until it lands.
+- ``interactions``: calls answered, hung up and wrapped up, with optimistic locking.
+- ``connection``: the channel and socket: read, watch (zombies), rotate, one reconnect try.
+- ``policies``: how a desktop reconnects and what it does after: resilient or naive.
+- ``agent``: :class:`SyntheticAgent`, the parts put together: start, periodic sync, shutdown.
 - ``manager``: :class:`AgentManager`, many agents in one process, the status file.
 - ``runtime``: where runs, pid and status files live (no aiohttp).
 - ``process``: start and stop the background ``chaosgenesys agent`` process (no aiohttp).

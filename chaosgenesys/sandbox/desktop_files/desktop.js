@@ -17,7 +17,7 @@
  * status and conversations topics, reads its active calls (GET /api/v2/conversations: one
  * routed before the subscription is not missed; again after every reconnect), goes On Queue,
  * answers alerting calls and submits the
- * wrap-up when a call ends, as the synthetic agent (chaosgenesys/agent/agent.py) does.
+ * wrap-up when a call ends, as the synthetic agent (chaosgenesys/agent/) does.
  * It renews its token ahead of expiry and on a 401 (the guide's trap 2), with the same PKCE
  * login done without leaving the page, and hands the new token to the streaming client.
  * The state is shown under stable attributes: [data-cg="presence"], [data-cg="routing-status"],

@@ -42,6 +42,12 @@ as for the sandbox control. The arguments take ``${key}`` forms from the configu
 secrets, as the sandbox control's do: ``name: ${lab_name}`` with ``lab_name`` in the
 configuration lets two runs of one experiment on one machine use two labs
 (``chaos run --var lab_name=cgl2 ...``).
+
+Why this control lives in ``network/`` and not in ``controls/`` with the others: experiment
+files name it by this module path (``chaosgenesys.network.control``), which is part of the
+public contract, and it is the lab's own lifecycle, beside ``lab.py``. In this package
+"control" means a Chaos Toolkit control; the proxy's process and its HTTP endpoint are "the
+proxy" and "its control endpoint" (``proxy/control.py``, ``proxy/control_server.py``).
 """
 
 import contextlib

@@ -30,6 +30,8 @@ PATCH    /sandbox/v1/platform                    ``{session_grace_seconds?,
 GET      /sandbox/v1/requests                    ``?path=regex&method=GET`` -> ``{total, requests}``
 DELETE   /sandbox/v1/requests                    reset the counters
 POST     /sandbox/v1/seed                        a seed (JSON) replaces the state
+POST     /sandbox/v1/clock                       ``{advance}`` (seconds) -> ``{ran, elapsed}``:
+                                                 only a sandbox on a ``ManualClock``
 =======  ======================================  ============================================
 
 Why one module of about 570 lines: one concern, the admin surface; each operation is a few
@@ -46,6 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.sandbox.accounting import RequestLog
 from chaosgenesys.sandbox.closecodes import close_code_problem
 from chaosgenesys.sandbox.errors import SandboxHTTPError, not_found
@@ -381,6 +384,26 @@ class SandboxAdmin:
         logger.info("sandbox: platform reaction settings %s", settings.to_json())
         return self.platform()
 
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the sandbox's :class:`~chaosgenesys.clock.ManualClock` ``seconds`` forward and
+        run the timers that fall due (token lifetimes, session grace, alerting and wrap-up
+        timeouts, channel expiry); returns ``{ran, elapsed}``. A sandbox on the real clock
+        refuses (:class:`AdminError`)."""
+        clock = self.state.clock
+        if not isinstance(clock, ManualClock):
+            raise AdminError(
+                "the sandbox runs on the real clock: start it with clock=ManualClock() to "
+                "advance time"
+            )
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds < float("inf")
+        ):
+            raise AdminError(f"advance must be a number of seconds >= 0, not {seconds!r}")
+        ran = clock.advance(float(seconds))
+        return {"ran": ran, "elapsed": clock.elapsed}
+
     def platform(self) -> dict[str, Any]:
         """Reaction settings, users with a session, pending and past reactions."""
         return {**self.reaction.to_json(), "sessions": self.hub.sessions()}
@@ -555,6 +578,11 @@ class SandboxAdmin:
             self.load_seed(body)
             return web.json_response(self.snapshot())
 
+        async def post_clock(request: web.Request) -> web.Response:
+            body = await json_object(request)
+            _check_keys(body, ("advance",))
+            return web.json_response(self.advance_clock(body.get("advance", 0)))
+
         router = app.router
         router.add_get(f"{PREFIX}/state", get_state)
         router.add_get(f"{PREFIX}/faults", list_faults)
@@ -575,3 +603,4 @@ class SandboxAdmin:
         router.add_get(f"{PREFIX}/requests", get_requests)
         router.add_delete(f"{PREFIX}/requests", reset_requests)
         router.add_post(f"{PREFIX}/seed", post_seed)
+        router.add_post(f"{PREFIX}/clock", post_clock)

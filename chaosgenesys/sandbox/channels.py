@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from chaosgenesys.clock import REAL_CLOCK, Clock
 
 __all__ = [
     "MAX_CHANNELS_PER_USER_AND_CLIENT",
@@ -175,7 +176,8 @@ class TopicLimitExceeded(Exception):
 
 @dataclass
 class Channel:
-    """One notification channel. ``deadline`` is on the :func:`time.monotonic` clock."""
+    """One notification channel. ``deadline`` is on the registry clock's
+    :meth:`~chaosgenesys.clock.Clock.monotonic` reading."""
 
     id: str
     client_id: str
@@ -211,10 +213,12 @@ class Channel:
 
 
 class ChannelRegistry:
-    """All channels, their subscriptions and a topic -> channel index for fan-out."""
+    """All channels, their subscriptions and a topic -> channel index for fan-out; lifetimes
+    run on ``clock`` (:mod:`chaosgenesys.clock`)."""
 
-    def __init__(self, lifetime: float) -> None:
+    def __init__(self, lifetime: float, clock: Clock = REAL_CLOCK) -> None:
         self.lifetime = lifetime
+        self.clock = clock
         self._channels: dict[str, Channel] = {}
         self._by_topic: dict[str, set[str]] = {}
 
@@ -250,7 +254,7 @@ class ChannelRegistry:
             own.remove(victim)
             self.remove(victim.id)
             evicted.append(victim)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         channel = Channel(
             id=f"streaming-0-{uuid.uuid4().hex[:26]}",
             client_id=client_id,
@@ -258,15 +262,15 @@ class ChannelRegistry:
             owner_user=user_id,
             created=now,
             deadline=now + self.lifetime,
-            expires=datetime.now(UTC) + timedelta(seconds=self.lifetime),
+            expires=self.clock.now() + timedelta(seconds=self.lifetime),
         )
         self._channels[channel.id] = channel
         return channel, evicted
 
     def extend(self, channel: Channel) -> None:
         """Push the channel's expiry to a full lifetime from now."""
-        channel.deadline = time.monotonic() + self.lifetime
-        channel.expires = datetime.now(UTC) + timedelta(seconds=self.lifetime)
+        channel.deadline = self.clock.monotonic() + self.lifetime
+        channel.expires = self.clock.now() + timedelta(seconds=self.lifetime)
 
     def remove(self, channel_id: str) -> Channel | None:
         """Forget a channel and its subscriptions."""

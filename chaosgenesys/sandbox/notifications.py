@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -50,6 +49,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
+from chaosgenesys.clock import REAL_CLOCK, Clock, Timer
 from chaosgenesys.sandbox.channel_socket import (
     CLOSE_TIMEOUT,
     PONG_TEXT,
@@ -113,7 +113,8 @@ class NotificationHub:
     ``heartbeat_interval`` (seconds, float; 0 disables) is the gap between heartbeats on each
     socket; ``channel_lifetime`` (seconds) is how long a channel lives after its creation or its
     last subscription change. Both may be changed on a live hub; they apply to sockets and
-    channels created (or extended) afterwards.
+    channels created (or extended) afterwards. Channel lifetimes run on ``clock``
+    (:mod:`chaosgenesys.clock`); heartbeats on the event loop's own time.
     """
 
     def __init__(
@@ -122,12 +123,14 @@ class NotificationHub:
         *,
         heartbeat_interval: float = 30.0,
         channel_lifetime: float = 86400.0,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.events = events
         self.heartbeat_interval = heartbeat_interval
-        self._registry = ChannelRegistry(channel_lifetime)
+        self.clock = clock
+        self._registry = ChannelRegistry(channel_lifetime, clock)
         self._sockets: dict[str, ChannelSocket] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, Timer] = {}
         self._closed = False
         self.events_delivered = 0
         #: Told when a user's first session socket connects and its last one goes away.
@@ -170,7 +173,7 @@ class NotificationHub:
     def _live(self, channel_id: str) -> Channel | None:
         """The channel if it exists and has not expired (an overdue one is expired now)."""
         channel = self._registry.get(channel_id)
-        if channel is not None and channel.deadline <= time.monotonic():
+        if channel is not None and channel.deadline <= self.clock.monotonic():
             self._drop(channel, "expired")
             return None
         return channel
@@ -423,19 +426,21 @@ class NotificationHub:
     # ------------------------------------------------------------------ lifecycle
 
     def _schedule_expiry(self, channel: Channel) -> None:
-        loop = asyncio.get_running_loop()
         timer = self._timers.pop(channel.id, None)
         if timer is not None:
             timer.cancel()
-        delay = max(0.0, channel.deadline - time.monotonic())
-        self._timers[channel.id] = loop.call_later(delay, self._on_expiry, channel.id)
+        delay = max(0.0, channel.deadline - self.clock.monotonic())
+        channel_id = channel.id
+        self._timers[channel_id] = self.clock.call_later(
+            delay, lambda: self._on_expiry(channel_id)
+        )
 
     def _on_expiry(self, channel_id: str) -> None:
         self._timers.pop(channel_id, None)
         channel = self._registry.get(channel_id)
         if channel is None:
             return
-        if channel.deadline > time.monotonic():  # extended since: wait again
+        if channel.deadline > self.clock.monotonic():  # extended since: wait again
             self._schedule_expiry(channel)
             return
         logger.info("sandbox notifications: channel %s expired", channel_id)

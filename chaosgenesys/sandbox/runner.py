@@ -9,6 +9,10 @@
         sb.expire_tokens()
         sb.requests(r"/oauth/token")             # how many token requests were made
 
+    with Sandbox(clock=ManualClock(), session_grace_seconds=30) as sb:
+        sb.advance(30)                           # time passes at once; due timers run
+
+
 Every method runs its operation on the sandbox's loop (``asyncio.run_coroutine_threadsafe``) and
 may be called from any thread except that loop's own (event listeners run there).
 """
@@ -24,6 +28,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from chaosgenesys.clock import REAL_CLOCK, Clock
 from chaosgenesys.sandbox.admin import AdminError, SandboxAdmin
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.notifications import NotificationHub
@@ -54,6 +59,10 @@ class Sandbox:
     platform's reaction to a lost agent session (``docs/platform-reaction.md``); ``None`` takes
     the seed's ``platform`` section, else the defaults (30 s, 60 s, false).
     ``session_grace_seconds=0`` turns the reaction off.
+
+    ``clock`` is the sandbox's time (:mod:`chaosgenesys.clock`; default the real clock): token
+    lifetimes, the session grace, alerting and wrap-up timeouts and channel expiry run on it.
+    With a :class:`~chaosgenesys.clock.ManualClock`, time stands still until :meth:`advance`.
     """
 
     def __init__(
@@ -67,6 +76,7 @@ class Sandbox:
         session_grace_seconds: float | None = None,
         presence_renew_seconds: float | None = None,
         renew_on_queue: bool | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         if rate_limit_per_minute < 0:
             raise ValueError(f"rate_limit_per_minute must be >= 0, not {rate_limit_per_minute}")
@@ -90,7 +100,7 @@ class Sandbox:
         self.heartbeat_interval = heartbeat_interval
         self.rate_limit_per_minute = rate_limit_per_minute
         self.channel_lifetime = channel_lifetime
-        self._state = SandboxState(self._seed, EventBus())
+        self._state = SandboxState(self._seed, EventBus(), clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -153,6 +163,7 @@ class Sandbox:
             self._state.events,
             heartbeat_interval=self.heartbeat_interval,
             channel_lifetime=self.channel_lifetime,
+            clock=self._state.clock,
         )
         app = create_app(
             self._state,
@@ -250,6 +261,12 @@ class Sandbox:
         return self._state
 
     @property
+    def clock(self) -> Clock:
+        """The sandbox's clock (share a :class:`~chaosgenesys.clock.ManualClock` with a token
+        cache under test and :meth:`advance` moves both)."""
+        return self._state.clock
+
+    @property
     def events(self) -> EventBus:
         """The event bus; listeners are called on the sandbox's loop thread."""
         return self._state.events
@@ -271,6 +288,12 @@ class Sandbox:
             coroutine.close()
             raise RuntimeError("Sandbox methods cannot be called from the sandbox's own loop")
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(_CALL_TIMEOUT)
+
+    def advance(self, seconds: float) -> int:
+        """Move the sandbox's :class:`~chaosgenesys.clock.ManualClock` ``seconds`` forward, on
+        its loop; the timers that fall due have run when this returns. Returns how many ran.
+        Raises :class:`AdminError` on the real clock."""
+        return int(self._call(lambda admin: admin.advance_clock(seconds))["ran"])
 
     def route_call(
         self,

@@ -85,13 +85,17 @@ def create_app(
     """The sandbox application over ``state``.
 
     Without ``hub``, a :class:`NotificationHub` is made on ``state.events`` with
-    ``heartbeat_interval`` and ``channel_lifetime``. ``app[ADMIN_KEY]`` is the admin object.
+    ``heartbeat_interval``, ``channel_lifetime`` and ``state.clock``. ``app[ADMIN_KEY]`` is the
+    admin object.
     ``platform`` sets the reaction to lost agent sessions (default: the seed's ``platform``
     section, else :class:`PlatformSettings`' defaults).
     """
     if hub is None:
         hub = NotificationHub(
-            state.events, heartbeat_interval=heartbeat_interval, channel_lifetime=channel_lifetime
+            state.events,
+            heartbeat_interval=heartbeat_interval,
+            channel_lifetime=channel_lifetime,
+            clock=state.clock,
         )
     _quiet_string_keys()
     faults = faults if faults is not None else FaultStore()

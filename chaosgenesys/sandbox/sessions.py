@@ -28,14 +28,13 @@ seeded presences. Everything here runs on the sandbox's event loop thread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chaosgenesys.sandbox.clock import iso, utcnow
+from chaosgenesys.clock import Clock, Timer
+from chaosgenesys.sandbox.clock import iso
 from chaosgenesys.sandbox.presence import ON_QUEUE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,9 +80,11 @@ def session_users(topics: Iterable[str]) -> set[str]:
 
 class PresenceControl(Protocol):
     """What the platform's reaction changes in the sandbox's state (``state.SandboxState`` has
-    it): a protocol, so that this module, which the seed imports, does not import the state."""
+    it): a protocol, so that this module, which the seed imports, does not import the state.
+    The grace and the renewal window run on its ``clock``."""
 
     users: dict[str, User]
+    clock: Clock
 
     def abandon_alerts(self, user_id: str) -> list[str]: ...
 
@@ -141,7 +142,7 @@ class PlatformReaction:
         self._seen: set[str] = set()
         self._lost_at: dict[str, float] = {}
         self._logged_off: dict[str, _LoggedOff] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, Timer] = {}
         self.log: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ settings
@@ -181,7 +182,7 @@ class PlatformReaction:
         self._online.discard(user_id)
         if user_id not in self._seen:
             return
-        self._lost_at[user_id] = time.monotonic()
+        self._lost_at[user_id] = self.state.clock.monotonic()
         self._arm(user_id)
 
     # ------------------------------------------------------------------ reaction
@@ -191,12 +192,12 @@ class PlatformReaction:
         grace = self.settings.session_grace_seconds
         if lost_at is None or grace <= 0:
             return
+        clock = self.state.clock
+        delay = max(0.0, lost_at + grace - clock.monotonic())
         try:
-            loop = asyncio.get_running_loop()
+            self._timers[user_id] = clock.call_later(delay, lambda: self._expire(user_id))
         except RuntimeError:  # not on the loop (direct use in unit tests): no timers
             return
-        delay = max(0.0, lost_at + grace - time.monotonic())
-        self._timers[user_id] = loop.call_later(delay, self._expire, user_id)
 
     def _cancel(self, user_id: str) -> None:
         handle = self._timers.pop(user_id, None)
@@ -213,9 +214,9 @@ class PlatformReaction:
         abandoned = self.state.abandon_alerts(user_id)
         logged_off = previous != "Offline"
         if logged_off:
-            self._logged_off[user_id] = _LoggedOff(previous, time.monotonic())
+            self._logged_off[user_id] = _LoggedOff(previous, self.state.clock.monotonic())
             self.state.set_presence_by_name(user_id, "Offline")
-        seconds = round(time.monotonic() - lost_at, 3)
+        seconds = round(self.state.clock.monotonic() - lost_at, 3)
         logger.info(
             "sandbox: %s had no session for %.1f s: %d alerting call(s) not answered, %s",
             user_id,
@@ -239,7 +240,7 @@ class PlatformReaction:
         window = self.settings.presence_renew_seconds
         if window <= 0:
             return
-        within = time.monotonic() - logged_off.at <= window
+        within = self.state.clock.monotonic() - logged_off.at <= window
         presence = logged_off.presence if within else "Available"
         if presence == ON_QUEUE.name and not self.settings.renew_on_queue:
             presence = "Available"
@@ -248,7 +249,8 @@ class PlatformReaction:
         self._record(user_id, "sessionRenewed", presence=presence, withinWindow=within)
 
     def _record(self, user_id: str, action: str, **details: Any) -> None:
-        self.log.append({"userId": user_id, "action": action, "time": iso(utcnow()), **details})
+        moment = iso(self.state.clock.now())
+        self.log.append({"userId": user_id, "action": action, "time": moment, **details})
         del self.log[: max(0, len(self.log) - _MAX_LOG)]
 
     # ------------------------------------------------------------------ lifecycle and views
@@ -273,7 +275,7 @@ class PlatformReaction:
 
     def to_json(self) -> dict[str, Any]:
         """Settings, sessions, pending reactions and the reactions so far."""
-        now = time.monotonic()
+        now = self.state.clock.monotonic()
         grace = self.settings.session_grace_seconds
         return {
             **self.settings.to_json(),

@@ -28,12 +28,12 @@ like and whom the ACD offers it to are pure functions in ``calls.py``; the data 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from chaosgenesys.clock import REAL_CLOCK, Clock, Timer
 from chaosgenesys.sandbox import views
 from chaosgenesys.sandbox.calls import (
     acd_candidates,
@@ -42,7 +42,6 @@ from chaosgenesys.sandbox.calls import (
     inbound_call,
     wrapup_entry,
 )
-from chaosgenesys.sandbox.clock import utcnow
 from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.model import (
@@ -74,16 +73,24 @@ _MAX_ENDED_CONVERSATIONS = 1000
 
 
 class SandboxState:
-    """All the simulated platform state, seeded from a :class:`Seed`."""
+    """All the simulated platform state, seeded from a :class:`Seed`.
 
-    def __init__(self, seed: Seed | None = None, events: EventBus | None = None) -> None:
+    ``clock`` (:mod:`chaosgenesys.clock`) is the sandbox's time: timestamps, token lifetimes,
+    alerting and wrap-up timeouts, and the other components' timers (they read
+    ``state.clock``).
+    """
+
+    def __init__(
+        self, seed: Seed | None = None, events: EventBus | None = None, clock: Clock = REAL_CLOCK
+    ) -> None:
+        self.clock = clock
         self.events = events if events is not None else EventBus()
-        self.tokens = TokenStore()
+        self.tokens = TokenStore(clock=clock)
         self.users: dict[str, User] = {}
         self.queues: dict[str, Queue] = {}
         self.conversations: dict[str, Conversation] = {}
         self.wrapup_codes: dict[str, str] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, Timer] = {}
         self._dispatching = False
         self.seed = seed if seed is not None else load_seed(None)
         self.load(self.seed)
@@ -99,7 +106,7 @@ class SandboxState:
         self._timers.clear()
         self.seed = seed
         self.tokens.set_clients(seed.clients)
-        now = utcnow()
+        now = self.clock.now()
         self.seed_time = now
         self.users = {}
         for user_seed in seed.users:
@@ -203,7 +210,7 @@ class SandboxState:
         if status_changed:
             logger.debug("sandbox: %s routing %s -> %s", user.id, user.routing_status, status)
             user.routing_status = status
-            user.routing_start = utcnow()
+            user.routing_start = self.clock.now()
         if presence_changed or status_changed:
             user.version += 1
         if presence_changed:
@@ -242,7 +249,7 @@ class SandboxState:
         self, user: User, definition: PresenceDefinition, message: str | None
     ) -> User:
         user.presence = definition
-        user.presence_modified = utcnow()
+        user.presence_modified = self.clock.now()
         if message is not None:
             user.presence_message = message
         user.not_responding = False
@@ -300,7 +307,11 @@ class SandboxState:
         if conversation_id is not None and conversation_id in self.conversations:
             raise bad_request(f"conversation {conversation_id!r} already exists")
         conversation = inbound_call(
-            queue, now=utcnow(), conversation_id=conversation_id, user_id=user_id, answer=answer
+            queue,
+            now=self.clock.now(),
+            conversation_id=conversation_id,
+            user_id=user_id,
+            answer=answer,
         )
         self.conversations[conversation.id] = conversation
         self._prune_conversations()
@@ -332,7 +343,7 @@ class SandboxState:
 
     def _offer(self, conversation: Conversation, user: User) -> None:
         queue = self.queues[conversation.queue_id]
-        participant = agent_leg(queue, user, now=utcnow())
+        participant = agent_leg(queue, user, now=self.clock.now())
         conversation.participants.append(participant)
         logger.debug("sandbox: call %s alerting on %s", conversation.id, user.id)
         self._refresh(user)
@@ -384,7 +395,7 @@ class SandboxState:
         return participant
 
     def _connect(self, conversation: Conversation, participant: Participant) -> None:
-        now = utcnow()
+        now = self.clock.now()
         self._cancel(f"alert:{participant.id}")
         participant.state = "connected"
         participant.connected_time = now
@@ -398,7 +409,7 @@ class SandboxState:
 
     def _disconnect(self, conversation: Conversation, participant: Participant) -> None:
         """The agent hangs up (or declines while alerting)."""
-        now = utcnow()
+        now = self.clock.now()
         self._cancel(f"alert:{participant.id}")
         was_connected = participant.state == "connected"
         participant.state = "disconnected"
@@ -426,7 +437,7 @@ class SandboxState:
         conversation = self.conversation(conversation_id)
         if conversation.end_time is not None:
             return conversation
-        now = utcnow()
+        now = self.clock.now()
         customer = conversation.by_purpose("customer")
         if customer is not None and customer.active:
             customer.state = "disconnected"
@@ -456,7 +467,7 @@ class SandboxState:
         return conversation
 
     def _start_acw(self, conversation: Conversation, participant: Participant) -> None:
-        now = utcnow()
+        now = self.clock.now()
         participant.wrapup_required = True
         participant.acw_start = now
         if participant.wrapup is not None:  # wrap-up code given while connected: no ACW
@@ -492,7 +503,7 @@ class SandboxState:
         name = self.wrapup_codes.get(code)
         if name is None:
             raise bad_request(f"wrap-up code {code!r} does not exist")
-        now = utcnow()
+        now = self.clock.now()
         participant.wrapup = wrapup_entry(
             code,
             name,
@@ -523,7 +534,7 @@ class SandboxState:
         participant = next((p for p in conversation.participants if p.id == participant_id), None)
         if participant is None or not participant.in_acw:
             return
-        now = utcnow()
+        now = self.clock.now()
         participant.wrapup = wrapup_entry(
             *WRAPUP_TIMEOUT_CODE, now=now, duration_seconds=acw_seconds(participant, now)
         )
@@ -543,7 +554,7 @@ class SandboxState:
             return
         participant.state = "disconnected"
         participant.disconnect_type = "transfer.noanswer"
-        participant.end_time = utcnow()
+        participant.end_time = self.clock.now()
         participant.wrapup_required = False
         logger.debug("sandbox: alert timed out on %s", conversation_id)
         if participant.user_id is not None and participant.user_id in self.users:
@@ -593,12 +604,11 @@ class SandboxState:
 
     # ------------------------------------------------------------------ timers
     def _schedule(self, key: str, delay: float, callback: Callable[[], None]) -> None:
+        self._cancel(key)
         try:
-            loop = asyncio.get_running_loop()
+            self._timers[key] = self.clock.call_later(delay, callback)
         except RuntimeError:  # not on the event loop (direct use in tests): no timers
             return
-        self._cancel(key)
-        self._timers[key] = loop.call_later(delay, callback)
 
     def _cancel(self, key: str) -> None:
         handle = self._timers.pop(key, None)

@@ -25,11 +25,11 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from chaosgenesys.clock import REAL_CLOCK, Clock
 from chaosgenesys.sandbox.clock import utcnow
 from chaosgenesys.sandbox.seed import DEFAULT_SCOPES, DESKTOP_CLIENT_ID, ClientSeed, Seed
 
@@ -128,15 +128,17 @@ class TokenRecord:
     user_id: str | None = None
     grant: str = "CLIENT-CREDENTIALS"
 
-    def is_valid(self, now: float | None = None) -> bool:
-        """Not revoked and not expired."""
-        return not self.revoked and (time.time() if now is None else now) < self.expires_at
+    def is_valid(self, now: float) -> bool:
+        """Not revoked and not expired at ``now`` (epoch seconds on the store's clock)."""
+        return not self.revoked and now < self.expires_at
 
 
 class TokenStore:
-    """OAuth clients and the tokens issued to them."""
+    """OAuth clients and the tokens issued to them; lifetimes run on ``clock``
+    (:mod:`chaosgenesys.clock`)."""
 
-    def __init__(self, clients: Iterable[ClientSeed] = ()) -> None:
+    def __init__(self, clients: Iterable[ClientSeed] = (), clock: Clock = REAL_CLOCK) -> None:
+        self.clock = clock
         self.clients: dict[str, OAuthClient] = {}
         self._tokens: dict[str, TokenRecord] = {}
         self._revocation_listeners: list[RevocationListener] = []
@@ -176,7 +178,7 @@ class TokenStore:
         self.clients[DESKTOP_CLIENT_ID] = OAuthClient(
             DESKTOP_CLIENT_ID, "", DESKTOP_TOKEN_LIFETIME, public=True
         )
-        now = time.time()
+        now = self.clock.time()
         revoked: list[str] = []
         for token, record in self._tokens.items():
             if record.client_id not in self.clients:
@@ -203,7 +205,7 @@ class TokenStore:
         through ``grant``: see :class:`TokenRecord`)."""
         self._prune()
         token = secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock.time()
         record = TokenRecord(
             client.client_id, now, now + client.token_lifetime, user_id=user_id, grant=grant
         )
@@ -217,12 +219,12 @@ class TokenStore:
     def validate(self, token: str) -> TokenRecord | None:
         """The record of a valid token, or ``None`` (unknown, expired or revoked)."""
         record = self._tokens.get(token)
-        if record is None or not record.is_valid():
+        if record is None or not record.is_valid(self.clock.time()):
             return None
         return record
 
     def _matching(self, client_id: str | None) -> list[TokenRecord]:
-        now = time.time()
+        now = self.clock.time()
         return [
             record
             for record in self._tokens.values()
@@ -231,7 +233,7 @@ class TokenStore:
 
     def expire(self, client_id: str | None = None) -> int:
         """Expire every valid token (of one client); returns how many."""
-        now = time.time()
+        now = self.clock.time()
         matching = self._matching(client_id)
         for record in matching:
             record.expires_at = now
@@ -239,7 +241,7 @@ class TokenStore:
 
     def revoke(self, client_id: str | None = None) -> int:
         """Revoke every valid token (of one client); returns how many."""
-        now = time.time()
+        now = self.clock.time()
         revoked = [
             token
             for token, record in self._tokens.items()
@@ -253,7 +255,7 @@ class TokenStore:
     def revoke_token(self, token: str) -> bool:
         """Revoke one token; ``True`` if it was valid."""
         record = self._tokens.get(token)
-        if record is None or not record.is_valid():
+        if record is None or not record.is_valid(self.clock.time()):
             return False
         record.revoked = True
         self._revoked([token])
@@ -273,7 +275,7 @@ class TokenStore:
     def _prune(self) -> None:
         if len(self._tokens) < _MAX_DEAD_TOKENS:
             return
-        now = time.time()
+        now = self.clock.time()
         dead = [token for token, record in self._tokens.items() if not record.is_valid(now)]
         for token in dead[: len(dead) // 2]:
             del self._tokens[token]

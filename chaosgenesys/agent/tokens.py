@@ -19,6 +19,9 @@ and **refresh has priority over application requests** (the guide's edge case 3)
 goes out on its own connection pool, never queued behind API calls, and callers asking for a
 token while a refresh is due or in flight wait for the new token instead of sending the old
 one. The naive keeper fetches once and never refreshes.
+
+A token's expiry runs on the keeper's ``clock`` (:mod:`chaosgenesys.clock`, the real one unless
+a test passes a ``ManualClock``); request latencies are always real time.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 
 from chaosgenesys.agent.config import Endpoint
+from chaosgenesys.clock import REAL_CLOCK, Clock
 from chaosgenesys.platform import pkce
 from chaosgenesys.revocation import REVOKE_PATH, Revocation, outcome
 
@@ -76,7 +80,9 @@ class TokenKeeper:
         request_kwargs: dict[str, Any] | None = None,
         on_call: CallListener | None = None,
         user_login: UserLogin | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
+        self._clock = clock
         self._endpoint = endpoint
         self._user_login = user_login
         self._refresh_token: str | None = None  # the user login's; never logged
@@ -87,7 +93,7 @@ class TokenKeeper:
         self._on_call = on_call
         self._kwargs = request_kwargs or {}
         self._token: str | None = None
-        self._expires_at = 0.0  # monotonic
+        self._expires_at = 0.0  # on the clock's monotonic reading
         self._lifetime = 0.0
         self._refreshing: asyncio.Task[str] | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -95,7 +101,7 @@ class TokenKeeper:
     @property
     def expires_in(self) -> float:
         """Seconds the current token has left (0 when there is none)."""
-        return max(0.0, self._expires_at - time.monotonic()) if self._token else 0.0
+        return max(0.0, self._expires_at - self._clock.monotonic()) if self._token else 0.0
 
     def _due(self) -> bool:
         if self._token is None:
@@ -103,7 +109,7 @@ class TokenKeeper:
         if not self._proactive:
             return False
         margin = min(self._margin, self._lifetime / 2)
-        return time.monotonic() >= self._expires_at - margin
+        return self._clock.monotonic() >= self._expires_at - margin
 
     async def token(self) -> str:
         """A token to send: waits for a refresh that is due or in flight (priority)."""
@@ -127,6 +133,7 @@ class TokenKeeper:
         return await self.refresh("401")
 
     async def _fetch(self, why: str) -> str:
+        issued = self._clock.monotonic()
         started = time.monotonic()
         status, body = await self._post()  # each request reported to on_call as it ends
         if status != 200:
@@ -137,7 +144,7 @@ class TokenKeeper:
         lifetime = float(body.get("expires_in") or 86400)
         self._token = token
         self._lifetime = lifetime
-        self._expires_at = started + lifetime
+        self._expires_at = issued + lifetime
         elapsed_ms = (time.monotonic() - started) * 1000
         if self._on_refresh is not None:
             self._on_refresh(why, elapsed_ms, lifetime)
@@ -278,7 +285,7 @@ class TokenKeeper:
     async def _refresh_loop(self) -> None:
         while True:
             margin = min(self._margin, self._lifetime / 2)
-            wait = self._expires_at - margin - time.monotonic()
+            wait = self._expires_at - margin - self._clock.monotonic()
             await asyncio.sleep(max(0.05, wait))
             if not self._due():
                 continue

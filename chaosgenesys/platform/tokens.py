@@ -10,6 +10,9 @@ key's condition (single flight). No lock is held during HTTP except the per-key 
 in flight" flag, so a refresh never queues behind API requests and keys never block each other.
 :meth:`TokenCache.force_refresh` replaces a token the API rejected, once, however many threads
 saw the rejection.
+
+Token expiry and the refresh margin run on the cache's ``clock`` (:mod:`chaosgenesys.clock`,
+the real one unless a test passes a ``ManualClock``); waits and latencies are real time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.clock import REAL_CLOCK, Clock
 from chaosgenesys.platform import http, metrics
 from chaosgenesys.platform.errors import GenesysApiError, parse_error_body
 from chaosgenesys.platform.retry import RETRYABLE_STATUSES, backoff_delay, parse_retry_after
@@ -93,9 +97,11 @@ def _key(settings: ClientSettings) -> Key:
 
 
 class TokenCache:
-    """A thread-safe cache of access tokens with single-flight refresh per key."""
+    """A thread-safe cache of access tokens with single-flight refresh per key; expiry and
+    the refresh margin are read on ``clock``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = REAL_CLOCK) -> None:
+        self.clock = clock
         self._lock = threading.Lock()  # guards _entries only, never held during HTTP
         self._entries: dict[Key, _Entry] = {}
 
@@ -114,7 +120,9 @@ class TokenCache:
         entry = self._entry(settings)
         with entry.cond:
             token = entry.token
-            if token is not None and not token.needs_refresh(settings.token_refresh_margin):
+            if token is not None and not token.needs_refresh(
+                settings.token_refresh_margin, self.clock.time()
+            ):
                 return token
             if entry.refreshing:
                 return self._wait(entry, settings)
@@ -138,7 +146,7 @@ class TokenCache:
                 stale_token is not None
                 and token is not None
                 and token.value != stale_token.value
-                and not token.needs_refresh(settings.token_refresh_margin)
+                and not token.needs_refresh(settings.token_refresh_margin, self.clock.time())
             ):
                 return token
             entry.refreshing = True
@@ -217,7 +225,7 @@ class TokenCache:
     def _refresh(self, entry: _Entry, settings: ClientSettings) -> AccessToken:
         """Fetch a token (``entry.refreshing`` is set by the caller) and publish the outcome."""
         try:
-            token = request_token(settings)
+            token = request_token(settings, self.clock)
         except BaseException as exc:
             with entry.cond:
                 entry.refreshing = False
@@ -241,8 +249,9 @@ def _basic(settings: ClientSettings) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def request_token(settings: ClientSettings) -> AccessToken:
-    """One client-credentials token from ``login_url/oauth/token``, retrying 429/503/504.
+def request_token(settings: ClientSettings, clock: Clock = REAL_CLOCK) -> AccessToken:
+    """One client-credentials token from ``login_url/oauth/token``, retrying 429/503/504;
+    its ``obtained_at`` and ``expires_at`` are on ``clock``.
 
     Failures raise :class:`GenesysApiError` (status, OAuth ``error`` and description) or
     ``ActivityFailed`` for transport errors; never the secret.
@@ -308,7 +317,7 @@ def request_token(settings: ClientSettings) -> AccessToken:
             expires_in = float(body.get("expires_in", 86399))
         except (TypeError, ValueError):
             expires_in = 86399.0
-        now = time.time()
+        now = clock.time()
         logger.info(
             "obtained a Genesys Cloud access token for client id %r from %s (expires in %d s)",
             settings.client_id,

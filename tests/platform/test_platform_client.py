@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.platform import (
     GenesysApiError,
     GenesysClient,
@@ -75,14 +76,17 @@ def test_proactive_refresh_inside_the_margin(
     sandbox: Any, configuration: dict[str, Any], secrets: dict[str, str]
 ) -> None:
     sandbox.set_token_lifetime(secrets["client_id"], 3)
-    client = make_client(configuration, secrets, genesys_token_refresh_margin=1)
+    # the cache reads a clock the test moves: no sleeping out the lifetime
+    clock = ManualClock()
+    settings = make_client(configuration, secrets, genesys_token_refresh_margin=1).settings
+    client = GenesysClient(settings, tokens.TokenCache(clock))
     client.get(USER_PATH)
     first = client.tokens.peek(client.settings)
     assert first is not None and first.lifetime <= 3.5
-    time.sleep(0.5)
+    clock.advance(0.5)
     client.get(USER_PATH)
     assert token_requests(sandbox) == 1  # still outside the margin
-    time.sleep(max(0.0, first.expires_at - 1 - time.time()) + 0.2)  # now inside the margin
+    clock.advance(max(0.0, first.expires_at - 1 - clock.time()) + 0.2)  # now inside the margin
     client.get(USER_PATH)
     assert token_requests(sandbox) == 2
     # refreshed before expiry: no call was rejected and retried

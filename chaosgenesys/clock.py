@@ -78,7 +78,8 @@ REAL_CLOCK = Clock()
 
 
 class _ManualTimer:
-    """A timer of a :class:`ManualClock`: due at ``deadline`` on its monotonic reading."""
+    """A timer of a :class:`ManualClock`: due when the clock's ``elapsed`` reaches
+    ``deadline``."""
 
     __slots__ = ("callback", "cancelled", "deadline", "loop", "order")
 
@@ -157,9 +158,7 @@ class ManualClock(Clock):
         loop running here (:class:`RuntimeError` when none runs, as for the real clock)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            timer = _ManualTimer(
-                self.monotonic() + max(0.0, delay), next(self._order), callback, loop
-            )
+            timer = _ManualTimer(self._elapsed + max(0.0, delay), next(self._order), callback, loop)
             heapq.heappush(self._timers, timer)
         return timer
 
@@ -190,11 +189,11 @@ class ManualClock(Clock):
             with self._lock:
                 while self._timers and self._timers[0].cancelled:
                     heapq.heappop(self._timers)
-                if not self._timers or self._timers[0].deadline - self._monotonic > target:
+                if not self._timers or self._timers[0].deadline > target:
                     self._elapsed = target
                     return ran
                 timer = heapq.heappop(self._timers)
-                self._elapsed = max(self._elapsed, timer.deadline - self._monotonic)
+                self._elapsed = max(self._elapsed, timer.deadline)
             ran += 1
             if timer.loop is here:
                 timer.run()

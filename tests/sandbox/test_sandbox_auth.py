@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.sandbox import Sandbox
 from tests.sandbox.sandbox_helpers import CLIENT_ID, CLIENT_SECRET, Api, api_fixture, make_seed
 
@@ -116,15 +117,16 @@ def test_revoked_token_and_per_client(sandbox: Any, api: Api) -> None:
     other.close()
 
 
-def test_short_lifetime_expires(sandbox: Any) -> None:
-    import time
-
-    sandbox.set_token_lifetime(CLIENT_ID, 1)
-    client = Api(sandbox)
-    assert client.get(USERS).status_code == 200
-    time.sleep(1.1)
-    assert client.get(USERS).json()["code"] == "bad.credentials"
-    client.close()
+def test_short_lifetime_expires() -> None:
+    with Sandbox(seed=make_seed(), clock=ManualClock()) as sandbox:
+        sandbox.set_token_lifetime(CLIENT_ID, 1)
+        client = Api(sandbox)
+        assert client.get(USERS).status_code == 200
+        sandbox.advance(0.9)
+        assert client.get(USERS).status_code == 200
+        sandbox.advance(0.2)  # the lifetime is up
+        assert client.get(USERS).json()["code"] == "bad.credentials"
+        client.close()
 
 
 def test_tokens_me(api: Api) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.sandbox import Sandbox
 from chaosgenesys.sandbox.admin import AdminError
 from tests.sandbox.sandbox_helpers import (
@@ -246,7 +247,7 @@ def test_my_conversations_is_empty(sandbox: Any, api: Api) -> None:
 def test_wrapup_and_alerting_timeouts() -> None:
     seed = make_seed(queues=[{"id": QUEUE, "name": "Fast Queue", "members": [AGENT_1],
                               "wrapup_timeout": 0.3, "alerting_timeout": 0.3}])
-    with Sandbox(seed=seed) as sb:
+    with Sandbox(seed=seed, clock=ManualClock()) as sb:
         client = Api(sb)
         answered = sb.route_call(QUEUE, answer=True)
         agent = _agent(client, answered)
@@ -254,6 +255,9 @@ def test_wrapup_and_alerting_timeouts() -> None:
         client.patch(f"/api/v2/conversations/calls/{answered}/participants/{agent['id']}",
                      json={"state": "disconnected"})
         assert _routing(client, AGENT_1) == "INTERACTING"
+        sb.advance(0.29)
+        assert _routing(client, AGENT_1) == "INTERACTING"
+        sb.advance(0.02)  # the wrap-up timeout is up: its timer has run
         assert wait_until(lambda: _routing(client, AGENT_1) == "IDLE", timeout=3)
         agent = _agent(client, answered)
         assert agent["wrapup"]["code"] == "7fb334b0-0e9e-11e4-9191-0800200c9a66"
@@ -261,6 +265,9 @@ def test_wrapup_and_alerting_timeouts() -> None:
 
         # Not answered in time: NOT_RESPONDING and the call waits again.
         ignored = sb.route_call(QUEUE)
+        sb.advance(0.29)
+        assert _routing(client, AGENT_1) == "INTERACTING"  # still alerting
+        sb.advance(0.02)
         assert wait_until(lambda: _routing(client, AGENT_1) == "NOT_RESPONDING", timeout=3)
         agent = _agent(client, ignored)
         assert agent["calls"][0]["disconnectType"] == "transfer.noanswer"

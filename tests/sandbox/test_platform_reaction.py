@@ -2,7 +2,9 @@
 
 A "desktop" here is what an agent desktop holds on the wire: a notification channel subscribed
 to the agent's presence, routing status and conversations, with a connected socket
-(``websocket-client``). The sandbox runs with a short grace time so the reaction is observable.
+(``websocket-client``). The sandbox runs on a ``ManualClock``: a test waits (real I/O) until
+the sandbox has seen a socket go or come, then advances the clock past, or short of, the grace.
+One test keeps the real clock to check the grace in real time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 import requests
 import websocket
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.sandbox import Sandbox
 from chaosgenesys.sandbox.admin import AdminError
 from chaosgenesys.sandbox.seed import SeedError, load_seed
@@ -85,9 +88,25 @@ class Desktop:
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(
-        seed=make_seed(), heartbeat_interval=5.0, session_grace_seconds=GRACE
+        seed=make_seed(), heartbeat_interval=5.0, session_grace_seconds=GRACE, clock=ManualClock()
     ) as sb:
         yield sb
+
+
+@pytest.fixture
+def real_time_sandbox() -> Iterator[Sandbox]:
+    with Sandbox(seed=make_seed(), heartbeat_interval=5.0, session_grace_seconds=GRACE) as sb:
+        yield sb
+
+
+def _lost(sandbox: Sandbox, user_id: str) -> None:
+    """Wait (real I/O) until the sandbox has seen ``user_id``'s last session go."""
+    assert wait_until(lambda: user_id in [p["userId"] for p in sandbox.platform()["pending"]])
+
+
+def _sockets(sandbox: Sandbox) -> int:
+    connected: int = sandbox.snapshot()["notifications"]["connected"]
+    return connected
 
 
 @pytest.fixture
@@ -127,15 +146,16 @@ def test_an_observer_of_presence_is_not_a_session(sandbox: Sandbox, api: Api) ->
     try:
         assert sandbox.platform()["sessions"] == {}
         observer.close()
-        time.sleep(GRACE * 2)
+        assert wait_until(lambda: _sockets(sandbox) == 0)
+        sandbox.advance(GRACE * 2)
         assert _user(api, AGENT_1) == ("On Queue", "IDLE")
     finally:
         observer.close()
 
 
 def test_users_never_connected_are_left_alone() -> None:
-    with Sandbox(seed=make_seed(), session_grace_seconds=0.05) as sb:
-        time.sleep(0.4)
+    with Sandbox(seed=make_seed(), session_grace_seconds=0.05, clock=ManualClock()) as sb:
+        sb.advance(0.4)
         users = {u["id"]: u for u in sb.snapshot()["users"]}
         assert users[AGENT_1]["presence"] == "On Queue"
         assert users[AGENT_2]["presence"] == "On Queue"
@@ -154,7 +174,8 @@ def test_combined_topic_counts_and_displacement_keeps_the_session(
     assert wait_until(lambda: sandbox.platform()["sessions"] == {AGENT_1: 1})
     second = websocket.create_connection(channel["connectUri"], timeout=5)  # displaces first
     try:
-        time.sleep(GRACE * 2)
+        _wait_closed(first)  # the sandbox has displaced it
+        sandbox.advance(GRACE * 2)
         assert _user(api, AGENT_1) == ("On Queue", "IDLE")
         assert sandbox.platform()["reactions"] == []
     finally:
@@ -162,10 +183,24 @@ def test_combined_topic_counts_and_displacement_keeps_the_session(
         second.close()
 
 
+def _wait_closed(ws: websocket.WebSocket) -> None:
+    """Read until the server has closed ``ws`` (real I/O, at most 5 s)."""
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            if ws.recv() in ("", b""):
+                return
+    except (websocket.WebSocketException, OSError):
+        return
+    raise AssertionError("the sandbox did not close the displaced socket")
+
+
 # --------------------------------------------------------------------------- the reaction
 
 
-def test_lost_session_logs_the_agent_off_after_the_grace_time(sandbox: Sandbox, api: Api) -> None:
+def test_lost_session_logs_the_agent_off_after_the_grace_time(real_time_sandbox: Sandbox) -> None:
+    sandbox = real_time_sandbox  # the real clock: the grace is measured in real time here
+    api = Api(sandbox)
     observer = Desktop(api, AGENT_1, ("presence", "routingStatus"))
     desktop = Desktop(api, AGENT_1)
     try:
@@ -189,16 +224,34 @@ def test_lost_session_logs_the_agent_off_after_the_grace_time(sandbox: Sandbox, 
     finally:
         observer.close()
         desktop.close()
+        api.close()
+
+
+def test_the_grace_runs_on_the_sandbox_clock(sandbox: Sandbox, api: Api) -> None:
+    desktop = Desktop(api, AGENT_1)
+    try:
+        desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE - 0.05)
+        assert _user(api, AGENT_1) == ("On Queue", "IDLE")
+        assert sandbox.platform()["reactions"] == []
+        sandbox.advance(0.1)  # the grace is up: the reaction has run when advance returns
+        assert _user(api, AGENT_1) == ("Offline", "OFF_QUEUE")
+        assert sandbox.platform()["reactions"][-1]["secondsWithoutSession"] == GRACE
+    finally:
+        desktop.close()
 
 
 def test_reconnect_within_the_grace_time_changes_nothing(sandbox: Sandbox, api: Api) -> None:
     desktop = Desktop(api, AGENT_1)
     try:
         desktop.close()
-        time.sleep(GRACE / 3)
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE / 3)
         assert sandbox.platform()["pending"][0]["userId"] == AGENT_1
         desktop.connect()  # same channel, as after a network blip
-        time.sleep(GRACE * 2)
+        assert wait_until(lambda: sandbox.platform()["sessions"] == {AGENT_1: 1})
+        sandbox.advance(GRACE * 2)
         assert _user(api, AGENT_1) == ("On Queue", "IDLE")
         assert sandbox.platform()["reactions"] == []
         assert sandbox.platform()["pending"] == []
@@ -210,6 +263,8 @@ def test_sandbox_close_of_the_socket_is_a_lost_session(sandbox: Sandbox, api: Ap
     desktop = Desktop(api, AGENT_1)
     try:
         assert sandbox.close_notification_sockets(code=4000, user_ids=[AGENT_1]) == 1
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
     finally:
         desktop.close()
@@ -226,6 +281,8 @@ def test_alerting_call_is_not_answered_and_goes_to_another_agent(
     try:
         assert [a["user"]["id"] for a in _agents(api, conversation_id)] == [AGENT_1]
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: len(_agents(api, conversation_id)) == 2, timeout=5)
         first, second = _agents(api, conversation_id)
         assert first["user"]["id"] == AGENT_1 and first["state"] == "disconnected"
@@ -247,6 +304,8 @@ def test_alerting_call_is_not_answered_and_goes_to_another_agent(
         desktop.connect()
         second_call = sandbox.route_call(QUEUE, user_id=AGENT_1)
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
         assert statuses[-2:] == ["NOT_RESPONDING", "OFF_QUEUE"]
         # nobody idle is left: the call waits in the queue
@@ -261,6 +320,8 @@ def test_connected_call_and_wrapup_survive_the_lost_session(sandbox: Sandbox, ap
     conversation_id = sandbox.route_call(QUEUE, user_id=AGENT_1, answer=True)
     try:
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
         (agent,) = _agents(api, conversation_id)
         assert agent["state"] == "connected"
@@ -301,6 +362,8 @@ def test_presence_is_renewed_on_reconnect_within_the_window(api: Api, sandbox: S
     desktop = Desktop(api, AGENT_1)
     try:
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
         desktop.connect()
         # On Queue is renewed as Available unless renew_on_queue is set
@@ -310,6 +373,8 @@ def test_presence_is_renewed_on_reconnect_within_the_window(api: Api, sandbox: S
         sandbox.configure_platform(renew_on_queue=True)
         sandbox.set_presence(AGENT_1, "On Queue")
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
         desktop.connect()
         assert wait_until(lambda: _user(api, AGENT_1) == ("On Queue", "IDLE"))
@@ -317,8 +382,10 @@ def test_presence_is_renewed_on_reconnect_within_the_window(api: Api, sandbox: S
         sandbox.configure_platform(presence_renew_seconds=0.2)
         sandbox.set_presence(AGENT_1, "Break")
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
-        time.sleep(0.3)
+        sandbox.advance(0.3)
         desktop.connect()  # after the window: Available
         assert wait_until(lambda: _user(api, AGENT_1) == ("Available", "OFF_QUEUE"))
     finally:
@@ -329,10 +396,12 @@ def test_a_presence_set_while_offline_is_not_overwritten(api: Api, sandbox: Sand
     desktop = Desktop(api, AGENT_1)
     try:
         desktop.close()
+        _lost(sandbox, AGENT_1)
+        sandbox.advance(GRACE)
         assert wait_until(lambda: _user(api, AGENT_1)[0] == "Offline", timeout=5)
         sandbox.set_presence(AGENT_1, "Meal")
         desktop.connect()
-        time.sleep(0.2)
+        assert wait_until(lambda: sandbox.platform()["sessions"] == {AGENT_1: 1})
         assert _user(api, AGENT_1)[0] == "Meal"
     finally:
         desktop.close()
@@ -376,16 +445,19 @@ def test_settings_from_seed_constructor_and_admin() -> None:
 
 
 def test_grace_zero_disables_the_reaction() -> None:
-    with Sandbox(seed=make_seed(), session_grace_seconds=0) as sb:
+    with Sandbox(seed=make_seed(), session_grace_seconds=0, clock=ManualClock()) as sb:
         client = Api(sb)
         desktop = Desktop(client, AGENT_1)
         try:
             desktop.close()
-            time.sleep(0.5)
+            _lost(sb, AGENT_1)
+            sb.advance(0.5)
             assert _user(client, AGENT_1) == ("On Queue", "IDLE")
             assert sb.platform()["pending"][0]["reactsInSeconds"] is None
-            # turning it on later reacts counting from the loss
+            # turning it on later reacts counting from the loss: already due, it runs at the
+            # next advance, however short
             sb.configure_platform(session_grace_seconds=0.2)
+            sb.advance(0)
             assert wait_until(lambda: _user(client, AGENT_1)[0] == "Offline", timeout=3)
         finally:
             desktop.close()

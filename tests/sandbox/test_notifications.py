@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 import requests
 import websocket
 
+from chaosgenesys.clock import ManualClock
 from tests.conftest import AGENT_1, AGENT_2, CLIENT_ID, CLIENT_SECRET, make_seed
 
 HEARTBEAT = 0.2
@@ -441,25 +442,30 @@ def test_eviction_of_a_connected_channel_tells_its_socket(api: Api) -> None:
 def test_channel_expiry_closes_the_socket_and_subscribing_extends() -> None:
     from chaosgenesys.sandbox import Sandbox
 
-    with Sandbox(seed=make_seed(), heartbeat_interval=30.0, channel_lifetime=0.6) as sandbox:
-        check_expiry(Api(sandbox.url, CLIENT_ID, CLIENT_SECRET))
+    with Sandbox(
+        seed=make_seed(), heartbeat_interval=30.0, channel_lifetime=0.6, clock=ManualClock()
+    ) as sandbox:
+        check_expiry(Api(sandbox.url, CLIENT_ID, CLIENT_SECRET), sandbox.advance)
 
 
-def check_expiry(api: Api) -> None:
+def check_expiry(api: Api, advance: Callable[[float], object]) -> None:
+    """Channels of 0.6 s lifetimes; ``advance`` moves the sandbox's clock."""
     short = api.new_channel()
     kept = api.new_channel()
     assert (parse_time(short["expires"]) - datetime.now(UTC)).total_seconds() < 5
     ws = connect(short["connectUri"])
     try:
-        time.sleep(0.35)
+        advance(0.35)
         api.subscribe(kept["id"], [f"v2.users.{AGENT_1}.presence"])  # extends by 0.6 s
+        assert api.head(short["id"]) == 200
+        advance(0.3)  # short's lifetime is up, kept's not
         code, _ = wait_close(ws)
         assert code == 1000
         assert api.head(short["id"]) == 404
         assert api.head(kept["id"]) == 200
         with pytest.raises(websocket.WebSocketBadStatusException):
             connect(short["connectUri"])
-        time.sleep(0.8)
+        advance(0.8)
         assert api.head(kept["id"]) == 404
     finally:
         ws.close()

@@ -17,6 +17,7 @@ import pytest
 import requests
 import websocket
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.sandbox import Sandbox
 from chaosgenesys.sandbox import streaming as streaming_module
 from tests.sandbox.sandbox_helpers import AGENT_1, AGENT_2, Api, make_seed, wait_until
@@ -233,9 +234,10 @@ def test_socket_closing_counts_json_sockets_and_streaming_sessions(
 
 def test_channel_expiry_ends_the_session_with_no_longer_subscribed() -> None:
     with Sandbox(seed=_seed(), channel_lifetime=1.0, rate_limit_per_minute=0,
-                 session_grace_seconds=0) as short:
+                 session_grace_seconds=0, clock=ManualClock()) as short:
         session, channel_id, _, _ = session_of(short, AGENT_1)
         try:
+            short.advance(1.0)  # the channel's lifetime is up
             frames, code = until_close(session)
         finally:
             session.close()
@@ -404,7 +406,9 @@ GRACE = 1.0
 
 @pytest.fixture
 def reacting() -> Iterator[Sandbox]:
-    with Sandbox(seed=_seed(), rate_limit_per_minute=0, session_grace_seconds=GRACE) as sandbox:
+    with Sandbox(
+        seed=_seed(), rate_limit_per_minute=0, session_grace_seconds=GRACE, clock=ManualClock()
+    ) as sandbox:
         yield sandbox
 
 
@@ -421,6 +425,8 @@ def test_a_streaming_only_agent_whose_session_is_closed_is_logged_off(reacting: 
         assert before != "Offline"
         assert reacting.close_notification_sockets(code=4000, user_ids=[AGENT_1]) == 1
         assert until_close(session)[1] == 4000
+        assert wait_until(lambda: reacting.platform()["pending"] != [])
+        reacting.advance(GRACE)
         assert wait_until(lambda: presence(reacting, AGENT_1) == "Offline", timeout=GRACE + 4)
         reaction = reacting.platform()["reactions"][-1]
         assert reaction["userId"] == AGENT_1 and reaction["action"] == "sessionLost"
@@ -440,7 +446,7 @@ def test_a_streaming_agent_that_reconnects_within_the_grace_stays(reacting: Sand
         try:
             again.start(AGENT_1, token)
             assert reacting.platform()["pending"] == []
-            time.sleep(GRACE * 2)
+            reacting.advance(GRACE * 2)
             assert presence(reacting, AGENT_1) == before
             assert reacting.platform()["reactions"] == []
         finally:

@@ -20,6 +20,7 @@ from xml.sax.saxutils import quoteattr
 import aiohttp
 from aiohttp import web
 
+from chaosgenesys.clock import Timer
 from chaosgenesys.sandbox.channel_socket import CLOSE_TIMEOUT
 from chaosgenesys.sandbox.tokens import TokenRecord
 from chaosgenesys.sandbox.xmpp import NS_CLIENT, NS_FRAMING, NS_STREAM, NS_STREAMS, element
@@ -67,7 +68,7 @@ class StreamSession:
         self.opened = False
         self.server_pings = False
         self.token: TokenRecord | None = None
-        self.transfer_timer: asyncio.TimerHandle | None = None
+        self.transfer_timer: Timer | None = None
         self._message_head: str | None = None
         self._queue: asyncio.Queue[str | Drop] = asyncio.Queue()
         self._closing = False

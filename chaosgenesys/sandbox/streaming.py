@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import itertools
 import json
 import logging
@@ -455,8 +456,8 @@ class StreamingService:
     def send_connection_transfer(self, user_ids: Sequence[str] | None) -> int:
         """``socket_closing`` as the XEP-0051 connection transfer the client listens for, to
         the selected bound sessions; each is closed if still open ``SOCKET_CLOSING_GRACE``
-        seconds later. Returns how many got it."""
-        loop = asyncio.get_running_loop()
+        seconds later (on the sandbox's clock). Returns how many got it."""
+        clock = self.state.clock
         grace = SOCKET_CLOSING_GRACE
         count = 0
         for session in self._select(user_ids):
@@ -474,7 +475,9 @@ class StreamingService:
                 continue
             count += 1
             if session.transfer_timer is None:
-                session.transfer_timer = loop.call_later(grace, self._transfer_overdue, session)
+                session.transfer_timer = clock.call_later(
+                    grace, functools.partial(self._transfer_overdue, session)
+                )
         return count
 
     def _transfer_overdue(self, session: StreamSession) -> None:

@@ -190,16 +190,23 @@ def test_close_of_everything_counts_streaming_and_json_sockets(sb: Sandbox, api:
 # --------------------------------------------------------------------------- socket_closing
 
 
-def test_socket_closing_is_a_connection_transfer_and_the_server_closes_after_the_grace(
-    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(streaming_module, "SOCKET_CLOSING_GRACE", 0.5)
+def test_socket_closing_is_a_connection_transfer_and_the_server_closes_after_the_grace() -> None:
+    with Sandbox(
+        seed=_seed(), rate_limit_per_minute=0, session_grace_seconds=0, clock=ManualClock()
+    ) as sb:
+        check_connection_transfer(sb)
+
+
+def check_connection_transfer(sb: Sandbox) -> None:
     session, _, _, jid = session_of(sb, AGENT_1)
     other, _, _, _ = session_of(sb, AGENT_2)
     try:
         assert admin(sb, "/notifications/socket-closing", {"user_ids": [AGENT_1]}) == {"sent": 1}
+        transfer = session.recv()
+        sb.advance(streaming_module.SOCKET_CLOSING_GRACE - 1)
+        assert alive(session)  # still within the grace
+        sb.advance(1)
         frames, code = until_close(session)
-        transfer = frames[0]
         assert transfer.tag == tag(CLIENT, "iq"), ET.tostring(transfer)
         assert transfer.get("type") == "set" and transfer.get("id")
         assert transfer.get("to") == jid and transfer.get("from") == DOMAIN

@@ -72,6 +72,7 @@ from typing import Any
 import pytest
 import requests
 
+from chaosgenesys.clock import ManualClock
 from chaosgenesys.sandbox import Sandbox
 from tests.proxy.conftest import guardians
 from tests.sandbox.sandbox_helpers import AGENT_1, CLIENT_ID, make_seed
@@ -472,10 +473,11 @@ def test_channel_expiry_is_a_hard_reconnect_on_a_new_channel() -> None:
     channel (``POST /channels`` again)."""
     seed = make_seed()
     seed["clients"][0]["redirect_uris"] = [REDIRECT]
-    with Sandbox(seed=seed, channel_lifetime=3.0) as sb, \
+    with Sandbox(seed=seed, channel_lifetime=3.0, clock=ManualClock()) as sb, \
             StreamingSession(sb.url, AGENT_1) as client:
         channel = client.events[-1]["channelId"]
         mark = client.mark()
+        sb.advance(3.0)  # the channel's lifetime is up
         gone = client.wait_for("notify", since=mark, timeout=10,
                                where=lambda e: e["topic"] == "no_longer_subscribed")
         assert gone["data"]["eventBody"]["message"]  # the JSON channel's envelope

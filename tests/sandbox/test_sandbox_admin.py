@@ -176,3 +176,27 @@ def test_events_listener_cannot_call_back_into_the_runner(sandbox: Any) -> None:
     sandbox.events.subscribe(listener)
     sandbox.set_presence(AGENT_1, "Away")
     assert errors and "own loop" in str(errors[0])
+
+
+def test_the_clock_is_advanced_only_on_a_manual_clock(api: Api) -> None:
+    from chaosgenesys.clock import ManualClock
+    from chaosgenesys.sandbox.admin import AdminError
+
+    refused = api.admin("POST", "/clock", json={"advance": 5})
+    assert refused.status_code == 400 and "real clock" in refused.json()["message"]
+    with Sandbox(seed=make_seed(), clock=ManualClock()) as sb:
+        manual = Api(sb)
+        try:
+            sb.set_token_lifetime(CLIENT_ID, 60)
+            fresh = Api(sb)
+            assert fresh.get("/api/v2/users").status_code == 200
+            moved = manual.admin("POST", "/clock", json={"advance": 61})
+            assert moved.status_code == 200 and moved.json() == {"ran": 0, "elapsed": 61.0}
+            assert fresh.get("/api/v2/users").status_code == 401  # its lifetime is up
+            for bad in ({"advance": -1}, {"advance": "soon"}, {"forward": 1}):
+                assert manual.admin("POST", "/clock", json=bad).status_code == 400
+            with pytest.raises(AdminError, match="advance"):
+                sb.advance(-1)
+            fresh.close()
+        finally:
+            manual.close()

@@ -412,7 +412,7 @@ class SandboxAdmin:
         """Everything the sandbox holds, as JSON."""
         return {
             **self.state.snapshot(),
-            "faults": [fault.to_json() for fault in self.faults.active()],
+            "faults": self.faults.to_json(),
             "notifications": self.hub.summary(),
             "platform": self.platform(),
             "rateLimitPerMinute": self.limiter.limit,
@@ -431,7 +431,7 @@ class SandboxAdmin:
             return web.json_response(self.snapshot())
 
         async def list_faults(request: web.Request) -> web.Response:
-            return web.json_response({"faults": [f.to_json() for f in self.faults.active()]})
+            return web.json_response({"faults": self.faults.to_json()})
 
         async def post_fault(request: web.Request) -> web.Response:
             body = await json_object(request)
@@ -447,7 +447,9 @@ class SandboxAdmin:
                 duration=body.get("duration"),
                 retry_after=body.get("retry_after"),
             )
-            return web.json_response({"id": fault.id, "fault": fault.to_json()}, status=201)
+            return web.json_response(
+                {"id": fault.id, "fault": fault.to_json(self.faults.clock.monotonic())}, status=201
+            )
 
         async def delete_faults(request: web.Request) -> web.Response:
             return web.json_response({"cleared": self.clear_faults()})

@@ -39,7 +39,6 @@ import html
 import logging
 import re
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
@@ -161,7 +160,7 @@ class BrowserLogins:
         self._prune()
         code = secrets.token_urlsafe(24)
         self._codes[code] = _Code(client.client_id, user.id, redirect_uri, challenge,
-                                  time.monotonic() + CODE_LIFETIME)
+                                  self.state.clock.monotonic() + CODE_LIFETIME)
         query = {"code": code}
         if state is not None:
             query["state"] = state
@@ -187,7 +186,7 @@ class BrowserLogins:
                 raise oauth_error(400, "invalid_grant", "refresh_token is not valid")
             return self._issue(client, refresh.user_id)
         code = self._codes.pop(form.get("code", ""), None)
-        if code is None or code.expires_at <= time.monotonic():
+        if code is None or code.expires_at <= self.state.clock.monotonic():
             raise oauth_error(400, "invalid_grant", "code is not valid (unknown, used or expired)")
         if code.client_id != client.client_id:
             raise oauth_error(400, "invalid_grant", "code was issued to another client")
@@ -226,7 +225,7 @@ class BrowserLogins:
         }
 
     def _prune(self) -> None:
-        now = time.monotonic()
+        now = self.state.clock.monotonic()
         if len(self._codes) >= _MAX_PENDING:
             for code in [c for c, v in self._codes.items() if v.expires_at <= now]:
                 del self._codes[code]

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosgenesys.clock import REAL_CLOCK, Clock
 from chaosgenesys.error_bodies import code_for
 from chaosgenesys.sandbox.errors import SandboxHTTPError, rate_limit_message
 
@@ -97,8 +98,10 @@ class Fault:
 class FaultStore:
     """The active faults, in the order they were added."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = REAL_CLOCK) -> None:
         self._faults: dict[str, Fault] = {}
+        #: The sandbox's clock: a fault's ``duration`` runs on it.
+        self.clock = clock
 
     def add(
         self,
@@ -151,7 +154,7 @@ class FaultStore:
             status=status,
             retry_after=1 if retry_after is None else retry_after,
             remaining=count,
-            expires_at=None if duration is None else time.monotonic() + float(duration),
+            expires_at=None if duration is None else self.clock.monotonic() + float(duration),
         )
         self._faults[fault.id] = fault
         return fault
@@ -172,12 +175,17 @@ class FaultStore:
 
     def active(self) -> list[Fault]:
         """The faults still active."""
-        self._purge(time.monotonic())
+        self._purge(self.clock.monotonic())
         return list(self._faults.values())
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The JSON views of the faults still active (``expires_in`` on the sandbox's clock)."""
+        now = self.clock.monotonic()
+        return [fault.to_json(now) for fault in self.active()]
 
     def take(self, method: str, path: str) -> list[Fault]:
         """The faults that apply to this request, counted as applied (used-up ones removed)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._purge(now)
         matched = [fault for fault in self._faults.values() if fault.matches(method, path)]
         for fault in matched:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
+
+from chaosgenesys.clock import REAL_CLOCK, Clock
 
 __all__ = ["RateDecision", "RateLimiter"]
 
@@ -32,11 +33,13 @@ class RateDecision:
 class RateLimiter:
     """``limit_per_minute`` requests per token per window; 0 disables the limit."""
 
-    def __init__(self, limit_per_minute: int = 300) -> None:
+    def __init__(self, limit_per_minute: int = 300, clock: Clock = REAL_CLOCK) -> None:
         if limit_per_minute < 0:
             raise ValueError(f"rate_limit_per_minute must be >= 0, not {limit_per_minute!r}")
         self.limit = limit_per_minute
         self._windows: dict[str, tuple[float, int]] = {}
+        #: The sandbox's clock: the one-minute window runs on it.
+        self.clock = clock
 
     @property
     def enabled(self) -> bool:
@@ -45,7 +48,7 @@ class RateLimiter:
 
     def hit(self, key: str) -> RateDecision:
         """Count one request of ``key`` (a token) and decide."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         start, count = self._windows.get(key, (now, 0))
         if now - start >= _WINDOW:
             start, count = now, 0

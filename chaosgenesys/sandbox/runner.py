@@ -353,7 +353,7 @@ class Sandbox:
 
     def faults(self) -> list[dict[str, Any]]:
         """The active faults, as JSON."""
-        return self._call(lambda admin: [f.to_json() for f in admin.faults.active()])
+        return self._call(lambda admin: admin.faults.to_json())
 
     def expire_tokens(self, client_id: str | None = None) -> int:
         """Expire every valid token (of one client); returns how many."""

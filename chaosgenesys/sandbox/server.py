@@ -98,9 +98,9 @@ def create_app(
             clock=state.clock,
         )
     _quiet_string_keys()
-    faults = faults if faults is not None else FaultStore()
+    faults = faults if faults is not None else FaultStore(state.clock)
     request_log = request_log if request_log is not None else RequestLog()
-    limiter = RateLimiter(rate_limit_per_minute)
+    limiter = RateLimiter(rate_limit_per_minute, state.clock)
     reaction = PlatformReaction(state, platform or state.seed.platform or PlatformSettings())
     hub.session_listener = reaction
 

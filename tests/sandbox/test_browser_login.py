@@ -286,3 +286,25 @@ def test_a_users_own_conversations_are_its_active_and_wrapping_up_calls() -> Non
         (wrapping,) = mine(AGENT_1)
         agent = [p for p in wrapping["participants"] if p["purpose"] == "agent"][-1]
         assert agent["calls"][0]["afterCallWork"]["state"] == "pending", agent
+
+
+def test_an_authorization_code_expires_after_its_lifetime_on_the_sandbox_clock() -> None:
+    from chaosgenesys.clock import ManualClock
+    from chaosgenesys.sandbox.browser_login import CODE_LIFETIME
+
+    with Sandbox(seed=login_seed(), rate_limit_per_minute=0, clock=ManualClock()) as own:
+        verifier, challenge = pkce_pair()
+        fresh = code_for(own, challenge)
+        own.advance(CODE_LIFETIME - 1)  # one second left: still good
+        response = token_request(
+            own, grant_type="authorization_code", code=fresh, redirect_uri=REDIRECT,
+            client_id=CLIENT_ID, code_verifier=verifier,
+        )
+        assert response.status_code == 200, response.text
+        stale = code_for(own, challenge)
+        own.advance(CODE_LIFETIME + 1)
+        expired = token_request(
+            own, grant_type="authorization_code", code=stale, redirect_uri=REDIRECT,
+            client_id=CLIENT_ID, code_verifier=verifier,
+        )
+        assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"

@@ -66,6 +66,22 @@ def test_rate_limit() -> None:
         other.close()
 
 
+def test_the_rate_limit_window_ends_a_minute_after_its_first_request() -> None:
+    from chaosgenesys.clock import ManualClock
+
+    # The window runs on the sandbox's clock: a minute passes without waiting for it.
+    with Sandbox(seed=make_seed(), rate_limit_per_minute=2, clock=ManualClock()) as sb:
+        client = Api(sb)
+        assert [client.get(ROUTING).status_code for _ in range(3)] == [200, 200, 429]
+        sb.advance(30)
+        limited = client.get(ROUTING)
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) == 30
+        sb.advance(30)
+        again = client.get(ROUTING)
+        assert again.status_code == 200 and again.headers["inin-ratelimit-count"] == "1"
+        client.close()
+
+
 def test_rate_limit_off() -> None:
     with Sandbox(seed=make_seed(), rate_limit_per_minute=0) as sb:
         client = Api(sb)

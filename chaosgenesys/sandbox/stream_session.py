@@ -1,6 +1,6 @@
 """One client's XMPP session on one WebSocket, on the sandbox's streaming service: what the
-session knows (its JID, its token, whether it is bound) and its one writer, a queue of frames
-drained by one task so that frames never interleave and a close goes out after what was queued::
+session knows (its JID, its token, whether it is bound) and how it ends, over its single
+writer (``socket_writer.py``: frames never interleave, a close goes out after what was queued)::
 
     session = StreamSession(ws, channel_id, pubsub_host)
     session.send(frame)               # False once it is closing
@@ -12,20 +12,18 @@ drained by one task so that frames never interleave and a close goes out after w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from xml.sax.saxutils import quoteattr
 
-import aiohttp
 from aiohttp import web
 
 from chaosgenesys.clock import Timer
-from chaosgenesys.sandbox.channel_socket import CLOSE_TIMEOUT
+from chaosgenesys.sandbox.socket_writer import SocketWriter
 from chaosgenesys.sandbox.tokens import TokenRecord
 from chaosgenesys.sandbox.xmpp import NS_CLIENT, NS_FRAMING, NS_STREAM, NS_STREAMS, element
 
-__all__ = ["CLOSE_FRAME", "Drop", "StreamSession", "stream_error"]
+__all__ = ["CLOSE_FRAME", "StreamSession", "stream_error"]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -43,20 +41,10 @@ def stream_error(condition: str, text: str) -> str:
     )
 
 
-class Drop:
-    """The writer's last item: the WebSocket close with ``code``."""
-
-    def __init__(self, code: int, message: bytes) -> None:
-        self.code = code
-        self.message = message
-
-
-class StreamSession:
-    """One XMPP session on one WebSocket: a queue of frames drained by one writer task."""
+class StreamSession(SocketWriter):
+    """One XMPP session on one WebSocket, written by its single writer (:class:`SocketWriter`)."""
 
     def __init__(self, ws: web.WebSocketResponse, channel_id: str, pubsub_host: str) -> None:
-        self.ws = ws
-        self.channel_id = channel_id
         self.pubsub_host = pubsub_host
         self.stream_id = uuid.uuid4().hex
         self.user_id: str | None = None
@@ -70,16 +58,7 @@ class StreamSession:
         self.token: TokenRecord | None = None
         self.transfer_timer: Timer | None = None
         self._message_head: str | None = None
-        self._queue: asyncio.Queue[str | Drop] = asyncio.Queue()
-        self._closing = False
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"streaming-session-{channel_id}"
-        )
-
-    @property
-    def closing(self) -> bool:
-        """True once the session was told to end: nothing more is queued."""
-        return self._closing
+        super().__init__(ws, channel_id, what="streaming session", task_prefix="streaming-session")
 
     def message(self, message_id: str, body: str) -> str:
         """A ``<message>`` from the pubsub service to this (bound) session around ``body``
@@ -92,20 +71,9 @@ class StreamSession:
             )
         return f"{self._message_head} id={quoteattr(message_id)}>{body}</message>"
 
-    def backlog(self) -> int:
-        """Frames queued and not yet written."""
-        return self._queue.qsize()
-
-    def send(self, frame: str) -> bool:
-        """Queue one frame; False when the session is closing."""
-        if self._closing:
-            return False
-        self._queue.put_nowait(frame)
-        return True
-
     def end(self, *frames: str) -> None:
         """Queue ``frames``, then ``<close/>`` and the WebSocket close; nothing after that."""
-        if self._closing:
+        if self.closing:
             return
         for frame in frames:
             self._queue.put_nowait(frame)
@@ -114,37 +82,4 @@ class StreamSession:
 
     def drop(self, code: int, reason: str) -> None:
         """Queue the WebSocket close with ``code`` (no ``<close/>``); nothing after that."""
-        if self._closing:
-            return
-        self._closing = True
-        self._queue.put_nowait(Drop(code, reason.encode()[:120]))
-
-    async def written(self) -> None:
-        """Wait until the writer is done (the close went out, or the socket failed)."""
-        await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
-
-    async def finish(self) -> None:
-        """Called once the reader is done: let a pending close go out, then stop."""
-        if not self._closing:
-            self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
-        if not done:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                frame = await self._queue.get()
-                if isinstance(frame, Drop):
-                    if not self.ws.closed:
-                        await self.ws.close(code=frame.code, message=frame.message)
-                    return
-                if self.ws.closed:
-                    return
-                await self.ws.send_str(frame)
-        except (ConnectionError, aiohttp.ClientError) as exc:
-            logger.debug("streaming session %s: write failed: %s", self.channel_id, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("streaming session %s: writer failed", self.channel_id)
+        self.close(code, reason)

@@ -43,8 +43,8 @@ error ``service-unavailable``, as RFC 6120 asks.
 
 Why one module of about 570 lines: it is the protocol of a session from ``<open/>`` to its end,
 and every handler (open, SASL, bind, IQ, pubsub, the hub's faults, the bus's events) reads and
-changes the same session and its channel; a session's own state and its single writer are
-``stream_session.py``, the frames' parsing and building ``xmpp.py``.
+changes the same session and its channel; a session's own state is ``stream_session.py``
+(its writer ``socket_writer.py``), the frames' parsing and building ``xmpp.py``.
 """
 
 from __future__ import annotations

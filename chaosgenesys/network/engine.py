@@ -333,16 +333,7 @@ def _plan(
                     f"u32 match u32 0 0 action mirred egress redirect dev {ifb['name']}",
                 )
             )
-    where = f" (netns {netns})" if netns else ""
-    description = f"{what} on {device}{where} {direction}"
-    if target.destinations:
-        description += f" to {', '.join(target.destinations)}"
-    if target.protocol or target.ports:
-        description += (
-            f" {target.protocol or 'tcp+udp'} ports " + ",".join(target.to_dict()["ports"])
-            if target.ports
-            else f" {target.protocol}"
-        )
+    description = target.describe(what, device, netns, direction)
     spec = {
         "netns": netns,
         "interface": device,

@@ -53,10 +53,7 @@ def apply_nft(
         device, _index = resolve_interface(sock, interface, target, netns)
         table = f"chaosgenesys_{new_token()}"
         document = nft.ruleset(table, device, direction, target, loss_percent)
-        where = f" (netns {netns})" if netns else ""
-        description = f"{what} on {device}{where} {direction}"
-        if target.destinations:
-            description += f" to {', '.join(target.destinations)}"
+        description = target.describe(what, device, netns, direction)
         plan: dict[str, Any] = {
             "kind": kind,
             "description": description,

@@ -71,6 +71,21 @@ class Target:
             "ports": [f"{a}" if a == b else f"{a}-{b}" for a, b in self.ports],
         }
 
+    def describe(self, what: str, device: str, netns: str | None, direction: str) -> str:
+        """A fault's description: ``what`` on the device (and namespace), its direction, then
+        what it targets (destinations, protocol, ports), as ``chaosgenesys status`` lists it."""
+        where = f" (netns {netns})" if netns else ""
+        description = f"{what} on {device}{where} {direction}"
+        if self.destinations:
+            description += f" to {', '.join(self.destinations)}"
+        if self.ports:
+            description += f" {self.protocol or 'tcp+udp'} ports " + ",".join(
+                self.to_dict()["ports"]
+            )
+        elif self.protocol:
+            description += f" {self.protocol}"
+        return description
+
     def _networks(self) -> list[tuple[Network, str]]:
         """Each network with its text (``str`` of the network, as ``tc`` would print it)."""
         if self.parsed and len(self.parsed) == len(self.networks):

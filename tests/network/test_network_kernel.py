@@ -253,6 +253,10 @@ def test_nftables_loss_and_blackhole(lab: dict[str, Any]) -> None:
         netns=ns,
     )
     assert loss["method"] == "nftables"
+    # Described as the tc faults are, with what they target (status and active_faults show it).
+    assert hole["description"] == (
+        f"blackhole on veth-a (netns {ns}) egress to {ADDRESS6_B} udp ports 20000"
+    ), hole["description"]
     tables = probes.list_faults(netns=ns)["nftables_tables"]
     assert len(tables) == 2
     assert (

@@ -33,19 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from typing import Any
-
-import aiohttp
 
 from chaosgenesys.agent.api import ApiError
 from chaosgenesys.agent.channel import ChannelGone, ConnectFailed, subscribe, topics_for
-from chaosgenesys.agent.config import AgentConfig, Endpoint
-from chaosgenesys.agent.connection import RELOGIN, Connection, retry_after_of, status_of
-from chaosgenesys.agent.eventlog import EventLog
+from chaosgenesys.agent.connection import (
+    RELOGIN,
+    Connection,
+    ReconnectPolicy,
+    retry_after_of,
+    status_of,
+)
 from chaosgenesys.agent.policies import NaivePolicy, ResilientPolicy
 from chaosgenesys.agent.tokens import LoggedOut, TokenError
-from chaosgenesys.platform.metrics import MetricsRecorder
 from chaosgenesys.presence_names import normalise_presence as normalise
 
 __all__ = ["SyntheticAgent"]
@@ -54,22 +55,10 @@ __all__ = ["SyntheticAgent"]
 class SyntheticAgent(Connection):
     """One agent desktop. :meth:`run` until :meth:`stop`."""
 
-    def __init__(
-        self,
-        user_id: str,
-        endpoint: Endpoint,
-        config: AgentConfig,
-        session: aiohttp.ClientSession,
-        login_session: aiohttp.ClientSession,
-        log: EventLog,
-        *,
-        request_kwargs: dict[str, Any] | None = None,
-        shared: dict[str, Any] | None = None,
-        calls: MetricsRecorder | None = None,
-    ) -> None:
-        super().__init__(user_id, endpoint, config, session, login_session, log,
-                         request_kwargs=request_kwargs, shared=shared, calls=calls)
-        self.policy = ResilientPolicy(self) if config.resilient else NaivePolicy(self)
+    @functools.cached_property
+    def policy(self) -> ReconnectPolicy:
+        """The resilient or the naive policy, from the mode, made once (the config is frozen)."""
+        return ResilientPolicy(self) if self.config.resilient else NaivePolicy(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def _revoke_token(self) -> None:

@@ -52,8 +52,10 @@ class ReconnectPolicy(Protocol):
 class Connection(Interactions, Presence):
     """The channel and socket of one desktop, from the first connect to the last reconnect."""
 
-    #: Set by the desktop (``SyntheticAgent``) from its mode.
-    policy: ReconnectPolicy
+    @property
+    def policy(self) -> ReconnectPolicy:
+        """How this desktop reconnects: the desktop (``SyntheticAgent``) picks it from its mode."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ channel and socket
     async def _relogin(self, error: BaseException) -> None:

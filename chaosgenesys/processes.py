@@ -1,10 +1,11 @@
-"""Process identity from ``/proc``: which process a pid is now, and whether it is the one we knew.
+"""Process identity from ``/proc``: which process a pid is now, and whether it is the one we knew;
+and how the extension starts the detached processes it later tells that way (:func:`spawn_module`).
 
 A pid is reused; a pid with its start time (field 22 of ``/proc/<pid>/stat``, clock ticks since
 boot) is not. The fault registry (a fault's owner), the agents' and observers' run records and
 the processes they stop all tell "still the process we started" this way, so it is written once,
-here. Everything reads ``/proc/<pid>/stat`` once per question; nothing here raises for a process
-that is gone (it is ``None`` or ``False``)::
+here. Everything reads ``/proc/<pid>/stat`` once per question; nothing that reads raises for a
+process that is gone (it is ``None`` or ``False``)::
 
     from chaosgenesys import processes
 
@@ -17,9 +18,23 @@ that is gone (it is ``None`` or ``False``)::
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import IO
 
-__all__ = ["ProcStat", "alive", "ancestry", "boot_time", "start_time", "stat"]
+__all__ = [
+    "ProcStat",
+    "alive",
+    "ancestry",
+    "boot_time",
+    "own_ancestry",
+    "own_start_time",
+    "spawn_module",
+    "start_time",
+    "stat",
+]
 
 
 @dataclass(frozen=True)
@@ -144,3 +159,27 @@ def own_ancestry() -> list[tuple[int, int | None]]:
     if own is None:
         own = _OWN_ANCESTRY[me] = ancestry(me)
     return list(own)
+
+
+def spawn_module(
+    module: str,
+    log: int | IO[bytes],
+    *,
+    args: Sequence[str] = (),
+    stdin: int = subprocess.PIPE,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m module *args`` detached from this process: its own session (no signal of
+    this terminal reaches it), ``/`` as its folder (it holds no mount busy), no inherited file
+    but ``log`` for its output and ``stdin`` (a pipe by default, for the configuration it reads
+    first). How the extension starts its guardian, proxies and browser fault holders."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdin=stdin,
+        stdout=log,
+        stderr=log,
+        close_fds=True,
+        start_new_session=True,
+        cwd="/",
+        env=env,
+    )

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys import processes
 from chaosgenesys.browser.devtools import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,15 +105,7 @@ def hold(
             "ready_file": ready_file,
         }
         with open(os.path.join(state_dir, "holder.log"), "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "chaosgenesys.browser.fault_holder"],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-            )
+            process = processes.spawn_module("chaosgenesys.browser.fault_holder", log)
         spec = {**spec, "pid": process.pid, "pid_start": registry.process_start_time(process.pid)}
         registry.update(record.id, spec=spec)
         assert process.stdin is not None

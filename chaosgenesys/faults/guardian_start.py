@@ -92,15 +92,9 @@ def ensure_guardian(directory: Path) -> None:
             os.replace(log_path, log_path.with_name(GUARDIAN_LOG + ".1"))
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", GUARDIAN_MODULE, "--dir", str(directory)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            close_fds=True,
-            start_new_session=True,
-            cwd="/",
-            env=guardian_environment(),
+        process = processes.spawn_module(
+            GUARDIAN_MODULE, log, stdin=subprocess.DEVNULL, env=guardian_environment(),
+            args=["--dir", str(directory)],
         )
     finally:
         os.close(log)

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys import processes
+
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.faults.registry import FaultRecord
 
@@ -201,15 +203,7 @@ def start(
         }
         log = open(state_dir / "proxy.log", "wb")  # noqa: SIM115 - handed to the child
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "chaosgenesys.proxy.server"],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-            )
+            process = processes.spawn_module("chaosgenesys.proxy.server", log)
         finally:
             log.close()
         _children[process.pid] = process

@@ -3,21 +3,13 @@
 Importing this module imports neither mitmproxy nor aiohttp.
 """
 
-import re
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from chaosgenesys.proxy.proxy_args import check_name
+
 __all__ = ["list_rules", "proxy_stats"]
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def _name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ActivityFailed(f"name must be the name of a proxy such as 'default', got {name!r}")
-    return name
 
 
 def proxy_stats(
@@ -37,7 +29,7 @@ def proxy_stats(
     """
     from chaosgenesys.proxy import control
 
-    return control.call(_name(name), "GET", "/stats")
+    return control.call(check_name(name), "GET", "/stats")
 
 
 def list_rules(
@@ -53,5 +45,5 @@ def list_rules(
     """
     from chaosgenesys.proxy import control
 
-    rules: list[dict[str, Any]] = control.call(_name(name), "GET", "/rules").get("rules", [])
+    rules: list[dict[str, Any]] = control.call(check_name(name), "GET", "/rules").get("rules", [])
     return rules

@@ -4,9 +4,9 @@ the ACD offers it to.
 Pure functions of the sandbox's data (no state, no events, no timers); ``state.py`` calls them
 and does the rest::
 
-    conversation = inbound_call(queue, now=utcnow())
+    conversation = inbound_call(queue, now=clock.now())
     [first, *others] = acd_candidates(conversation, queues, users)
-    conversation.participants.append(agent_leg(queue, first, now=utcnow()))
+    conversation.participants.append(agent_leg(queue, first, now=clock.now()))
 """
 
 from __future__ import annotations

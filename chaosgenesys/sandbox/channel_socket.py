@@ -15,11 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from chaosgenesys.sandbox.socket_writer import CLOSE_TIMEOUT as CLOSE_TIMEOUT
 from chaosgenesys.sandbox.socket_writer import CloseItem, SocketWriter
 
 __all__ = [
-    "CLOSE_TIMEOUT",
     "HEARTBEAT_TEXT",
     "PONG_TEXT",
     "ChannelSocket",

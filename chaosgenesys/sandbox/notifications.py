@@ -51,7 +51,6 @@ from aiohttp import web
 
 from chaosgenesys.clock import REAL_CLOCK, Clock, Timer
 from chaosgenesys.sandbox.channel_socket import (
-    CLOSE_TIMEOUT,
     PONG_TEXT,
     ChannelSocket,
     dumps,
@@ -70,6 +69,7 @@ from chaosgenesys.sandbox.errors import SandboxHTTPError, bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.params import json_body
 from chaosgenesys.sandbox.sessions import SessionListener, session_users
+from chaosgenesys.sandbox.socket_writer import CLOSE_TIMEOUT
 
 __all__ = ["MAX_BACKLOG", "NotificationHub", "StreamingSessions"]
 

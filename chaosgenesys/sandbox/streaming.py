@@ -63,11 +63,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from chaosgenesys.sandbox.channel_socket import CLOSE_TIMEOUT
 from chaosgenesys.sandbox.channels import Channel, TopicLimitExceeded
 from chaosgenesys.sandbox.errors import bad_request, not_found
 from chaosgenesys.sandbox.events import EventBus
 from chaosgenesys.sandbox.notifications import MAX_BACKLOG, NotificationHub
+from chaosgenesys.sandbox.socket_writer import CLOSE_TIMEOUT
 from chaosgenesys.sandbox.state import SandboxState
 from chaosgenesys.sandbox.stream_session import StreamSession, stream_error
 from chaosgenesys.sandbox.tokens import TokenRecord

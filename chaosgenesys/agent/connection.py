@@ -118,7 +118,6 @@ class Connection(Interactions, Presence):
 
     async def _socket_session(self, socket: NotificationSocket) -> tuple[str, int | None]:
         """Read the socket until it is lost; returns (reason, close code)."""
-        self._rotate = False
         self._lost_reason = ""
         reader = asyncio.get_running_loop().create_task(self._read(socket))
         watchdog = asyncio.get_running_loop().create_task(self._watchdog(socket))

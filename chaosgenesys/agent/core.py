@@ -98,7 +98,6 @@ class AgentCore:
         self._wrapup_code = config.wrapup_code
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._rotate = False
         self._lost_reason = ""
         self.ready = asyncio.Event()
         #: One reconnect backoff for the agent's life (its delay is remembered between drops).

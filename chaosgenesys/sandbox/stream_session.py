@@ -78,8 +78,4 @@ class StreamSession(SocketWriter):
         for frame in frames:
             self._queue.put_nowait(frame)
         self._queue.put_nowait(CLOSE_FRAME)
-        self.drop(1000, "stream closed")
-
-    def drop(self, code: int, reason: str) -> None:
-        """Queue the WebSocket close with ``code`` (no ``<close/>``); nothing after that."""
-        self.close(code, reason)
+        self.close(1000, "stream closed")

@@ -448,7 +448,7 @@ class StreamingService:
         sessions = self._select(user_ids, sessions_only)
         for session in sessions:
             self._detach(session)
-            session.drop(code, "Closed by the sandbox")
+            session.close(code, "Closed by the sandbox")  # bare: no <close/>
         if sessions:
             await asyncio.gather(*(s.written() for s in sessions))
         return len(sessions)

@@ -10,6 +10,7 @@ Used by :mod:`chaosgenesys.controls.verdict` in ``after_experiment_control``.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import Any
 
@@ -169,8 +170,11 @@ def _api_latency_series() -> dict[str, Any] | None:
         "bucket_seconds": bucket,
         "from": "protocol" if protocol is not None else "run",
         "sources": {
-            source: [[round(value[0], 2), round(value[1], 1), int(value[2]), int(value[3])]
-                     for _, value in sorted(seconds.items())]
+            # the time cut (not rounded) to 10 ms, never before its bucket's start, so it stays
+            # in its bucket: a call sent at 27.996 s rounded to 28.0, the next second's
+            source: [[max(key * bucket, math.floor(value[0] * 100) / 100), round(value[1], 1),
+                      int(value[2]), int(value[3])]
+                     for key, value in sorted(seconds.items())]
             for source, seconds in sorted(buckets.items())
         },
     }

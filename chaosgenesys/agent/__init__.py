@@ -22,7 +22,7 @@ Modules, one job each:
 - ``interactions``: calls answered, hung up and wrapped up, with optimistic locking.
 - ``connection``: the channel and socket: read, watch (zombies), rotate, one reconnect try.
 - ``policies``: how a desktop reconnects and what it does after: resilient or naive.
-- ``agent``: :class:`SyntheticAgent`, the parts put together: start, periodic sync, shutdown.
+- ``agent``: :class:`SyntheticAgent`, the parts put together: start, periodic work, shutdown.
 - ``manager``: :class:`AgentManager`, many agents in one process, the status file.
 - ``runtime``: where runs, pid and status files live (no aiohttp).
 - ``process``: start and stop the background ``chaosgenesys agent`` process (no aiohttp).

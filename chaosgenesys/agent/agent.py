@@ -26,7 +26,8 @@ The desktop's parts, one module each: ``core`` (its state and shared plumbing), 
 (presence and routing status, the wanted presence retried until it lands), ``interactions``
 (calls and wrap-ups), ``connection`` (the channel and socket, rotation, one reconnect try) and
 ``policies`` (how it reconnects and what it does after: resilient or naive). This module puts
-them together as :class:`SyntheticAgent` and runs them: start, the periodic sync, shutdown.
+them together as :class:`SyntheticAgent` and runs them: start, the periodic work
+(the optional state sync, the subscription renewal), shutdown.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 
 from chaosgenesys.agent.api import ApiError
 from chaosgenesys.agent.channel import ChannelGone, ConnectFailed, subscribe, topics_for
@@ -90,7 +90,10 @@ class SyntheticAgent(Connection):
             if not await self._start():
                 return
             self.tokens.start()
-            self._spawn(self._sync_loop(), "sync")
+            if self.config.sync_interval > 0:
+                self._spawn(self._sync_loop(), "sync")
+            if self.config.resubscribe_interval > 0:
+                self._spawn(self._renew_loop(), "renew")
             await self._connection_loop()
         except LoggedOut as error:
             self._logout(str(error))
@@ -138,27 +141,36 @@ class SyntheticAgent(Connection):
                     return False
         return False
 
-    # ------------------------------------------------------------------ periodic sync
+    # ------------------------------------------------------------------ periodic work
     async def _sync_loop(self) -> None:
-        interval = self.config.sync_interval
-        renew = self.config.resubscribe_interval
-        last_renew = time.monotonic()
-        if interval <= 0:
-            return
-        while not await self._sleep(interval):
+        """Read presence and routing status every ``sync_interval`` while connected (off by
+        default: the real desktop does not poll, it re-reads after every reconnect)."""
+        while not await self._sleep(self.config.sync_interval):
             if not self.stats.connected:
                 continue
             try:
                 await self._read_state("sync")
-                await self._retry_deferred()
-                if renew > 0 and time.monotonic() - last_renew >= renew and self.channel_id:
-                    await subscribe(self.api, self.channel_id, topics_for(self.user_id))
-                    last_renew = time.monotonic()
+            except ApiError as error:
+                self._event("sync_failed", error=str(error)[:200])
+            except TokenError as error:
+                self._token_error(error)
+
+    async def _renew_loop(self) -> None:
+        """Subscribe again every ``resubscribe_interval``: a channel lives 24 h and each
+        subscription extends it (the streaming client's resubscribe on expiry)."""
+        while not await self._sleep(self.config.resubscribe_interval):
+            if not (self.stats.connected and self.channel_id):
+                continue
+            try:
+                await subscribe(self.api, self.channel_id, topics_for(self.user_id))
             except ApiError as error:
                 self._event("sync_failed", error=str(error)[:200])
             except ChannelGone:
                 self._event("channel_gone", during="renew")
             except TokenError as error:
-                self.stats.token_errors += 1
-                self._event("token_error", error=str(error)[:200])
+                self._token_error(error)
+
+    def _token_error(self, error: TokenError) -> None:
+        self.stats.token_errors += 1
+        self._event("token_error", error=str(error)[:200])
 

@@ -64,8 +64,10 @@ class AgentConfig:
     naive_max_tries: int = 600
     #: Refresh the token this many seconds before expiry (at most half its lifetime).
     token_refresh_margin: float = 60.0
-    #: Seconds between state reads (presence, routing status) while connected; 0 = never.
-    sync_interval: float = 30.0
+    #: Seconds between state reads (presence, routing status) while connected; 0 = never,
+    #: the default: the real desktop does not poll, it re-reads its state after every
+    #: reconnect (an experiment that wants a polling desktop sets it).
+    sync_interval: float = 0.0
     #: Seconds an alerting call rings before the agent answers.
     answer_delay: float = 0.5
     #: Seconds of talk before the agent hangs up; 0 = wait for the customer to hang up.

@@ -99,6 +99,8 @@ class AgentCore:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lost_reason = ""
+        #: The task retrying deferred interaction changes, while some wait (interactions).
+        self._retrier: asyncio.Task[Any] | None = None
         self.ready = asyncio.Event()
         #: One reconnect backoff for the agent's life (its delay is remembered between drops).
         self.backoff = self._backoff()
@@ -194,3 +196,9 @@ class AgentCore:
         rng = self._shared.get("rng")
         return Backoff(c.backoff_initial, c.backoff_max, c.backoff_factor, c.backoff_jitter,
                        c.backoff_tries, rng=rng if isinstance(rng, random.Random) else None)
+
+    def _change_backoff(self) -> Backoff:
+        """The backoff of a change the server did not take (presence, call, wrap-up)."""
+        c = self.config
+        return Backoff(c.change_retry_initial, c.change_retry_max, c.backoff_factor,
+                       decay=0.0)

@@ -4,8 +4,9 @@ Every conversation event (or re-read) updates the local :class:`InteractionStore
 desktop decides (answer, hang up, wrap-up) is kept as the interaction's pending change and
 sent with optimistic locking: in resilient mode a change decided before the server's newer
 version is discarded (``local_discarded``), in naive mode it is sent anyway and counted as a
-consistency violation. A change the server did not take for a passing reason is kept and
-tried again by the periodic sync.
+consistency violation. A change the server did not take for a passing reason (no answer,
+408, 429, 5xx) is kept and tried again on the change backoff until it lands, and after every
+reconnect.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from chaosgenesys.agent.store import (
     participant_view,
     server_is_newer,
 )
+from chaosgenesys.agent.tokens import TokenError
 
 __all__ = ["Interactions"]
 
@@ -119,7 +121,7 @@ class Interactions(AgentCore):
     async def _apply_pending(self, item: Interaction) -> None:
         """Send the pending local change, with optimistic locking in resilient mode."""
         change = item.pending
-        if change is None:
+        if change is None or change.sending:
             return
         if server_is_newer(item.server_marker, change) or (
             change.kind == "wrapup" and item.wrapped_up
@@ -135,6 +137,7 @@ class Interactions(AgentCore):
                 return
             self._violation(change.kind, change.base_marker, item.server_marker)
         cid, pid = item.conversation_id, item.participant_id
+        change.sending = True
         try:
             if change.kind == "answer":
                 await self.api.request("PATCH", f"/api/v2/conversations/calls/{cid}/participants/"
@@ -168,17 +171,44 @@ class Interactions(AgentCore):
             if error.status in TRANSIENT:  # no answer or a passing failure: keep it
                 self._event("change_deferred", what=change.kind, conversation=cid,
                             error=str(error)[:200])
+                self._retry_later()
                 return
             self._event("change_failed", what=change.kind, conversation=cid,
                         status=error.status, error=str(error)[:200])
             if item.pending is change:
                 item.pending = None
+        except TokenError:  # no token for now: kept, and tried again with a new one
+            self._retry_later()
+            raise
+        finally:
+            change.sending = False
 
     def _violation(self, what: str, local: Any, server: Any) -> None:
         self.stats.consistency_violations += 1
         self._event("consistency_violation", what=what, local=local, server=server)
 
     # ------------------------------------------------------------------ read again, try again
+    def _retry_later(self) -> None:
+        """A change was deferred: try the deferred changes again on the change backoff
+        (``change_retry_initial``, doubling up to ``change_retry_max``) until none is left.
+        One retrier at a time, and none while nothing waits: an idle desktop runs no timer
+        for it (the real desktop does not poll either)."""
+        if self._retrier is None or self._retrier.done():
+            self._retrier = self._spawn(self._retry_until_sent(), "deferred")
+
+    def _deferred(self) -> bool:
+        return any(item.pending is not None for item in self.store.open())
+
+    async def _retry_until_sent(self) -> None:
+        retry = self._change_backoff()
+        while self._deferred() and not await self._sleep(retry.delay()):
+            if not self.stats.connected:
+                continue  # the reconnect re-reads and sends what is pending
+            try:
+                await self._retry_deferred()
+            except ApiError as error:  # the re-read failed: the change waits for the next try
+                self._event("reread_failed", what="deferred change", error=str(error)[:200])
+
     async def _retry_deferred(self) -> None:
         """Pending changes that could not be sent: re-read (resilient) and try again."""
         for item in list(self.store.open()):

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chaosgenesys.agent.api import ApiError
-from chaosgenesys.agent.backoff import Backoff
 from chaosgenesys.agent.core import TRANSIENT, AgentCore
 from chaosgenesys.presence_names import normalise_presence as normalise
 
@@ -99,11 +98,6 @@ class Presence(AgentCore):
         )
 
     # ------------------------------------------------------------------ wanted presence
-    def _change_backoff(self) -> Backoff:
-        c = self.config
-        return Backoff(c.change_retry_initial, c.change_retry_max, c.backoff_factor,
-                       decay=0.0)
-
     def _want_on_queue(self, why: str) -> None:
         """Resilient: go On Queue, retried until it lands or is superseded (a newer wish)."""
         self._wish += 1

@@ -45,6 +45,9 @@ class PendingChange:
     base_marker: str
     created_at: float = field(default_factory=time.monotonic)
     body: dict[str, Any] = field(default_factory=dict)
+    #: On its way to the server now: a second sender (a retry beside a reconnect's re-read)
+    #: leaves it alone, so a change is never sent twice at once.
+    sending: bool = False
 
 
 @dataclass

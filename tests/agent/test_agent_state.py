@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -61,6 +62,37 @@ def test_wrapup_context_survives_a_drop(fast_sandbox: Any) -> None:
         assert wrapup["durationSeconds"] >= 3
         assert agents.stats()["reconnects"] == 1
         assert agents.stats()["consistency_violations"] == 0
+
+
+def test_a_deferred_wrapup_is_retried_while_the_socket_stays_up(fast_sandbox: Any) -> None:
+    # No periodic sync (the default, as the real desktop) and no drop: only the change's own
+    # retry can land it. The platform answers the wrap-up 503 twice, then takes it.
+    with AgentsThread(fast_sandbox.url, [AGENT_1], sync_interval=0, wrapup_time=0.3) as agents:
+        fast_sandbox.inject_fault(r"/wrapup$", status=503, method="POST", count=2)
+        conversation_id = fast_sandbox.route_call(QUEUE, AGENT_1, answer=True)
+        # the change backoff: 1 s, then 2 s (change_retry_initial 1, doubling)
+        assert wait_for(lambda: agents.stats()["wrapups_submitted"] == 1, 8)
+        wrapup = _agent_wrapup(fast_sandbox, conversation_id)
+        assert wrapup["code"] and wrapup["code"] != TIMEOUT_CODE
+        stats = agents.stats()
+        assert stats["reconnects"] == 0  # the socket stayed up all along
+        assert stats["consistency_violations"] == 0
+        assert fast_sandbox.faults() == []  # both 503s were spent on the wrap-up
+
+
+def test_an_idle_desktop_renews_its_subscription_and_does_not_poll(fast_sandbox: Any) -> None:
+    # The defaults of a real desktop: no periodic state read; the subscription is renewed
+    # (here every 0.4 s) so that the channel outlives its 24 h.
+    with AgentsThread(fast_sandbox.url, [AGENT_1], sync_interval=0,
+                      resubscribe_interval=0.4) as agents:
+        assert agents.stats()["connected"]
+        fast_sandbox.reset_requests()
+        time.sleep(2.0)
+        renewals = fast_sandbox.requests(r"/subscriptions$", method="PUT") + (
+            fast_sandbox.requests(r"/subscriptions$", method="POST"))
+        reads = fast_sandbox.requests(rf"^/api/v2/users/{AGENT_1}$", method="GET")
+    assert renewals >= 3, renewals
+    assert reads == 0, reads
 
 
 @pytest.mark.parametrize("mode", ["resilient", "naive"])

@@ -44,11 +44,15 @@ def record_path(directory: Path, fault_id: str) -> Path:
 
 def prepare_directory(directory: Path) -> None:
     """Create the registry directory (mode 0700); ActivityFailed when it cannot be ours."""
+    # The /tmp fallback lives in a folder everyone can write: no symlink, ours only.
+    shared_tmp = directory == Path(f"/tmp/chaosgenesys-{os.getuid()}")
+    look = os.lstat if shared_tmp else os.stat
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # The /tmp fallback lives in a folder everyone can write: no symlink, ours only.
-        shared_tmp = directory == Path(f"/tmp/chaosgenesys-{os.getuid()}")
-        info = os.lstat(directory) if shared_tmp else os.stat(directory)
+        try:
+            info = look(directory)  # one stat when it is there (every call but the first)
+        except FileNotFoundError:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = look(directory)
     except OSError as error:
         raise ActivityFailed(
             f"cannot create the fault registry directory {directory}: {error}; "

@@ -137,6 +137,29 @@ def measure_udp(
     timeout_ms: float = 1000.0,
 ) -> dict[str, Any]:
     """Send ``count`` datagrams to an echo server; round-trip times and loss of the echoes."""
+    rtts = udp_round_trips(address, port, count, interval_ms, size, netns, timeout_ms)
+    received = len(rtts)
+    return {
+        "address": address,
+        "port": port,
+        "sent": count,
+        "received": received,
+        "loss_percent": round(100.0 * (count - received) / count, 3) if count else 0.0,
+        "rtt_ms": stats(rtts),
+    }
+
+
+def udp_round_trips(
+    address: str,
+    port: int,
+    count: int,
+    interval_ms: float,
+    size: int,
+    netns: str,
+    timeout_ms: float = 1000.0,
+) -> list[float]:
+    """The round-trip times (ms) of the echoes of ``count`` datagrams, in arrival order (a lost
+    datagram has none): what :func:`measure_udp` summarises."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = netns_socket(netns, family, socket.SOCK_DGRAM)
     sock.setblocking(False)
@@ -179,15 +202,7 @@ def measure_udp(
                 break
     finally:
         sock.close()
-    received = len(rtts)
-    return {
-        "address": address,
-        "port": port,
-        "sent": count,
-        "received": received,
-        "loss_percent": round(100.0 * (count - received) / count, 3) if count else 0.0,
-        "rtt_ms": stats(rtts),
-    }
+    return rtts
 
 
 def measure_tcp(address: str, port: int, count: int, size: int, netns: str) -> dict[str, Any]:

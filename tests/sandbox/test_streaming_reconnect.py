@@ -344,8 +344,15 @@ def test_proxy_dropping_every_frame_is_noticed_after_35_s_of_silence(
         print(f"silence before the client gave up: {silence:.3f} s, predicted 35.0 s")
         assert within(silence, 35.0), silence
         _, up, attempts = reconnect(client, mark)
-        check_latency(down, up, FIRST_STEP)
         assert len(attempts) == 1
+        # The backoff decides when it tries again: 2 s after it gave up. The connect itself
+        # goes through mitmproxy, which on a loaded machine has taken 0.9 s (a CI run: latency
+        # 3.09 s, its attempt at +2.16 s), so the connect has its own bound.
+        tried = float(attempts[0]["t"] - down["t"])
+        print(f"attempt {tried:.3f} s after disconnected, predicted {FIRST_STEP:.1f} s; "
+              f"reconnect latency {float(up['t'] - down['t']):.3f} s")
+        assert within(tried, FIRST_STEP), tried
+        assert up["t"] - attempts[0]["t"] < 3.0, (attempts[0], up)
 
 
 # ------------------------------------------------------------ the streaming service's faults
@@ -469,8 +476,9 @@ def test_revoked_token_ends_the_session_and_its_reconnect_is_invalid_token(
 
 def test_channel_expiry_is_a_hard_reconnect_on_a_new_channel() -> None:
     """The channel expires (a 3 s lifetime): ``v2.system.no_longer_subscribed.<channelId>``,
-    then ``<close/>``; ``handleNoLongerSubscribed`` made the reconnect hard: 2 s later a new
-    channel (``POST /channels`` again)."""
+    then ``<close/>``; ``disconnected`` after stanza's close timer or at once (the order the
+    client's event loop handles the close in); ``handleNoLongerSubscribed`` made the reconnect
+    hard: 2 s later a new channel (``POST /channels`` again)."""
     seed = make_seed()
     seed["clients"][0]["redirect_uris"] = [REDIRECT]
     with Sandbox(seed=seed, channel_lifetime=3.0, clock=ManualClock()) as sb, \
@@ -483,7 +491,10 @@ def test_channel_expiry_is_a_hard_reconnect_on_a_new_channel() -> None:
         assert gone["data"]["eventBody"]["message"]  # the JSON channel's envelope
         down, up, attempts = reconnect(client, mark)
         closed = client.select("ws", since=mark, where=lambda e: e["phase"] == "close")
-        assert within(down["t"] - closed[0]["t"], STANZA_CLOSE)
+        # As for a revoked token: after stanza's 1 s close timer, or at once when the socket's
+        # close reaches the client first (a CI run: 0.5 ms after the close)
+        lag = down["t"] - closed[0]["t"]
+        assert lag < EARLY or within(lag, STANZA_CLOSE), lag
         assert down["t"] >= gone["t"]
         check_latency(down, up, FIRST_STEP)
         assert len(attempts) == 1

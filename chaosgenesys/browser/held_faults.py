@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys import processes
 from chaosgenesys.browser.devtools import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,13 +103,12 @@ def hold(
             "duration": duration,
             "ready_file": ready_file,
         }
+        from chaosgenesys.faults.holders import start_holder
+
         with open(os.path.join(state_dir, "holder.log"), "wb") as log:
-            process = processes.spawn_module("chaosgenesys.browser.fault_holder", log)
-        spec = {**spec, "pid": process.pid, "pid_start": registry.process_start_time(process.pid)}
-        registry.update(record.id, spec=spec)
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(config).encode())
-        process.stdin.close()
+            process, spec = start_holder(
+                record.id, spec, "chaosgenesys.browser.fault_holder", log, config
+            )
         ready = _wait_ready(process, ready_file, state_dir)
         if isinstance(ready.get("deadline"), int | float):
             # the holder counts the window from when the fault was in force: so does the record

@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys import processes
-
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.faults.registry import FaultRecord
 
@@ -201,17 +199,11 @@ def start(
             "deadline": fault.deadline,
             "ready_file": str(ready_file),
         }
-        log = open(state_dir / "proxy.log", "wb")  # noqa: SIM115 - handed to the child
-        try:
-            process = processes.spawn_module("chaosgenesys.proxy.server", log)
-        finally:
-            log.close()
+        from chaosgenesys.faults.holders import start_holder
+
+        with open(state_dir / "proxy.log", "wb") as log:
+            process, spec = start_holder(fault.id, spec, "chaosgenesys.proxy.server", log, config)
         _children[process.pid] = process
-        spec = {**spec, "pid": process.pid, "pid_start": registry.process_start_time(process.pid)}
-        registry.update(fault.id, spec=spec)
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(config).encode())
-        process.stdin.close()
         ready = _wait_ready(process, ready_file, state_dir)
         listen = ready["listen"]
         actual_port = int(listen[0][1]) if listen else port

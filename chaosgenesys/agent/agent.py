@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Awaitable, Callable
 
 from chaosgenesys.agent.api import ApiError
 from chaosgenesys.agent.channel import ChannelGone, ConnectFailed, subscribe, topics_for
@@ -145,32 +146,27 @@ class SyntheticAgent(Connection):
     async def _sync_loop(self) -> None:
         """Read presence and routing status every ``sync_interval`` while connected (off by
         default: the real desktop does not poll, it re-reads after every reconnect)."""
-        while not await self._sleep(self.config.sync_interval):
-            if not self.stats.connected:
-                continue
-            try:
-                await self._read_state("sync")
-            except ApiError as error:
-                self._event("sync_failed", error=str(error)[:200])
-            except TokenError as error:
-                self._token_error(error)
+        await self._every(self.config.sync_interval, "sync", lambda: self._read_state("sync"))
 
     async def _renew_loop(self) -> None:
         """Subscribe again every ``resubscribe_interval``: a channel lives 24 h and each
         subscription extends it (the streaming client's resubscribe on expiry)."""
-        while not await self._sleep(self.config.resubscribe_interval):
+        await self._every(self.config.resubscribe_interval, "renew",
+                          lambda: subscribe(self.api, self.channel_id, topics_for(self.user_id)))
+
+    async def _every(self, seconds: float, what: str,
+                     work: Callable[[], Awaitable[object]]) -> None:
+        """``work`` every ``seconds`` while connected to a channel; a failure is logged and
+        the next period tries again."""
+        while not await self._sleep(seconds):
             if not (self.stats.connected and self.channel_id):
                 continue
             try:
-                await subscribe(self.api, self.channel_id, topics_for(self.user_id))
+                await work()
             except ApiError as error:
                 self._event("sync_failed", error=str(error)[:200])
             except ChannelGone:
-                self._event("channel_gone", during="renew")
+                self._event("channel_gone", during=what)
             except TokenError as error:
                 self._token_error(error)
-
-    def _token_error(self, error: TokenError) -> None:
-        self.stats.token_errors += 1
-        self._event("token_error", error=str(error)[:200])
 

@@ -197,6 +197,12 @@ class AgentCore:
         return Backoff(c.backoff_initial, c.backoff_max, c.backoff_factor, c.backoff_jitter,
                        c.backoff_tries, rng=rng if isinstance(rng, random.Random) else None)
 
+    def _token_error(self, error: TokenError) -> None:
+        """A REST call found no token (the keeper could not get one): counted and logged; the
+        caller tries again later."""
+        self.stats.token_errors += 1
+        self._event("token_error", error=str(error)[:200])
+
     def _change_backoff(self) -> Backoff:
         """The backoff of a change the server did not take (presence, call, wrap-up)."""
         c = self.config

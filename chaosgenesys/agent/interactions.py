@@ -209,8 +209,7 @@ class Interactions(AgentCore):
             except ApiError as error:  # the re-read failed: the change waits for the next try
                 self._event("reread_failed", what="deferred change", error=str(error)[:200])
             except TokenError as error:  # no token for now: the next try asks for one again
-                self.stats.token_errors += 1
-                self._event("token_error", error=str(error)[:200])
+                self._token_error(error)
 
     async def _retry_deferred(self) -> None:
         """Pending changes that could not be sent: re-read (resilient) and try again."""

@@ -16,7 +16,9 @@ from tests.conftest import AGENT_1, AGENT_2, CLIENT_ID, CLIENT_SECRET, make_seed
 
 pytestmark = pytest.mark.timeout(60)
 
-HEARTBEAT = 0.2
+# Long enough that a scheduling stall of up to a quarter second on a loaded machine (two test
+# sessions on two cores) is not a missed heartbeat: one counts as missed past 1.5 intervals.
+HEARTBEAT = 0.5
 TOLERANCE = 0.15
 
 
@@ -115,7 +117,7 @@ def test_break_for_a_known_time_is_counted_as_not_on_queue(sandbox: Sandbox) -> 
     assert result["disconnects"] == 0 and result["missed_heartbeats"] == 0
     assert result["heartbeat_interval_source"] == "learnt"
     assert abs(result["heartbeat_interval"] - HEARTBEAT) < 0.05
-    assert result["heartbeats"] >= 10
+    assert result["heartbeats"] >= 5
 
 
 def test_a_user_off_queue_from_the_start_counts_the_whole_time(sandbox: Sandbox) -> None:

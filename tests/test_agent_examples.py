@@ -300,6 +300,9 @@ def _check_verdict_command(example: Example, resilient: Run, naive: Run) -> None
     assert held.returncode == 0, held.stdout + held.stderr
     assert held.stdout.startswith("PASSED: "), held.stdout
     assert f"  synthetic {AGENT_1} (resilient): reconnected " in held.stdout, held.stdout
+    assert "longest None" not in held.stdout  # a desktop that never reconnected has no longest
+    if "kill switch: not tripped" in held.stdout:
+        assert "; longest over a limit: API p99 " in held.stdout, held.stdout
     failed = subprocess.run([command, "verdict", str(naive.journal_path)],
                             capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1, failed.stdout + failed.stderr

@@ -74,7 +74,8 @@ def check_thresholds(**values: Any) -> Thresholds:
 
 @dataclass
 class Signal:
-    """One watched signal: since when it has been over its limit (None: it is not)."""
+    """One watched signal: since when it has been over its limit (None: it is not), and the
+    longest it has stayed over (seconds, as the checks saw it): how close the run came."""
 
     window: float
     over_since: float | None = None
@@ -82,19 +83,27 @@ class Signal:
     #: With no data at a check (None), keep the last verdict instead of resetting.
     keep_without_data: bool = False
 
+    #: The longest stretch over the limit so far, from the first check over it to the last.
+    longest: float = 0.0
+
     def update(self, over: bool | None, now: float) -> bool:
         """Feed one check (None: no data, which resets unless ``keep_without_data``); True when
         breached for the window."""
         if over is None and self.keep_without_data:
             if self.over_since is None:
                 return False
-            return now - self.over_since >= self.window
+            return self._over_for(self.over_since, now) >= self.window
         if not over:
             self.over_since = None
             return False
         if self.over_since is None:
             self.over_since = now
-        return now - self.over_since >= self.window
+        return self._over_for(self.over_since, now) >= self.window
+
+    def _over_for(self, since: float, now: float) -> float:
+        stretch = now - since
+        self.longest = max(self.longest, stretch)
+        return stretch
 
 
 @dataclass

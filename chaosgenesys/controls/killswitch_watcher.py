@@ -231,6 +231,17 @@ class Watcher:
 
             exit_gracefully()
 
+    def _longest_over(self) -> dict[str, float]:
+        """The longest each signal stayed over its limit, by whichever judged source (the
+        run's own samples, Prometheus) came closer to the window that trips the switch."""
+        longest = {"api_p99_ms": 0.0, "websocket_error_rate": 0.0}
+        if self.run_samples:
+            longest = {"api_p99_ms": self._api.longest, "websocket_error_rate": self._ws.longest}
+        if self.prometheus is not None:
+            for key, seconds in self.prometheus.longest_over().items():
+                longest[key] = max(longest[key], seconds)
+        return {key: round(seconds, 1) for key, seconds in longest.items()}
+
     def report(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -242,6 +253,7 @@ class Watcher:
                 "thresholds": self.thresholds.to_dict(),
                 "checks": self.checks,
                 "peaks": dict(self.peaks),
+                "longest_over_seconds": self._longest_over(),
                 "last_sample": dict(self.last_sample),
                 "run_samples": self.run_samples,
                 **(

@@ -239,6 +239,14 @@ class PrometheusSource:
             )
         return reasons
 
+    def longest_over(self) -> dict[str, float]:
+        """The longest each signal stayed over its limit by Prometheus's figures (seconds)."""
+        api, ws = self._signals or (None, None)
+        return {
+            "api_p99_ms": round(api.longest, 1) if api is not None else 0.0,
+            "websocket_error_rate": round(ws.longest, 1) if ws is not None else 0.0,
+        }
+
     def blind_for(self, now: float) -> float:
         """Seconds the source has been blind (0 when it sees)."""
         return 0.0 if self.blind is None else now - float(self.blind["since"])
@@ -281,6 +289,7 @@ class PrometheusSource:
             "blind_periods": [*self.blind_periods]
             + ([{**self.blind, "until": None}] if self.blind is not None else []),
             "peaks": dict(self.peaks),
+            "longest_over_seconds": self.longest_over(),
             "last_sample": dict(self.last),
         }
 

@@ -228,7 +228,7 @@ def _desktop_lines(desktops: dict[str, Any]) -> list[str]:
     for user, figures in sorted((desktops.get("synthetic") or {}).items()):
         lines.append(
             f"  synthetic {user} ({figures.get('mode')}): reconnected "
-            f"{figures.get('reconnects')} time(s), longest {figures.get('reconnect_max_ms')} ms; "
+            f"{figures.get('reconnects')} time(s){_longest(figures)}; "
             f"longest off queue {figures.get('longest_off_queue_s')} s; zombie "
             f"{figures.get('zombie_s')} s; logged out "
             f"{'yes' if figures.get('logged_out') else 'no'}; interactions lost "
@@ -237,12 +237,18 @@ def _desktop_lines(desktops: dict[str, Any]) -> list[str]:
         )
     for observer, figures in sorted((desktops.get("browser") or {}).items()):
         lines.append(
-            f"  browser {observer}: reconnected {figures.get('reconnects')} time(s), longest "
-            f"{figures.get('reconnect_max_ms')} ms; disconnected {figures.get('disconnected_s')}"
+            f"  browser {observer}: reconnected {figures.get('reconnects')} time(s)"
+            f"{_longest(figures)}; disconnected {figures.get('disconnected_s')}"
             f" s; zombie {figures.get('zombie_s')} s; API errors {figures.get('api_errors')}; "
             f"WebSocket errors {figures.get('websocket_errors')}"
         )
     return lines
+
+
+def _longest(figures: dict[str, Any]) -> str:
+    """The longest reconnect, when there was one to time."""
+    longest = figures.get("reconnect_max_ms")
+    return "" if longest is None else f", longest {longest} ms"
 
 
 def _control_lines(controls: dict[str, Any]) -> list[str]:
@@ -263,13 +269,29 @@ def _control_lines(controls: dict[str, Any]) -> list[str]:
         lines.append(
             f"kill switch: TRIPPED: {killswitch.get('reason')}" if killswitch.get("tripped")
             else f"kill switch: not tripped (peaks: API p99 {peaks.get('api_p99_ms')} ms, "
-                 f"WebSocket error rate {_rate(peaks.get('websocket_error_rate'))})"
+                 f"WebSocket error rate {_rate(peaks.get('websocket_error_rate'))}"
+                 f"{_closest(killswitch)})"
         )
     tokens = controls.get("tokens")
     if tokens is not None:
         lines.append(f"tokens: {tokens.get('revoked')} revoked, "
                      f"{tokens.get('still_working')} still working")
     return lines
+
+
+def _closest(killswitch: dict[str, Any]) -> str:
+    """How close the run came to the switch: the longest each signal stayed over its limit,
+    against the window that trips it (nothing for a journal written before it was kept)."""
+    longest = killswitch.get("longest_over_seconds")
+    limits = killswitch.get("thresholds") or {}
+    if not isinstance(longest, dict) or not limits:
+        return ""
+    return (
+        f"; longest over a limit: API p99 {longest.get('api_p99_ms', 0):.1f} s of "
+        f"{limits.get('api_window_seconds', 0):g} s, WebSocket error rate "
+        f"{longest.get('websocket_error_rate', 0):.1f} s of "
+        f"{limits.get('websocket_window_seconds', 0):g} s"
+    )
 
 
 def _protocol_lines(protocol: dict[str, Any] | None) -> list[str]:

@@ -165,10 +165,15 @@ def test_watcher_needs_the_breach_for_its_whole_window() -> None:
         metrics.record("GET", "/api/v2/users/x", 200, 20.0)
         assert watcher.check(start + 0.7) is False
         assert watcher.last_sample["api"]["over"] is False
+        # the first stretch over the limit lasted from the check at +0 to the one at +0.2
+        assert watcher.report()["longest_over_seconds"]["api_p99_ms"] == 0.2
         for offset in (1.0, 1.3, 1.6):
             metrics.record("GET", "/api/v2/users/x", 200, 400.0)
             assert watcher.check(start + offset) is (offset >= 1.5)
         assert watcher.reason is not None and "API latency p99" in watcher.reason
+        assert watcher.report()["longest_over_seconds"] == {
+            "api_p99_ms": 0.6, "websocket_error_rate": 0.0
+        }
     finally:
         watcher.stop()
         metrics.reset()
@@ -278,6 +283,69 @@ def test_websockets_that_stay_down_trip_the_switch_at_once_with_stop_immediately
     assert entry["last_sample"]["websocket"]["in_error"] == [AGENT_1]
     assert not marker.exists()
     assert run.seconds < 15  # stop_immediately cut the 30 s pause short
+
+
+def test_a_drop_shorter_than_the_window_is_reported_as_how_close_the_run_came(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """The desktop's socket is down about 2 s of the 10 s window: the switch holds, and the
+    journal and the verdict say how long the error rate stayed over its limit."""
+    from chaosgenesys.results.verdict import render, summarize
+
+    marker = tmp_path / "marker"
+    experiment = _experiment(
+        marker,
+        slow_ms=0,
+        probes=0,
+        websocket_window_seconds=10,
+        max_api_p99_ms=60000,
+        check_interval=0.1,
+    )
+    sandbox_control = experiment["controls"][0]["provider"]["arguments"]
+    sandbox_control.update(
+        {
+            "agents": [AGENT_1],
+            "agent_options": {"ping_interval": 1, "heartbeat_interval": 1,
+                              "backoff_initial": 0.2, "backoff_max": 0.2},
+        }
+    )
+    provider = {"type": "python", "module": "chaosgenesys.sandbox.actions"}
+    experiment["method"] += [
+        {
+            "type": "action",
+            "name": "refuse-websockets-for-2s",
+            "provider": {
+                **provider,
+                "func": "inject_api_fault",
+                "arguments": {"path_pattern": "notifications|channels", "status": 503,
+                              "duration": 2},
+            },
+        },
+        {
+            "type": "action",
+            "name": "drop-websockets",
+            "provider": {
+                **provider,
+                "func": "close_notification_sockets",
+                "arguments": {"code": 1011},
+            },
+            "pauses": {"after": 4},
+        },
+    ]
+    run = chaos_run(experiment, tmp_path, runtime)
+    assert run.journal["status"] == "completed", run.log[-3000:]
+    entry = run.extension("chaosgenesys-killswitch")
+    assert entry["tripped"] is False, entry["reason"]
+    assert entry["peaks"]["websocket_error_rate"] == 1.0
+    longest = entry["longest_over_seconds"]
+    # refused for 2 s (a check is 0.1 s), and back before the 10 s window ran out
+    assert 1.8 <= longest["websocket_error_rate"] < 10, longest
+    assert longest["api_p99_ms"] == 0.0
+    text = render(summarize(run.journal))
+    assert (
+        f"longest over a limit: API p99 0.0 s of 30 s, WebSocket error rate "
+        f"{longest['websocket_error_rate']:.1f} s of 10 s)" in text
+    ), text
 
 
 def test_the_synthetic_agents_slow_api_calls_trip_the_switch(

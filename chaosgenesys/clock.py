@@ -29,14 +29,19 @@ and "nothing happened before the grace ran out" is checked exactly, not after a 
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    # Only for annotations: asyncio costs a probe's process about 10 ms to import, and the
+    # platform client (through its token cache) imports this module, while only code that
+    # already runs an event loop arms timers.
+    import asyncio
 
 __all__ = ["REAL_CLOCK", "Clock", "ManualClock", "Timer"]
 
@@ -70,6 +75,8 @@ class Clock:
         Raises :class:`RuntimeError` when no loop runs in this thread, as
         :func:`asyncio.get_running_loop` does.
         """
+        import asyncio
+
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
@@ -156,6 +163,8 @@ class ManualClock(Clock):
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback`` when :meth:`advance` reaches ``delay`` seconds from now, on the
         loop running here (:class:`RuntimeError` when none runs, as for the real clock)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             timer = _ManualTimer(self._elapsed + max(0.0, delay), next(self._order), callback, loop)
@@ -178,6 +187,8 @@ class ManualClock(Clock):
         """
         if seconds < 0:
             raise ValueError(f"a clock does not go back: advance({seconds})")
+        import asyncio
+
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:

@@ -1,4 +1,5 @@
-"""Importing the platform client stays light: no aiohttp, pyroute2 or mitmproxy."""
+"""Importing the platform client stays light: no aiohttp, pyroute2 or mitmproxy, and not even
+asyncio (about 10 ms of a probe's first call: benchmarks/probe_cost.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - a
 def test_platform_import_pulls_no_heavy_library() -> None:
     code = (
         "import sys, chaosgenesys.platform, chaosgenesys.platform.client;"
-        "print(sorted(m for m in ('aiohttp', 'pyroute2', 'mitmproxy') if m in sys.modules))"
+        "print(sorted(m for m in ('aiohttp', 'pyroute2', 'mitmproxy', 'asyncio')"
+        " if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -10,7 +10,7 @@ token, 30 s heartbeats) holding the agents as On Queue users of one queue and on
 - ``chaosgenesys agent`` (the command, run here as a pipeline runs it) with 500 agents;
 - the command with 2,000 agents (measured and reported; the goals are set for 500).
 
-(quick: 100 agents through each, no 2,000.) Both host every agent in one process. Measured,
+(quick: 100 agents through each, no 2,000; the per-agent goals are judged at 500 only.) Both host every agent in one process. Measured,
 each from outside that process (``/proc/<pid>``, its status file, the sandbox's counters):
 
 - start-up: from the call until every agent is ready (On Queue, channel connected);
@@ -232,15 +232,18 @@ def _measure(how: str, count: int, baseline_kib: int, tmp: Path) -> tuple[list[F
     cpu_per_agent = cpu_idle / count * 1e6
     label = f"{how} x{count}"
     goals = count <= 500  # the goals are the for 500; 2,000 is measured
+    # Per agent, the goals are the at 500 agents: at 100 (quick) each agent carries
+    # five times the process's fixed share (its event loop, its status file every 0.5 s).
+    per_agent_goals = count == 500
     figures = [
         Figure(f"{label}: start-up until all ready", startup, "s"),
         Figure(f"{label}: memory per agent (RSS less 1 agent's)", per_agent_kib, "KiB",
-               f"≤ {MEMORY_GOAL_KIB:.0f} KiB" if goals else "",
-               per_agent_kib <= MEMORY_GOAL_KIB if goals else None),
+               f"≤ {MEMORY_GOAL_KIB:.0f} KiB" if per_agent_goals else "",
+               per_agent_kib <= MEMORY_GOAL_KIB if per_agent_goals else None),
         Figure(f"{label}: RSS of the process / agents", rss / count, "KiB"),
         Figure(f"{label}: CPU per agent, idle", cpu_per_agent, "µs/s",
-               f"≤ {CPU_GOAL_US:.0f} µs/s" if goals else "",
-               cpu_per_agent <= CPU_GOAL_US if goals else None),
+               f"≤ {CPU_GOAL_US:.0f} µs/s" if per_agent_goals else "",
+               cpu_per_agent <= CPU_GOAL_US if per_agent_goals else None),
         Figure(f"{label}: storm, sockets closed", int(closed.get("closed", 0))),
         Figure(
             f"{label}: storm, all back and connected",
@@ -298,6 +301,11 @@ def body() -> None:
         "last agent's own reconnect time (its status file's recent_reconnects) less the close",
         f"{os.cpu_count()} CPUs, the sandbox in its own process on the same machine",
     ]
+    if args.quick:
+        notes.append(
+            "quick: the per-agent memory and CPU goals are the issue's for 500 agents and are "
+            "judged only there; at 100 each agent carries five times the process's fixed share"
+        )
     report(TITLE, figures, notes, as_json=args.json)
 
 

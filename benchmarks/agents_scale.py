@@ -10,8 +10,9 @@ token, 30 s heartbeats) holding the agents as On Queue users of one queue and on
 - ``chaosgenesys agent`` (the command, run here as a pipeline runs it) with 500 agents;
 - the command with 2,000 agents (measured and reported; the goals are set for 500).
 
-(quick: 100 agents through each, no 2,000; the per-agent goals are judged at 500 only.) Both host every agent in one process. Measured,
-each from outside that process (``/proc/<pid>``, its status file, the sandbox's counters):
+(quick: 100 agents through each, no 2,000; the per-agent goals are judged at 500 only.) Both
+host every agent in one process. Measured, each from outside that process (``/proc/<pid>``, its
+status file, the sandbox's counters):
 
 - start-up: from the call until every agent is ready (On Queue, channel connected);
 - memory per agent: the process's RSS once idle, less the RSS of the same command running one

@@ -10,6 +10,7 @@ Sockets are made inside a namespace with :func:`chaosgenesys.network.nl.in_netns
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import socket
@@ -63,8 +64,10 @@ def make_pair() -> Iterator[Pair]:
         server=f"cgs-s-{token}",
         client_v4=f"10.254.{subnet}.1",
         server_v4=f"10.254.{subnet}.2",
-        client_v6=f"fd42:6367:{subnet:x}::1",
-        server_v6=f"fd42:6367:{subnet:x}::2",
+        # written as the kernel and ipaddress write them (subnet 0 is fd42:6367::1, not
+        # fd42:6367:0::1), so a test may compare them with the addresses a probe reports
+        client_v6=str(ipaddress.IPv6Address(f"fd42:6367:{subnet:x}::1")),
+        server_v6=str(ipaddress.IPv6Address(f"fd42:6367:{subnet:x}::2")),
         client_dev=f"cgs{token}a",
         server_dev=f"cgs{token}b",
     )

@@ -439,7 +439,8 @@ def create_test_network(
     ``<name>-a`` holds ``veth-a`` (10.200.0.1/24, fd42::1/64), ``<name>-b`` holds ``veth-b``
     (10.200.0.2/24, fd42::2/64) and UDP/TCP echo servers on the given ports (threads of this
     process). Apply faults with ``interface: veth-a, netns: <name>-a``; measure with
-    ``chaosgenesys.network.probes.measure_udp`` / ``measure_tcp``. Needs root.
+    ``chaosgenesys.network.probes.measure_udp`` / ``measure_tcp``. Needs root. A name that
+    another live process holds is refused, and nothing changes (docs/network.md).
 
     Example::
 

@@ -9,7 +9,10 @@ the servers and deletes both namespaces (the veth pair goes with them). Examples
 so that nothing touches the host's own interfaces. The namespaces outlive the process that made
 them, so a lab is recorded in the fault registry (kind ``test-network``) before it is created,
 like a fault: if its process dies, however it dies, the guardian deletes the namespaces, and
-``chaosgenesys cleanup`` / ``revert_all`` delete them too.
+``chaosgenesys cleanup`` / ``revert_all`` delete them too. A name that another live process holds
+(``lab_hold.py``: an ``flock`` on its namespace, machine-wide, whatever the registry) is refused
+(``ActivityFailed``), not taken over; a lab left by a process that died, or made earlier by this
+one, is deleted and made again.
 
 ``start_edge(name, port, target)`` adds a "Genesys Cloud edge" to the lab: a TCP relay listening
 on ``port`` in ``<name>-b`` (10.200.0.2 and fd42::2) that forwards every connection to ``target``
@@ -31,6 +34,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.network import lab_hold
 from chaosgenesys.network.lab_measure import measure_http as measure_http
 from chaosgenesys.network.lab_measure import measure_tcp as measure_tcp
 from chaosgenesys.network.lab_measure import measure_udp as measure_udp
@@ -106,16 +110,30 @@ def create(name: str, udp_ports: list[int], tcp_ports: list[int]) -> dict[str, A
     from chaosgenesys.faults import registry
 
     ns_a, ns_b = f"{name}-a", f"{name}-b"
-    delete(name)  # a lab of that name left by a run that died
-    registry.record(
-        kind=KIND,
-        description=f"test network {name}: namespaces {ns_a} and {ns_b}",
-        reverter=REVERTER,
-        spec={"name": name},
-    )
+    # Checked, cleared and created under the machine's lock of lab makers: of two processes
+    # making one name at once, the second sees the first's hold and stops, changing nothing.
+    with lab_hold.creating():
+        holder = _other_holder(name)
+        if holder is not None:
+            raise ActivityFailed(
+                f"test network {name!r} is in use by another process{_pid(holder)}: give "
+                "this one another name, or stop that run first"
+            )
+        delete(name)  # a lab of that name left by a process that died, or made earlier here
+        registry.record(
+            kind=KIND,
+            description=f"test network {name}: namespaces {ns_a} and {ns_b}",
+            reverter=REVERTER,
+            spec={"name": name},
+        )
+        try:
+            _ip("netns", "add", ns_a)
+            lab_hold.hold(name, ns_a)
+            _ip("netns", "add", ns_b)
+        except BaseException:
+            delete(name)
+            raise
     try:
-        _ip("netns", "add", ns_a)
-        _ip("netns", "add", ns_b)
         _ip(
             "link",
             "add",
@@ -287,30 +305,55 @@ def _abort(sock: socket.socket) -> None:
 
 
 def delete(name: str) -> dict[str, Any]:
-    """Stop the echo servers, delete both namespaces and forget the lab's record (idempotent)."""
+    """Stop the echo servers, delete both namespaces and forget the lab's record (idempotent).
+
+    ActivityFailed, and nothing deleted, when another live process holds the lab."""
     from chaosgenesys.faults import registry
 
-    existed = [ns for ns in (f"{name}-a", f"{name}-b") if os.path.exists(f"/run/netns/{ns}")]
-    for fault in registry.active(kind=KIND):
-        if fault.spec.get("name") == name:
-            registry.revert(fault.id)
-    _teardown(name)
+    with lab_hold.creating():
+        holder = _other_holder(name)
+        if holder is not None:
+            raise ActivityFailed(
+                f"test network {name!r} is held by another process{_pid(holder)}: not "
+                "deleted; stop that run first (its end deletes it)"
+            )
+        existed = [ns for ns in (f"{name}-a", f"{name}-b") if os.path.exists(f"/run/netns/{ns}")]
+        for fault in registry.active(kind=KIND):
+            if fault.spec.get("name") == name:
+                registry.revert(fault.id)
+        _teardown(name)
     return {"name": name, "deleted": existed}
 
 
 def revert(fault: Any) -> None:
     """The fault registry's reverter: tear the lab ``fault.spec["name"]`` down, from any
-    process (the servers are threads of the process that made it, gone with it)."""
-    _teardown(str(fault.spec["name"]))
+    process (the servers are threads of the process that made it, gone with it). A lab of that
+    name that another process has made since (it holds it; the record's maker is dead) is
+    that process's, and stays."""
+    _teardown(str(fault.spec["name"]), maker=int(fault.owner_pid))
 
 
-def _teardown(name: str) -> None:
-    with _lock:
-        sockets = _servers.pop(name, []) + list(_relayed.pop(name, set()))
-    for sock in sockets:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-    for ns in (f"{name}-a", f"{name}-b"):
-        if os.path.exists(f"/run/netns/{ns}"):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+def _other_holder(name: str) -> int | None:
+    """The pid of another live process holding lab ``name`` (0: unknown), else None."""
+    return None if lab_hold.held_here(name) else lab_hold.holder(f"{name}-a")
+
+
+def _pid(holder: int) -> str:
+    return f" ({holder})" if holder else ""
+
+
+def _teardown(name: str, maker: int | None = None) -> None:
+    with lab_hold.creating():
+        lab_hold.release(name)
+        with _lock:
+            sockets = _servers.pop(name, []) + list(_relayed.pop(name, set()))
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        holder = lab_hold.holder(f"{name}-a")
+        if holder is not None and holder != maker:
+            return  # held by a process other than the one that made this lab: its own lab
+        for ns in (f"{name}-a", f"{name}-b"):
+            if os.path.exists(f"/run/netns/{ns}"):
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)

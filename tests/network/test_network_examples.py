@@ -152,6 +152,95 @@ def test_a_lab_whose_process_is_killed_is_deleted_by_the_guardian(registry_dir: 
     assert registry.active() == []
 
 
+def _lab_holder(name: str, runtime: Path) -> subprocess.Popen[bytes]:
+    """A process that makes lab ``name`` with a fault registry of its own (another pipeline job
+    on this runner), says ``up``, and deletes it when its stdin closes."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from chaosgenesys.network import lab\n"
+            f"lab.create({name!r}, [20000], [])\n"
+            "print('up', flush=True)\n"
+            "sys.stdin.read()\n"
+            f"lab.delete({name!r})\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(runtime)},
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"up\n"
+    return child
+
+
+def _done(child: subprocess.Popen[bytes]) -> None:
+    assert child.stdin is not None
+    child.stdin.close()
+    assert child.wait(timeout=30) == 0
+
+
+def test_a_lab_another_live_process_holds_is_refused_and_left_working(
+    registry_dir: Path, tmp_path: Path
+) -> None:
+    """Two jobs on one runner ask for one lab name, each with its own registry: the second is
+    refused before it changes anything (it used to delete the first's namespaces under its
+    feet), and so is deleting it; once the first is done, the name is free again."""
+    from chaosgenesys.faults import registry
+    from chaosgenesys.network import lab
+
+    name = "h" + os.urandom(4).hex()
+    child = _lab_holder(name, tmp_path / "other-job")
+    try:
+        for attempt in (lambda: lab.create(name, [20000], []), lambda: lab.delete(name)):
+            with pytest.raises(ActivityFailed) as refused:
+                attempt()
+            assert f"test network {name!r} is " in str(refused.value)
+            assert f"by another process ({child.pid})" in str(refused.value)
+        # Nothing changed: nothing recorded here, the namespaces and the first job's echo server.
+        assert registry.active() == []
+        echo = lab.measure_udp(lab.ADDRESS_B, 20000, 3, 10, 64, f"{name}-a")
+        assert echo["received"] == 3, echo
+    finally:
+        _done(child)
+    assert not Path(f"/run/netns/{name}-a").exists()
+    made = lab.create(name, [], [])
+    try:
+        assert made["netns"] == f"{name}-a" and Path(f"/run/netns/{name}-a").exists()
+    finally:
+        lab.delete(name)
+    assert not Path(f"/run/netns/{name}-a").exists() and registry.active() == []
+
+
+def test_reverting_a_dead_makers_lab_spares_the_one_made_again_since(tmp_path: Path) -> None:
+    """A job died; before its guardian reverted its lab, another job made a lab of the same
+    name: the dead job's revert must not delete the live one's. Reverting the live maker's own
+    record (``chaosgenesys cleanup`` of a live run) still deletes it."""
+    import dataclasses
+
+    from chaosgenesys.faults import registry
+    from chaosgenesys.network import lab
+
+    name = "r" + os.urandom(4).hex()
+    runtime = tmp_path / "other-job"
+    child = _lab_holder(name, runtime)
+    try:
+        [record] = registry.Registry(runtime).active(kind=lab.KIND)
+        assert record.owner_pid == child.pid
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        lab.revert(dataclasses.replace(record, owner_pid=int(dead.stdout)))
+        assert Path(f"/run/netns/{name}-a").exists() and Path(f"/run/netns/{name}-b").exists()
+        echo = lab.measure_udp(lab.ADDRESS_B, 20000, 3, 10, 64, f"{name}-a")
+        assert echo["received"] == 3, echo
+        lab.revert(record)
+        assert not Path(f"/run/netns/{name}-a").exists()
+        assert not Path(f"/run/netns/{name}-b").exists()
+    finally:
+        _done(child)
+
+
 def test_measure_http_counts_errors_and_checks_its_bounds(lab: dict[str, Any]) -> None:
     from chaosgenesys.network.probes import measure_http
 

@@ -6,9 +6,9 @@ grant when it cannot. Each :class:`Check` says whether one capability works, wha
 the reason when it does not (the activities' own error messages, which say how to get it).
 
 The kernel checks are not guessed from version numbers or module lists: they run the package's
-own activities for real, in a throwaway pair of network namespaces (``cgdoctor-a`` and
-``cgdoctor-b``, joined by a veth pair, as ``create_test_network`` makes them), and revert each
-fault at once. Every fault, and the test network itself, is recorded in the fault registry
+own activities for real, in a throwaway pair of network namespaces (``cgdoctor<pid>-a`` and
+``cgdoctor<pid>-b``, joined by a veth pair, as ``create_test_network`` makes them), and revert
+each fault at once. Every fault, and the test network itself, is recorded in the fault registry
 first, so even a doctor killed halfway leaves nothing applied and no namespace once the guardian
 has looked; otherwise the namespaces are deleted at the end. Nothing touches the machine's own
 interfaces, qdiscs or firewall.
@@ -38,9 +38,19 @@ __all__ = ["GROUPS", "LAB", "Check", "run_checks"]
 
 #: The groups of checks, in the order they run.
 GROUPS = ("platform", "proxy", "network", "sockets")
-#: The name of the doctor's throwaway test network (namespaces ``cgdoctor-a`` / ``-b``).
+#: The prefix of the doctor's throwaway test network, ``cgdoctor<pid>`` (namespaces
+#: ``cgdoctor<pid>-a`` / ``-b``): one per doctor process, so two doctors at once (two pipelines
+#: on one runner) neither refuse nor delete each other's.
 LAB = "cgdoctor"
-_NETNS = f"{LAB}-a"
+
+
+def _lab_name() -> str:
+    return f"{LAB}{os.getpid()}"
+
+
+def _netns() -> str:
+    return f"{_lab_name()}-a"
+
 _PEER = "10.200.0.2"
 _ECHO_PORT = 7
 #: Faults the doctor applies end by themselves after this long, whatever happens to it.
@@ -165,7 +175,7 @@ def _revert(result: dict[str, Any]) -> None:
 def _applied(result: dict[str, Any], what: str) -> str:
     """Revert the fault the activity applied; describe what worked."""
     _revert(result)
-    return f"{what}: applied and reverted in netns {_NETNS}"
+    return f"{what}: applied and reverted in netns {_netns()}"
 
 
 def _kernel_checks(groups: set[str]) -> list[Check]:
@@ -185,14 +195,14 @@ def _kernel_checks(groups: set[str]) -> list[Check]:
         ]
         return capability + [Check(g, n, f, None, reason) for g, n, f, _ in wanted]
     try:
-        lab.create(LAB, [], [_ECHO_PORT])
+        lab.create(_lab_name(), [], [_ECHO_PORT])
     except (ActivityFailed, OSError) as error:
         reason = f"not checked: the test namespaces could not be created ({error})"
         return [Check(g, n, f, None, reason) for g, n, f, _ in wanted]
     try:
         return [_attempt(g, n, f, check) for g, n, f, check in wanted]
     finally:
-        lab.delete(LAB)
+        lab.delete(_lab_name())
 
 
 def _throttle(direction: str) -> str:
@@ -201,7 +211,7 @@ def _throttle(direction: str) -> str:
     result = throttle_bandwidth(
         "10mbit",
         interface="veth-a",
-        netns=_NETNS,
+        netns=_netns(),
         destinations=[_PEER],
         protocol="udp",
         ports=["9"],
@@ -219,7 +229,7 @@ def _netem() -> str:
         delay_ms=1,
         loss_percent=1,
         interface="veth-a",
-        netns=_NETNS,
+        netns=_netns(),
         destinations=[_PEER],
         duration=_FAULT_SECONDS,
     )
@@ -233,7 +243,7 @@ def _nftables_loss(direction: str) -> str:
         1,
         method="nftables",
         interface="veth-a",
-        netns=_NETNS,
+        netns=_netns(),
         destinations=[_PEER],
         direction=direction,
         duration=_FAULT_SECONDS,
@@ -244,7 +254,7 @@ def _nftables_loss(direction: str) -> str:
 def _connect() -> socket.socket:
     from chaosgenesys.network.nl import in_netns
 
-    with in_netns(_NETNS):
+    with in_netns(_netns()):
         client = socket.create_connection((_PEER, _ECHO_PORT), timeout=5)
     return client
 
@@ -255,7 +265,7 @@ def _reset_check() -> str:
     client = _connect()
     try:
         result = reset_connections(
-            destinations=[_PEER], ports=[str(_ECHO_PORT)], netns=_NETNS
+            destinations=[_PEER], ports=[str(_ECHO_PORT)], netns=_netns()
         )
         if result["count"] != 1:
             raise ActivityFailed(f"one connection to reset, {result['count']} reset")
@@ -273,7 +283,7 @@ def _reject_check() -> str:
     from chaosgenesys.sockets.actions import reject_connections
 
     result = reject_connections(
-        destinations=[_PEER], ports=[str(_ECHO_PORT)], duration=_FAULT_SECONDS, netns=_NETNS
+        destinations=[_PEER], ports=[str(_ECHO_PORT)], duration=_FAULT_SECONDS, netns=_netns()
     )
     try:
         try:

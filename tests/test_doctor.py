@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,18 @@ def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in report["checks"]}
 
 
+def _outcomes(report: dict[str, Any]) -> dict[str, bool | None]:
+    return {check["name"]: check["ok"] for check in report["checks"]}
+
+
+def _namespace(report: dict[str, Any]) -> str:
+    """The doctor's own namespace, as its throttle check names it (``cgdoctor<pid>-a``)."""
+    detail = _by_name(report)["throttle_bandwidth: htb, tbf and u32 filters"]["detail"]
+    found = re.search(r"netns (cgdoctor\d+-a)$", detail)
+    assert found, detail
+    return found.group(1)
+
+
 def _nothing_left(tmp_path: Path) -> None:
     assert not [n for n in os.listdir("/run/netns") if n.startswith("cgdoctor")]
     records = list((tmp_path / "runtime").glob("*.json"))
@@ -73,11 +86,38 @@ def test_the_human_report_lists_each_check_and_the_verdict(tmp_path: Path) -> No
     assert all(line.startswith("  ok") for line in lines[1:-1]), lines
 
 
+def _doctors_at_once(tmp_path: Path, count: int, *args: str) -> list[tuple[int, dict[str, Any]]]:
+    """``count`` doctors started together on one registry (pipelines sharing a runner)."""
+    started = [
+        subprocess.Popen(
+            [CHAOSGENESYS, "doctor", "--json", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / "runtime")},
+        )
+        for _ in range(count)
+    ]
+    results = []
+    for process in started:
+        out, err = process.communicate(timeout=180)
+        assert out, err
+        results.append((process.returncode, json.loads(out)))
+    return results
+
+
 @needs_root
 def test_kernel_checks_match_what_the_kernel_does_and_leave_nothing(tmp_path: Path) -> None:
+    """Two doctors at once, as two pipelines on one runner: each checks in its own namespaces
+    (named after its process), and neither disturbs the other's."""
     from chaosgenesys.network.probes import netem_supported
 
-    code, report = _doctor(tmp_path, "--only", "network", "--only", "sockets")
+    [(code, report), (other_code, other)] = _doctors_at_once(
+        tmp_path, 2, "--only", "network", "--only", "sockets"
+    )
+    assert (other_code, _outcomes(other)) == (code, _outcomes(report)), other
+    names = {_namespace(report), _namespace(other)}
+    assert len(names) == 2, names
     checks = _by_name(report)
     # design.md: this kernel has htb, tbf, u32, ifb, mirred, nftables and SOCK_DESTROY.
     for name in (
@@ -89,7 +129,7 @@ def test_kernel_checks_match_what_the_kernel_does_and_leave_nothing(tmp_path: Pa
         "nftables reject with tcp reset",
     ):
         assert checks[name]["ok"] is True, checks[name]
-        assert "cgdoctor-a" in checks[name]["detail"] or "reset" in checks[name]["detail"]
+        assert _namespace(report) in checks[name]["detail"] or "reset" in checks[name]["detail"]
     netem = checks["sch_netem"]
     assert netem["ok"] is netem_supported(), netem
     if not netem["ok"]:

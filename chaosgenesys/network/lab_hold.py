@@ -5,7 +5,7 @@ runner, each with a registry of its own (``CHAOSGENESYS_RUNTIME_DIR``), never se
 records. So the process that makes lab ``<name>`` holds an exclusive ``flock`` on
 ``/run/netns/<name>-a`` (the namespace's own inode) for as long as it has the lab, and the
 kernel lets go when that process dies, however it dies. Making or deleting a lab takes an
-exclusive ``flock`` on ``/run/lock/chaosgenesys-labs.lock`` while it checks, clears a leftover
+exclusive ``flock`` on ``/run/chaosgenesys-labs.lock`` while it checks, clears a leftover
 and creates (or deletes) the namespaces, so two makers of one name never interleave, and a
 guardian reverting a dead run's lab never deletes the one another process has made since under
 the same name::
@@ -43,9 +43,10 @@ __all__ = [
 ]
 
 NETNS_DIR = "/run/netns"
-#: The machine-wide lock of lab makers. Not ``/run/netns`` itself: ``ip netns add`` flocks that
-#: directory while it works, and would wait for a maker holding it.
-MAKERS_LOCK = "/run/lock/chaosgenesys-labs.lock"
+#: The machine-wide lock of lab makers, in a folder only root can write (no planted symlink).
+#: Not ``/run/netns`` itself: ``ip netns add`` flocks that directory while it works, and would
+#: wait for a maker holding it.
+MAKERS_LOCK = "/run/chaosgenesys-labs.lock"
 #: How long a maker waits for another maker on this machine before it gives up.
 CREATING_TIMEOUT = 30.0
 
@@ -75,8 +76,7 @@ def _lock_makers(timeout: float) -> int | None:
     """The open, flocked :data:`MAKERS_LOCK`; None when this process cannot open it (not
     root: it can make no namespace, `ip netns add` says so, and there is none to delete)."""
     try:
-        os.makedirs(os.path.dirname(MAKERS_LOCK), exist_ok=True)
-        fd = os.open(MAKERS_LOCK, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(MAKERS_LOCK, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
     deadline = time.monotonic() + timeout

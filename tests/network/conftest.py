@@ -14,6 +14,7 @@ fails instead of skipping inside user-mode-linux (``CHAOSGENESYS_IN_UML=1``) or 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from collections.abc import Iterator
@@ -59,6 +60,30 @@ def require_netem() -> None:
         "this kernel has no sch_netem: the netem tests run inside user-mode-linux "
         "(the tests/uml runner, `.ci/run`)"
     )
+
+
+def loss_bounds(n: int, p: float, tail: float = 1e-6) -> tuple[float, float]:
+    """Loss percentages that ``n`` datagrams, each lost with probability ``p``, fall below or
+    above with probability at most ``tail`` each (the exact binomial law).
+
+    A 99 % interval fails one run in a hundred by chance alone, and the suite runs several such
+    tests on every CI run; at ``1e-6`` a failure means the fault is not doing what it says.
+    """
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+        + k * math.log(p) + (n - k) * math.log1p(-p)
+        for k in range(n + 1)
+    ]
+    pmf = [math.exp(value) for value in logs]
+    low, below = 0, 0.0
+    while below + pmf[low] <= tail:
+        below += pmf[low]
+        low += 1
+    high, above = n, 0.0
+    while above + pmf[high] <= tail:
+        above += pmf[high]
+        high -= 1
+    return 100 * low / n, 100 * high / n
 
 
 def fault_records(directory: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from chaosgenesys.network import actions, probes
 from chaosgenesys.network.lab import ADDRESS6_B, ADDRESS_B
 from chaosgenesys.network.lab_measure import udp_round_trips
 from chaosgenesys.network.netem import NetemSpec, distribution_table
-from tests.network.conftest import require_netem
+from tests.network.conftest import loss_bounds, require_netem
 
 
 def _qdisc_text(netns: str, dev: str = "veth-a") -> str:
@@ -27,12 +27,6 @@ def _qdisc_text(netns: str, dev: str = "veth-a") -> str:
         text=True,
         check=True,
     ).stdout
-
-
-def _binomial_bounds(n: int, p: float, z: float = 2.576) -> tuple[float, float]:
-    """99 % normal-approximation interval for the loss percentage of n packets."""
-    half = z * math.sqrt(p * (1 - p) / n)
-    return 100 * (p - half), 100 * (p + half)
 
 
 @pytest.mark.parametrize("name", ["normal", "pareto", "paretonormal"])
@@ -106,7 +100,7 @@ def test_random_loss_within_binomial_interval(lab: dict[str, Any]) -> None:
     n = 1500
     # Paced at 2 ms: faster, user-mode-linux loses datagrams of its own (see the GE test).
     measured = probes.measure_udp(ADDRESS_B, 20000, count=n, interval_ms=2, netns=ns)
-    low, high = _binomial_bounds(n, 0.2)
+    low, high = loss_bounds(n, 0.2)
     assert low <= measured["loss_percent"] <= high, measured
 
 
@@ -118,9 +112,12 @@ def test_gilbert_elliott_loss(lab: dict[str, Any]) -> None:
     # 2 ms apart: user-mode-linux drops datagrams of its own when they come faster (measured:
     # 72 % loss at 0.3 ms with tc's own gemodel qdisc, 22 % at 2 ms), whatever netem does.
     measured = probes.measure_udp(ADDRESS_B, 20000, count=1500, interval_ms=2, netns=ns)
-    # Stationary loss p / (p + r) = 20 %; bursty (about 60 good/bad cycles here), so the
-    # interval is wider than binomial: about three standard deviations either side.
-    assert 12 <= measured["loss_percent"] <= 28, measured
+    # Stationary loss p / (p + r) = 20 %, bursty: the loss of n datagrams varies as a binomial's
+    # times (1 + l) / (1 - l), l = 1 - p - r = 0.75, so its standard deviation is
+    # sqrt(0.2 * 0.8 * 7 / 1500) = 2.7 %. Five of them either side (a chance failure about once
+    # in a million runs, as loss_bounds): 6.3-33.7 %.
+    deviation = 100 * math.sqrt(0.2 * 0.8 * 7 / 1500)
+    assert 20 - 5 * deviation <= measured["loss_percent"] <= 20 + 5 * deviation, measured
 
 
 @pytest.mark.netem
@@ -139,7 +136,7 @@ def test_layer1_delay_and_loss_to_destinations_only(lab: dict[str, Any]) -> None
     n = 1000
     measured = probes.measure_udp(ADDRESS_B, 20000, count=n, interval_ms=3, netns=ns)
     assert 99 <= measured["rtt_ms"]["median"] <= 104 + own["median"], (own, measured)
-    low, high = _binomial_bounds(n, 0.02, z=3.29)  # 99.9 %: this runs on every CI
+    low, high = loss_bounds(n, 0.02)
     assert low <= measured["loss_percent"] <= high, measured
     clean = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
     assert clean["loss_percent"] == 0 and clean["rtt_ms"]["median"] < 10

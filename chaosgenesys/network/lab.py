@@ -113,12 +113,7 @@ def create(name: str, udp_ports: list[int], tcp_ports: list[int]) -> dict[str, A
     # Checked, cleared and created under the machine's lock of lab makers: of two processes
     # making one name at once, the second sees the first's hold and stops, changing nothing.
     with lab_hold.creating():
-        holder = _other_holder(name)
-        if holder is not None:
-            raise ActivityFailed(
-                f"test network {name!r} is in use by another process{_pid(holder)}: give "
-                "this one another name, or stop that run first"
-            )
+        _refuse_if_held(name, "give this one another name, or stop that run first")
         delete(name)  # a lab of that name left by a process that died, or made earlier here
         registry.record(
             kind=KIND,
@@ -311,12 +306,7 @@ def delete(name: str) -> dict[str, Any]:
     from chaosgenesys.faults import registry
 
     with lab_hold.creating():
-        holder = _other_holder(name)
-        if holder is not None:
-            raise ActivityFailed(
-                f"test network {name!r} is held by another process{_pid(holder)}: not "
-                "deleted; stop that run first (its end deletes it)"
-            )
+        _refuse_if_held(name, "not deleted; stop that run first (its end deletes it)")
         existed = [ns for ns in (f"{name}-a", f"{name}-b") if os.path.exists(f"/run/netns/{ns}")]
         for fault in registry.active(kind=KIND):
             if fault.spec.get("name") == name:
@@ -333,13 +323,12 @@ def revert(fault: Any) -> None:
     _teardown(str(fault.spec["name"]), maker=int(fault.owner_pid))
 
 
-def _other_holder(name: str) -> int | None:
-    """The pid of another live process holding lab ``name`` (0: unknown), else None."""
-    return None if lab_hold.held_here(name) else lab_hold.holder(f"{name}-a")
-
-
-def _pid(holder: int) -> str:
-    return f" ({holder})" if holder else ""
+def _refuse_if_held(name: str, refused: str) -> None:
+    """ActivityFailed ending with ``refused`` when another live process holds lab ``name``."""
+    holder = None if lab_hold.held_here(name) else lab_hold.holder(f"{name}-a")
+    if holder is not None:
+        pid = f" ({holder})" if holder else ""  # 0: /proc/locks did not say whose
+        raise ActivityFailed(f"test network {name!r} is in use by another process{pid}: {refused}")
 
 
 def _teardown(name: str, maker: int | None = None) -> None:

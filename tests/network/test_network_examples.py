@@ -213,6 +213,62 @@ def test_a_lab_another_live_process_holds_is_refused_and_left_working(
     assert not Path(f"/run/netns/{name}-a").exists() and registry.active() == []
 
 
+_RACER = """
+import json, os, sys, time
+from chaoslib.exceptions import ActivityFailed
+from chaosgenesys.network import lab
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+try:
+    lab.create(sys.argv[1], [20000], [])
+    print(json.dumps("made"), flush=True)
+except ActivityFailed as error:
+    print(json.dumps(str(error)), flush=True)
+    sys.exit(0)
+sys.stdin.read()
+lab.delete(sys.argv[1])
+"""
+
+
+def test_two_makers_of_one_name_at_once_one_makes_it_and_the_other_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Started together (two jobs, a registry each), exactly one of two makers of one name
+    makes the lab, which works; the other is refused and leaves it standing."""
+    from chaosgenesys.network import lab
+
+    name = "m" + os.urandom(4).hex()
+    go = tmp_path / "go"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, name, str(go)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / f"job{n}")},
+        )
+        for n in range(2)
+    ]
+    try:
+        time.sleep(1.0)  # both have imported and wait for the signal
+        go.touch()
+        said = []
+        for racer in racers:
+            assert racer.stdout is not None
+            said.append(json.loads(racer.stdout.readline()))
+        assert said.count("made") == 1, said
+        refused = next(text for text in said if text != "made")
+        assert f"test network {name!r} is in use by another process" in refused, said
+        echo = lab.measure_udp(lab.ADDRESS_B, 20000, 3, 10, 64, f"{name}-a")
+        assert echo["received"] == 3, echo
+    finally:
+        for racer in racers:
+            assert racer.stdin is not None
+            racer.stdin.close()
+            racer.wait(timeout=30)
+    assert not Path(f"/run/netns/{name}-a").exists()
+
+
 def test_reverting_a_dead_makers_lab_spares_the_one_made_again_since(tmp_path: Path) -> None:
     """A job died; before its guardian reverted its lab, another job made a lab of the same
     name: the dead job's revert must not delete the live one's. Reverting the live maker's own

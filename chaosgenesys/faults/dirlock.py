@@ -1,6 +1,6 @@
 """The registry directory's lock: an ``flock`` on ``registry.lock`` that every change holds,
 reentrant within one process (so a reverter may call back into the registry), threads taking
-turns.
+turns. The test network's makers take turns on one too (``network/lab_hold.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,21 @@ LOCK_FILE = "registry.lock"
 
 
 class DirLock:
-    """``flock`` on ``registry.lock``, reentrant within the process (threads take turns)."""
+    """``flock`` on ``registry.lock`` (or the file ``path``), reentrant within the process
+    (threads take turns). ``what`` names it and ``hint`` says what may hold it, in the error
+    after a timeout; ``flags`` are added to those it is opened with."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        what: str = "the fault registry lock",
+        hint: str = "(a reverter that hangs?); see guardian.log there",
+        flags: int = 0,
+    ) -> None:
         self.path = path
+        self.what = what
+        self.hint = hint
+        self.flags = flags
         self.mutex = threading.RLock()
         self.depth = 0
         self.fd: int | None = None
@@ -44,8 +55,7 @@ class DirLock:
     def hold(self, timeout: float) -> Iterator[DirLock]:
         if not self.mutex.acquire(timeout=timeout):
             raise ActivityFailed(
-                f"the fault registry lock {self.path} is busy in this process for over "
-                f"{timeout:.0f} s"
+                f"{self.what} {self.path} is busy in this process for over {timeout:.0f} s"
             )
         try:
             if self.depth == 0:
@@ -65,7 +75,7 @@ class DirLock:
             self.mutex.release()
 
     def _flock(self, timeout: float) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | self.flags, 0o600)
         deadline = time.monotonic() + timeout
         pause = 0.002
         while True:
@@ -76,9 +86,8 @@ class DirLock:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise ActivityFailed(
-                        f"the fault registry lock {self.path} has been held by another process "
-                        f"for over {timeout:.0f} s (a reverter that hangs?); "
-                        "see guardian.log there"
+                        f"{self.what} {self.path} has been held by another process for over "
+                        f"{timeout:.0f} s {self.hint}"
                     ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)

@@ -26,10 +26,10 @@ import contextlib
 import fcntl
 import os
 import threading
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
-from chaoslib.exceptions import ActivityFailed
+from chaosgenesys.faults.dirlock import DirLock
 
 __all__ = [
     "CREATING_TIMEOUT",
@@ -52,46 +52,24 @@ CREATING_TIMEOUT = 30.0
 
 _held: dict[str, int] = {}  # lab name -> the open, flocked namespace file of this process
 _lock = threading.Lock()
-_creating = threading.RLock()
-_depth = 0  # how deep this process is in creating() (the thread holding _creating)
+_MAKERS = DirLock(
+    Path(MAKERS_LOCK),
+    what="the lock of test-network makers",
+    hint="(a process making or deleting a test network); try again once it is done",
+    flags=os.O_NOFOLLOW,
+)
 
 
 @contextlib.contextmanager
 def creating(timeout: float = CREATING_TIMEOUT) -> Iterator[None]:
-    """Hold the machine-wide lock of lab makers (an ``flock`` on :data:`MAKERS_LOCK`);
-    reentrant in this process (a thread waits for another thread of it)."""
-    global _depth
-    with _creating:
-        fd = _lock_makers(timeout) if _depth == 0 else None
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
-            if fd is not None:
-                os.close(fd)  # lets go of the lock
-
-
-def _lock_makers(timeout: float) -> int | None:
-    """The open, flocked :data:`MAKERS_LOCK`; None when this process cannot open it (not
-    root: it can make no namespace, `ip netns add` says so, and there is none to delete)."""
-    try:
-        fd = os.open(MAKERS_LOCK, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError:
-        return None
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise ActivityFailed(
-                    f"another process has been making or deleting a test network for "
-                    f"{timeout:g} s (it holds {MAKERS_LOCK}); try again once it is done"
-                ) from None
-            time.sleep(0.02)
+    """Hold the machine-wide lock of lab makers (an ``flock`` on :data:`MAKERS_LOCK`, the
+    registry's own kind of lock: reentrant in this process, its threads take turns)."""
+    with contextlib.ExitStack() as stack:
+        # not root (the file cannot be opened): this process can make no namespace, `ip netns
+        # add` says so, and there is none to delete
+        with contextlib.suppress(OSError):
+            stack.enter_context(_MAKERS.hold(timeout))
+        yield
 
 
 def held_here(name: str) -> bool:

@@ -24,18 +24,33 @@ needs_root = pytest.mark.skipif(not is_root(), reason="network namespaces need r
 def _doctor(
     tmp_path: Path, *args: str, drop_net_admin: bool = False
 ) -> tuple[int, dict[str, Any]]:
+    [result] = _doctors_at_once(tmp_path, 1, *args, drop_net_admin=drop_net_admin)
+    return result
+
+
+def _doctors_at_once(
+    tmp_path: Path, count: int, *args: str, drop_net_admin: bool = False
+) -> list[tuple[int, dict[str, Any]]]:
+    """``count`` doctors started together on one registry (pipelines sharing a runner)."""
     command = [CHAOSGENESYS, "doctor", "--json", *args]
     if drop_net_admin:
         command = without_net_admin(command)
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / "runtime")},
-    )
-    assert done.stdout, done.stderr
-    return done.returncode, json.loads(done.stdout)
+    started = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / "runtime")},
+        )
+        for _ in range(count)
+    ]
+    results = []
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        assert out, err
+        results.append((process.returncode, json.loads(out)))
+    return results
 
 
 def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -84,26 +99,6 @@ def test_the_human_report_lists_each_check_and_the_verdict(tmp_path: Path) -> No
     lines = done.stdout.splitlines()
     assert lines[0] == "platform:" and lines[-1] == "every check passed"
     assert all(line.startswith("  ok") for line in lines[1:-1]), lines
-
-
-def _doctors_at_once(tmp_path: Path, count: int, *args: str) -> list[tuple[int, dict[str, Any]]]:
-    """``count`` doctors started together on one registry (pipelines sharing a runner)."""
-    started = [
-        subprocess.Popen(
-            [CHAOSGENESYS, "doctor", "--json", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / "runtime")},
-        )
-        for _ in range(count)
-    ]
-    results = []
-    for process in started:
-        out, err = process.communicate(timeout=180)
-        assert out, err
-        results.append((process.returncode, json.loads(out)))
-    return results
 
 
 @needs_root

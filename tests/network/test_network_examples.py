@@ -152,26 +152,49 @@ def test_a_lab_whose_process_is_killed_is_deleted_by_the_guardian(registry_dir: 
     assert registry.active() == []
 
 
-def _lab_holder(name: str, runtime: Path) -> subprocess.Popen[bytes]:
-    """A process that makes lab ``name`` with a fault registry of its own (another pipeline job
-    on this runner), says ``up``, and deletes it when its stdin closes."""
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys\n"
-            "from chaosgenesys.network import lab\n"
-            f"lab.create({name!r}, [20000], [])\n"
-            "print('up', flush=True)\n"
-            "sys.stdin.read()\n"
-            f"lab.delete({name!r})\n",
-        ],
+_MAKER = """
+import json, os, sys, time
+from chaoslib.exceptions import ActivityFailed
+from chaosgenesys.network import lab
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+try:
+    lab.create(sys.argv[1], [20000], [])
+    print(json.dumps("made"), flush=True)
+except ActivityFailed as error:
+    print(json.dumps(str(error)), flush=True)
+    sys.exit(0)
+sys.stdin.read()
+lab.delete(sys.argv[1])
+"""
+
+
+def _maker(name: str, runtime: Path, go: Path) -> subprocess.Popen[bytes]:
+    """A process that makes lab ``name`` once ``go`` exists, with a fault registry of its own
+    (another pipeline job on this runner); it prints ``"made"`` or the refusal (JSON), and
+    deletes the lab when its stdin closes."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _MAKER, name, str(go)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=ROOT,
         env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(runtime)},
     )
-    assert child.stdout is not None and child.stdout.readline() == b"up\n"
+
+
+def _said(child: subprocess.Popen[bytes]) -> str:
+    assert child.stdout is not None
+    said = json.loads(child.stdout.readline())
+    assert isinstance(said, str)
+    return said
+
+
+def _lab_holder(name: str, runtime: Path) -> subprocess.Popen[bytes]:
+    """A :func:`_maker` that has made lab ``name``."""
+    go = runtime.with_name(runtime.name + "-go")
+    go.touch()
+    child = _maker(name, runtime, go)
+    assert _said(child) == "made"
     return child
 
 
@@ -213,23 +236,6 @@ def test_a_lab_another_live_process_holds_is_refused_and_left_working(
     assert not Path(f"/run/netns/{name}-a").exists() and registry.active() == []
 
 
-_RACER = """
-import json, os, sys, time
-from chaoslib.exceptions import ActivityFailed
-from chaosgenesys.network import lab
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.001)
-try:
-    lab.create(sys.argv[1], [20000], [])
-    print(json.dumps("made"), flush=True)
-except ActivityFailed as error:
-    print(json.dumps(str(error)), flush=True)
-    sys.exit(0)
-sys.stdin.read()
-lab.delete(sys.argv[1])
-"""
-
-
 def test_two_makers_of_one_name_at_once_one_makes_it_and_the_other_is_refused(
     tmp_path: Path,
 ) -> None:
@@ -239,23 +245,11 @@ def test_two_makers_of_one_name_at_once_one_makes_it_and_the_other_is_refused(
 
     name = "m" + os.urandom(4).hex()
     go = tmp_path / "go"
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _RACER, name, str(go)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-            env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / f"job{n}")},
-        )
-        for n in range(2)
-    ]
+    racers = [_maker(name, tmp_path / f"job{n}", go) for n in range(2)]
     try:
         time.sleep(1.0)  # both have imported and wait for the signal
         go.touch()
-        said = []
-        for racer in racers:
-            assert racer.stdout is not None
-            said.append(json.loads(racer.stdout.readline()))
+        said = [_said(racer) for racer in racers]
         assert said.count("made") == 1, said
         refused = next(text for text in said if text != "made")
         assert f"test network {name!r} is in use by another process" in refused, said
@@ -263,9 +257,7 @@ def test_two_makers_of_one_name_at_once_one_makes_it_and_the_other_is_refused(
         assert echo["received"] == 3, echo
     finally:
         for racer in racers:
-            assert racer.stdin is not None
-            racer.stdin.close()
-            racer.wait(timeout=30)
+            _done(racer)
     assert not Path(f"/run/netns/{name}-a").exists()
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     # already runs an event loop arms timers.
     import asyncio
 
-__all__ = ["REAL_CLOCK", "Clock", "ManualClock", "Timer"]
+__all__ = ["DUE_WITHIN", "REAL_CLOCK", "Clock", "ManualClock", "Timer"]
 
 
 class Timer(Protocol):
@@ -82,6 +82,13 @@ class Clock:
 
 #: The clock of production code (and of tests that do not drive time).
 REAL_CLOCK = Clock()
+
+
+#: How far past the end of an :meth:`ManualClock.advance` a timer may fall due and still run
+#: in it: a delay is often a difference of absolute readings (``lost_at + grace - now``), which
+#: carries their rounding: 0.6 s from a monotonic reading of 73,892 s (a machine up for 20
+#: hours) computes as 0.6000000000058 s, and ``advance(0.6)`` must run that timer.
+DUE_WITHIN = 1e-6
 
 
 class _ManualTimer:
@@ -180,7 +187,8 @@ class ManualClock(Clock):
         """Move the clock ``seconds`` forward; returns how many timers ran.
 
         Due timers run in deadline order, each with the clock reading its deadline, so a timer
-        armed by one of them that falls due within ``seconds`` runs too. A timer of the event
+        armed by one of them that falls due within ``seconds`` runs too. A timer due less than
+        :data:`DUE_WITHIN` past the end runs too, the clock reading the end. A timer of the event
         loop running in this thread runs before this returns; one of another loop is handed to
         that loop (``call_soon_threadsafe``) and runs there soon after. Call it on the loop of
         the timers (``Sandbox.advance`` does) to have them all run before it returns.
@@ -200,11 +208,11 @@ class ManualClock(Clock):
             with self._lock:
                 while self._timers and self._timers[0].cancelled:
                     heapq.heappop(self._timers)
-                if not self._timers or self._timers[0].deadline > target:
+                if not self._timers or self._timers[0].deadline > target + DUE_WITHIN:
                     self._elapsed = target
                     return ran
                 timer = heapq.heappop(self._timers)
-                self._elapsed = max(self._elapsed, timer.deadline)
+                self._elapsed = max(self._elapsed, min(timer.deadline, target))
             ran += 1
             if timer.loop is here:
                 timer.run()

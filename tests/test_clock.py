@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chaosgenesys.clock import REAL_CLOCK, ManualClock
+from chaosgenesys.clock import DUE_WITHIN, REAL_CLOCK, ManualClock
 
 
 def test_the_real_clock_reads_the_real_time() -> None:
@@ -62,6 +62,28 @@ def test_timers_run_only_when_due_in_order_at_their_deadline() -> None:
         assert clock.advance(10) == 1
         assert ran[-1] == ("five", 5)
         assert clock.pending() == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_timer_due_at_the_end_of_an_advance_runs_despite_the_rounding_of_its_delay() -> None:
+    # A delay computed from absolute readings, as the sandbox's grace is: (m + 0.6) - m is
+    # 0.6000000000058 for m = 73,892 (the monotonic clock of a machine up for 20 hours).
+    reading = 73_892.307485847
+    delay = (reading + 0.6) - reading
+    assert delay > 0.6
+    clock = ManualClock()
+    ran: list[tuple[str, float]] = []
+
+    async def scenario() -> None:
+        clock.call_later(delay, lambda: ran.append(("rounded", clock.elapsed)))
+        clock.call_later(0.6 + 10 * DUE_WITHIN, lambda: ran.append(("later", clock.elapsed)))
+        assert clock.advance(0.6) == 1
+        assert ran == [("rounded", 0.6)]  # the clock reads the end of the advance, not past it
+        assert clock.elapsed == 0.6
+        assert clock.advance(5 * DUE_WITHIN) == 0  # further past than that: not yet
+        assert clock.advance(5 * DUE_WITHIN) == 1
+        assert ran[-1] == ("later", 0.6 + 10 * DUE_WITHIN)
 
     asyncio.run(scenario())
 

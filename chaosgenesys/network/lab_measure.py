@@ -20,6 +20,7 @@ import statistics
 import struct
 import time
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -160,23 +161,49 @@ def udp_round_trips(
 ) -> list[float]:
     """The round-trip times (ms) of the echoes of ``count`` datagrams, in arrival order (a lost
     datagram has none): what :func:`measure_udp` summarises."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = netns_socket(netns, family, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sent: dict[int, float] = {}
-    rtts: list[float] = []
+    targets = [(address, port)]
+    return udp_round_trips_together(targets, count, interval_ms, size, netns, timeout_ms)[0]
+
+
+def udp_round_trips_together(
+    targets: Sequence[tuple[str, int]],
+    count: int,
+    interval_ms: float,
+    size: int,
+    netns: str,
+    timeout_ms: float = 1000.0,
+) -> list[list[float]]:
+    """:func:`udp_round_trips` to each ``(address, port)`` of ``targets`` at once: every
+    ``interval_ms`` one datagram to each, in turn, from one thread, so that what holds up the
+    measuring process holds up every target's figures alike (a control measured beside the
+    traffic under test, say). One list of round trips (ms) a target, in the order given::
+
+        under_test, control = udp_round_trips_together(
+            [("10.200.0.2", 20000), ("10.200.0.2", 5000)], 400, 3, 64, "lab-a"
+        )
+    """
+    socks: list[socket.socket] = []
+    sent: list[dict[int, float]] = [{} for _ in targets]
+    rtts: list[list[float]] = [[] for _ in targets]
     payload = b"\0" * max(0, size - 12)
     try:
-        sock.connect((address, port))
+        for address, port in targets:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = netns_socket(netns, family, socket.SOCK_DGRAM)
+            socks.append(sock)
+            sock.setblocking(False)
+            sock.connect((address, port))
+        index = {sock: i for i, sock in enumerate(socks)}
         start = time.perf_counter()
         deadline = None
         seq = 0
         while True:
             now = time.perf_counter()
             if seq < count and now >= start + seq * interval_ms / 1000:
-                with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
-                    sent[seq] = time.perf_counter()
-                    sock.send(struct.pack("!Id", seq, sent[seq]) + payload)
+                for i, sock in enumerate(socks):
+                    with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+                        sent[i][seq] = time.perf_counter()
+                        sock.send(struct.pack("!Id", seq, sent[i][seq]) + payload)
                 seq += 1
                 if seq == count:
                     deadline = time.perf_counter() + timeout_ms / 1000
@@ -188,20 +215,23 @@ def udp_round_trips(
                 if seq < count
                 else ((deadline or now) - now)
             )
-            readable, _, _ = select.select([sock], [], [], max(0.0, wait))
-            while readable:
-                try:
-                    data = sock.recv(65535)
-                except (BlockingIOError, ConnectionRefusedError):
-                    break
-                if len(data) >= 12:
-                    number, stamp = struct.unpack_from("!Id", data)
-                    if sent.pop(number, None) is not None:
-                        rtts.append((time.perf_counter() - stamp) * 1000)
-            if deadline is not None and not sent:
+            readable, _, _ = select.select(socks, [], [], max(0.0, wait))
+            for sock in readable:
+                i = index[sock]
+                while True:
+                    try:
+                        data = sock.recv(65535)
+                    except (BlockingIOError, ConnectionRefusedError):
+                        break
+                    if len(data) >= 12:
+                        number, stamp = struct.unpack_from("!Id", data)
+                        if sent[i].pop(number, None) is not None:
+                            rtts[i].append((time.perf_counter() - stamp) * 1000)
+            if deadline is not None and not any(sent):
                 break
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
     return rtts
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from chaosgenesys.network import actions, probes
 from chaosgenesys.network.lab import ADDRESS6_B, ADDRESS_B
+from chaosgenesys.network.lab_measure import udp_round_trips_together
 from tests.network.conftest import fault_records, loss_bounds
 
 
@@ -275,6 +276,19 @@ def test_nftables_loss_and_blackhole(lab: dict[str, Any]) -> None:
         probes.measure_udp(ADDRESS6_B, 20000, count=20, interval_ms=1, netns=ns)["loss_percent"]
         == 0
     )
+
+
+def test_round_trips_measured_together_are_kept_apart_by_target(lab: dict[str, Any]) -> None:
+    # udp_round_trips_together, the netem tests' way of measuring a control beside the traffic
+    # under test: with one of three targets blackholed, that one alone hears nothing back.
+    ns = lab["netns"]
+    actions.blackhole(
+        destinations=[ADDRESS6_B], protocol="udp", ports=["20000"], interface="veth-a", netns=ns
+    )
+    targets = [(ADDRESS_B, 20000), (ADDRESS6_B, 20000), (ADDRESS6_B, 5000)]
+    trips = udp_round_trips_together(targets, 40, 1, 64, ns, timeout_ms=300)
+    assert [len(t) for t in trips] == [40, 0, 40], trips
+    assert all(0 < rtt < 1000 for rtt in trips[0] + trips[2]), trips
 
 
 def test_add_packet_loss_auto_falls_back_without_netem(lab: dict[str, Any]) -> None:

@@ -100,11 +100,11 @@ _LOCKS: dict[str, DirLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def dir_lock(directory: Path) -> DirLock:
+def dir_lock(directory: Path | str) -> DirLock:
     """The lock of registry ``directory`` (one object per directory in this process)."""
-    key = str(directory)
+    key = os.fspath(directory)
     with _LOCKS_GUARD:
         lock = _LOCKS.get(key)
         if lock is None:
-            lock = _LOCKS[key] = DirLock(directory / LOCK_FILE)
+            lock = _LOCKS[key] = DirLock(Path(key) / LOCK_FILE)
         return lock

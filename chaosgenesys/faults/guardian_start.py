@@ -52,10 +52,10 @@ GUARDIAN_MODULE = "chaosgenesys.faults.guardian"
 _SPAWNED: dict[str, list[subprocess.Popen[bytes]]] = {}
 
 
-def guardian_pid(directory: Path) -> int | None:
+def guardian_pid(directory: Path | str) -> int | None:
     """The pid of the guardian of ``directory`` (0 if it is starting), None if none runs."""
     try:
-        fd = os.open(directory / GUARDIAN_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(f"{os.fspath(directory)}/{GUARDIAN_LOCK}", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
@@ -70,7 +70,7 @@ def guardian_pid(directory: Path) -> int | None:
         os.close(fd)
 
 
-def ensure_guardian(directory: Path) -> None:
+def ensure_guardian(directory: Path | str) -> None:
     """Start a guardian for ``directory`` unless one runs or starts (called holding the
     registry lock).
 
@@ -80,10 +80,12 @@ def ensure_guardian(directory: Path) -> None:
     :data:`GUARDIAN_START_TIMEOUT`, holds no lock and has not written ``exited <its pid>``,
     it is still starting (it will take the lock and see this record), so none is added.
     """
-    spawned = _SPAWNED.setdefault(str(directory), [])
-    spawned[:] = [process for process in spawned if process.poll() is None]
+    spawned = _SPAWNED.setdefault(os.fspath(directory), [])
+    if spawned:
+        spawned[:] = [process for process in spawned if process.poll() is None]
     if guardian_pid(directory) is not None or guardian_starting(directory):
         return
+    directory = Path(directory)
     if not sys.executable:
         raise OSError("no Python interpreter path (sys.executable is empty)")
     log_path = directory / GUARDIAN_LOG
@@ -107,9 +109,10 @@ def ensure_guardian(directory: Path) -> None:
     logger.debug("fault guardian started for %s: pid %d", directory, process.pid)
 
 
-def guardian_starting(directory: Path) -> bool:
+def guardian_starting(directory: Path | str) -> bool:
     """Whether the guardian last started for ``directory`` is alive and still starting."""
     try:
+        directory = Path(directory)
         pid_text, start_text, spawned_text = (directory / GUARDIAN_SPAWN).read_text().split()
         pid, spawned_at = int(pid_text), float(spawned_text)
         start = None if start_text == "-" else int(start_text)

@@ -18,11 +18,21 @@ __all__ = ["ENV_DIR", "registry_dir"]
 ENV_DIR = "CHAOSGENESYS_RUNTIME_DIR"
 
 
+#: Absolute directories named by ``CHAOSGENESYS_RUNTIME_DIR``, as paths (each fault's inject
+#: and revert resolve the directory; a relative or ``~`` one depends on the moment, not kept).
+_NAMED: dict[str, Path] = {}
+
+
 def registry_dir() -> Path:
     """The registry directory, as ``docs/internals.md`` resolves it (not created here)."""
     explicit = os.environ.get(ENV_DIR)
     if explicit:
-        return Path(explicit).expanduser().absolute()
+        known = _NAMED.get(explicit)
+        if known is None:
+            known = Path(explicit).expanduser().absolute()
+            if explicit.startswith("/") and len(_NAMED) < 64:
+                _NAMED[explicit] = known
+        return known
     run = Path("/run/chaosgenesys")
     if run.is_dir():
         if os.access(run, os.W_OK | os.X_OK):

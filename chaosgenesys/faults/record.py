@@ -54,14 +54,16 @@ class FaultRecord:
     last_error: str | None = field(default=None, compare=False)
     given_up: bool = field(default=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-serialisable data (a copy: changing it changes nothing)."""
+    def to_dict(self, copy: bool = True) -> dict[str, Any]:
+        """The record as JSON-serialisable data (a copy: changing it changes nothing). With
+        ``copy=False`` the spec is this record's own, for a caller that only reads it (the
+        record file's writer)."""
         return {
             "id": self.id,
             "kind": self.kind,
             "description": self.description,
             "reverter": self.reverter,
-            "spec": json.loads(json.dumps(self.spec)),
+            "spec": json.loads(json.dumps(self.spec)) if copy else self.spec,
             "owner_pid": self.owner_pid,
             "owner_start": self.owner_start,
             "created_at": self.created_at,

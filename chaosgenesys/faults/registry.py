@@ -94,6 +94,7 @@ from chaosgenesys.faults.record_files import (
     RECORD_SUFFIX,
     prepare_directory,
     read_record,
+    record_file,
     record_path,
     unlink_record,
     write_record,
@@ -165,6 +166,8 @@ class Registry:
 
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory).absolute() if directory is not None else registry_dir()
+        #: The directory as a string: the paths of every call are joined from it.
+        self.where = str(self.directory)
 
     def __repr__(self) -> str:
         return f"Registry({str(self.directory)!r})"
@@ -173,15 +176,15 @@ class Registry:
 
     def path_of(self, fault_id: str) -> Path:
         """The record file of a fault."""
-        return record_path(self.directory, fault_id)
+        return record_path(self.where, fault_id)
 
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         """Hold the registry lock (reentrant in this process); creates the directory."""
-        lock = dir_lock(self.directory)
+        lock = dir_lock(self.where)
         if not lock.held_here():
             # not when held already by this thread: the outer call prepared it
-            prepare_directory(self.directory)
+            prepare_directory(self.where)
         with lock.hold(timeout):
             yield
 
@@ -232,7 +235,7 @@ class Registry:
 
     def get(self, fault_id: str) -> FaultRecord | None:
         """One record, None if it is not recorded; ActivityFailed if its file is unreadable."""
-        path = self.path_of(check_id(fault_id))
+        path = record_file(self.where, check_id(fault_id))
         try:
             return read_record(path)
         except FileNotFoundError:
@@ -277,11 +280,11 @@ class Registry:
             ancestors=tuple(ancestry()),
         )
         with self.locked():
-            write_record(self.directory, fault)
+            write_record(self.where, fault)
             try:
-                ensure_guardian(self.directory)
+                ensure_guardian(self.where)
             except OSError as error:
-                unlink_record(self.directory, fault.id)
+                unlink_record(self.where, fault.id)
                 raise ActivityFailed(
                     f"cannot start the fault guardian for {self.directory} "
                     f"({type(error).__name__}: {error}); the fault was not applied"
@@ -356,9 +359,9 @@ class Registry:
         or None when there was none or it was not accepted. The record is read once, under
         the lock (a caller that filters by kind or place need not read it before)."""
         check_id(fault_id)
-        if not self.directory.is_dir():
+        if not os.path.isdir(self.where):
             return None
-        lock = dir_lock(self.directory)
+        lock = dir_lock(self.where)
         with self.locked():
             reverting = lock.reverting.get(fault_id)
             if reverting is not None:
@@ -394,7 +397,7 @@ class Registry:
                 ) from error
             finally:
                 lock.reverting.pop(fault_id, None)
-            unlink_record(self.directory, fault_id)
+            unlink_record(self.where, fault_id)
         logger.debug("fault %s reverted: %s", fault.id, fault.description)
         return fault
 

@@ -15,9 +15,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import site
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -133,11 +133,7 @@ def guardian_environment() -> dict[str, str]:
     The guardian must import the reverters this process can import (a test module, a script's
     folder), so every ``sys.path`` folder that is not the interpreter's own goes first.
     """
-    own = {
-        os.path.realpath(path)
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-        if (path := sysconfig.get_paths().get(key))
-    }
+    own = {os.path.realpath(path) for path in _interpreter_paths()}
     paths: list[str] = []
     for entry in sys.path:
         path = os.path.abspath(entry or os.getcwd())
@@ -147,3 +143,19 @@ def guardian_environment() -> dict[str, str]:
     if paths:
         environment["PYTHONPATH"] = os.pathsep.join(paths)
     return environment
+
+
+def _interpreter_paths() -> list[str]:
+    """The folders the interpreter puts on ``sys.path`` by itself (its standard library, its C
+    modules and its site-packages, the user's included): every Python it starts has them, and
+    put first by ``PYTHONPATH`` a site-packages package would shadow the standard library.
+
+    Read from where ``os`` was loaded and from :mod:`site`, not from
+    :mod:`sysconfig`, whose first ``get_paths()`` took 2 ms of a process's first fault."""
+    stdlib = os.path.dirname(os.__file__)
+    paths = [stdlib, os.path.join(stdlib, "lib-dynload")]
+    with contextlib.suppress(AttributeError):
+        paths += site.getsitepackages()
+    with contextlib.suppress(AttributeError):
+        paths.append(site.getusersitepackages())
+    return paths

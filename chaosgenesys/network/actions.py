@@ -365,8 +365,7 @@ def remove_faults(
                       "func": "remove_faults"}}
     """
     from chaosgenesys.faults import registry
-    from chaosgenesys.network.engine import REVERTER
-    from chaosgenesys.network.nft_faults import LEGACY_NFT_REVERTER, NFT_REVERTER
+    from chaosgenesys.network.reverters import NETWORK_REVERTERS
 
     wanted = set(parse_fault_ids(fault_ids))
     interface = require_text("interface", interface, allow_empty=True)
@@ -377,7 +376,7 @@ def remove_faults(
     store = registry.Registry()  # one for the call: it resolves its directory once
 
     def fits(fault: Any) -> bool:
-        if fault.reverter not in (REVERTER, NFT_REVERTER, LEGACY_NFT_REVERTER):
+        if fault.reverter not in NETWORK_REVERTERS:
             return False
         if interface and fault.spec.get("interface") != interface:
             return False

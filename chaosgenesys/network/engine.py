@@ -42,6 +42,7 @@ from chaosgenesys.network.nl import (
     in_netns,
     parse_attrs,
 )
+from chaosgenesys.network.reverters import TC_REVERTER
 from chaosgenesys.network.targeting import Target
 from chaosgenesys.network.tc_state import (
     FIRST_MINOR,
@@ -79,7 +80,7 @@ __all__ = [
     "revert_spec",
 ]
 
-REVERTER = "chaosgenesys.network.engine:revert"
+REVERTER = TC_REVERTER
 RTM_GETROUTE = 26
 
 

@@ -15,6 +15,7 @@ from chaosgenesys.network.engine import (
     resolve_interface,
 )
 from chaosgenesys.network.nl import NetlinkError, RtSocket, in_netns
+from chaosgenesys.network.reverters import LEGACY_NFT_REVERTER, NFT_REVERTER
 from chaosgenesys.network.targeting import Target
 from chaosgenesys.network.tc_state import netns_context
 
@@ -24,11 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LEGACY_NFT_REVERTER", "NFT_REVERTER", "apply_nft", "revert_nft"]
 
 
-#: The registry's reverter of these faults.
-NFT_REVERTER = "chaosgenesys.network.nft_faults:revert_nft"
-#: The same reverter as records written before this module existed name it (``engine`` keeps a
-#: shim), so that a fault recorded then is still reverted and listed as a network fault.
-LEGACY_NFT_REVERTER = "chaosgenesys.network.engine:revert_nft"
+# The registry's reverter of these faults, and the same as records written before this module
+# existed name it (``engine`` keeps a shim): ``reverters.py``.
 
 
 def apply_nft(

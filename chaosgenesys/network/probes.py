@@ -54,7 +54,8 @@ def list_faults(
     qdiscs are decoded (``delay_ms``, ``loss_percent``...).
     """
     from chaosgenesys.faults import registry
-    from chaosgenesys.network import engine, nft, nft_faults, tc_state
+    from chaosgenesys.network import nft, tc_state
+    from chaosgenesys.network.reverters import NETWORK_REVERTERS
 
     interface = require_text("interface", interface, allow_empty=True)
     netns = require_text("netns", netns, allow_empty=True)
@@ -62,8 +63,7 @@ def list_faults(
     faults = [
         f.to_dict()
         for f in registry.active()
-        if f.reverter
-        in (engine.REVERTER, nft_faults.NFT_REVERTER, nft_faults.LEGACY_NFT_REVERTER)
+        if f.reverter in NETWORK_REVERTERS
         and (not netns or (f.spec.get("netns") or "") == netns)
         and (not interface or f.spec.get("interface") == interface)
     ]

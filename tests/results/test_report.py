@@ -210,7 +210,7 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(
 
     (refusal,) = [f for f in summarize(run.journal)["faults"]
                   if f["action"] == "browser.actions.block_websocket_handshakes"]
-    assert refusal["ended_by"] == "its duration (5 s)" and refusal["seconds"] == 5.0, refusal
+    assert refusal["ended_by"] == "its duration (6 s)" and refusal["seconds"] == 6.0, refusal
 
     done = _report(str(folder / "journal.json"), "-o", str(tmp_path / "browser.html"))
     assert done.returncode == 0, done.stderr

@@ -202,6 +202,14 @@ class Holder:
             await self.guard(strict=True)
             # resident: the observer put the guard in before the page's scripts loaded
             self.ready["reaches_libraries"] = bool(await self.page.evaluate(IS_RESIDENT))
+            if self.params.get("close_code"):
+                # closed now the refusals are in force: every reconnect try meets them
+                from chaosgenesys.browser.page_sockets import close_in_page_async
+
+                self.ready["closed"] = await close_in_page_async(
+                    self.page, self.pattern, int(self.params["close_code"]),
+                    str(self.params.get("close_reason") or ""),
+                )
 
     async def attach_frames(self) -> None:
         """Attach to the page's out-of-process frames not attached yet (a cross-site iframe has

@@ -55,6 +55,25 @@ __all__ = [
 _SENDABLE = "1000 or 3000-4999"
 
 
+def _check_close(code_name: str, code: Any, reason_name: str, reason: Any) -> None:
+    """A close code a page may send and a reason that fits a close frame, or ActivityFailed
+    naming the argument."""
+    if (
+        not isinstance(code, int) or isinstance(code, bool)
+        or not (code == 1000 or 3000 <= code <= 4999)
+    ):
+        hint = (
+            " (1006 is what the browser reports for a connection lost without a close frame; "
+            "a page cannot send it: see docs/browser.md)"
+            if code in (1005, 1006, 1015) else ""
+        )
+        raise ActivityFailed(f"{code_name} must be {_SENDABLE}, got {code!r}{hint}")
+    if not isinstance(reason, str) or len(reason.encode()) > 123:
+        raise ActivityFailed(
+            f"{reason_name} must be a string of at most 123 bytes, got {reason!r}"
+        )
+
+
 # -- activities --------------------------------------------------------------------------------
 
 
@@ -133,6 +152,8 @@ def block_websocket_handshakes(
     duration: float,
     devtools_url: str = "",
     page_url_pattern: str = "",
+    close_code: int = 0,
+    close_reason: str = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -147,21 +168,40 @@ def block_websocket_handshakes(
     ``WebSocket`` (the official streaming client does) are reached when the page loaded while a
     browser observer watched it (``start_observer``: ``open_url``, or ``reload_page``); on a
     page loaded before, only code that builds its sockets with the page's ``WebSocket`` at the
-    time is. The result's ``"reaches_libraries"`` says which. Returns ``{"id", "kind": "block",
-    "url_pattern", "duration", "page", "pid", "reaches_libraries"}`` once the fault is in force.
+    time is. The result's ``"reaches_libraries"`` says which.
+
+    ``close_code`` (1000 or 3000-4999; 0, the default, leaves open sockets alone) also closes,
+    from the page, its open WebSockets that ``url_pattern`` searches, with that code and
+    ``close_reason``, the moment the refusals are in force: the guide's severed signalling
+    channel in one step, the desktop's every reconnect try within ``duration`` refused however
+    busy the machine (``close_browser_websockets`` as the next action comes a second or more
+    later, a window the desktop's first try can fall outside of). Returns ``{"id", "kind":
+    "block", "url_pattern", "duration", "page", "pid", "reaches_libraries"}`` once the fault is
+    in force, with ``"close_code"``, ``"close_reason"`` and ``"closed"`` (the URLs closed,
+    without query) when it closed sockets.
 
     ```json
-    {"type": "action", "name": "streaming-handshakes-refused-for-30s",
+    {"type": "action", "name": "streaming-socket-closed-and-handshakes-refused-for-30s",
      "provider": {"type": "python", "module": "chaosgenesys.browser.actions",
                   "func": "block_websocket_handshakes",
-                  "arguments": {"url_pattern": "streaming\\\\.", "duration": 30}}}
+                  "arguments": {"url_pattern": "streaming\\\\.", "duration": 30,
+                                "close_code": 4000}}}
     ```
     """
     pattern = check_pattern(url_pattern)
     seconds = check_duration(duration)
+    params: dict[str, Any] = {}
+    if close_code != 0:
+        _check_close("close_code", close_code, "close_reason", close_reason)
+        params = {"close_code": close_code, "close_reason": close_reason}
+    elif close_reason != "":
+        raise ActivityFailed(
+            f"close_reason needs a close_code (1000 or 3000-4999), got close_reason="
+            f"{close_reason!r} with close_code=0"
+        )
     devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
     return hold(
-        "block", f"browser WebSocket handshakes /{pattern}/ refused", pattern, {}, seconds,
+        "block", f"browser WebSocket handshakes /{pattern}/ refused", pattern, params, seconds,
         devtools, page, ws_url,
     )
 
@@ -248,18 +288,7 @@ def close_browser_websockets(
     ```
     """
     pattern = re.compile(check_pattern(url_pattern))
-    if (
-        not isinstance(code, int) or isinstance(code, bool)
-        or not (code == 1000 or 3000 <= code <= 4999)
-    ):
-        hint = (
-            " (1006 is what the browser reports for a connection lost without a close frame; "
-            "a page cannot send it: see docs/browser.md)"
-            if code in (1005, 1006, 1015) else ""
-        )
-        raise ActivityFailed(f"code must be {_SENDABLE}, got {code!r}{hint}")
-    if not isinstance(reason, str) or len(reason.encode()) > 123:
-        raise ActivityFailed(f"reason must be a string of at most 123 bytes, got {reason!r}")
+    _check_close("code", code, "reason", reason)
     devtools, page_pattern_text, _ = find_target(devtools_url, page_url_pattern)
     return in_thread(lambda: close_in_page(devtools, page_pattern_text, pattern, code, reason))
 

@@ -1,4 +1,6 @@
-"""Closing a page's open WebSockets from inside the page, for ``close_browser_websockets``.
+"""Closing a page's open WebSockets from inside the page, for ``close_browser_websockets`` and
+for ``block_websocket_handshakes(close_code=...)`` (whose holder closes them once the refusals
+are in force).
 
 The sockets are found with ``Runtime.queryObjects`` on ``WebSocket.prototype`` in the page and
 each of its out-of-process frames, and closed with ``close(code, reason)``; the work runs in a
@@ -10,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.browser.devtools import shown_url
 
-__all__ = ["close_in_page", "in_thread"]
+__all__ = ["close_in_page", "close_in_page_async", "in_thread"]
 
 _LIST = """function() { return this.map(s => [s.url, s.readyState]); }"""
 _CLOSE = """function(indexes, code, reason) {
@@ -72,15 +74,28 @@ def close_in_page(
     return {"closed": closed, "code": code, "page": where}
 
 
-def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) -> list[str]:
+#: One DevTools call the close sequence needs: ``(method, params)``; it is sent with the
+#: session's ``send`` (sync or async) and its result handed back into the sequence.
+_Call = tuple[str, dict[str, Any]]
+
+
+def _close_steps(
+    pattern: re.Pattern[str], code: int, reason: str
+) -> Generator[_Call, dict[str, Any], list[str]]:
+    """The close in one target, as the DevTools calls it makes (one result back for each):
+    the page's ``WebSocket`` objects listed, those ``pattern`` searches and still connecting
+    or open closed; returns their URLs without query. The same sequence serves the activity
+    (Playwright's sync API) and the fault holder (its async API)."""
     group = {"objectGroup": "chaosgenesys-close"}
-    prototype = session.send("Runtime.evaluate", {"expression": "WebSocket.prototype", **group})
+    prototype = yield ("Runtime.evaluate", {"expression": "WebSocket.prototype", **group})
     object_id = prototype["result"]["objectId"]
-    found = session.send("Runtime.queryObjects", {"prototypeObjectId": object_id, **group})
+    found = yield ("Runtime.queryObjects", {"prototypeObjectId": object_id, **group})
     sockets = found["objects"]["objectId"]
-    listed = session.send(
-        "Runtime.callFunctionOn",
-        {"objectId": sockets, "functionDeclaration": _LIST, "returnByValue": True},
+    listed = (
+        yield (
+            "Runtime.callFunctionOn",
+            {"objectId": sockets, "functionDeclaration": _LIST, "returnByValue": True},
+        )
     )["result"]["value"]
     chosen = [
         index
@@ -88,7 +103,7 @@ def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) ->
         if state in (0, 1) and pattern.search(str(url))
     ]
     if chosen:
-        answer = session.send(
+        answer = yield (
             "Runtime.callFunctionOn",
             {
                 "objectId": sockets,
@@ -99,9 +114,65 @@ def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) ->
         )
         if "exceptionDetails" in answer:
             raise ActivityFailed(
-                f"close_browser_websockets: the page refused close({code}): "
-                f"{answer['exceptionDetails'].get('text', '')}"
+                f"the page refused close({code}): {answer['exceptionDetails'].get('text', '')}"
             )
-    with contextlib.suppress(Exception):
-        session.send("Runtime.releaseObjectGroup", group)
+    yield ("Runtime.releaseObjectGroup", group)
     return [shown_url(str(listed[index][0])) for index in chosen]
+
+
+def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) -> list[str]:
+    steps = _close_steps(pattern, code, reason)
+    call = next(steps)
+    try:
+        while True:
+            try:
+                result = session.send(*call)
+            except Exception:
+                if call[0] != "Runtime.releaseObjectGroup":
+                    raise
+                result = {}
+            call = steps.send(result)
+    except StopIteration as done:
+        closed: list[str] = done.value
+        return closed
+
+
+async def _close_in_async(
+    session: Any, pattern: re.Pattern[str], code: int, reason: str
+) -> list[str]:
+    steps = _close_steps(pattern, code, reason)
+    call = next(steps)
+    try:
+        while True:
+            try:
+                result = await session.send(*call)
+            except Exception:
+                if call[0] != "Runtime.releaseObjectGroup":
+                    raise
+                result = {}
+            call = steps.send(result)
+    except StopIteration as done:
+        closed: list[str] = done.value
+        return closed
+
+
+async def close_in_page_async(
+    page: Any, pattern: re.Pattern[str], code: int, reason: str
+) -> list[str]:
+    """:func:`close_in_page` for a page of Playwright's async API (the fault holder's): the
+    open WebSockets ``pattern`` searches in ``page`` and its out-of-process frames closed;
+    their URLs without query."""
+    closed: list[str] = []
+    targets: list[Any] = [page]
+    targets += [frame for frame in page.frames if frame != page.main_frame]
+    for target in targets:
+        try:
+            session = await page.context.new_cdp_session(target)
+        except Exception:  # an in-process frame: its sockets are in the page's heap
+            continue
+        try:
+            closed += await _close_in_async(session, pattern, code, reason)
+        finally:
+            with contextlib.suppress(Exception):
+                await session.detach()
+    return closed

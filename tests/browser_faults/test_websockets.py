@@ -43,6 +43,31 @@ def test_handshakes_are_refused_for_the_window_then_the_page_reconnects(
     assert test_page.page.evaluate("'__chaosgenesysWsGuard' in window") is False
 
 
+def test_a_close_code_closes_the_open_socket_once_the_refusals_are_in_force(
+    test_page: OpenPage,
+) -> None:
+    site = test_page.site
+    since, codes, handshakes = test_page.count(), len(site.close_codes), site.handshakes
+    started = faults.block_websocket_handshakes(
+        r"/ws$", 2.5, close_code=4002, close_reason="cut", **test_page.target()
+    )
+    ws_url = site.url.replace("http://", "ws://") + "/ws"
+    assert started["closed"] == [ws_url] and started["close_code"] == 4002
+    # closed by the page with the code, and every try of its reconnect logic (each 100 ms)
+    # refused from the first one on
+    wait_for(lambda: site.close_codes[codes:] == [4002], 5)
+    time.sleep(1.0)
+    seen = test_page.events(since)
+    closes = [e for e in seen if e["event"] == "close"]
+    assert closes[0]["code"] == 4002
+    assert len([e for e in closes[1:] if e["code"] == 1006]) >= 3
+    assert site.handshakes == handshakes and not any(e["event"] == "open" for e in seen)
+    # the window ends: the next try is accepted
+    wait_for(lambda: site.connections == 1, 8)
+    assert site.handshakes == handshakes + 1
+    wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
+
+
 def test_a_killed_holder_refuses_nothing_after_its_lease(test_page: OpenPage) -> None:
     import os
     import signal

@@ -188,8 +188,8 @@ def test_token_expiry_example_holds_and_a_renewal_past_expiry_is_caught(
 ) -> None:
     ok, bad = _run_pair(pairs, "examples/browser-token-expiry.json")
     (waited,) = [r for r in ok["run"] if r["activity"]["name"].startswith("wait-until")]
-    # 12 s, or less when the run started late (never under the desktop's own renewal point)
-    assert 9.5 <= waited["output"]["seconds_left"] <= 12.2, waited["output"]
+    # 15 s, or less when the run started late (never under the desktop's own renewal point)
+    assert 9.5 <= waited["output"]["seconds_left"] <= 15.2, waited["output"]
     seen = _output(ok, "the-browser-saw-the-renewal")
     assert seen["tokens_obtained"] == 2 and seen["api_unauthorized"] == 0, seen
     # the renewal went through the held token request (5 s)

@@ -16,7 +16,8 @@ hand. Faults (``config["fault"]``):
 - ``delay``: matching XHR/fetch requests are held ``delay_ms`` then continued (``Fetch``);
 - ``fail``: matching XHR/fetch requests are answered ``status`` with a Genesys Cloud error body;
 - ``block``: new WebSockets to matching URLs have their handshake refused by the server
-  (see :mod:`chaosgenesys.browser.ws_guard`); sockets already open are untouched;
+  (see :mod:`chaosgenesys.browser.ws_guard`); sockets already open are untouched, or, with
+  ``params["close_code"]``, closed once the refusals are in force;
 - ``emulate``: ``Network.emulateNetworkConditions``.
 """
 

@@ -10,9 +10,10 @@ thread of its own (Playwright's sync API refuses a thread that already runs an e
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -55,44 +56,48 @@ def close_in_page(
     and its frames; ``{"closed": [URLs without query], "code", "page"}``."""
     from chaosgenesys.browser.devtools import connected, find_page
 
-    closed: list[str] = []
     with connected(devtools) as browser:
         page = find_page(browser, page_pattern_text)
-        targets: list[Any] = [page]
-        targets += [frame for frame in page.frames if frame != page.main_frame]
-        for target in targets:
-            try:
-                session = page.context.new_cdp_session(target)
-            except Exception:  # an in-process frame: its sockets are in the page's heap
-                continue
-            try:
-                closed += _close_in(session, pattern, code, reason)
-            finally:
-                with contextlib.suppress(Exception):
-                    session.detach()
+        closed = _at_once(close_in_page_async(page, pattern, code, reason))
         where = shown_url(page.url)
     return {"closed": closed, "code": code, "page": where}
 
 
-#: One DevTools call the close sequence needs: ``(method, params)``; it is sent with the
-#: session's ``send`` (sync or async) and its result handed back into the sequence.
-_Call = tuple[str, dict[str, Any]]
+async def close_in_page_async(
+    page: Any, pattern: re.Pattern[str], code: int, reason: str
+) -> list[str]:
+    """The open WebSockets ``pattern`` searches in ``page`` and its out-of-process frames
+    closed; their URLs without query.
+
+    ``page`` is of Playwright's async API (the fault holder's) or of its sync API
+    (:func:`close_in_page`'s, which runs this at once: with the sync API nothing here waits)."""
+    closed: list[str] = []
+    targets: list[Any] = [page]
+    targets += [frame for frame in page.frames if frame != page.main_frame]
+    for target in targets:
+        try:
+            session = await _answer(page.context.new_cdp_session(target))
+        except Exception:  # an in-process frame: its sockets are in the page's heap
+            continue
+        try:
+            closed += await _close_in(session, pattern, code, reason)
+        finally:
+            with contextlib.suppress(Exception):
+                await _answer(session.detach())
+    return closed
 
 
-def _close_steps(
-    pattern: re.Pattern[str], code: int, reason: str
-) -> Generator[_Call, dict[str, Any], list[str]]:
-    """The close in one target, as the DevTools calls it makes (one result back for each):
-    the page's ``WebSocket`` objects listed, those ``pattern`` searches and still connecting
-    or open closed; returns their URLs without query. The same sequence serves the activity
-    (Playwright's sync API) and the fault holder (its async API)."""
+async def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) -> list[str]:
+    async def send(method: str, params: dict[str, Any]) -> Any:
+        return await _answer(session.send(method, params))
+
     group = {"objectGroup": "chaosgenesys-close"}
-    prototype = yield ("Runtime.evaluate", {"expression": "WebSocket.prototype", **group})
+    prototype = await send("Runtime.evaluate", {"expression": "WebSocket.prototype", **group})
     object_id = prototype["result"]["objectId"]
-    found = yield ("Runtime.queryObjects", {"prototypeObjectId": object_id, **group})
+    found = await send("Runtime.queryObjects", {"prototypeObjectId": object_id, **group})
     sockets = found["objects"]["objectId"]
     listed = (
-        yield (
+        await send(
             "Runtime.callFunctionOn",
             {"objectId": sockets, "functionDeclaration": _LIST, "returnByValue": True},
         )
@@ -103,7 +108,7 @@ def _close_steps(
         if state in (0, 1) and pattern.search(str(url))
     ]
     if chosen:
-        answer = yield (
+        answer = await send(
             "Runtime.callFunctionOn",
             {
                 "objectId": sockets,
@@ -116,63 +121,24 @@ def _close_steps(
             raise ActivityFailed(
                 f"the page refused close({code}): {answer['exceptionDetails'].get('text', '')}"
             )
-    yield ("Runtime.releaseObjectGroup", group)
+    with contextlib.suppress(Exception):
+        await send("Runtime.releaseObjectGroup", group)
     return [shown_url(str(listed[index][0])) for index in chosen]
 
 
-def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) -> list[str]:
-    steps = _close_steps(pattern, code, reason)
-    call = next(steps)
+async def _answer(value: Any) -> Any:
+    """What a Playwright call answered: its async API answers with an awaitable, its sync API
+    with the result itself."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def _at_once[T](coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (all it awaits is answered already, as with
+    Playwright's sync API), run without an event loop."""
     try:
-        while True:
-            try:
-                result = session.send(*call)
-            except Exception:
-                if call[0] != "Runtime.releaseObjectGroup":
-                    raise
-                result = {}
-            call = steps.send(result)
+        coroutine.send(None)
     except StopIteration as done:
-        closed: list[str] = done.value
-        return closed
-
-
-async def _close_in_async(
-    session: Any, pattern: re.Pattern[str], code: int, reason: str
-) -> list[str]:
-    steps = _close_steps(pattern, code, reason)
-    call = next(steps)
-    try:
-        while True:
-            try:
-                result = await session.send(*call)
-            except Exception:
-                if call[0] != "Runtime.releaseObjectGroup":
-                    raise
-                result = {}
-            call = steps.send(result)
-    except StopIteration as done:
-        closed: list[str] = done.value
-        return closed
-
-
-async def close_in_page_async(
-    page: Any, pattern: re.Pattern[str], code: int, reason: str
-) -> list[str]:
-    """:func:`close_in_page` for a page of Playwright's async API (the fault holder's): the
-    open WebSockets ``pattern`` searches in ``page`` and its out-of-process frames closed;
-    their URLs without query."""
-    closed: list[str] = []
-    targets: list[Any] = [page]
-    targets += [frame for frame in page.frames if frame != page.main_frame]
-    for target in targets:
-        try:
-            session = await page.context.new_cdp_session(target)
-        except Exception:  # an in-process frame: its sockets are in the page's heap
-            continue
-        try:
-            closed += await _close_in_async(session, pattern, code, reason)
-        finally:
-            with contextlib.suppress(Exception):
-                await session.detach()
-    return closed
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("the close waited for an event loop: not a page of Playwright's sync API")

@@ -195,7 +195,7 @@ class Registry:
         faults: list[FaultRecord] = []
         corrupt: list[CorruptRecord] = []
         try:
-            names = os.listdir(self.directory)
+            names = os.listdir(self.where)
         except FileNotFoundError:
             return faults, corrupt
         except OSError as error:
@@ -205,13 +205,13 @@ class Registry:
         for name in sorted(names):
             if not name.endswith(RECORD_SUFFIX) or name.startswith("."):
                 continue
-            path = self.directory / name
+            path = f"{self.where}/{name}"
             try:
                 faults.append(read_record(path))
             except FileNotFoundError:
                 continue  # reverted while we listed
             except (OSError, ValueError) as error:
-                corrupt.append(CorruptRecord(name[: -len(RECORD_SUFFIX)], str(path), str(error)))
+                corrupt.append(CorruptRecord(name[: -len(RECORD_SUFFIX)], path, str(error)))
         faults.sort(key=lambda fault: (fault.created_at, fault.id))
         return faults, corrupt
 
@@ -339,7 +339,7 @@ class Registry:
             if deadline is not None:
                 changes["deadline"] = float(deadline)
             fault = dataclasses.replace(fault, **changes)
-            write_record(self.directory, fault)
+            write_record(self.where, fault)
         return fault
 
     def revert(self, fault_id: str) -> bool:
@@ -415,7 +415,7 @@ class Registry:
             given_up=current.given_up or failures >= MAX_REVERT_ATTEMPTS,
         )
         with contextlib.suppress(OSError):
-            write_record(self.directory, updated)
+            write_record(self.where, updated)
         return updated
 
     def revert_all(
@@ -480,20 +480,20 @@ class Registry:
     def forget(self, fault_id: str) -> bool:
         """Drop a record without reverting (also an unreadable one); True if it was there."""
         check_id(fault_id)
-        if not self.directory.is_dir():
+        if not os.path.isdir(self.where):
             return False
         with self.locked():
-            return unlink_record(self.directory, fault_id)
+            return unlink_record(self.where, fault_id)
 
     # -- the guardian (chaosgenesys.faults.guardian_start) -------------------------------------
 
     def guardian_pid(self) -> int | None:
         """The pid of the guardian of this directory (0 if it is starting), None if none runs."""
-        return guardian_pid(self.directory)
+        return guardian_pid(self.where)
 
     def guardian_starting(self) -> bool:
         """Whether the guardian last started for this directory is alive and still starting."""
-        return guardian_starting(self.directory)
+        return guardian_starting(self.where)
 
 
 # -- the default registry ----------------------------------------------------------------------

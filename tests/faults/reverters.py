@@ -1,8 +1,8 @@
 """Reverters of the fault registry tests: real files stand for real faults.
 
-A "fault" here is a marker file; reverting it removes the file (idempotently) and, when the spec
-names a ``log``, appends the revert time and pid to it, so tests can tell when and where the
-reverter ran.
+A "fault" here is a marker file; reverting it removes the file (idempotently) after, when the
+spec names a ``log``, appending the revert time and pid to it, so tests can tell when and where
+the reverter ran.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from chaosgenesys.faults.registry import FaultRecord
 
 
 def remove_marker(fault: FaultRecord) -> None:
-    """Remove ``spec["path"]`` (missing is fine) and log ``<time> <pid>`` to ``spec["log"]``."""
-    Path(fault.spec["path"]).unlink(missing_ok=True)
+    """Log ``<time> <pid>`` to ``spec["log"]``, then remove ``spec["path"]`` (missing is fine):
+    in that order, so that a test which sees the marker gone finds the line written."""
     log = fault.spec.get("log")
     if log:
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(f"{time.time():.6f} {os.getpid()}\n")
+    Path(fault.spec["path"]).unlink(missing_ok=True)
 
 
 def fail(fault: FaultRecord) -> None:

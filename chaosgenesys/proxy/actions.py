@@ -87,12 +87,13 @@ def start_proxy(
     ``mode``: ``regular`` (a forward proxy; HTTPS is intercepted with mitmproxy's CA),
     ``reverse:http://127.0.0.1:8765`` (in front of one host: point ``genesys_api_url`` at the
     proxy), ``upstream:http://corp-proxy:3128`` or ``socks5``. ``port`` 0 picks a free port (read
-    it back from the answer). Binds ``listen_host`` 127.0.0.1 by default. ``duration`` (seconds)
-    stops the proxy by itself then, even if the run dies. ``confdir`` holds mitmproxy's CA
-    (default ``~/.mitmproxy``); ``ignore_hosts`` are host regexes passed through untouched (no
-    interception, no rules); upstream certificates are verified unless ``verify_upstream`` is
-    false (``upstream_ca``: a PEM bundle to trust). Returns ``proxy_url``, ``port``, ``pid``,
-    ``ca_cert`` (the PEM file to trust) and the registry ``fault_id``.
+    it back from the answer). Binds ``listen_host`` 127.0.0.1 by default. ``duration`` (seconds,
+    counted from when the proxy listens) stops the proxy by itself then, even if the run dies.
+    ``confdir`` holds mitmproxy's CA (default ``~/.mitmproxy``); ``ignore_hosts`` are host regexes
+    passed through untouched (no interception, no rules); upstream certificates are verified
+    unless ``verify_upstream`` is false (``upstream_ca``: a PEM bundle to trust). Returns
+    ``proxy_url``, ``port``, ``pid``, ``ca_cert`` (the PEM file to trust), the registry
+    ``fault_id`` and ``deadline`` (epoch seconds, or null without ``duration``).
 
     ```json
     {"type": "action", "name": "start-proxy",

@@ -96,12 +96,20 @@ class ChaosAddon:
     """Fault-injection rules for HTTP(S) and WebSocket flows, steered over a control socket."""
 
     def __init__(
-        self, name: str, token: str, ready_file: str = "", deadline: float | None = None
+        self,
+        name: str,
+        token: str,
+        ready_file: str = "",
+        deadline: float | None = None,
+        duration: float | None = None,
     ) -> None:
         self.name = name
         self.token = token
         self.ready_file = ready_file
+        #: when the proxy stops itself (epoch seconds): ``duration`` counted from when it listens
+        #: (see :meth:`running`), else ``deadline`` as given
         self.deadline = deadline
+        self.duration = duration
         self._rules = RuleSet()
         self.started = time.time()
         self._next_id = 1
@@ -137,6 +145,10 @@ class ChaosAddon:
         self.control_port = self._server.sockets[0].getsockname()[1]
         proxyserver = _master().addons.get("proxyserver")
         listen = [list(addr[:2]) for addr in proxyserver.listen_addrs()]
+        if self.duration is not None:
+            # the window opens when the proxy serves, not when it was asked for: a start slowed
+            # by a loaded machine must not eat the duration (or end it before the proxy is up)
+            self.deadline = time.time() + self.duration
         if self.deadline is not None:
             left = max(0.0, self.deadline - time.time())
             asyncio.get_running_loop().call_later(left, self._expire)
@@ -146,6 +158,7 @@ class ChaosAddon:
                 "listen": listen,
                 "control_port": self.control_port,
                 "confdir": ctx.options.confdir,
+                "deadline": self.deadline,
             }
             tmp = self.ready_file + ".tmp"
             with open(tmp, "w", encoding="utf-8") as handle:

@@ -178,12 +178,14 @@ def start(
         "pid_start": None,
     }
     where = f"{listen_host}:{port}" if port else f"{listen_host} (free port)"
+    # Until the proxy listens, the record's deadline leaves it the time to start; then it becomes
+    # that moment plus ``duration``, the proxy's own deadline (a slow start eats none of it).
     fault = registry.record(
         kind=KIND,
         description=f"proxy {name!r} ({mode}) on {where}",
         reverter=REVERTER,
         spec=spec,
-        duration=duration,
+        duration=None if duration is None else duration + START_TIMEOUT,
     )
     with registry.undone_on_failure(fault.id):
         config = {
@@ -197,6 +199,7 @@ def start(
             "ssl_insecure": not verify_upstream,
             "upstream_ca": upstream_ca,
             "deadline": fault.deadline,
+            "duration": duration,
             "ready_file": str(ready_file),
         }
         from chaosgenesys.faults.holders import start_holder
@@ -213,10 +216,12 @@ def start(
             "listen": listen,
             "control_url": f"http://127.0.0.1:{ready['control_port']}",
         }
-        registry.update(
+        deadline = ready.get("deadline")
+        fault = registry.update(
             fault.id,
             spec=spec,
             description=f"proxy {name!r} ({mode}) on {listen_host}:{actual_port}",
+            deadline=float(deadline) if isinstance(deadline, int | float) else None,
         )
     host = f"[{listen_host}]" if ":" in listen_host else listen_host
     if listen_host in ("0.0.0.0", "::"):

@@ -183,16 +183,41 @@ def test_bad_arguments_change_nothing(arguments: dict, message: str, registry_di
     assert reject.TABLE_PREFIX not in reject.ruleset()
 
 
-def test_a_rule_nft_refuses_leaves_nothing_recorded(
-    pair: Pair, registry_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def refuse(*args: object) -> None:
-        raise reject.NftError("Error: Could not process rule: Operation not supported")
+def _fill_output_hook(netns_path: str) -> int:
+    """Take every slot of the namespace's output hook with base chains of a table of our own (the
+    kernel allows 1,024 on one hook): from then on the kernel refuses any other base chain there.
+    Returns how many chains it took."""
+    from chaosgenesys.network import nft
 
-    monkeypatch.setattr(reject, "apply", refuse)
-    with pytest.raises(ActivityFailed, match="nothing was applied: Error: Could not process"):
+    def chains(first: int, count: int) -> str:
+        return "".join(
+            f"add chain inet filler c{n} {{ type filter hook output priority 0; }}\n"
+            for n in range(first, first + count)
+        )
+
+    rc, _out, err = nft.run("add table inet filler\n", netns_path, json_output=False)
+    assert rc == 0, err
+    added = 0
+    for step in (256, 16, 1):  # each transaction is all or nothing: the steps find the limit
+        while True:
+            rc, _out, err = nft.run(chains(added, step), netns_path, json_output=False)
+            if rc != 0:
+                assert "Argument list too long" in err, err
+                break
+            added += step
+    return added
+
+
+def test_a_rule_the_kernel_refuses_leaves_nothing_recorded(pair: Pair, registry_dir: Path) -> None:
+    assert _fill_output_hook(pair.client_path) > 1000
+    with pytest.raises(
+        ActivityFailed,
+        match=r"nft refused the rule, nothing was applied: .*Argument list too long",
+    ):
         reject_connections(ports=["443"], duration=5, netns=pair.client)
     assert registry.active() == []
+    assert reject.TABLE_PREFIX not in _tables(pair)
+    assert "table inet filler" in _tables(pair)  # what was there before is left alone
 
 
 _OWNER = """

@@ -63,6 +63,9 @@ ATTACH_TIMEOUT = 30.0
 PAGE_TIMEOUT = 10.0
 #: How much longer start_observer waits when the observer reloads the page (``reload_page``).
 RELOAD_TIMEOUT = 15.0
+#: How long past its duration the guardian lets an observer end by itself (revoke its tokens,
+#: write its summary) before it stops it.
+ENDING_GRACE = 30.0
 MAX_DURATION = 7 * 86400.0
 #: The longest wait_until_browser_token_expiry accepts (as the synthetic desktop's).
 MAX_TOKEN_WAIT = 48 * 3600.0
@@ -137,11 +140,12 @@ def start_observer(
     ``{"presence": "[data-cg=\\"presence\\"]", "connection": "[data-cg=\\"connection\\"]"}``).
     ``api_hosts``: a regular expression searched in a request's URL (without query) that makes
     it a REST call (default: the page's origin's ``/api/`` and ``/oauth/`` paths and any
-    ``*.mypurecloud.*`` or ``*.pure.cloud`` host). ``duration`` > 0: it stops by itself after
-    that many seconds. ``metrics_port`` (0 = off, the default): the observer also serves the
-    page's figures for Prometheus at ``http://127.0.0.1:<metrics_port>/metrics`` (the synthetic
-    agents' metrics, labelled ``desktop="browser"``, docs/observability.md); a port it cannot
-    bind is an ``ActivityFailed`` naming ``metrics_port``.
+    ``*.mypurecloud.*`` or ``*.pure.cloud`` host). ``duration`` > 0: it stops by itself that many
+    seconds after it attached (a slow browser start eats none of it). ``metrics_port`` (0 = off,
+    the default): the observer also serves the page's figures for Prometheus at
+    ``http://127.0.0.1:<metrics_port>/metrics`` (the synthetic agents' metrics, labelled
+    ``desktop="browser"``, docs/observability.md); a port it cannot bind is an
+    ``ActivityFailed`` naming ``metrics_port``.
 
     Every document the page loads while the observer watches starts with the WebSocket guard of
     ``block_websocket_handshakes`` in place before its own scripts, so that fault reaches the
@@ -224,7 +228,10 @@ def start_observer(
         description=f"browser observer on {pattern!r} of {what}",
         reverter="chaosgenesys.browser.runs:revert",
         spec=spec,
-        duration=seconds + ATTACH_TIMEOUT + 30 if seconds else None,
+        # until it watches, the deadline leaves it the longest start (it moves once attached)
+        duration=seconds + PAGE_TIMEOUT + ATTACH_TIMEOUT + RELOAD_TIMEOUT + ENDING_GRACE
+        if seconds
+        else None,
     )
     record["fault_id"] = fault.id
     runs.write_json_atomic(folder / "observer.json", record)
@@ -257,6 +264,11 @@ def start_observer(
         runs.write_json_atomic(folder / "observer.json", record)
         status = _wait_attached(folder, process.pid, record["start_time"],
                                 RELOAD_TIMEOUT if reload_it else 0.0)
+    attached_at = status.get("attached_at")
+    if seconds and isinstance(attached_at, int | float):
+        # it watches for ``seconds`` from when it attached: so does its record's deadline
+        with contextlib.suppress(ActivityFailed):  # gone already: it ended by itself
+            registry.update(fault.id, deadline=float(attached_at) + seconds + ENDING_GRACE)
     return {
         "id": observer_id,
         "dir": str(folder),

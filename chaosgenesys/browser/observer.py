@@ -21,7 +21,7 @@ them. No frame payload, query string, header or token is ever written. With
 ``metrics`` says where (``{"port", "url"}``, ``null`` when off).
 
 It ends on SIGTERM, when its owner process is gone, when the browser or the page goes away
-(``browser_gone`` / ``page_closed`` events) or after ``--duration`` seconds. Without
+(``browser_gone`` / ``page_closed`` events) or ``--duration`` seconds after it attached. Without
 ``--devtools-url`` it launches the system Chromium headless (``CHAOSGENESYS_CHROMIUM`` or
 ``/usr/bin/chromium``, a fresh profile, ``--remote-debugging-port=0``), attaches to its blank
 page and then opens ``--open-url`` in it; that browser is its child and stops with it. An
@@ -120,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    started = time.monotonic()
     launched: LaunchedBrowser | None = None
     metrics: Any = None
     observer.write_status(metrics=None)
@@ -173,10 +172,13 @@ def run(args: argparse.Namespace) -> int:
             observer.read_tokens(page_session)
             observer.write("attached", url=observer.page_url)
             observer.write_status(attached=True, attached_at=time.time())
+            # --duration is how long it watches: counted from now, not from its start (launching
+            # a browser and opening the page can take seconds on a loaded machine)
+            watching_since = time.monotonic()
             while True:
                 if stop.is_set():
                     observer.ended = "stopped"
-                elif args.duration and time.monotonic() - started >= args.duration:
+                elif args.duration and time.monotonic() - watching_since >= args.duration:
                     observer.ended = "duration"
                 elif args.owner_pid and not process_alive(args.owner_pid, args.owner_start):
                     observer.ended = "owner_gone"

@@ -166,9 +166,16 @@ def test_an_observer_with_a_duration_stops_by_itself_with_its_browser() -> None:
     with serve_test_page() as site:
         started = actions.start_observer(open_url=site.url + "/", duration=2)
         status_path = Path(started["dir"]) / "status.json"
-        browser = json.loads(status_path.read_text())["browser_pid"]
+        status = json.loads(status_path.read_text())
+        browser, attached_at = status["browser_pid"], status["attached_at"]
         assert alive(browser)
+        # the two seconds run from when it watches, in the observer and in its record
+        (record,) = registry.mine(kind="browser-observer")
+        assert record.deadline == attached_at + 2 + actions.ENDING_GRACE
         wait_for(lambda: json.loads(status_path.read_text())["ended"] == "duration", 10)
+        events = [json.loads(line) for line in Path(started["events"]).read_text().splitlines()]
+        (stop,) = [event for event in events if event["event"] == "stop"]
+        assert stop["reason"] == "duration" and stop["ts"] - attached_at >= 2 - 0.002, stop
         wait_for(lambda: not alive(browser), 10)
         wait_for(lambda: registry.mine(kind="browser-observer") == [], 5)
         observer = json.loads((Path(started["dir"]) / "observer.json").read_text())["pid"]

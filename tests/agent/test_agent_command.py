@@ -46,12 +46,12 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers (a blackholed org)."""
+def silent_server() -> Iterator[socket.socket]:
+    """A loopback server that accepts connections and never answers (a blackholed org)."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(64)
-        yield server.getsockname()[1]
+        yield server
 
 
 def _finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
@@ -84,13 +84,19 @@ def test_an_unreachable_org_exits_non_zero_saying_what_failed(
         assert json.loads(out.splitlines()[0])["ready"] is False
 
 
-def test_json_honours_sigterm_while_a_call_hangs(silent_port: int) -> None:
-    process = _agent(f"http://127.0.0.1:{silent_port}", "--json", "--timeout", "30")
-    time.sleep(2.0)  # the token request is in flight, unanswered
-    assert process.poll() is None
-    process.send_signal(signal.SIGTERM)
-    stopped = time.monotonic()
-    out, err = _finish(process, timeout=30)
+def test_json_honours_sigterm_while_a_call_hangs(silent_server: socket.socket) -> None:
+    port = silent_server.getsockname()[1]
+    process = _agent(f"http://127.0.0.1:{port}", "--json", "--timeout", "30")
+    # The token request is in flight, unanswered, once the agent connected (its signal handlers
+    # are in place before its first call; a fixed sleep let a loaded machine signal it earlier).
+    silent_server.settimeout(30)
+    connection, _peer = silent_server.accept()
+    with connection:
+        time.sleep(0.3)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        out, err = _finish(process, timeout=30)
     took = time.monotonic() - stopped
     assert took < 4.0, (took, err)  # the stop grace is 1 s (+1 s to cancel): within ~2 s
     assert process.returncode == 1, err

@@ -179,6 +179,10 @@ def test_short_tokens_with_slow_token_endpoint(mode: str) -> None:
                 stats = agents.stats()
                 assert stats["token_refreshes"] >= 3
                 assert stats["unauthorized"] == 0
-                assert sandbox.requests(r"^/oauth/token$") == stats["token_refreshes"]
+                # Every token request is one refresh, one at a time: the platform saw each one
+                # finished before it is asked, and at most one more, in flight (0.8 s each).
+                asked = sandbox.requests(r"^/oauth/token$")
+                after = agents.stats()["token_refreshes"]
+                assert stats["token_refreshes"] <= asked <= after + 1, (stats, asked, after)
             else:
                 assert wait_for(lambda: agents.stats()["logged_out"], 6)

@@ -220,7 +220,12 @@ def test_layer1_delay_and_loss_to_destinations_only(lab: dict[str, Any]) -> None
     low, high = loss_bounds(n, 0.02)
     assert low <= measured["loss_percent"] <= high, measured
     clean = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
-    assert clean["loss_percent"] == 0 and clean["rtt_ms"]["median"] < 10
+    assert clean["loss_percent"] == 0, clean
+    # Nor is it delayed: judged beside the delayed traffic, at the same time, as both meet the
+    # same noise (under a loaded host user-mode-linux alone has put 25 ms on a median).
+    undelayed, delayed = _beside_control(ns, (ADDRESS6_B, 20000), (ADDRESS_B, 20000), 100, 5)
+    medians = statistics.median(undelayed), statistics.median(delayed)
+    assert medians[0] + 50 < medians[1], medians
     # The delay, judged beside a control (the same delay to IPv6) on its own: a second
     # stream during the loss count would add to the datagrams user-mode-linux drops.
     actions.add_latency(100, destinations=[ADDRESS6_B], interface="veth-a", netns=ns)

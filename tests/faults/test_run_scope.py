@@ -9,8 +9,10 @@ revert both.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from chaosgenesys.controls import killswitch
 from chaosgenesys.faults import actions, probes, registry
 from chaosgenesys.network import actions as network_actions
 from chaosgenesys.network.engine import REVERTER as NETEM_REVERTER
-from tests.faults.conftest import REMOVE, ROOT
+from tests.faults.conftest import REMOVE, ROOT, guardians
 from tests.faults.runs import cli, is_descendant, other_run
 
 #: A tc fault's spec in a namespace that is gone: the real reverter has nothing left to undo,
@@ -122,10 +124,19 @@ import subprocess, sys
 from chaosgenesys.faults import registry
 reverter, alive, gone = sys.argv[1:4]
 registry.record("marker", "child", reverter, {"path": alive})
-grandchild = "import sys; from chaosgenesys.faults import registry; " \\
-    "registry.record('marker', 'grandchild', sys.argv[1], {'path': sys.argv[2]})"
-subprocess.run([sys.executable, "-c", grandchild, reverter, gone], check=True)
+grandchild = subprocess.Popen(
+    [sys.executable, "-c", "import sys; from chaosgenesys.faults import registry; "
+     "registry.record('marker', 'grandchild', sys.argv[1], {'path': sys.argv[2]}); "
+     "print('recorded', flush=True); sys.stdin.read()", reverter, gone],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+)
+assert grandchild.stdout.readline().strip() == "recorded"
 print("ready", flush=True)
+sys.stdin.readline()  # the test has paused the guardian: the grandchild may go
+grandchild.stdin.close()
+grandchild.wait()
+grandchild.stdout.close()
+print("gone", flush=True)
 sys.stdin.read()
 """
 
@@ -133,7 +144,10 @@ sys.stdin.read()
 def test_a_fault_recorded_by_a_process_the_run_started_is_the_runs(
     runtime_dir: Path, marker: Callable[[str], Path]
 ) -> None:
-    """A child (an agent, a proxy, a command run by an activity) records; it may be gone."""
+    """A child (an agent, a proxy, a command run by an activity) records; it may be gone.
+
+    The guardian reverts the fault of a gone owner within 0.1 s: it is paused (SIGSTOP) while
+    the grandchild ends, so that revert_all, not the guardian, is what this test sees."""
     paths = [marker("child-alive"), marker("grandchild-gone")]
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, REMOVE, str(paths[0]), str(paths[1])],
@@ -143,13 +157,24 @@ def test_a_fault_recorded_by_a_process_the_run_started_is_the_runs(
         text=True,
     )
     assert child.stdout is not None and child.stdin is not None
+    paused: list[int] = []
     try:
         assert child.stdout.readline().strip() == "ready"
+        paused = guardians(runtime_dir)
+        assert paused, "no guardian watches the registry"
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "gone"
         assert len(registry.mine()) == 2
         results = actions.revert_all()
         assert sorted(r["description"] for r in results) == ["child", "grandchild"]
         assert not any(path.exists() for path in paths)
     finally:
+        for pid in paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         child.stdin.close()
         child.wait(timeout=30)
         child.stdout.close()

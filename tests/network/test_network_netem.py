@@ -240,8 +240,11 @@ def test_ingress_delay_through_ifb(lab: dict[str, Any]) -> None:
     actions.add_latency(
         30, direction="ingress", protocol="udp", ports=["20000"], interface="veth-a", netns=ns
     )
-    other = probes.measure_udp(ADDRESS_B, 5000, count=50, interval_ms=3, netns=ns)
-    assert other["rtt_ms"]["median"] < 10, other
+    # Another port is not delayed: judged beside the delayed one, measured at the same time, as
+    # both meet the same noise (under a loaded host user-mode-linux alone put 22 ms on a median).
+    other, delayed_port = _beside_control(ns, (ADDRESS_B, 5000), (ADDRESS_B, 20000), 100, 3)
+    medians = statistics.median(other), statistics.median(delayed_port)
+    assert medians[0] + 15 < medians[1], medians
     # The control: the same delay on IPv6's port 5000 (the fault under test delays port 20000
     # of both families).
     actions.add_latency(

@@ -144,7 +144,9 @@ class Sandbox:
                 ready.set()
                 return
             self._loop = loop
-            ready.set()
+            # ready once the loop runs, not just before: a call made the moment start() returns
+            # must find it running (a loaded machine once called in between and was refused)
+            loop.call_soon(ready.set)
             loop.run_forever()
             loop.run_until_complete(self._shutdown())
         finally:

@@ -100,16 +100,15 @@ class ChaosAddon:
         name: str,
         token: str,
         ready_file: str = "",
-        deadline: float | None = None,
         duration: float | None = None,
     ) -> None:
         self.name = name
         self.token = token
         self.ready_file = ready_file
-        #: when the proxy stops itself (epoch seconds): ``duration`` counted from when it listens
-        #: (see :meth:`running`), else ``deadline`` as given
-        self.deadline = deadline
         self.duration = duration
+        #: when the proxy stops itself (epoch seconds): ``duration`` after it listens (set in
+        #: :meth:`running`), None without a duration
+        self.deadline: float | None = None
         self._rules = RuleSet()
         self.started = time.time()
         self._next_id = 1
@@ -149,9 +148,7 @@ class ChaosAddon:
             # the window opens when the proxy serves, not when it was asked for: a start slowed
             # by a loaded machine must not eat the duration (or end it before the proxy is up)
             self.deadline = time.time() + self.duration
-        if self.deadline is not None:
-            left = max(0.0, self.deadline - time.time())
-            asyncio.get_running_loop().call_later(left, self._expire)
+            asyncio.get_running_loop().call_later(self.duration, self._expire)
         if self.ready_file:
             ready = {
                 "pid": os.getpid(),

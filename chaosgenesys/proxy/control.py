@@ -198,7 +198,6 @@ def start(
             "ignore_hosts": ignore_hosts,
             "ssl_insecure": not verify_upstream,
             "upstream_ca": upstream_ca,
-            "deadline": fault.deadline,
             "duration": duration,
             "ready_file": str(ready_file),
         }

@@ -5,13 +5,12 @@ input (so the control token never shows in ``ps``)::
 
     {"name": "default", "token": "...", "listen_host": "127.0.0.1", "port": 8080,
      "mode": "regular", "confdir": "~/.mitmproxy", "ignore_hosts": [], "ssl_insecure": false,
-     "upstream_ca": "", "duration": null, "deadline": null,
-     "ready_file": "/run/chaosgenesys/proxy-x/ready.json"}
+     "upstream_ca": "", "duration": null, "ready_file": "/run/chaosgenesys/proxy-x/ready.json"}
 
 When the proxy listens it writes ``ready_file`` (pid, listen addresses, control port, confdir and
-its deadline). SIGTERM and SIGINT stop it; so does its deadline: ``duration`` seconds after it
-listens, or ``deadline`` (epoch seconds) when no duration is given. Startup errors (a port in
-use, a bad mode) are printed on standard error and the process exits 1.
+its deadline). SIGTERM and SIGINT stop it; so does its deadline, ``duration`` seconds after it
+listens. Startup errors (a port in use, a bad mode) are printed on standard error and the
+process exits 1.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ async def run(config: dict[str, Any]) -> None:
             name=config["name"],
             token=config["token"],
             ready_file=config.get("ready_file") or "",
-            deadline=config.get("deadline"),
             duration=config.get("duration"),
         )
     )

@@ -188,11 +188,12 @@ def test_token_expiry_example_holds_and_a_renewal_past_expiry_is_caught(
 ) -> None:
     ok, bad = _run_pair(pairs, "examples/browser-token-expiry.json")
     (waited,) = [r for r in ok["run"] if r["activity"]["name"].startswith("wait-until")]
-    # 15 s, or less when the run started late (never under the desktop's own renewal point)
-    assert 9.5 <= waited["output"]["seconds_left"] <= 15.2, waited["output"]
+    # 25 s, or less when the run started late (never under the desktop's own renewal point)
+    assert 9.5 <= waited["output"]["seconds_left"] <= 25.2, waited["output"]
     seen = _output(ok, "the-browser-saw-the-renewal")
     assert seen["tokens_obtained"] == 2 and seen["api_unauthorized"] == 0, seen
     # the renewal went through the held token request (5 s)
+    assert seen["last_token_request_ms"] >= 5000, seen
     assert seen["ui"]["connection"] == "connected"
 
     assert _deviating_probe(bad) == "after:desktop-answered-the-call"

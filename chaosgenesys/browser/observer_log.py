@@ -42,7 +42,7 @@ class ObserverLog:
         self.open_sockets: set[str] = set()
         self.seen_sockets: set[str] = set()
         self.refused_sockets: set[str] = set()  # handshakes block_websocket_handshakes refused
-        self.token_responses: list[tuple[str, float, str]] = []  # /oauth/token answers to read
+        self.token_responses: list[tuple[str, float, str, float]] = []  # /oauth/token answers
         #: Only in a browser the observer launched: (API base URL, token) of each token the page
         #: obtained, in memory only, revoked when the observer stops.
         self.keep_tokens = False

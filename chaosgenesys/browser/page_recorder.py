@@ -197,7 +197,8 @@ class PageRecorder(ObserverLog):
             if (
                 request["path"].endswith(TOKEN_PATH) and request["status"] == 200 and ":" not in rid
             ):  # the page's own session can read the body
-                self.token_responses.append((rid, ts, request["host"]))
+                took = round((ts - request["start"]) * 1000, 1)
+                self.token_responses.append((rid, ts, request["host"], took))
 
     def read_tokens(self, session: CDPSession) -> None:
         """Note when each access token the page obtained expires (``token`` events): the
@@ -205,7 +206,7 @@ class PageRecorder(ObserverLog):
         is never written; in a browser the observer launched (a session the run logged in) it
         is kept in memory to be revoked at the end (:meth:`revoke_tokens`)."""
         while self.token_responses:
-            rid, ts, host = self.token_responses.pop(0)
+            rid, ts, host, took = self.token_responses.pop(0)
             try:
                 answer = session.send("Network.getResponseBody", {"requestId": rid})
                 body = answer.get("body") or ""
@@ -217,7 +218,7 @@ class PageRecorder(ObserverLog):
                 continue
             if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
                 expires_at = round(ts + float(lifetime), 3)
-                self.write("token", ts, expires_in=lifetime, expires_at=expires_at)
+                self.write("token", ts, expires_in=lifetime, expires_at=expires_at, request_ms=took)
                 self.status["token_expires_at"] = expires_at
             token = data.get("access_token")
             if self.keep_tokens and isinstance(token, str) and token:

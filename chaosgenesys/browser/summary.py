@@ -3,12 +3,13 @@
 Events read (one JSON object per line, the agents' :class:`~chaosgenesys.agent.eventlog.EventLog`
 format): ``ws_created`` (``ws``, ``url``), ``ws_frame`` (``ws``, ``dir``), ``ws_frame_error``
 (``ws``), ``ws_closed`` (``ws``, ``code``), ``rest`` (``latency_ms``, ``status``), ``console``
-(``level``), ``ui`` (``name``, ``value``), ``token`` (``expires_at``). A reconnect is a close of
-a WebSocket URL followed by the next WebSocket created on the same URL (a socket opened before
-the observer attached has the URL ``""``: the next socket created after its close answers it);
-its latency runs from the close to that socket's first frame. Zombie time is the time a socket
-stayed open past ``silence_s`` without a frame in. :func:`socket_outages` gives the same
-outages over time (each from its close to the reconnect's first frame), for the report.
+(``level``), ``ui`` (``name``, ``value``), ``token`` (``expires_at``, ``request_ms``). A
+reconnect is a close of a WebSocket URL followed by the next WebSocket created on the same URL
+(a socket opened before the observer attached has the URL ``""``: the next socket created after
+its close answers it); its latency runs from the close to that socket's first frame. Zombie time
+is the time a socket stayed open past ``silence_s`` without a frame in. :func:`socket_outages`
+gives the same outages over time (each from its close to the reconnect's first frame), for the
+report.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def summarize_events(
     beyond it, up to its close or ``now``, default the last event), WebSocket errors, REST p99
     latency, errors and 401s (a token the platform no longer takes), console errors/warnings,
     the UI's last values, and the access tokens the page obtained (how many, when the last one
-    expires, epoch seconds)."""
+    expires, epoch seconds, and how long its request took, ms)."""
     url_of: dict[str, str] = {}
     closed_at: dict[str, float] = {}  # url -> time of the close awaiting a reconnect
     pending: dict[str, float] = {}  # new ws id -> close time it answers
@@ -77,6 +78,7 @@ def summarize_events(
     ui: dict[str, Any] = {}
     tokens = 0
     token_expires_at: float | None = None
+    token_request_ms: float | None = None
     ordered = sorted(events, key=lambda e: float(e.get("ts", 0.0)))
     for ev in ordered:
         kind, ts, ws = ev.get("event"), float(ev.get("ts", 0.0)), str(ev.get("ws", ""))
@@ -119,6 +121,8 @@ def summarize_events(
         elif kind == "token" and isinstance(ev.get("expires_at"), int | float):
             tokens += 1
             token_expires_at = float(ev["expires_at"])
+            took = ev.get("request_ms")
+            token_request_ms = float(took) if isinstance(took, int | float) else None
     end = now if now is not None else (float(ordered[-1].get("ts", 0.0)) if ordered else 0.0)
     for since in quiet_since.values():
         zombie += max(0.0, end - since - silence_s)
@@ -151,6 +155,7 @@ def summarize_events(
         "ui": ui,
         "tokens_obtained": tokens,
         "token_expires_at": token_expires_at,
+        "last_token_request_ms": token_request_ms,
     }
 
 

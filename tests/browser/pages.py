@@ -28,7 +28,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 RECONNECT_MS = 100
-#: The access token ``POST /oauth/token`` answers (``?expires_in=`` its lifetime, default 30 s):
+#: The access token ``POST /oauth/token`` answers (``?expires_in=`` its lifetime, default 30 s;
+#: ``?delay_ms=`` answers that much later):
 #: nothing the observer writes may contain it.
 TOKEN_SECRET = "test-access-token-0f9e8d7c6b5a"
 
@@ -174,6 +175,9 @@ def _app(site: PageSite) -> web.Application:
         site.api_calls.append(request.path)
         lifetime = int(request.query.get("expires_in", "30"))
         status = int(request.query.get("status", "200"))
+        delay = float(request.query.get("delay_ms", "0"))
+        if delay:
+            await asyncio.sleep(delay / 1000)
         return web.json_response(
             {"access_token": TOKEN_SECRET, "token_type": "bearer", "expires_in": lifetime},
             status=status,

@@ -16,6 +16,9 @@ from tests.browser.pages import TOKEN_SECRET, serve_test_page
 from tests.browser_observer.conftest import page_in, wait_for
 
 TOKEN_REQUEST = "fetch('/oauth/token?expires_in=%d', {method: 'POST'}).then(r => r.status)"
+SLOW_TOKEN_REQUEST = (
+    "fetch('/oauth/token?expires_in=%d&delay_ms=%d', {method: 'POST'}).then(r => r.status)"
+)
 
 
 def test_token_expiry_is_noted_and_waited_for_without_the_token() -> None:
@@ -29,18 +32,24 @@ def test_token_expiry_is_noted_and_waited_for_without_the_token() -> None:
             wait_for(lambda: probes.browser_summary()["tokens_obtained"] == 1, 5)
             expires_at = probes.browser_summary()["token_expires_at"]
             assert asked + 30 - 0.5 <= expires_at <= time.time() + 30
+            quick = probes.browser_summary()["last_token_request_ms"]
+            assert 0 <= quick < 700, quick
             with pytest.raises(ActivityFailed, match="max_wait"):
                 actions.wait_until_browser_token_expiry(seconds_before=5, max_wait=1)
             waited = actions.wait_until_browser_token_expiry(seconds_before=28.5, max_wait=5)
             assert 0.5 <= waited["waited"] <= 2.5, waited
             assert 28 <= waited["seconds_left"] <= 28.6 and waited["refreshed"] is False
-            # a renewal: the newer token is the one followed; a failed answer is not a token
-            assert page.evaluate(TOKEN_REQUEST % 60) == 200
+            # a renewal: the newer token is the one followed, with how long its request took;
+            # a failed answer is not a token
+            sent = time.monotonic()
+            assert page.evaluate(SLOW_TOKEN_REQUEST % (60, 700)) == 200
+            took = (time.monotonic() - sent) * 1000
             page.evaluate("fetch('/oauth/token?status=400', {method: 'POST'})")
             page.evaluate("fetch('/api/v2/users/me?status=401').then(r => r.status)")
             wait_for(lambda: probes.browser_summary()["tokens_obtained"] == 2, 5)
             summary = probes.browser_summary()
             assert summary["token_expires_at"] > expires_at + 25
+            assert 700 <= summary["last_token_request_ms"] <= took + 50, (summary, took)
             wait_for(lambda: probes.browser_summary()["api_unauthorized"] == 1, 5)
             assert actions.wait_until_browser_token_expiry(seconds_before=120)["waited"] < 0.5
         actions.stop_observer()

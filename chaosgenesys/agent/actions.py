@@ -15,7 +15,6 @@ from chaosgenesys.arguments import require_id, require_ids, require_number, requ
 __all__ = ["start_agents", "stop_agents", "wait_until_agent_token_expiry"]
 
 _MODES = ("resilient", "naive")
-_READY_TIMEOUT = 30.0
 #: The longest ``max_wait`` of :func:`wait_until_agent_token_expiry` (48 h, as the tooling's).
 MAX_TOKEN_WAIT = 48 * 3600.0
 
@@ -41,7 +40,8 @@ def start_agents(
     optionally through ``proxy`` (an HTTP(S) proxy URL for HTTP and the WebSocket; a CA file to
     trust comes from ``genesys_verify_tls``). ``mode`` is ``resilient`` (like the real desktop)
     or ``naive`` (no backoff, no zombie detection, stale state pushed after a reconnect, no
-    token refresh). ``duration`` (seconds, 0 = until ``stop_agents``), ``log_path`` (JSONL event
+    token refresh). ``duration`` (seconds, 0 = until ``stop_agents``; counted from when every
+    agent is ready, so a slow login does not eat into it), ``log_path`` (JSONL event
     log; default a file in the run folder), ``netns`` (run inside ``ip netns exec``) and
     ``options`` (agent timings, e.g. ``{"ping_interval": 1, "talk_time": 3, "wrapup_time": 2}``;
     see docs/agent.md) are optional. Returns the run: ``id``, ``pid``, ``users``, ``mode``,
@@ -104,7 +104,7 @@ def start_agents(
         )
     except OSError as error:
         raise ActivityFailed(f"could not start the agent process: {error}") from None
-    ready, status = process.wait_ready(record, _READY_TIMEOUT)
+    ready, status = process.wait_ready(record, process.READY_TIMEOUT)
     if not ready:
         # nothing left half-applied: the process stopped and its fault record reverted, so no
         # guardian is left waiting on a run that never started
@@ -115,9 +115,10 @@ def start_agents(
             if not summary.get("ready"):
                 details += f" {user}: {summary.get('last_error') or 'not ready'};"
         raise ActivityFailed(
-            f"the synthetic agents were not ready within {_READY_TIMEOUT:.0f} s:{details} "
+            f"the synthetic agents were not ready within {process.READY_TIMEOUT:.0f} s:{details} "
             f"{errors}".strip()
         )
+    process.follow_deadline(record, status)
     return {
         key: record[key]
         for key in ("id", "pid", "users", "mode", "log", "status", "dir", "metrics_url")

@@ -14,6 +14,12 @@ status]`` of the agents' API calls of the last five minutes (status ``null``: no
                            log_path="agents.jsonl", status_path="status.json")
     await manager.run(duration=0)        # until manager.stop() (or the duration, or owner death)
 
+A ``duration`` counts from the start, or, with ``ready_allowance`` seconds, from when every agent
+is first ready at once (logged in, On Queue, connected) if that comes within the allowance, so a
+slow login does not eat into the window (``start_agents`` asks for that). The status file says
+when every agent was first ready (``all_ready_at``) and when the window ends (``deadline``, epoch
+seconds, the latest it can be until the window opens; ``null`` without a duration).
+
 Two HTTP connection pools are shared by all agents: one for API calls and WebSockets, one for
 ``/oauth/token`` only, so a token refresh never waits behind application requests.
 """
@@ -101,6 +107,11 @@ class AgentManager:
         self._rng_seed = rng_seed
         self._stop: asyncio.Event | None = None
         self._started_at = time.time()
+        #: When every agent was first ready at once (epoch seconds), None before.
+        self._all_ready_at: float | None = None
+        self._duration = 0.0
+        self._ready_allowance = 0.0
+        self._run_started_at = self._started_at
         self.running = False
         #: Every agent's API calls (token requests included), latest last.
         self.calls = MetricsRecorder(max_records=API_CALLS_KEPT)
@@ -134,6 +145,8 @@ class AgentManager:
             "running": self.running,
             "started_at": self._started_at,
             "updated_at": time.time(),
+            "all_ready_at": self._all_ready_at,
+            "deadline": self.deadline(),
             "log": str(self.log.path) if self.log.path else "",
             "metrics": None if self.metrics is None
             else {"port": self.metrics.port, "url": self.metrics.url},
@@ -183,9 +196,33 @@ class AgentManager:
             return False
         return True
 
-    async def run(self, duration: float = 0.0) -> None:
-        """Run until :meth:`stop`, ``duration`` seconds (0: no limit) or the owner's death."""
+    def deadline(self) -> float | None:
+        """When the run's ``duration`` ends (epoch seconds; None without one): ``duration``
+        after every agent was first ready at once, when that came within the run's
+        ``ready_allowance`` of its start; else ``duration`` after the allowance (the latest the
+        window can open, until it has). Notes when every agent was first ready (the status file
+        and the run loop both ask)."""
+        if (
+            self._all_ready_at is None
+            and self.agents
+            and all(a.stats.ready for a in self.agents)
+        ):
+            self._all_ready_at = time.time()
+        if self._duration <= 0:
+            return None
+        latest = self._run_started_at + self._ready_allowance
+        ready = self._all_ready_at
+        opened = ready if ready is not None and ready <= latest else latest
+        return opened + self._duration
+
+    async def run(self, duration: float = 0.0, ready_allowance: float = 0.0) -> None:
+        """Run until :meth:`stop`, ``duration`` seconds (0: no limit; counted from the start,
+        or from when every agent is ready if that comes within ``ready_allowance`` seconds:
+        :meth:`deadline`) or the owner's death."""
         self._stop = asyncio.Event()
+        self._duration = max(0.0, duration)
+        self._ready_allowance = max(0.0, ready_allowance)
+        self._run_started_at = time.time()
         if self.config.metrics_port:
             self._start_metrics()
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
@@ -210,9 +247,9 @@ class AgentManager:
                 tasks.append(asyncio.get_running_loop().create_task(
                     self._run_agent(agent, delay), name=f"agent:{agent.user_id}"))
             status = asyncio.get_running_loop().create_task(self._status_loop())
-            deadline = time.monotonic() + duration if duration > 0 else None
             while not self._stop.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
+                deadline = self.deadline()
+                if deadline is not None and time.time() >= deadline:
                     break
                 if self.owner_pid and not processes.alive(self.owner_pid):
                     break

@@ -6,7 +6,9 @@ records it: ``run.json`` in its run folder (see :mod:`chaosgenesys.agent.runtime
 fault registry (``chaosgenesys.faults.registry``) is installed, a fault record of kind
 ``agents`` whose reverter (:func:`revert`) stops the process, so ``chaosgenesys cleanup`` and
 the guardian stop forgotten agents too. The process also stops by itself when its owner (the
-process that started it) is gone, and after ``duration`` seconds when one is given.
+process that started it) is gone, and ``duration`` seconds after every agent is ready when
+one is given. Until then the record's deadline leaves the agents :data:`READY_TIMEOUT` seconds to
+get ready; :func:`follow_deadline` then moves it to the process's own deadline.
 
 Run folders are pruned by :func:`prune_runs` each time a run starts: a folder goes only when
 nothing uses it any more (its agent process and its owner are both gone) and it is either older
@@ -33,8 +35,13 @@ from chaosgenesys import processes
 from chaosgenesys.agent.runtime import agents_dir, list_runs, read_json, write_json_atomic
 
 __all__ = [
-    "process_alive", "prune_runs", "revert", "start_run", "start_time", "stop_run", "wait_ready"
+    "READY_TIMEOUT", "follow_deadline", "process_alive", "prune_runs", "revert", "start_run",
+    "start_time", "stop_run", "wait_ready",
 ]
+
+#: How long ``start_agents`` waits for every agent to be ready (s); a recorded run's deadline
+#: leaves it that long before its ``duration`` starts.
+READY_TIMEOUT = 30.0
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -117,7 +124,7 @@ def start_run(
     if not verify_tls:
         command.append("--insecure")
     if duration:
-        command += ["--duration", str(duration)]
+        command += ["--duration", str(duration), "--ready-allowance", str(READY_TIMEOUT)]
     for name, value in (options or {}).items():
         command += ["--option", f"{name}={value if isinstance(value, str) else _json(value)}"]
     if netns:
@@ -151,7 +158,9 @@ def start_run(
             description=f"synthetic agents ({mode}) for {len(user_ids)} user(s)",
             reverter="chaosgenesys.agent.process:revert",
             spec={"dir": str(folder)},
-            duration=duration or None,
+            # the agents count their duration from when they are ready: until then the record
+            # leaves them the time to get ready (follow_deadline moves it once they are)
+            duration=duration + READY_TIMEOUT if duration else None,
         )
         record["fault_id"] = fault.id
     write_json_atomic(folder / "run.json", record)
@@ -267,6 +276,22 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+def follow_deadline(record: dict[str, Any], status: dict[str, Any] | None) -> None:
+    """Move the run's fault record's deadline to the one its process reports (``deadline`` in
+    its status file: ``duration`` after every agent was ready), so the guardian stops the
+    agents when they stop themselves, not before. No record or no deadline: nothing to do."""
+    deadline = (status or {}).get("deadline")
+    registry = _registry()
+    if (
+        registry is None
+        or not record.get("fault_id")
+        or isinstance(deadline, bool)
+        or not isinstance(deadline, int | float)
+    ):
+        return
+    registry.update(record["fault_id"], deadline=float(deadline))
 
 
 def wait_ready(record: dict[str, Any], timeout: float) -> tuple[bool, dict[str, Any] | None]:

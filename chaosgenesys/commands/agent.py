@@ -5,7 +5,7 @@
     export GENESYSCLOUD_OAUTHCLIENT_ID=chaos-client GENESYSCLOUD_OAUTHCLIENT_SECRET=...
     chaosgenesys agent --api-url http://127.0.0.1:8765 --user U1 --user U2 \\
         [--proxy http://127.0.0.1:8080] [--ca-file mitm-ca.pem] [--mode resilient|naive] \\
-        [--log agents.jsonl] [--status-file status.json] [--duration 60] \\
+        [--log agents.jsonl] [--status-file status.json] [--duration 60 [--ready-allowance 30]] \\
         [--option ping_interval=0.5 --option talk_time=3]
 
 Credentials come from the environment only (``GENESYSCLOUD_OAUTHCLIENT_ID`` /
@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON summary of every agent, rewritten every 0.5 s")
     parser.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
                         help="stop after this many seconds (default: until SIGTERM/SIGINT)")
+    parser.add_argument("--ready-allowance", type=float, default=0.0, metavar="SECONDS",
+                        help="count --duration from when every agent is ready, if that comes "
+                        "within this many seconds of the start (default 0: from the start)")
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="random seed of the reconnect jitter (reproducible runs)")
     parser.add_argument("--owner-pid", type=int, default=0, metavar="PID",
@@ -216,7 +219,9 @@ async def _run(args: argparse.Namespace, users: list[str], endpoint: Any, config
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
-    runner = loop.create_task(manager.run(duration=args.duration))
+    runner = loop.create_task(
+        manager.run(duration=args.duration, ready_allowance=args.ready_allowance)
+    )
     reporter = loop.create_task(_report_start_errors(manager, endpoint))
     stopped = loop.create_task(stopping.wait())
     try:

@@ -119,6 +119,39 @@ def test_start_summary_stop_end_to_end(
         probes.agent_summary(AGENT_2)
 
 
+def test_the_duration_counts_from_when_every_agent_is_ready(
+    fast_sandbox: Any, configuration: Any, secrets: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A login slower than the duration: the window opens once the agents are ready, the fault
+    record's deadline follows the process's own, and the process stops itself then."""
+    from chaosgenesys.agent import actions, process
+    from chaosgenesys.faults import registry
+
+    monkeypatch.setenv("CHAOSGENESYS_RUNTIME_DIR", str(tmp_path / "runtime"))
+    configuration = {**configuration, "genesys_api_url": fast_sandbox.url,
+                     "genesys_login_url": fast_sandbox.url}
+    fast_sandbox.inject_fault(r"^/oauth/token$", delay_ms=2500, count=1)
+    asked = time.time()
+    run = actions.start_agents([AGENT_1], "", "resilient", duration=2, options=fast_options(),
+                               configuration=configuration, secrets=secrets)
+    try:
+        status = json.loads(Path(run["status"]).read_text())
+        ready_at, deadline = status["all_ready_at"], status["deadline"]
+        assert asked + 2.5 <= ready_at <= time.time(), (asked, status)
+        assert deadline == pytest.approx(ready_at + 2, abs=0.01)
+        (record,) = registry.mine(kind="agents")
+        assert record.deadline == pytest.approx(deadline, abs=0.01)
+        (mine,) = [r for r in process.list_runs() if r["id"] == run["id"]]
+        assert wait_for(
+            lambda: not process.process_alive(int(mine["pid"]), mine["start_time"]), 10
+        )
+        ended = time.time()
+        assert deadline <= ended <= deadline + 3, (deadline, ended)
+    finally:
+        actions.stop_agents()
+
+
 def test_start_agents_checks_its_arguments() -> None:
     from chaoslib.exceptions import ActivityFailed
 

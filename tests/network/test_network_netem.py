@@ -54,8 +54,7 @@ def test_delay_measured(lab: dict[str, Any]) -> None:
     baseline = probes.measure_udp(ADDRESS_B, 20000, count=50, interval_ms=2, netns=ns)
     actions.add_latency(50, destinations=["10.200.0.0/24"], interface="veth-a", netns=ns)
     # IPv6 is not in the destinations: untouched.
-    other = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
-    assert other["rtt_ms"]["median"] < 10, other
+    _assert_not_delayed(ns, (ADDRESS6_B, 20000), (ADDRESS_B, 20000), 50, 5)
     # The control (see _assert_constant_delay): the same delay to IPv6.
     actions.add_latency(50, destinations=[ADDRESS6_B], interface="veth-a", netns=ns)
     measured, control = _beside_control(ns, (ADDRESS_B, 20000), (ADDRESS6_B, 20000), 200, 5)
@@ -78,6 +77,20 @@ def _beside_control(
     trips, beside = udp_round_trips_together([under_test, control], count, interval_ms, 64, ns)
     assert len(beside) >= 0.9 * count, (len(beside), count)
     return trips, beside
+
+
+def _assert_not_delayed(
+    ns: str, untouched: tuple[str, int], delayed: tuple[str, int], delay: float, interval_ms: float
+) -> None:
+    """Traffic to ``untouched`` (an address and a port) escapes the ``delay`` ms that traffic to
+    ``delayed`` meets: 100 datagrams to each, sent alongside, and the untouched median at least
+    half the delay below the delayed one. Judged beside the delayed traffic, measured at the
+    same time, as both meet the same noise: under a loaded host user-mode-linux alone has put
+    22 and 25 ms on the median of traffic netem never delayed, which a fixed bound of 10 failed.
+    """
+    quick, slow = _beside_control(ns, untouched, delayed, 100, interval_ms)
+    medians = statistics.median(quick), statistics.median(slow)
+    assert medians[0] + delay / 2 < medians[1], medians
 
 
 def _assert_constant_delay(measured: list[float], control: list[float], delay: float) -> None:
@@ -221,11 +234,8 @@ def test_layer1_delay_and_loss_to_destinations_only(lab: dict[str, Any]) -> None
     assert low <= measured["loss_percent"] <= high, measured
     clean = probes.measure_udp(ADDRESS6_B, 20000, count=50, interval_ms=2, netns=ns)
     assert clean["loss_percent"] == 0, clean
-    # Nor is it delayed: judged beside the delayed traffic, at the same time, as both meet the
-    # same noise (under a loaded host user-mode-linux alone has put 25 ms on a median).
-    undelayed, delayed = _beside_control(ns, (ADDRESS6_B, 20000), (ADDRESS_B, 20000), 100, 5)
-    medians = statistics.median(undelayed), statistics.median(delayed)
-    assert medians[0] + 50 < medians[1], medians
+    # Nor is it delayed.
+    _assert_not_delayed(ns, (ADDRESS6_B, 20000), (ADDRESS_B, 20000), 100, 5)
     # The delay, judged beside a control (the same delay to IPv6) on its own: a second
     # stream during the loss count would add to the datagrams user-mode-linux drops.
     actions.add_latency(100, destinations=[ADDRESS6_B], interface="veth-a", netns=ns)
@@ -240,11 +250,8 @@ def test_ingress_delay_through_ifb(lab: dict[str, Any]) -> None:
     actions.add_latency(
         30, direction="ingress", protocol="udp", ports=["20000"], interface="veth-a", netns=ns
     )
-    # Another port is not delayed: judged beside the delayed one, measured at the same time, as
-    # both meet the same noise (under a loaded host user-mode-linux alone put 22 ms on a median).
-    other, delayed_port = _beside_control(ns, (ADDRESS_B, 5000), (ADDRESS_B, 20000), 100, 3)
-    medians = statistics.median(other), statistics.median(delayed_port)
-    assert medians[0] + 15 < medians[1], medians
+    # Another port is not delayed.
+    _assert_not_delayed(ns, (ADDRESS_B, 5000), (ADDRESS_B, 20000), 30, 3)
     # The control: the same delay on IPv6's port 5000 (the fault under test delays port 20000
     # of both families).
     actions.add_latency(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,17 @@ def test_bad_seed_is_reported_by_name_without_a_traceback(tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert "presense" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argument", ["--duration", "--ready-allowance"])
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_a_bad_agent_duration_is_refused_by_name(argument: str, value: str) -> None:
+    result = subprocess.run(
+        [CLI, "agent", "--user", "u1", argument, value], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stderr
+    assert argument in result.stderr and value in result.stderr
     assert "Traceback" not in result.stderr
 
 

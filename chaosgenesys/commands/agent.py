@@ -25,7 +25,7 @@ import signal
 import sys
 from typing import Any
 
-from chaosgenesys.commands.arguments import positive_float
+from chaosgenesys.commands.arguments import non_negative_float, positive_float
 
 __all__ = ["main", "register"]
 
@@ -71,9 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", default="", metavar="FILE", help="JSONL event log")
     parser.add_argument("--status-file", default="", metavar="FILE",
                         help="JSON summary of every agent, rewritten every 0.5 s")
-    parser.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--duration", type=non_negative_float, default=0.0, metavar="SECONDS",
                         help="stop after this many seconds (default: until SIGTERM/SIGINT)")
-    parser.add_argument("--ready-allowance", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--ready-allowance", type=non_negative_float, default=0.0,
+                        metavar="SECONDS",
                         help="count --duration from when every agent is ready, if that comes "
                         "within this many seconds of the start (default 0: from the start)")
     parser.add_argument("--seed", type=int, default=None, metavar="N",

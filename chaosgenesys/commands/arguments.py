@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 
-__all__ = ["non_negative_int", "port", "positive_float"]
+__all__ = ["non_negative_float", "non_negative_int", "port", "positive_float"]
 
 
 def port(value: str) -> int:
@@ -20,6 +21,16 @@ def non_negative_int(value: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
     if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
         raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
     return number
 

@@ -79,6 +79,9 @@ class Holder:
         self.deadline = config.get("deadline")
         self.stopping = asyncio.Event()
         self.counts = {"matched": 0, "passed": 0}
+        #: Where what the fault hit so far is written (``browser_faults`` reads it).
+        self.counts_file = str(config.get("counts_file") or "")
+        self._written: dict[str, int] | None = None
         self.ready: dict[str, Any] = {}  # what the ready file adds about the fault in force
         self.sessions: list[Any] = []
         self.tried: set[Any] = set()
@@ -262,8 +265,17 @@ class Holder:
 
     # -- holding ---------------------------------------------------------------------------
 
+    def write_counts(self) -> None:
+        """Write what the fault hit so far (``matched``, ``passed``) when it changed."""
+        if not self.counts_file or self.counts == self._written:
+            return
+        with contextlib.suppress(OSError):
+            _write(self.counts_file, self.counts)
+            self._written = dict(self.counts)
+
     async def hold(self, browser: Any) -> str:
         while not self.stopping.is_set():
+            self.write_counts()
             if self.deadline is not None and time.time() >= float(self.deadline):
                 return "deadline"
             if not browser.is_connected():
@@ -278,7 +290,7 @@ class Holder:
         return "stopped"
 
 
-def _write(path: str, data: dict[str, Any]) -> None:
+def _write(path: str, data: Any) -> None:
     temporary = Path(path + ".tmp")
     temporary.write_text(json.dumps(data))
     os.replace(temporary, path)
@@ -315,10 +327,12 @@ async def run(config: dict[str, Any]) -> int:
                 # the window runs from now, when the fault is in force, not from when it was
                 # recorded: attaching takes a second or more on a busy machine
                 holder.deadline = time.time() + float(config["duration"])
+            holder.write_counts()
             _write(ready, {"ok": True, "pid": os.getpid(), "page": shown_url(holder.page.url),
                            "deadline": holder.deadline, **holder.ready})
             reason = await holder.hold(browser)
             await holder.undo()
+            holder.write_counts()
             for task in list(holder.tasks):
                 task.cancel()
         finally:

@@ -25,7 +25,9 @@ from chaosgenesys.browser.devtools import shown_url
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.faults.registry import FaultRecord
 
-__all__ = ["KIND", "REVERTER", "START_TIMEOUT", "STOP_TIMEOUT", "hold", "revert"]
+__all__ = [
+    "COUNTS_FILE", "KIND", "REVERTER", "START_TIMEOUT", "STOP_TIMEOUT", "hits", "hold", "revert"
+]
 
 KIND = "browser-fault"
 #: The records name the reverter where the activities live (records written before this module
@@ -33,6 +35,8 @@ KIND = "browser-fault"
 REVERTER = "chaosgenesys.browser.faults:revert"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
+#: What the holder has hit so far, in its state folder: ``{"matched": n, "passed": n}``.
+COUNTS_FILE = "counts.json"
 
 
 def _registry() -> Any:
@@ -102,6 +106,7 @@ def hold(
             "deadline": record.deadline,
             "duration": duration,
             "ready_file": ready_file,
+            "counts_file": os.path.join(state_dir, COUNTS_FILE),
         }
         from chaosgenesys.faults.holders import start_holder
 
@@ -123,6 +128,24 @@ def hold(
     if isinstance(ready.get("closed"), list):
         answer["closed"] = [str(url) for url in ready["closed"]]
     return answer
+
+
+def hits(spec: dict[str, Any]) -> dict[str, int] | None:
+    """What the fault of ``spec`` (a record's) has hit so far, as its holder last wrote it:
+    ``{"matched": n, "passed": n}``; None when nothing was written (yet) or it is unreadable."""
+    state_dir = spec.get("state_dir")
+    if not isinstance(state_dir, str):
+        return None
+    try:
+        data = json.loads((Path(state_dir) / COUNTS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    counts = {name: data.get(name) for name in ("matched", "passed")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+        return None
+    return {name: int(value) for name, value in counts.items() if value is not None}
 
 
 def _wait_ready(process: subprocess.Popen[bytes], ready_file: str, state_dir: str) -> Any:

@@ -18,7 +18,7 @@ from chaosgenesys.browser import runs
 from chaosgenesys.browser.summary import SILENCE_S, read_events
 from chaosgenesys.platform_reads import experiment_client, get_or_not_found
 
-__all__ = ["browser_summary", "ui_matches_api", "ui_presence"]
+__all__ = ["browser_faults", "browser_summary", "ui_matches_api", "ui_presence"]
 
 
 def browser_summary(
@@ -51,6 +51,45 @@ def browser_summary(
     """
     seconds = require_number("silence_s", silence_s, minimum=0.0, exclusive_minimum=True)
     return runs.summary_of(runs.pick_observer(observer_id), seconds)
+
+
+def browser_faults(
+    configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, Any]:
+    """This run's browser faults in force and what each has hit so far: a fault whose
+    ``url_pattern`` matches nothing the desktop sends is in force and changes nothing, and this
+    is how an experiment tells.
+
+    Returns ``{"count": n, "matched": total, "faults": [{"id", "kind", "url_pattern",
+    "matched", "passed"}, ...]}`` (oldest first). ``matched``: the requests a ``delay`` fault
+    held or a ``fail`` fault answered, the WebSocket handshakes a ``block`` fault refused;
+    ``passed``: the XHR/fetch requests a ``delay`` or ``fail`` fault let go as they were.
+    ``null`` for an ``emulate`` fault (it slows everything) and before the holder first wrote
+    its figures. Read in the steady state after the method, before the rollback ends the faults.
+
+    ```json
+    {"type": "probe", "name": "the-token-fault-held-a-request",
+     "tolerance": {"type": "range", "range": [1, 1000000], "target": "matched"},
+     "provider": {"type": "python", "module": "chaosgenesys.browser.probes",
+                  "func": "browser_faults"}}
+    ```
+    """
+    from chaosgenesys.browser.held_faults import KIND, hits
+    from chaosgenesys.faults import registry
+
+    faults = []
+    for fault in registry.mine(kind=KIND):
+        kind = fault.spec.get("fault")
+        counts: dict[str, int] | None = None if kind == "emulate" else hits(fault.spec)
+        faults.append({
+            "id": fault.id,
+            "kind": kind,
+            "url_pattern": fault.spec.get("url_pattern"),
+            "matched": None if counts is None else counts["matched"],
+            "passed": None if counts is None else counts["passed"],
+        })
+    matched = sum(f["matched"] for f in faults if isinstance(f["matched"], int))
+    return {"count": len(faults), "matched": matched, "faults": faults}
 
 
 def _ui_value(record: dict[str, Any], name: str) -> Any:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chaosgenesys.browser import faults
+from chaosgenesys.browser import faults, probes
 from chaosgenesys.faults import registry
 from tests.browser_faults.conftest import OpenPage, holder_running, wait_for
 from tests.faults.conftest import ROOT
@@ -72,6 +72,27 @@ def test_clear_browser_faults_reverts_them_all(test_page: OpenPage) -> None:
     status, took = test_page.timed_call("/api/b")
     assert status == 200 and took < 1000
     assert faults.clear_browser_faults() == {"reverted": []}
+
+
+def test_browser_faults_says_what_each_fault_hit(test_page: OpenPage) -> None:
+    one = faults.fail_browser_requests(r"/api/a$", 500, 60, **test_page.target())
+    two = faults.delay_browser_requests(r"/api/b$", 300, 60, **test_page.target())
+    seen = probes.browser_faults()
+    assert seen["count"] == 2 and seen["matched"] == 0, seen
+    assert [(f["id"], f["kind"], f["url_pattern"], f["matched"]) for f in seen["faults"]] == [
+        (one["id"], "fail", "/api/a$", 0), (two["id"], "delay", "/api/b$", 0)
+    ]
+    assert test_page.timed_call("/api/a")[0] == 500
+    assert test_page.timed_call("/api/b")[0] == 200
+    assert test_page.timed_call("/api/a")[0] == 500
+    assert test_page.timed_call("/api/c")[0] == 200  # matched by neither
+    # the holders write their figures each tick (0.25 s)
+    wait_for(lambda: probes.browser_faults()["matched"] == 3, 3)
+    hit = {f["id"]: f for f in probes.browser_faults()["faults"]}
+    assert hit[one["id"]]["matched"] == 2 and hit[two["id"]]["matched"] == 1, hit
+    assert hit[one["id"]]["passed"] >= 1 and hit[two["id"]]["passed"] >= 1, hit
+    faults.clear_browser_faults()
+    assert probes.browser_faults() == {"count": 0, "matched": 0, "faults": []}
 
 
 OWNER = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from chaosgenesys.browser import faults
+from chaosgenesys.browser import faults, probes
 from chaosgenesys.faults import registry
 from tests.browser_faults.conftest import OpenPage, holder_running, wait_for
 
@@ -66,6 +66,26 @@ def test_a_close_code_closes_the_open_socket_once_the_refusals_are_in_force(
     wait_for(lambda: site.connections == 1, 8)
     assert site.handshakes == handshakes + 1
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
+
+
+def test_browser_faults_counts_the_handshakes_refused(test_page: OpenPage) -> None:
+    since = test_page.count()
+    started = faults.block_websocket_handshakes(r"/ws$", 60, **test_page.target())
+    assert probes.browser_faults()["faults"][0]["matched"] == 0
+    test_page.site.close_sockets(4000)  # the page reconnects every 100 ms: each try refused
+
+    def refusals() -> int:
+        return sum(e["event"] == "close" and e["code"] == 1006 for e in test_page.events(since))
+
+    wait_for(lambda: refusals() >= 3, 5)
+    seen = refusals()
+    # the holder reads the guard's count each tick (0.25 s) and writes it when it changed
+    wait_for(lambda: probes.browser_faults()["matched"] >= seen, 3)
+    (fault,) = probes.browser_faults()["faults"]
+    assert fault["id"] == started["id"] and fault["kind"] == "block"
+    assert fault["matched"] >= seen >= 3, (fault, seen)
+    faults.clear_browser_faults()
+    wait_for(lambda: test_page.site.connections == 1, 5)
 
 
 def test_a_killed_holder_refuses_nothing_after_its_lease(test_page: OpenPage) -> None:
@@ -145,6 +165,11 @@ def test_latency_emulation_slows_requests_not_open_websockets_nor_webrtc(
     assert started["kind"] == "emulate" and started["latency_ms"] == 800
     status, slow = test_page.timed_call("/api/emulated")
     assert status == 200 and slow >= 750
+    # it slows everything: nothing to count
+    assert probes.browser_faults()["faults"] == [
+        {"id": started["id"], "kind": "emulate", "url_pattern": "", "matched": None,
+         "passed": None}
+    ]
     assert _echo_ms(test_page) < 400  # an open WebSocket ignores the emulation
     assert test_page.page.evaluate("window.__rtcEcho()") < 400  # and so does WebRTC
     faults.clear_browser_faults()

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from chaosgenesys.results.verdict import render, summarize
 from tests.test_examples import check_held
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,8 +193,12 @@ def test_token_expiry_example_holds_and_a_renewal_past_expiry_is_caught(
     assert 9.5 <= waited["output"]["seconds_left"] <= 25.2, waited["output"]
     seen = _output(ok, "the-browser-saw-the-renewal")
     assert seen["tokens_obtained"] == 2 and seen["api_unauthorized"] == 0, seen
-    # the renewal went through the held token request (5 s)
+    # the renewal went through the held token request (5 s), the one request the fault held
     assert seen["last_token_request_ms"] >= 5000, seen
+    (cleared,) = [r for r in ok["rollbacks"] if r["activity"]["name"] == "clear-browser-faults"]
+    assert [h["matched"] for h in cleared["output"]["hits"].values()] == [1], cleared["output"]
+    verdict = render(summarize(ok))
+    assert "ended by clear-browser-faults; held 1 request(s)" in verdict, verdict
     assert seen["ui"]["connection"] == "connected"
 
     assert _deviating_probe(bad) == "after:desktop-answered-the-call"

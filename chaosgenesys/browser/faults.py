@@ -34,7 +34,7 @@ from chaosgenesys.browser.fault_args import (
 )
 from chaosgenesys.browser.fault_args import OBSERVER_KIND as OBSERVER_KIND
 from chaosgenesys.browser.held_faults import KIND as KIND
-from chaosgenesys.browser.held_faults import hold
+from chaosgenesys.browser.held_faults import hold, stop_and_count
 from chaosgenesys.browser.held_faults import revert as revert
 from chaosgenesys.browser.page_sockets import close_in_page, in_thread
 
@@ -297,7 +297,9 @@ def clear_browser_faults(
     configuration: Configuration = None, secrets: Secrets = None
 ) -> dict[str, Any]:
     """Revert every browser fault of this run (stop their holders); idempotent. Returns
-    ``{"reverted": [ids]}``. The rollback of any experiment that breaks the browser.
+    ``{"reverted": [ids], "hits": {id: {"matched": n, "passed": n}}}``: what each fault hit
+    in all (as ``chaosgenesys.browser.probes.browser_faults`` counts it; ``null`` for an
+    ``emulate`` fault). The rollback of any experiment that breaks the browser.
 
     ```json
     {"type": "action", "name": "clear-browser-faults",
@@ -307,5 +309,12 @@ def clear_browser_faults(
     """
     from chaosgenesys.faults import registry
 
-    reverted = [fault.id for fault in registry.mine(kind=KIND) if registry.revert(fault.id)]
-    return {"reverted": reverted}
+    reverted: list[str] = []
+    hits: dict[str, Any] = {}
+    for fault in registry.mine(kind=KIND):
+        # stopped first, the holder writes its last figures; the revert then finds it gone
+        figures = stop_and_count(fault.spec)
+        if registry.revert(fault.id):
+            reverted.append(fault.id)
+            hits[fault.id] = figures
+    return {"reverted": reverted, "hits": hits}

@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.faults.registry import FaultRecord
 
 __all__ = [
-    "COUNTS_FILE", "KIND", "REVERTER", "START_TIMEOUT", "STOP_TIMEOUT", "hits", "hold", "revert"
+    "COUNTS_FILE", "KIND", "REVERTER", "START_TIMEOUT", "STOP_TIMEOUT", "hits", "hold", "revert",
+    "stop_and_count",
 ]
 
 KIND = "browser-fault"
@@ -146,6 +147,14 @@ def hits(spec: dict[str, Any]) -> dict[str, int] | None:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
         return None
     return {name: int(value) for name, value in counts.items() if value is not None}
+
+
+def stop_and_count(spec: dict[str, Any]) -> dict[str, int] | None:
+    """Stop the holder of the fault of ``spec`` (it undoes its setting and writes its last
+    figures, then exits) and return those figures (:func:`hits`; None for an ``emulate`` fault,
+    which slows everything). The record stays: revert it after, as ever."""
+    _stop_holder(spec)
+    return None if spec.get("fault") == "emulate" else hits(spec)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], ready_file: str, state_dir: str) -> Any:

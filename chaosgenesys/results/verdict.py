@@ -150,22 +150,56 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
             and _family(activity_key(later)) in _FAMILY.get(_family(key), ())
         )
         removal = next(removals, None)
+        hits = None
         if removal is not None:
             removed_at = parse_time(removal.get("start"))
             if removed_at is not None and (end is None or removed_at < end):
                 end = removed_at
                 ended_by = f"{(removal.get('activity') or {}).get('name')}"
+                hits = _hits(item, removal)
         if end is None:
             end = end_of_run
-        faults.append({
+        fault = {
             "name": (item.get("activity") or {}).get("name"),
             "action": key.removeprefix("chaosgenesys."),
             "status": item.get("status"),
             "start": item.get("start"),
             "seconds": None if start is None or end is None else round(max(0.0, end - start), 3),
             "ended_by": ended_by,
-        })
+        }
+        if hits is not None:
+            fault["hits"] = hits
+        faults.append(fault)
     return faults
+
+
+#: How the verdict says what a browser fault hit (``clear_browser_faults``' ``hits``).
+_HIT_WORDS = {
+    "delay": "held {} request(s)",
+    "fail": "answered {} request(s)",
+    "block": "refused {} handshake(s)",
+}
+
+
+def _hits(fault: dict[str, Any], removal: dict[str, Any]) -> dict[str, Any] | None:
+    """What a browser fault hit in all, as the removal that ended it answered (its ``hits`` by
+    fault id), with the fault's kind; None when the removal does not say."""
+    output, answer = fault.get("output"), removal.get("output")
+    if not isinstance(output, dict) or not isinstance(answer, dict):
+        return None
+    every = answer.get("hits")
+    figures = every.get(output.get("id")) if isinstance(every, dict) else None
+    if not isinstance(figures, dict) or not isinstance(figures.get("matched"), int):
+        return None
+    return {"kind": output.get("kind"), **figures}
+
+
+def _hit_words(fault: dict[str, Any]) -> str:
+    hits = fault.get("hits")
+    if not isinstance(hits, dict):
+        return ""
+    words = _HIT_WORDS.get(str(hits.get("kind")), "matched {}")
+    return "; " + words.format(hits.get("matched"))
 
 
 def summarize(journal: dict[str, Any]) -> dict[str, Any]:
@@ -338,7 +372,7 @@ def render(summary: dict[str, Any]) -> str:
             f"  {f['name']} ({f['action']}, {f['status']}) at {_clock(f['start'])}: "
             + ("not applied" if "dry run" in f["ended_by"]
                else "a single event" if f["ended_by"].startswith("itself")
-               else f"{f['seconds']} s, ended by {f['ended_by']}")
+               else f"{f['seconds']} s, ended by {f['ended_by']}{_hit_words(f)}")
             for f in summary["faults"]
         )
     desktop_lines = _desktop_lines(summary["desktops"])

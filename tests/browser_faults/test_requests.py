@@ -66,12 +66,15 @@ def test_clear_browser_faults_reverts_them_all(test_page: OpenPage) -> None:
     assert test_page.timed_call("/api/a")[0] == 500
     cleared = faults.clear_browser_faults()
     assert sorted(cleared["reverted"]) == sorted([one["id"], two["id"]])
+    # what each hit in all: the one call to /api/a, answered by the first
+    assert cleared["hits"][one["id"]]["matched"] == 1, cleared
+    assert cleared["hits"][two["id"]]["matched"] == 0, cleared
     assert not holder_running(one["pid"]) and not holder_running(two["pid"])
     assert registry.mine(kind=faults.KIND) == []
     assert test_page.timed_call("/api/a")[0] == 200
     status, took = test_page.timed_call("/api/b")
     assert status == 200 and took < 1000
-    assert faults.clear_browser_faults() == {"reverted": []}
+    assert faults.clear_browser_faults() == {"reverted": [], "hits": {}}
 
 
 def test_browser_faults_says_what_each_fault_hit(test_page: OpenPage) -> None:
@@ -91,7 +94,8 @@ def test_browser_faults_says_what_each_fault_hit(test_page: OpenPage) -> None:
     hit = {f["id"]: f for f in probes.browser_faults()["faults"]}
     assert hit[one["id"]]["matched"] == 2 and hit[two["id"]]["matched"] == 1, hit
     assert hit[one["id"]]["passed"] >= 1 and hit[two["id"]]["passed"] >= 1, hit
-    faults.clear_browser_faults()
+    cleared = faults.clear_browser_faults()["hits"]
+    assert {i: h["matched"] for i, h in cleared.items()} == {one["id"]: 2, two["id"]: 1}
     assert probes.browser_faults() == {"count": 0, "matched": 0, "faults": []}
 
 

@@ -105,6 +105,7 @@ ACTIVITY_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "chaosgenesys.browser.actions.emulate_network": _NONE,
     "chaosgenesys.browser.actions.clear_browser_faults": _NONE,
     "chaosgenesys.browser.probes.browser_summary": _NONE,
+    "chaosgenesys.browser.probes.browser_faults": _NONE,
     "chaosgenesys.browser.probes.ui_presence": _NONE,
     "chaosgenesys.browser.probes.ui_matches_api": (_USER,),
     # faults on this machine: no Genesys API

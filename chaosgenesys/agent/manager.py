@@ -139,6 +139,7 @@ class AgentManager:
             self.metrics.update(self.summaries())
         if self.status_path is None:
             return
+        deadline = self.deadline()  # notes all_ready_at first: the head says both alike
         head = {
             "pid": os.getpid(),
             "mode": self.config.mode,
@@ -146,7 +147,7 @@ class AgentManager:
             "started_at": self._started_at,
             "updated_at": time.time(),
             "all_ready_at": self._all_ready_at,
-            "deadline": self.deadline(),
+            "deadline": deadline,
             "log": str(self.log.path) if self.log.path else "",
             "metrics": None if self.metrics is None
             else {"port": self.metrics.port, "url": self.metrics.url},

@@ -83,7 +83,8 @@ CONTRACT: dict[str, tuple[str, dict[str, list[str]]]] = {
     ),
     "chaosgenesys.browser.probes": (
         "probe",
-        {"browser_summary": [], "ui_presence": [], "ui_matches_api": ["user_id"]},
+        {"browser_summary": [], "browser_faults": [], "ui_presence": [],
+         "ui_matches_api": ["user_id"]},
     ),
     # Issue 12's protocol.
     "chaosgenesys.protocol.probes": (

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from chaosgenesys.results.report import html_report
+from chaosgenesys.results.timeline import timeline
 from chaosgenesys.results.verdict import render, summarize
 from tests.test_examples import check_held
 
@@ -199,6 +201,7 @@ def test_token_expiry_example_holds_and_a_renewal_past_expiry_is_caught(
     assert [h["matched"] for h in cleared["output"]["hits"].values()] == [1], cleared["output"]
     verdict = render(summarize(ok))
     assert "ended by clear-browser-faults; held 1 request(s)" in verdict, verdict
+    assert "<td>clear-browser-faults; held 1 request(s)</td>" in html_report(timeline(ok), "")
     assert seen["ui"]["connection"] == "connected"
 
     assert _deviating_probe(bad) == "after:desktop-answered-the-call"

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosgenesys.results.timeline import timeline
-from chaosgenesys.results.verdict import render
+from chaosgenesys.results.verdict import hit_words, render
 
 __all__ = ["MAX_USERS_DRAWN", "ReportError", "figure", "html_report", "write_report"]
 
@@ -347,7 +347,7 @@ def html_report(data: dict[str, Any], svg: str, png_name: str | None = None) -> 
 
     faults = [[e(f["name"]), e(str(f["action"])), e(str(f["status"])), clock(f["start"]),
                "a single event" if f["instant"] else f"{f['end'] - f['start']:.3f} s",
-               e(str(f["ended_by"]))] for f in data["faults"]]
+               e(str(f["ended_by"]) + hit_words(f))] for f in data["faults"]]
     checks = [[e(c["when"]), e(c["name"]), clock(c["at"]),
                '<span class="failed">deviated</span>' if c["met"] is False
                else '<span class="passed">held</span>'] for c in data["checks"]]

@@ -69,6 +69,7 @@ def _faults(summary: dict[str, Any], end_of_run: float) -> list[dict[str, Any]]:
                                           else end_of_run),
             "instant": instant,
             "ended_by": fault.get("ended_by"),
+            "hits": fault.get("hits"),
         })
     return faults
 

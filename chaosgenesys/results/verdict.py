@@ -20,7 +20,9 @@ from typing import Any
 
 from chaosgenesys.results.journal import activity_key, extension, parse_time, runs
 
-__all__ = ["FAULT_ACTIONS", "INSTANT_ACTIONS", "REMOVAL_ACTIONS", "render", "summarize"]
+__all__ = [
+    "FAULT_ACTIONS", "INSTANT_ACTIONS", "REMOVAL_ACTIONS", "hit_words", "render", "summarize",
+]
 
 #: Actions that put a fault in force (by ``module.func``).
 FAULT_ACTIONS = frozenset(
@@ -194,7 +196,9 @@ def _hits(fault: dict[str, Any], removal: dict[str, Any]) -> dict[str, Any] | No
     return {"kind": output.get("kind"), **figures}
 
 
-def _hit_words(fault: dict[str, Any]) -> str:
+def hit_words(fault: dict[str, Any]) -> str:
+    """``"; held 1 request(s)"``: what a fault of the summary hit, as a line ends; "" when
+    nothing says."""
     hits = fault.get("hits")
     if not isinstance(hits, dict):
         return ""
@@ -372,7 +376,7 @@ def render(summary: dict[str, Any]) -> str:
             f"  {f['name']} ({f['action']}, {f['status']}) at {_clock(f['start'])}: "
             + ("not applied" if "dry run" in f["ended_by"]
                else "a single event" if f["ended_by"].startswith("itself")
-               else f"{f['seconds']} s, ended by {f['ended_by']}{_hit_words(f)}")
+               else f"{f['seconds']} s, ended by {f['ended_by']}{hit_words(f)}")
             for f in summary["faults"]
         )
     desktop_lines = _desktop_lines(summary["desktops"])

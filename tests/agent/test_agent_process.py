@@ -147,7 +147,9 @@ def test_the_duration_counts_from_when_every_agent_is_ready(
             lambda: not process.process_alive(int(mine["pid"]), mine["start_time"]), 10
         )
         ended = time.time()
-        assert deadline <= ended <= deadline + 3, (deadline, ended)
+        # not before its deadline; after it, a 0.5 s tick, 1 s for the agents to log off, the
+        # exit, on a machine that may be busy
+        assert deadline <= ended <= deadline + 5, (deadline, ended)
     finally:
         actions.stop_agents()
 

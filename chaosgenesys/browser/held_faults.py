@@ -133,9 +133,10 @@ def hold(
 
 def hits(spec: dict[str, Any]) -> dict[str, int] | None:
     """What the fault of ``spec`` (a record's) has hit so far, as its holder last wrote it:
-    ``{"matched": n, "passed": n}``; None when nothing was written (yet) or it is unreadable."""
+    ``{"matched": n, "passed": n}``; None for an ``emulate`` fault (it slows everything, there
+    is nothing to count), or when nothing was written (yet) or it is unreadable."""
     state_dir = spec.get("state_dir")
-    if not isinstance(state_dir, str):
+    if spec.get("fault") == "emulate" or not isinstance(state_dir, str):
         return None
     try:
         data = json.loads((Path(state_dir) / COUNTS_FILE).read_text())
@@ -143,18 +144,22 @@ def hits(spec: dict[str, Any]) -> dict[str, int] | None:
         return None
     if not isinstance(data, dict):
         return None
-    counts = {name: data.get(name) for name in ("matched", "passed")}
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+    matched, passed = _count(data.get("matched")), _count(data.get("passed"))
+    if matched is None or passed is None:
         return None
-    return {name: int(value) for name, value in counts.items() if value is not None}
+    return {"matched": matched, "passed": passed}
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def stop_and_count(spec: dict[str, Any]) -> dict[str, int] | None:
     """Stop the holder of the fault of ``spec`` (it undoes its setting and writes its last
-    figures, then exits) and return those figures (:func:`hits`; None for an ``emulate`` fault,
-    which slows everything). The record stays: revert it after, as ever."""
+    figures, then exits) and return those figures (:func:`hits`). The record stays: revert it
+    after, as ever."""
     _stop_holder(spec)
-    return None if spec.get("fault") == "emulate" else hits(spec)
+    return hits(spec)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], ready_file: str, state_dir: str) -> Any:

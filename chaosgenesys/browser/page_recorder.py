@@ -150,8 +150,9 @@ class PageRecorder(ObserverLog):
             )
         return default_api_match(url, self.page_url or (self.page.url if self.page else ""))
 
-    def _rest(self, request: dict[str, Any], ts: float, status: Any, **extra: Any) -> None:
-        latency = round((ts - request["start"]) * 1000, 1)
+    def _rest(self, request: dict[str, Any], ts: float, status: Any, **extra: Any) -> float:
+        """Write the ``rest`` event of ``request`` ended at ``ts``; its latency (ms)."""
+        latency = round((ts - float(request["start"])) * 1000, 1)
         self.write(
             "rest",
             ts,
@@ -162,6 +163,7 @@ class PageRecorder(ObserverLog):
             latency_ms=latency,
             **extra,
         )
+        return latency
 
     def on_request(self, params: dict[str, Any]) -> None:
         self.calibrate(params)
@@ -193,11 +195,10 @@ class PageRecorder(ObserverLog):
         request = self.requests.pop(rid, None)
         if request is not None:
             ts = self.wall(params.get("timestamp"))
-            self._rest(request, ts, request["status"])
+            took = self._rest(request, ts, request["status"])
             if (
                 request["path"].endswith(TOKEN_PATH) and request["status"] == 200 and ":" not in rid
             ):  # the page's own session can read the body
-                took = round((ts - request["start"]) * 1000, 1)
                 self.token_responses.append((rid, ts, request["host"], took))
 
     def read_tokens(self, session: CDPSession) -> None:

@@ -79,11 +79,10 @@ def browser_faults(
 
     faults = []
     for fault in registry.mine(kind=KIND):
-        kind = fault.spec.get("fault")
-        counts: dict[str, int] | None = None if kind == "emulate" else hits(fault.spec)
+        counts = hits(fault.spec)
         faults.append({
             "id": fault.id,
-            "kind": kind,
+            "kind": fault.spec.get("fault"),
             "url_pattern": fault.spec.get("url_pattern"),
             "matched": None if counts is None else counts["matched"],
             "passed": None if counts is None else counts["passed"],

@@ -1,13 +1,15 @@
 """The detached process that holds one browser fault's DevTools session for its duration.
 
 ``python -m chaosgenesys.browser.fault_holder`` reads its configuration (JSON) on stdin, attaches
-to the browser over CDP (Playwright, async API), finds the page, puts the fault in force, writes
-``{"ok": true, ...}`` to its ready file and holds the session until its deadline, SIGTERM or
-SIGINT, or the browser going away. It then undoes what it did (``Fetch.disable``, network
-conditions back to none, the WebSocket guard removed) and detaches. A DevTools setting lives
-only as long as its session: if this process is SIGKILLed, Chromium drops the Fetch interception
-and the network emulation with the session, and the page's WebSocket guard lapses on its own
-within :data:`chaosgenesys.browser.ws_guard.LEASE_MS` (it refuses only while this process keeps
+to the browser over CDP (:mod:`chaosgenesys.browser.cdp`: one WebSocket, in force within a
+fraction of a second, where Playwright's driver alone takes one to start), finds the page, puts
+the fault in force there and in the page's out-of-process frames, writes ``{"ok": true, ...}`` to
+its ready file and holds the sessions until its deadline, SIGTERM or SIGINT, or the browser
+going away. It then undoes what it did (``Fetch.disable``, network conditions back to none, the
+WebSocket guard removed) and disconnects. A DevTools setting lives only as long as its session:
+if this process is SIGKILLed, Chromium drops the Fetch interception and the network emulation
+with the session, and the page's WebSocket guard lapses on its own within
+:data:`chaosgenesys.browser.ws_guard.LEASE_MS` (it refuses only while this process keeps
 renewing its rule).
 
 Started and recorded by :mod:`chaosgenesys.browser.faults` (kind ``browser-fault``); never run by
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from chaosgenesys.browser.cdp import Connection, Session
 from chaosgenesys.browser.ws_guard import (
     GUARD,
     IS_RESIDENT,
@@ -83,27 +86,34 @@ class Holder:
         self.counts_file = str(config.get("counts_file") or "")
         self._written: dict[str, int] | None = None
         self.ready: dict[str, Any] = {}  # what the ready file adds about the fault in force
-        self.sessions: list[Any] = []
-        self.tried: set[Any] = set()
-        self.page: Any = None
+        self.browser: Connection | None = None
+        self.page: Session | None = None
+        self.page_url = ""
+        #: The page's session and its out-of-process frames' sessions the fault is in force on.
+        self.sessions: list[Session] = []
+        #: Per session: frame id -> the id of the frame's main-world JavaScript context.
+        self.contexts: dict[str, dict[str, int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.attaching: set[asyncio.Task[None]] = set()
 
     # -- attaching -------------------------------------------------------------------------
 
-    async def find_page(self, browser: Any) -> Any:
+    async def find_page(self, browser: Connection) -> dict[str, Any]:
+        """The ``TargetInfo`` of the first page whose URL ``page_url_pattern`` searches."""
         compiled = re.compile(str(self.config["page_url_pattern"]))
         deadline = time.monotonic() + PAGE_TIMEOUT
         while True:
             if self.stopping.is_set():
                 raise RuntimeError("stopped before the page was found")
-            pages = [page for context in browser.contexts for page in context.pages]
+            targets = (await browser.send("Target.getTargets"))["targetInfos"]
+            pages = [t for t in targets if t.get("type") == "page"]
             for page in pages:
-                if compiled.search(page.url):
-                    return page
+                if compiled.search(str(page.get("url"))):
+                    return dict(page)
             if time.monotonic() >= deadline:
                 from chaosgenesys.browser.devtools import shown_url
 
-                seen = ", ".join(sorted({shown_url(p.url) for p in pages})) or "none"
+                seen = ", ".join(sorted({shown_url(str(p.get("url"))) for p in pages})) or "none"
                 raise RuntimeError(
                     f"page_url_pattern {self.config['page_url_pattern']!r} matches no page of "
                     f"the browser after {PAGE_TIMEOUT:g} s (pages: {seen})"
@@ -112,7 +122,7 @@ class Holder:
 
     # -- the faults ------------------------------------------------------------------------
 
-    async def on_paused(self, session: Any, event: dict[str, Any]) -> None:
+    async def on_paused(self, session: Session, event: dict[str, Any]) -> None:
         request = event.get("request") or {}
         url = str(request.get("url") or "")
         kind = event.get("resourceType")
@@ -137,7 +147,7 @@ class Holder:
             origin = next((v for k, v in headers.items() if k.lower() == "origin"), "")
             answer = [
                 {"name": "Content-Type", "value": "application/json"},
-                {"name": "Access-Control-Allow-Origin", "value": origin or _origin(self.page.url)},
+                {"name": "Access-Control-Allow-Origin", "value": origin or _origin(self.page_url)},
                 {"name": "Access-Control-Allow-Credentials", "value": "true"},
                 {"name": "Access-Control-Expose-Headers",
                  "value": "ININ-Correlation-Id, Retry-After"},
@@ -157,82 +167,107 @@ class Holder:
         except Exception:  # the request or the page went away meanwhile: nothing to answer
             return
 
-    def _spawn(self, session: Any, event: dict[str, Any]) -> None:
-        task = asyncio.ensure_future(self.on_paused(session, event))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]]) -> None:
+        task = asyncio.ensure_future(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def guard(self, strict: bool = False) -> int:
         """Install or renew the guard in every frame; ``strict``: the main frame must take it
         (the pattern must be a JavaScript regular expression too)."""
         source, flags = js_regex(self.pattern.pattern)
-        refused = 0
-        for frame in self.page.frames:
-            try:
-                refused += int(
-                    await frame.evaluate(
-                        f"([s, f, l, p]) => ({GUARD})(s, f, l, p, false)",
-                        [source, flags, LEASE_MS, REFUSED_PATH],
-                    )
-                )
-            except Exception as error:  # a frame navigating away; the page itself must take it
-                if strict and frame == self.page.main_frame:
-                    text = str(error).splitlines()[0]
-                    if "regular expression" in text:
-                        raise RuntimeError(
-                            f"url_pattern {self.pattern.pattern!r} is not a JavaScript regular "
-                            f"expression too (the guard runs in the page): {text}"
-                        ) from None
-                    raise
-        return refused
+        arguments = json.dumps([source, flags, LEASE_MS, REFUSED_PATH, False])
+        return await self.in_every_frame(f"({GUARD})(...{arguments})", strict)
 
     async def unguard(self) -> int:
         source, flags = js_regex(self.pattern.pattern)
-        refused = 0
-        for frame in self.page.frames:
-            with contextlib.suppress(Exception):
-                refused += int(
-                    await frame.evaluate(f"([s, f]) => ({UNGUARD})(s, f)", [source, flags])
-                )
-        return refused
+        return await self.in_every_frame(f"({UNGUARD})(...{json.dumps([source, flags])})")
+
+    async def in_every_frame(self, expression: str, strict: bool = False) -> int:
+        """The sum of what ``expression`` answers in the main world of every frame (a frame
+        navigating away meanwhile is skipped); ``strict``: the page's main frame must answer."""
+        assert self.page is not None
+        main_frame = str(self.page.target.get("targetId"))  # Chromium: a page's main frame id
+        total = 0
+        main_answered = False
+        for session in list(self.sessions):
+            for frame, context in list(self.contexts.get(session.id, {}).items()):
+                main = session is self.page and frame == main_frame
+                try:
+                    total += await _evaluate(session, expression, context)
+                    main_answered = main_answered or main
+                except Exception:
+                    if strict and main:
+                        raise
+        if strict and not main_answered:  # no context seen for it (yet): its default one
+            total += await _evaluate(self.page, expression)
+        return total
 
     async def apply(self) -> None:
         """Put the fault in force on the page, then on its out-of-process frames."""
         if self.kind not in ("delay", "fail", "block", "emulate"):
             raise RuntimeError(f"unknown browser fault {self.kind!r}")
+        assert self.page is not None
         await self.attach(self.page)
-        await self.attach_frames()
+        await self.follow_frames(self.page)
+        while self.attaching:  # the frames there already are attached as setAutoAttach answers
+            await asyncio.wait(list(self.attaching))
         if self.kind == "block":
-            await self.guard(strict=True)
+            try:
+                await self.guard(strict=True)
+            except Exception as error:
+                text = _first_line(error)
+                if "regular expression" in text:
+                    raise RuntimeError(
+                        f"url_pattern {self.pattern.pattern!r} is not a JavaScript regular "
+                        f"expression too (the guard runs in the page): {text}"
+                    ) from None
+                raise
             # resident: the observer put the guard in before the page's scripts loaded
-            self.ready["reaches_libraries"] = bool(await self.page.evaluate(IS_RESIDENT))
+            self.ready["reaches_libraries"] = bool(await _evaluate(self.page, IS_RESIDENT))
             if self.params.get("close_code"):
                 # closed now the refusals are in force: every reconnect try meets them
-                from chaosgenesys.browser.page_sockets import close_in_page_async
+                from chaosgenesys.browser.page_sockets import close_in_sessions
 
-                self.ready["closed"] = await close_in_page_async(
-                    self.page, self.pattern, int(self.params["close_code"]),
+                self.ready["closed"] = await close_in_sessions(
+                    self.sessions, self.pattern, int(self.params["close_code"]),
                     str(self.params.get("close_reason") or ""),
                 )
 
-    async def attach_frames(self) -> None:
-        """Attach to the page's out-of-process frames not attached yet (a cross-site iframe has
-        its own DevTools target: the page's session does not see its requests)."""
-        for frame in self.page.frames:
-            if frame == self.page.main_frame or frame in self.tried:
-                continue
-            self.tried.add(frame)
-            with contextlib.suppress(Exception):  # an in-process frame: the page's session has it
-                await self.attach(frame)
+    async def follow_frames(self, session: Session) -> None:
+        """Attach to the out-of-process frames of ``session``'s target, those there already
+        and those to come (a cross-site iframe has its own DevTools target: the page's session
+        does not see its requests)."""
+        session.on("Target.attachedToTarget", self.on_attached)
+        await session.send(
+            "Target.setAutoAttach",
+            {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True},
+        )
 
-    async def attach(self, target: Any) -> None:
-        session = await self.page.context.new_cdp_session(target)
+    def on_attached(self, event: dict[str, Any]) -> None:
+        assert self.browser is not None
+        info = dict(event.get("targetInfo") or {})
+        child = self.browser.adopt(str(event.get("sessionId")), info)
+        if info.get("type") == "iframe":  # (workers: not the fault's, as before)
+            self._spawn(self.attach_frame(child), self.attaching)
+
+    async def attach_frame(self, session: Session) -> None:
+        with contextlib.suppress(Exception):  # a frame gone meanwhile
+            await self.attach(session)
+            await self.follow_frames(session)
+
+    async def attach(self, session: Session) -> None:
+        """Put the fault in force on one target's session."""
         self.sessions.append(session)
         if self.kind in ("delay", "fail"):
-            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
+            session.on(
+                "Fetch.requestPaused",
+                lambda event: self._spawn(self.on_paused(session, event), self.tasks),
+            )
             # only XHR and fetch pause: documents, scripts, images and preflights never wait
             await session.send("Fetch.enable", {"patterns": FETCH_PATTERNS})
         elif self.kind == "block":
+            await self.follow_contexts(session)
             source, flags = js_regex(self.pattern.pattern)
             arguments = json.dumps([source, flags, LEASE_MS, REFUSED_PATH, False])
             # documents loaded during the window start guarded (the script goes with the
@@ -245,6 +280,28 @@ class Holder:
         else:
             await session.send("Network.enable")
             await session.send("Network.emulateNetworkConditions", self.params["conditions"])
+
+    async def follow_contexts(self, session: Session) -> None:
+        """Keep, for each frame of ``session``, the id of its main-world JavaScript context
+        (where the page's ``WebSocket`` lives): the guard is renewed there."""
+        frames = self.contexts.setdefault(session.id, {})
+
+        def created(event: dict[str, Any]) -> None:
+            context = event.get("context") or {}
+            data = context.get("auxData") or {}
+            if data.get("isDefault") and data.get("frameId"):
+                frames[str(data["frameId"])] = int(context["id"])
+
+        def destroyed(event: dict[str, Any]) -> None:
+            gone = event.get("executionContextId")
+            for frame, context in list(frames.items()):
+                if context == gone:
+                    del frames[frame]
+
+        session.on("Runtime.executionContextCreated", created)
+        session.on("Runtime.executionContextDestroyed", destroyed)
+        session.on("Runtime.executionContextsCleared", lambda _event: frames.clear())
+        await session.send("Runtime.enable")  # (the contexts there already come first)
 
     async def undo(self) -> None:
         if self.kind == "block":
@@ -260,8 +317,6 @@ class Holder:
                         {"offline": False, "latency": 0, "downloadThroughput": -1,
                          "uploadThroughput": -1},
                     )
-            with contextlib.suppress(Exception):
-                await session.detach()
 
     # -- holding ---------------------------------------------------------------------------
 
@@ -273,21 +328,38 @@ class Holder:
             _write(self.counts_file, self.counts)
             self._written = dict(self.counts)
 
-    async def hold(self, browser: Any) -> str:
+    async def hold(self, browser: Connection) -> str:
         while not self.stopping.is_set():
             self.write_counts()
             if self.deadline is not None and time.time() >= float(self.deadline):
                 return "deadline"
-            if not browser.is_connected():
+            if browser.closed.is_set():
                 return "browser gone"
-            with contextlib.suppress(Exception):
-                await self.attach_frames()
             if self.kind == "block":
                 with contextlib.suppress(Exception):
                     self.counts["matched"] = await self.guard()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), TICK)
         return "stopped"
+
+
+async def _evaluate(session: Session, expression: str, context: int | None = None) -> int:
+    """What ``expression`` answers (a number, or a truth as 0/1) in a frame's main world
+    (``context``; default: the target's main frame); its exception raised."""
+    params: dict[str, Any] = {"expression": expression, "returnByValue": True}
+    if context is not None:
+        params["contextId"] = context
+    answer = await session.send("Runtime.evaluate", params)
+    details = answer.get("exceptionDetails")
+    if details:
+        exception = details.get("exception") or {}
+        raise RuntimeError(str(exception.get("description") or details.get("text") or details))
+    return int((answer.get("result") or {}).get("value") or 0)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text.strip() else type(error).__name__
 
 
 def _write(path: str, data: Any) -> None:
@@ -297,8 +369,6 @@ def _write(path: str, data: Any) -> None:
 
 
 async def run(config: dict[str, Any]) -> int:
-    from playwright.async_api import async_playwright
-
     from chaosgenesys.browser.devtools import shown_url
 
     holder = Holder(config)
@@ -306,38 +376,35 @@ async def run(config: dict[str, Any]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, holder.stopping.set)
     ready = str(config["ready_file"])
-    reason = "stopped"
-    async with async_playwright() as playwright:
+    try:
+        browser = await Connection.open(str(config["ws_url"]), timeout=15)
+    except Exception as error:
+        _write(ready, {"ok": False, "error": f"could not attach over DevTools: "
+                                             f"{_first_line(error)}"})
+        return 1
+    async with browser:
+        holder.browser = browser
         try:
-            browser = await playwright.chromium.connect_over_cdp(
-                str(config["ws_url"]), timeout=15_000
-            )
+            page = await holder.find_page(browser)
+            holder.page_url = str(page.get("url") or "")
+            holder.page = await browser.attach(str(page["targetId"]))
+            holder.page.target = page
+            await holder.apply()
         except Exception as error:
-            _write(ready, {"ok": False, "error": f"could not attach over DevTools: "
-                                                 f"{str(error).splitlines()[0]}"})
+            _write(ready, {"ok": False, "error": _first_line(error)})
             return 1
-        try:
-            try:
-                holder.page = await holder.find_page(browser)
-                await holder.apply()
-            except Exception as error:
-                _write(ready, {"ok": False, "error": str(error).splitlines()[0]})
-                return 1
-            if config.get("duration"):
-                # the window runs from now, when the fault is in force, not from when it was
-                # recorded: attaching takes a second or more on a busy machine
-                holder.deadline = time.time() + float(config["duration"])
-            holder.write_counts()
-            _write(ready, {"ok": True, "pid": os.getpid(), "page": shown_url(holder.page.url),
-                           "deadline": holder.deadline, **holder.ready})
-            reason = await holder.hold(browser)
-            await holder.undo()
-            holder.write_counts()
-            for task in list(holder.tasks):
-                task.cancel()
-        finally:
-            with contextlib.suppress(Exception):
-                await browser.close()
+        if config.get("duration"):
+            # the window runs from now, when the fault is in force, not from when it was
+            # recorded: starting takes a while on a busy machine
+            holder.deadline = time.time() + float(config["duration"])
+        holder.write_counts()
+        _write(ready, {"ok": True, "pid": os.getpid(), "page": shown_url(holder.page_url),
+                       "deadline": holder.deadline, **holder.ready})
+        reason = await holder.hold(browser)
+        await holder.undo()
+        holder.write_counts()
+        for task in list(holder.tasks | holder.attaching):
+            task.cancel()
     print(json.dumps({"ended": reason, **holder.counts}), flush=True)
     # the record itself is the registry's: its guardian removes it at the deadline (calling
     # the reverter, which finds this process gone); forgetting it from here could wait on the

@@ -16,7 +16,8 @@ guardian when the run that made it dies. The activity returns once the fault is 
 This module holds the activities; :mod:`chaosgenesys.browser.fault_args` checks their
 arguments, :mod:`chaosgenesys.browser.held_faults` records and starts a lasting fault's holder
 (and reverts it), :mod:`chaosgenesys.browser.page_sockets` closes sockets from the page.
-Playwright is imported by the holder only; this module stays light.
+The holder speaks CDP itself (:mod:`chaosgenesys.browser.cdp`); Playwright is imported only
+by :func:`close_browser_websockets`, when it reaches a browser. This module stays light.
 """
 
 import re

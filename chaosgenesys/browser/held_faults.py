@@ -2,7 +2,8 @@
 until the fault is in force, and its reverter, which stops that holder.
 
 The holder is ``python -m chaosgenesys.browser.fault_holder`` (detached, in a session of its
-own); the records are of kind ``browser-fault``. Playwright is imported by the holder only.
+own); the records are of kind ``browser-fault``. The holder speaks CDP over one WebSocket
+(:mod:`chaosgenesys.browser.cdp`), without Playwright.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.browser.devtools import shown_url
 
-__all__ = ["close_in_page", "close_in_page_async", "in_thread"]
+__all__ = ["close_in_page", "close_in_page_async", "close_in_sessions", "in_thread"]
 
 _LIST = """function() { return this.map(s => [s.url, s.readyState]); }"""
 _CLOSE = """function(indexes, code, reason) {
@@ -69,8 +69,8 @@ async def close_in_page_async(
     """The open WebSockets ``pattern`` searches in ``page`` and its out-of-process frames
     closed; their URLs without query.
 
-    ``page`` is of Playwright's async API (the fault holder's) or of its sync API
-    (:func:`close_in_page`'s, which runs this at once: with the sync API nothing here waits)."""
+    ``page`` is of Playwright's sync API (:func:`close_in_page` runs this at once: with the
+    sync API nothing here waits) or of its async API."""
     closed: list[str] = []
     targets: list[Any] = [page]
     targets += [frame for frame in page.frames if frame != page.main_frame]
@@ -84,6 +84,18 @@ async def close_in_page_async(
         finally:
             with contextlib.suppress(Exception):
                 await _answer(session.detach())
+    return closed
+
+
+async def close_in_sessions(
+    sessions: list[Any], pattern: re.Pattern[str], code: int, reason: str
+) -> list[str]:
+    """The open WebSockets ``pattern`` searches closed in the targets of ``sessions`` (CDP
+    sessions whose ``send`` answers a command's result: the fault holder's, a page's and its
+    out-of-process frames'); their URLs without query."""
+    closed: list[str] = []
+    for session in sessions:
+        closed += await _close_in(session, pattern, code, reason)
     return closed
 
 

@@ -1,7 +1,9 @@
 """Reach a browser's DevTools endpoint and the desktop's page in it, with Playwright over CDP.
 
 The one place that turns what an experiment names (``devtools_url``, ``page_url_pattern``) into a
-connected browser and a page; the observer and the browser faults both go through it::
+DevTools WebSocket URL and a page pattern (the observer and the browser faults both check theirs
+here), and, for the observer, into a connected browser and a page (the faults reach theirs over
+:mod:`chaosgenesys.browser.cdp_pages`, without Playwright)::
 
     from chaosgenesys.browser import devtools
 

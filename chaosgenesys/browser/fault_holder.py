@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaosgenesys.browser.cdp import Connection, Session
+from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
 from chaosgenesys.browser.ws_guard import (
     GUARD,
     IS_RESIDENT,
@@ -86,7 +87,6 @@ class Holder:
         self.counts_file = str(config.get("counts_file") or "")
         self._written: dict[str, int] | None = None
         self.ready: dict[str, Any] = {}  # what the ready file adds about the fault in force
-        self.browser: Connection | None = None
         self.page: Session | None = None
         self.page_url = ""
         #: The page's session and its out-of-process frames' sessions the fault is in force on.
@@ -94,31 +94,8 @@ class Holder:
         #: Per session: frame id -> the id of the frame's main-world JavaScript context.
         self.contexts: dict[str, dict[str, int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.attaching: set[asyncio.Task[None]] = set()
 
     # -- attaching -------------------------------------------------------------------------
-
-    async def find_page(self, browser: Connection) -> dict[str, Any]:
-        """The ``TargetInfo`` of the first page whose URL ``page_url_pattern`` searches."""
-        compiled = re.compile(str(self.config["page_url_pattern"]))
-        deadline = time.monotonic() + PAGE_TIMEOUT
-        while True:
-            if self.stopping.is_set():
-                raise RuntimeError("stopped before the page was found")
-            targets = (await browser.send("Target.getTargets"))["targetInfos"]
-            pages = [t for t in targets if t.get("type") == "page"]
-            for page in pages:
-                if compiled.search(str(page.get("url"))):
-                    return dict(page)
-            if time.monotonic() >= deadline:
-                from chaosgenesys.browser.devtools import shown_url
-
-                seen = ", ".join(sorted({shown_url(str(p.get("url"))) for p in pages})) or "none"
-                raise RuntimeError(
-                    f"page_url_pattern {self.config['page_url_pattern']!r} matches no page of "
-                    f"the browser after {PAGE_TIMEOUT:g} s (pages: {seen})"
-                )
-            await asyncio.sleep(0.1)
 
     # -- the faults ------------------------------------------------------------------------
 
@@ -167,10 +144,10 @@ class Holder:
         except Exception:  # the request or the page went away meanwhile: nothing to answer
             return
 
-    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]]) -> None:
-        task = asyncio.ensure_future(work)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+    def _spawn(self, session: Session, event: dict[str, Any]) -> None:
+        task = asyncio.ensure_future(self.on_paused(session, event))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def guard(self, strict: bool = False) -> int:
         """Install or renew the guard in every frame; ``strict``: the main frame must take it
@@ -209,9 +186,8 @@ class Holder:
             raise RuntimeError(f"unknown browser fault {self.kind!r}")
         assert self.page is not None
         await self.attach(self.page)
-        await self.follow_frames(self.page)
-        while self.attaching:  # the frames there already are attached as setAutoAttach answers
-            await asyncio.wait(list(self.attaching))
+        # the frames there now are attached before this returns; those to come, as they come
+        await follow_frames(self.page, self.attach)
         if self.kind == "block":
             try:
                 await self.guard(strict=True)
@@ -234,36 +210,11 @@ class Holder:
                     str(self.params.get("close_reason") or ""),
                 )
 
-    async def follow_frames(self, session: Session) -> None:
-        """Attach to the out-of-process frames of ``session``'s target, those there already
-        and those to come (a cross-site iframe has its own DevTools target: the page's session
-        does not see its requests)."""
-        session.on("Target.attachedToTarget", self.on_attached)
-        await session.send(
-            "Target.setAutoAttach",
-            {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True},
-        )
-
-    def on_attached(self, event: dict[str, Any]) -> None:
-        assert self.browser is not None
-        info = dict(event.get("targetInfo") or {})
-        child = self.browser.adopt(str(event.get("sessionId")), info)
-        if info.get("type") == "iframe":  # (workers: not the fault's, as before)
-            self._spawn(self.attach_frame(child), self.attaching)
-
-    async def attach_frame(self, session: Session) -> None:
-        with contextlib.suppress(Exception):  # a frame gone meanwhile
-            await self.attach(session)
-            await self.follow_frames(session)
-
     async def attach(self, session: Session) -> None:
         """Put the fault in force on one target's session."""
         self.sessions.append(session)
         if self.kind in ("delay", "fail"):
-            session.on(
-                "Fetch.requestPaused",
-                lambda event: self._spawn(self.on_paused(session, event), self.tasks),
-            )
+            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
             # only XHR and fetch pause: documents, scripts, images and preflights never wait
             await session.send("Fetch.enable", {"patterns": FETCH_PATTERNS})
         elif self.kind == "block":
@@ -383,12 +334,12 @@ async def run(config: dict[str, Any]) -> int:
                                              f"{_first_line(error)}"})
         return 1
     async with browser:
-        holder.browser = browser
         try:
-            page = await holder.find_page(browser)
-            holder.page_url = str(page.get("url") or "")
-            holder.page = await browser.attach(str(page["targetId"]))
-            holder.page.target = page
+            holder.page = await attach_page(
+                browser, re.compile(str(config["page_url_pattern"])), PAGE_TIMEOUT,
+                stopping=holder.stopping,
+            )
+            holder.page_url = str(holder.page.target.get("url") or "")
             await holder.apply()
         except Exception as error:
             _write(ready, {"ok": False, "error": _first_line(error)})
@@ -403,7 +354,7 @@ async def run(config: dict[str, Any]) -> int:
         reason = await holder.hold(browser)
         await holder.undo()
         holder.write_counts()
-        for task in list(holder.tasks | holder.attaching):
+        for task in list(holder.tasks):
             task.cancel()
     print(json.dumps({"ended": reason, **holder.counts}), flush=True)
     # the record itself is the registry's: its guardian removes it at the deadline (calling

@@ -16,8 +16,8 @@ guardian when the run that made it dies. The activity returns once the fault is 
 This module holds the activities; :mod:`chaosgenesys.browser.fault_args` checks their
 arguments, :mod:`chaosgenesys.browser.held_faults` records and starts a lasting fault's holder
 (and reverts it), :mod:`chaosgenesys.browser.page_sockets` closes sockets from the page.
-The holder speaks CDP itself (:mod:`chaosgenesys.browser.cdp`); Playwright is imported only
-by :func:`close_browser_websockets`, when it reaches a browser. This module stays light.
+Every fault speaks CDP itself (:mod:`chaosgenesys.browser.cdp`, no Playwright); this module
+stays light.
 """
 
 import re
@@ -37,7 +37,7 @@ from chaosgenesys.browser.fault_args import OBSERVER_KIND as OBSERVER_KIND
 from chaosgenesys.browser.held_faults import KIND as KIND
 from chaosgenesys.browser.held_faults import hold, stop_and_count
 from chaosgenesys.browser.held_faults import revert as revert
-from chaosgenesys.browser.page_sockets import close_in_page, in_thread
+from chaosgenesys.browser.page_sockets import close_in_page
 
 __all__ = [
     "KIND",
@@ -175,11 +175,11 @@ def block_websocket_handshakes(
     from the page, its open WebSockets that ``url_pattern`` searches, with that code and
     ``close_reason``, the moment the refusals are in force: the guide's severed signalling
     channel in one step, the desktop's every reconnect try within ``duration`` refused however
-    busy the machine (``close_browser_websockets`` as the next action comes a second or more
-    later, a window the desktop's first try can fall outside of). Returns ``{"id", "kind":
-    "block", "url_pattern", "duration", "page", "pid", "reaches_libraries"}`` once the fault is
-    in force, with ``"close_code"``, ``"close_reason"`` and ``"closed"`` (the URLs closed,
-    without query) when it closed sockets.
+    busy the machine (``close_browser_websockets`` as the next action comes later, by as long as
+    the run takes to reach it: a delay the desktop's first try can fall outside the window by).
+    Returns ``{"id", "kind": "block", "url_pattern", "duration", "page", "pid",
+    "reaches_libraries"}`` once the fault is in force, with ``"close_code"``, ``"close_reason"``
+    and ``"closed"`` (the URLs closed, without query) when it closed sockets.
 
     ```json
     {"type": "action", "name": "streaming-socket-closed-and-handshakes-refused-for-30s",
@@ -290,8 +290,8 @@ def close_browser_websockets(
     """
     pattern = re.compile(check_pattern(url_pattern))
     _check_close("code", code, "reason", reason)
-    devtools, page_pattern_text, _ = find_target(devtools_url, page_url_pattern)
-    return in_thread(lambda: close_in_page(devtools, page_pattern_text, pattern, code, reason))
+    devtools, page_pattern_text, ws_url = find_target(devtools_url, page_url_pattern)
+    return close_in_page(ws_url, page_pattern_text, pattern, code, reason, devtools)
 
 
 def clear_browser_faults(

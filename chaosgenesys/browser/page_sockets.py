@@ -3,24 +3,32 @@ for ``block_websocket_handshakes(close_code=...)`` (whose holder closes them onc
 are in force).
 
 The sockets are found with ``Runtime.queryObjects`` on ``WebSocket.prototype`` in the page and
-each of its out-of-process frames, and closed with ``close(code, reason)``; the work runs in a
-thread of its own (Playwright's sync API refuses a thread that already runs an event loop).
+each of its out-of-process frames, and closed with ``close(code, reason)``, over the DevTools
+client of :mod:`chaosgenesys.browser.cdp` (no Playwright: its driver alone would take a second or
+more to start). ``close_in_page`` runs its event loop in a thread of its own, so that it can be
+called from a thread that runs one already (an async control's).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import inspect
 import re
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.browser.devtools import shown_url
 
-__all__ = ["close_in_page", "close_in_page_async", "close_in_sessions", "in_thread"]
+if TYPE_CHECKING:  # pragma: no cover
+    from chaosgenesys.browser.cdp import Session
+
+__all__ = ["close_in_page", "close_in_sessions", "in_thread"]
+
+#: How long ``close_in_page`` looks for the page (s), as the activities that find it do.
+PAGE_TIMEOUT = 10.0
 
 _LIST = """function() { return this.map(s => [s.url, s.readyState]); }"""
 _CLOSE = """function(indexes, code, reason) {
@@ -30,8 +38,8 @@ _CLOSE = """function(indexes, code, reason) {
 
 
 def in_thread(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``work()`` in a thread of its own: Playwright's sync API refuses a thread that already
-    runs an event loop (a caller's own Playwright, an async control)."""
+    """``work()`` in a thread of its own: ``asyncio.run`` refuses a thread that already runs an
+    event loop (an async control's, a caller's own)."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -50,45 +58,51 @@ def in_thread(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def close_in_page(
-    devtools: str, page_pattern_text: str, pattern: re.Pattern[str], code: int, reason: str
+    ws_url: str, page_pattern_text: str, pattern: re.Pattern[str], code: int, reason: str,
+    devtools: str = "",
 ) -> dict[str, Any]:
     """Close the open WebSockets ``pattern`` searches in the page ``page_pattern_text`` finds
-    and its frames; ``{"closed": [URLs without query], "code", "page"}``."""
-    from chaosgenesys.browser.devtools import connected, find_page
+    (over the browser's DevTools WebSocket ``ws_url``, named ``devtools`` in errors) and in
+    its out-of-process frames; ``{"closed": [URLs without query], "code", "page"}``."""
+    return in_thread(
+        lambda: asyncio.run(
+            _close_in_page(ws_url, page_pattern_text, pattern, code, reason, devtools or ws_url)
+        )
+    )
 
-    with connected(devtools) as browser:
-        page = find_page(browser, page_pattern_text)
-        closed = _at_once(close_in_page_async(page, pattern, code, reason))
-        where = shown_url(page.url)
-    return {"closed": closed, "code": code, "page": where}
 
+async def _close_in_page(
+    ws_url: str, page_pattern_text: str, pattern: re.Pattern[str], code: int, reason: str,
+    devtools: str,
+) -> dict[str, Any]:
+    from chaosgenesys.browser.cdp import CdpError, Connection
+    from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
+    from chaosgenesys.browser.devtools import page_pattern
 
-async def close_in_page_async(
-    page: Any, pattern: re.Pattern[str], code: int, reason: str
-) -> list[str]:
-    """The open WebSockets ``pattern`` searches in ``page`` and its out-of-process frames
-    closed; their URLs without query.
-
-    ``page`` is of Playwright's sync API (:func:`close_in_page` runs this at once: with the
-    sync API nothing here waits) or of its async API."""
-    closed: list[str] = []
-    targets: list[Any] = [page]
-    targets += [frame for frame in page.frames if frame != page.main_frame]
-    for target in targets:
+    try:
+        browser = await Connection.open(ws_url, timeout=15)
+    except (OSError, CdpError, TimeoutError) as error:
+        raise ActivityFailed(
+            f"devtools_url {devtools!r}: could not attach over DevTools: {error or 'timed out'}"
+        ) from None
+    async with browser:
         try:
-            session = await _answer(page.context.new_cdp_session(target))
-        except Exception:  # an in-process frame: its sockets are in the page's heap
-            continue
-        try:
-            closed += await _close_in(session, pattern, code, reason)
-        finally:
-            with contextlib.suppress(Exception):
-                await _answer(session.detach())
-    return closed
+            page = await attach_page(browser, page_pattern(page_pattern_text), PAGE_TIMEOUT)
+        except CdpError as error:
+            raise ActivityFailed(str(error)) from None
+        sessions = [page]
+
+        async def frame(session: Session) -> None:
+            sessions.append(session)
+
+        with contextlib.suppress(CdpError):
+            await follow_frames(page, frame)
+        closed = await close_in_sessions(sessions, pattern, code, reason)
+    return {"closed": closed, "code": code, "page": shown_url(str(page.target.get("url")))}
 
 
 async def close_in_sessions(
-    sessions: list[Any], pattern: re.Pattern[str], code: int, reason: str
+    sessions: list[Session], pattern: re.Pattern[str], code: int, reason: str
 ) -> list[str]:
     """The open WebSockets ``pattern`` searches closed in the targets of ``sessions`` (CDP
     sessions whose ``send`` answers a command's result: the fault holder's, a page's and its
@@ -99,10 +113,10 @@ async def close_in_sessions(
     return closed
 
 
-async def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: str) -> list[str]:
-    async def send(method: str, params: dict[str, Any]) -> Any:
-        return await _answer(session.send(method, params))
-
+async def _close_in(
+    session: Session, pattern: re.Pattern[str], code: int, reason: str
+) -> list[str]:
+    send = session.send
     group = {"objectGroup": "chaosgenesys-close"}
     prototype = await send("Runtime.evaluate", {"expression": "WebSocket.prototype", **group})
     object_id = prototype["result"]["objectId"]
@@ -136,21 +150,3 @@ async def _close_in(session: Any, pattern: re.Pattern[str], code: int, reason: s
     with contextlib.suppress(Exception):
         await send("Runtime.releaseObjectGroup", group)
     return [shown_url(str(listed[index][0])) for index in chosen]
-
-
-async def _answer(value: Any) -> Any:
-    """What a Playwright call answered: its async API answers with an awaitable, its sync API
-    with the result itself."""
-    return await value if inspect.isawaitable(value) else value
-
-
-def _at_once[T](coroutine: Coroutine[Any, Any, T]) -> T:
-    """The result of a coroutine that never waits (all it awaits is answered already, as with
-    Playwright's sync API), run without an event loop."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coroutine.close()
-    raise RuntimeError("the close waited for an event loop: not a page of Playwright's sync API")

@@ -1,0 +1,85 @@
+"""The desktop's page and its out-of-process frames, reached over :mod:`chaosgenesys.browser.cdp`
+(the fault holders' and ``close_browser_websockets``' way in; the observer goes through
+Playwright, :mod:`chaosgenesys.browser.devtools`)::
+
+    async with await Connection.open(ws_url) as browser:
+        page = await attach_page(browser, re.compile(r"/desktop/"), timeout=5)
+        await follow_frames(page, put_the_fault_on)  # the frames there, then those to come
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from chaosgenesys.browser.cdp import CdpError, Connection, Session
+
+__all__ = ["attach_page", "follow_frames"]
+
+
+async def attach_page(
+    browser: Connection,
+    pattern: re.Pattern[str],
+    timeout: float,
+    argument: str = "page_url_pattern",
+    stopping: asyncio.Event | None = None,
+) -> Session:
+    """A session on the first page whose URL ``pattern`` searches, looked for up to ``timeout``
+    seconds (or until ``stopping`` is set); its ``target`` is the page's ``TargetInfo``. A
+    :class:`CdpError` naming ``argument`` and the pages there are when none matches."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if stopping is not None and stopping.is_set():
+            raise CdpError("stopped before the page was found")
+        targets = (await browser.send("Target.getTargets"))["targetInfos"]
+        pages = [target for target in targets if target.get("type") == "page"]
+        for page in pages:
+            if pattern.search(str(page.get("url"))):
+                session = await browser.attach(str(page["targetId"]))
+                session.target = dict(page)
+                return session
+        if time.monotonic() >= deadline:
+            from chaosgenesys.browser.devtools import shown_url
+
+            seen = ", ".join(sorted({shown_url(str(p.get("url"))) for p in pages})) or "none"
+            raise CdpError(
+                f"{argument} {pattern.pattern!r} matches no page of the browser after "
+                f"{timeout:g} s (pages: {seen})"
+            )
+        await asyncio.sleep(0.1)
+
+
+async def follow_frames(session: Session, on_frame: Callable[[Session], Awaitable[None]]) -> None:
+    """``await on_frame(frame)`` for every out-of-process frame of ``session``'s target (a
+    cross-site iframe has its own DevTools target: its page's session does not see its requests
+    nor its heap), and of their frames in turn; returns once those there already are done,
+    and goes on with those that appear later, for as long as the connection lasts. A frame gone
+    meanwhile is skipped."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def frame(child: Session) -> None:
+        try:
+            await on_frame(child)
+            await follow_frames(child, on_frame)
+        except CdpError:  # navigated or closed meanwhile
+            pass
+
+    def attached(event: dict[str, object]) -> None:
+        info = event.get("targetInfo")
+        if not isinstance(info, dict) or info.get("type") != "iframe":
+            return  # (workers: their own kind of target, not reached)
+        child = session.connection.adopt(str(event.get("sessionId")), dict(info))
+        task = asyncio.ensure_future(frame(child))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    session.on("Target.attachedToTarget", attached)
+    # the frames there already are announced before this answers; the others as they come
+    await session.send(
+        "Target.setAutoAttach",
+        {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True},
+    )
+    while pending:
+        await asyncio.wait(list(pending))

@@ -81,9 +81,10 @@ async def _close_in_page(
 
     try:
         browser = await Connection.open(ws_url, timeout=15)
-    except (OSError, CdpError, TimeoutError) as error:
+    except Exception as error:  # refused, timed out, or not a WebSocket that answers
+        why = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
         raise ActivityFailed(
-            f"devtools_url {devtools!r}: could not attach over DevTools: {error or 'timed out'}"
+            f"devtools_url {devtools!r}: could not attach over DevTools: {why}"
         ) from None
     async with browser:
         try:

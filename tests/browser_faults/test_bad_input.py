@@ -91,3 +91,22 @@ def test_a_pattern_javascript_cannot_read_is_named_for_the_websocket_guard(
         faults.block_websocket_handshakes(r"(?P<x>ws)", 30, **test_page.target())
     assert registry.active() == []
     assert "__chaosgenesysWsGuard" not in test_page.page.evaluate("Object.keys(window)")
+
+
+def test_close_names_a_page_pattern_matching_no_page(test_page: OpenPage) -> None:
+    target = {**test_page.target(), "page_url_pattern": "/no-such-desktop/"}
+    with pytest.raises(ActivityFailed, match="page_url_pattern '/no-such-desktop/' matches no"):
+        faults.close_browser_websockets("/ws", 4000, **target)
+    assert test_page.site.connections >= 1  # the page's socket stays open
+    assert not any(e["event"] == "close" for e in test_page.events())
+
+
+def test_close_names_a_devtools_websocket_the_browser_refuses(test_page: OpenPage) -> None:
+    # the endpoint answers as DevTools does, but no browser has this id: the handshake is refused
+    host = test_page.browser.ws_url.split("/")[2]
+    wrong = f"ws://{host}/devtools/browser/00000000-0000-0000-0000-000000000000"
+    target = {"devtools_url": wrong, "page_url_pattern": test_page.pattern}
+    message = f"devtools_url {wrong!r}: could not attach over DevTools: the browser refused"
+    with pytest.raises(ActivityFailed, match=re.escape(message)):
+        faults.close_browser_websockets("/ws", 4000, **target)
+    assert not any(e["event"] == "close" for e in test_page.events())

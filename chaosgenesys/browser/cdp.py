@@ -58,10 +58,6 @@ class Session:
         """Send a command on this session; its result."""
         return await self.connection.command(method, params or {}, self.id)
 
-    async def attach(self, target_id: str) -> Session:
-        """A flattened session on another target (a page), through this one."""
-        return await self.connection.attach(target_id)
-
     def __repr__(self) -> str:
         return f"Session({self.id!r}, {self.target.get('type', 'browser')!r})"
 
@@ -157,6 +153,7 @@ class Connection(Session):
         self._gone("the DevTools connection was closed")
 
     async def attach(self, target_id: str) -> Session:
+        """A flattened session on a target (a page), by its ``targetId``."""
         answer = await self.command(
             "Target.attachToTarget", {"targetId": target_id, "flatten": True}, ""
         )

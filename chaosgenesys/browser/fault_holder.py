@@ -61,6 +61,7 @@ FETCH_PATTERNS = [
     {"urlPattern": "*", "resourceType": "Fetch"},
 ]
 
+
 def _error_body(status: int) -> bytes:
     from chaosgenesys.proxy.rules import error_body
 
@@ -73,7 +74,8 @@ def _origin(url: str) -> str:
 
 
 class Holder:
-    """One fault on one page, held until :meth:`stop`."""
+    """One fault on one page (and its out-of-process frames), held until ``stopping`` is set,
+    its deadline passes or the browser goes away."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -94,8 +96,6 @@ class Holder:
         #: Per session: frame id -> the id of the frame's main-world JavaScript context.
         self.contexts: dict[str, dict[str, int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-
-    # -- attaching -------------------------------------------------------------------------
 
     # -- the faults ------------------------------------------------------------------------
 
@@ -149,12 +149,16 @@ class Holder:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def guard_expression(self) -> str:
+        """The WebSocket guard with this fault's rule, as an expression to run in a frame."""
+        source, flags = js_regex(self.pattern.pattern)
+        arguments = json.dumps([source, flags, LEASE_MS, REFUSED_PATH, False])
+        return f"({GUARD})(...{arguments})"
+
     async def guard(self, strict: bool = False) -> int:
         """Install or renew the guard in every frame; ``strict``: the main frame must take it
         (the pattern must be a JavaScript regular expression too)."""
-        source, flags = js_regex(self.pattern.pattern)
-        arguments = json.dumps([source, flags, LEASE_MS, REFUSED_PATH, False])
-        return await self.in_every_frame(f"({GUARD})(...{arguments})", strict)
+        return await self.in_every_frame(self.guard_expression(), strict)
 
     async def unguard(self) -> int:
         source, flags = js_regex(self.pattern.pattern)
@@ -219,14 +223,11 @@ class Holder:
             await session.send("Fetch.enable", {"patterns": FETCH_PATTERNS})
         elif self.kind == "block":
             await self.follow_contexts(session)
-            source, flags = js_regex(self.pattern.pattern)
-            arguments = json.dumps([source, flags, LEASE_MS, REFUSED_PATH, False])
             # documents loaded during the window start guarded (the script goes with the
             # session; Chromium runs a session's new-document scripts only with Page enabled)
             await session.send("Page.enable")
             await session.send(
-                "Page.addScriptToEvaluateOnNewDocument",
-                {"source": f"({GUARD})(...{arguments})"},
+                "Page.addScriptToEvaluateOnNewDocument", {"source": self.guard_expression()}
             )
         else:
             await session.send("Network.enable")

@@ -10,6 +10,7 @@ Playwright, :mod:`chaosgenesys.browser.devtools`)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -56,7 +57,14 @@ async def follow_frames(session: Session, on_frame: Callable[[Session], Awaitabl
     cross-site iframe has its own DevTools target: its page's session does not see its requests
     nor its heap), and of their frames in turn; returns once those there already are done,
     and goes on with those that appear later, for as long as the connection lasts. A frame gone
-    meanwhile is skipped."""
+    meanwhile is skipped.
+
+    A frame that appears later is held before it loads anything until ``on_frame`` is done
+    (``waitForDebuggerOnStart``, then ``Runtime.runIfWaitingForDebugger``): Chromium attaches
+    it before its document commits, and a ``Fetch.enable`` sent to it while it runs on does not
+    reach the requests of the document it then loads (tried on Chromium 156). Other targets
+    the browser holds for us (workers) are let go at once. A target held this way is let go
+    by Chromium too if this connection closes first."""
     pending: set[asyncio.Task[None]] = set()
 
     async def frame(child: Session) -> None:
@@ -65,13 +73,18 @@ async def follow_frames(session: Session, on_frame: Callable[[Session], Awaitabl
             await follow_frames(child, on_frame)
         except CdpError:  # navigated or closed meanwhile
             pass
+        finally:
+            await _let_go(child)
 
     def attached(event: dict[str, object]) -> None:
         info = event.get("targetInfo")
-        if not isinstance(info, dict) or info.get("type") != "iframe":
-            return  # (workers: their own kind of target, not reached)
+        if not isinstance(info, dict):
+            return
         child = session.connection.adopt(str(event.get("sessionId")), dict(info))
-        task = asyncio.ensure_future(frame(child))
+        if info.get("type") == "iframe":
+            task = asyncio.ensure_future(frame(child))
+        else:  # (workers: their own kind of target, not reached)
+            task = asyncio.ensure_future(_let_go(child))
         pending.add(task)
         task.add_done_callback(pending.discard)
 
@@ -79,7 +92,13 @@ async def follow_frames(session: Session, on_frame: Callable[[Session], Awaitabl
     # the frames there already are announced before this answers; the others as they come
     await session.send(
         "Target.setAutoAttach",
-        {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True},
+        {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
     )
     while pending:
         await asyncio.wait(list(pending))
+
+
+async def _let_go(target: Session) -> None:
+    """Let a target the browser held for us run (nothing when it was not held)."""
+    with contextlib.suppress(CdpError):
+        await target.send("Runtime.runIfWaitingForDebugger")

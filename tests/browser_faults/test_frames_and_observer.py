@@ -51,6 +51,19 @@ def test_requests_and_sockets_of_a_cross_site_iframe_are_reached(test_page: Open
     assert site.close_codes[codes:] == [4002, 4002]
 
 
+def test_a_cross_site_iframe_added_during_the_fault_is_reached_too(test_page: OpenPage) -> None:
+    faults.fail_browser_requests(r"/api/late", 503, 30, **test_page.target())
+    frame = _add_cross_site_frame(test_page)  # its DevTools target appears after the fault
+    # the holder is told of it (Target.attachedToTarget) and puts the fault on it within moments
+    wait_for(
+        lambda: frame.evaluate("window.callApi('/api/late')") == 503,  # type: ignore[attr-defined]
+        5,
+    )
+    assert frame.evaluate("window.callApi('/api/other')") == 200  # type: ignore[attr-defined]
+    assert faults.clear_browser_faults()["reverted"]
+    assert frame.evaluate("window.callApi('/api/late')") == 200  # type: ignore[attr-defined]
+
+
 def test_the_target_comes_from_the_run_s_observer(test_page: OpenPage, tmp_path: Path) -> None:
     marker = tmp_path / "observer"
     marker.write_text("observer")

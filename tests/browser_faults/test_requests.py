@@ -60,6 +60,30 @@ def test_fail_answers_a_genesys_error_and_revert_all_ends_it(test_page: OpenPage
     assert test_page.timed_call("/api/v2/users/u1/presences")[0] == 200
 
 
+#: A dedicated worker that fetches the path it is sent and posts back the status.
+WORKER = """self.onmessage = async (e) => {
+  let status; try { status = (await fetch(e.data)).status; } catch (x) { status = String(x); }
+  self.postMessage(status); };"""
+
+
+def test_a_dedicated_worker_s_requests_are_reached_through_the_page(test_page: OpenPage) -> None:
+    page = test_page.page
+    call = """(path) => new Promise(done => {
+        window.__worker.onmessage = (e) => done(e.data);
+        window.__worker.postMessage(location.origin + path); })"""
+    page.evaluate("(code) => { window.__worker = new Worker(URL.createObjectURL("
+                  "new Blob([code]))); }", WORKER)
+    assert page.evaluate(call, "/api/in-worker") == 200
+    faults.fail_browser_requests(r"/api/in-worker", 503, 30, **test_page.target())
+    calls = len(test_page.site.api_calls)
+    # the page's own Fetch interception takes its dedicated workers' requests too
+    assert page.evaluate(call, "/api/in-worker") == 503
+    assert test_page.site.api_calls[calls:] == []
+    wait_for(lambda: probes.browser_faults()["matched"] == 1, 3)  # (written every 0.25 s)
+    faults.clear_browser_faults()
+    assert page.evaluate(call, "/api/in-worker") == 200
+
+
 def test_clear_browser_faults_reverts_them_all(test_page: OpenPage) -> None:
     one = faults.fail_browser_requests(r"/api/a", 500, 60, **test_page.target())
     two = faults.delay_browser_requests(r"/api/b", 1500, 60, **test_page.target())

@@ -52,7 +52,7 @@ from chaosgenesys.browser.ws_guard import (
 
 #: How long the holder looks for the page before it gives up (s).
 PAGE_TIMEOUT = 5.0
-#: How often the holder renews the guard, looks for new frames and checks its deadline (s).
+#: How often the holder renews the guard, writes its counts and checks its deadline (s).
 TICK = 0.25
 
 #: What the ``Fetch`` domain pauses: the REST calls a desktop makes, nothing else.

@@ -42,13 +42,10 @@ async def attach_page(
                 session.target = dict(page)
                 return session
         if time.monotonic() >= deadline:
-            from chaosgenesys.browser.devtools import shown_url
+            from chaosgenesys.browser.devtools import no_page
 
-            seen = ", ".join(sorted({shown_url(str(p.get("url"))) for p in pages})) or "none"
-            raise CdpError(
-                f"{argument} {pattern.pattern!r} matches no page of the browser after "
-                f"{timeout:g} s (pages: {seen})"
-            )
+            urls = [str(p.get("url")) for p in pages]
+            raise CdpError(no_page(argument, pattern.pattern, timeout, urls))
         await asyncio.sleep(0.1)
 
 

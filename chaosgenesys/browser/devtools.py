@@ -32,16 +32,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosgenesys.browser.redaction import shown_url
+
 if TYPE_CHECKING:  # pragma: no cover
     from playwright.sync_api import Browser, Page
 
-__all__ = ["connected", "find_page", "page_pattern", "shown_url", "websocket_url"]
-
-
-def shown_url(url: str) -> str:
-    """``url`` without its query and fragment, fit for a log or an error message."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+__all__ = ["connected", "find_page", "no_page", "page_pattern", "shown_url", "websocket_url"]
 
 
 def _version(http_url: str, timeout: float) -> dict[str, Any]:
@@ -127,9 +123,14 @@ def find_page(
             if compiled.search(page.url):
                 return page
         if time.monotonic() >= deadline:
-            seen = ", ".join(sorted({shown_url(page.url) for page in pages})) or "none"
-            raise ActivityFailed(
-                f"{argument} {pattern!r} matches no page of the browser after {timeout:g} s "
-                f"(pages: {seen})"
-            )
+            raise ActivityFailed(no_page(argument, pattern, timeout, [p.url for p in pages]))
         time.sleep(0.1)
+
+
+def no_page(argument: str, pattern: str, timeout: float, urls: list[str]) -> str:
+    """What to say when ``pattern`` matched none of the pages at ``urls`` within ``timeout``."""
+    seen = ", ".join(sorted({shown_url(url) for url in urls})) or "none"
+    return (
+        f"{argument} {pattern!r} matches no page of the browser after {timeout:g} s "
+        f"(pages: {seen})"
+    )

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from chaosgenesys.browser.cdp import Connection, Session
 from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
+from chaosgenesys.browser.redaction import first_line, shown_url
 from chaosgenesys.browser.ws_guard import (
     GUARD,
     IS_RESIDENT,
@@ -196,7 +197,7 @@ class Holder:
             try:
                 await self.guard(strict=True)
             except Exception as error:
-                text = _first_line(error)
+                text = first_line(error)
                 if "regular expression" in text:
                     raise RuntimeError(
                         f"url_pattern {self.pattern.pattern!r} is not a JavaScript regular "
@@ -309,11 +310,6 @@ async def _evaluate(session: Session, expression: str, context: int | None = Non
     return int((answer.get("result") or {}).get("value") or 0)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error)
-    return text.splitlines()[0] if text.strip() else type(error).__name__
-
-
 def _write(path: str, data: Any) -> None:
     temporary = Path(path + ".tmp")
     temporary.write_text(json.dumps(data))
@@ -321,8 +317,6 @@ def _write(path: str, data: Any) -> None:
 
 
 async def run(config: dict[str, Any]) -> int:
-    from chaosgenesys.browser.devtools import shown_url
-
     holder = Holder(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -332,7 +326,7 @@ async def run(config: dict[str, Any]) -> int:
         browser = await Connection.open(str(config["ws_url"]), timeout=15)
     except Exception as error:
         _write(ready, {"ok": False, "error": f"could not attach over DevTools: "
-                                             f"{_first_line(error)}"})
+                                             f"{first_line(error)}"})
         return 1
     async with browser:
         try:
@@ -343,7 +337,7 @@ async def run(config: dict[str, Any]) -> int:
             holder.page_url = str(holder.page.target.get("url") or "")
             await holder.apply()
         except Exception as error:
-            _write(ready, {"ok": False, "error": _first_line(error)})
+            _write(ready, {"ok": False, "error": first_line(error)})
             return 1
         if config.get("duration"):
             # the window runs from now, when the fault is in force, not from when it was

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.browser.devtools import shown_url
+from chaosgenesys.browser.redaction import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.faults.registry import FaultRecord

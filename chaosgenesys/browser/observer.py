@@ -59,6 +59,7 @@ from chaosgenesys.browser.chromium import die_with_parent as die_with_parent
 from chaosgenesys.browser.page_recorder import DEFAULT_SELECTORS as DEFAULT_SELECTORS
 from chaosgenesys.browser.page_recorder import default_api_match as default_api_match
 from chaosgenesys.browser.page_sessions import Observer
+from chaosgenesys.browser.redaction import first_line
 from chaosgenesys.browser.redaction import redact as redact
 from chaosgenesys.browser.runs import process_alive
 
@@ -215,8 +216,7 @@ def run(args: argparse.Namespace) -> int:
             observer.ended = "browser_gone" if observer.status.get("attached") else "error"
             if observer.ended == "browser_gone":
                 observer.write("browser_gone")
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        observer.write_status(error=redact(first, 300))
+        observer.write_status(error=redact(first_line(error), 300))
         return 0 if observer.ended == "browser_gone" else 3
     finally:
         if launched is not None:

@@ -15,7 +15,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.browser import devtools, ws_guard
 from chaosgenesys.browser.page_recorder import PageRecorder
-from chaosgenesys.browser.redaction import redact
+from chaosgenesys.browser.redaction import first_line, redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from playwright.sync_api import Browser, CDPSession, Page
@@ -50,10 +50,9 @@ class Observer(PageRecorder):
         try:
             self.page.reload(wait_until="domcontentloaded", timeout=timeout * 1000)
         except Exception as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ActivityFailed(
                 f"reload_page: {devtools.shown_url(self.page.url)} did not load again: "
-                f"{redact(first, 200)}"
+                f"{redact(first_line(error), 200)}"
             ) from None
 
     def open(self, url: str, pattern: str, timeout: float) -> None:
@@ -64,8 +63,9 @@ class Observer(PageRecorder):
         try:
             self.page.goto(url, wait_until="domcontentloaded", timeout=15_000)
         except Exception as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ActivityFailed(f"open_url {shown!r} did not load: {redact(first, 200)}") from None
+            raise ActivityFailed(
+                f"open_url {shown!r} did not load: {redact(first_line(error), 200)}"
+            ) from None
         compiled = devtools.page_pattern(pattern)
         deadline = time.monotonic() + timeout
         while not compiled.search(self.page.url):  # a login may redirect it there and back

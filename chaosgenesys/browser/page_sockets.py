@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.browser.devtools import shown_url
+from chaosgenesys.browser.redaction import first_line, shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.browser.cdp import Session
@@ -82,9 +82,8 @@ async def _close_in_page(
     try:
         browser = await Connection.open(ws_url, timeout=15)
     except Exception as error:  # refused, timed out, or not a WebSocket that answers
-        why = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
         raise ActivityFailed(
-            f"devtools_url {devtools!r}: could not attach over DevTools: {why}"
+            f"devtools_url {devtools!r}: could not attach over DevTools: {first_line(error)}"
         ) from None
     async with browser:
         try:

@@ -8,7 +8,7 @@ WebSocket (asyncio streams and ``wsproto``'s sans-IO protocol: about 30 ms to im
 
     async with await Connection.open(ws_url) as browser:
         targets = (await browser.send("Target.getTargets"))["targetInfos"]
-        page = await browser.attach(targets[0]["targetId"])
+        page = await browser.attach(targets[0])
         page.on("Fetch.requestPaused", on_paused)
         await page.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
 
@@ -152,12 +152,13 @@ class Connection(Session):
             await self._reader
         self._gone("the DevTools connection was closed")
 
-    async def attach(self, target_id: str) -> Session:
-        """A flattened session on a target (a page), by its ``targetId``."""
+    async def attach(self, target: dict[str, Any]) -> Session:
+        """A flattened session on a target (a page), given its ``TargetInfo`` (what
+        ``Target.getTargets`` lists), which the session keeps as its ``target``."""
         answer = await self.command(
-            "Target.attachToTarget", {"targetId": target_id, "flatten": True}, ""
+            "Target.attachToTarget", {"targetId": str(target["targetId"]), "flatten": True}, ""
         )
-        return self.adopt(str(answer["sessionId"]), {"targetId": target_id})
+        return self.adopt(str(answer["sessionId"]), dict(target))
 
     def adopt(self, session_id: str, target: dict[str, Any]) -> Session:
         """The :class:`Session` for ``session_id`` (one the browser attached, e.g. an auto-attached

@@ -38,9 +38,7 @@ async def attach_page(
         pages = [target for target in targets if target.get("type") == "page"]
         for page in pages:
             if pattern.search(str(page.get("url"))):
-                session = await browser.attach(str(page["targetId"]))
-                session.target = dict(page)
-                return session
+                return await browser.attach(page)
         if time.monotonic() >= deadline:
             from chaosgenesys.browser.devtools import no_page
 

@@ -47,7 +47,7 @@ def test_a_page_session_answers_and_keeps_its_events(test_page: OpenPage) -> Non
     async def work() -> dict[str, Any]:
         async with await Connection.open(test_page.browser.ws_url) as browser:
             targets = (await browser.send("Target.getTargets"))["targetInfos"]
-            page = await browser.attach(_page_target(targets, test_page.pattern)["targetId"])
+            page = await browser.attach(_page_target(targets, test_page.pattern))
             on_page: list[dict[str, Any]] = []
             on_browser: list[dict[str, Any]] = []
             page.on("Runtime.executionContextCreated", on_page.append)
@@ -77,7 +77,7 @@ def test_a_command_waiting_when_the_connection_goes_fails_at_once(test_page: Ope
     async def work() -> tuple[str, bool]:
         browser = await Connection.open(test_page.browser.ws_url)
         targets = (await browser.send("Target.getTargets"))["targetInfos"]
-        page = await browser.attach(_page_target(targets, test_page.pattern)["targetId"])
+        page = await browser.attach(_page_target(targets, test_page.pattern))
         # a promise that never settles: the answer would never come
         waiting = asyncio.ensure_future(
             page.send("Runtime.evaluate", {"expression": "new Promise(() => {})",

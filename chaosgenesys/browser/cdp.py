@@ -3,8 +3,8 @@
 The fault holder speaks CDP through this rather than through Playwright: Playwright starts a
 Node driver first, which takes about 0.65 s on an idle machine and several seconds on a loaded
 one, and a fault lined up against a token renewal must be in force sooner than that. Over one
-WebSocket (asyncio streams and ``wsproto``'s sans-IO protocol: about 30 ms to import, where
-``aiohttp`` takes 0.2 s) the holder attaches and puts its fault in force in milliseconds::
+WebSocket (asyncio streams and ``wsproto``'s sans-IO protocol, which imports in a fraction of the
+time ``aiohttp``'s client takes) the holder attaches and puts its fault in force in milliseconds::
 
     async with await Connection.open(ws_url) as browser:
         targets = (await browser.send("Target.getTargets"))["targetInfos"]

@@ -1,14 +1,14 @@
 """The detached process that holds one browser fault's DevTools session for its duration.
 
 ``python -m chaosgenesys.browser.fault_holder`` reads its configuration (JSON) on stdin, attaches
-to the browser over CDP (:mod:`chaosgenesys.browser.cdp`: one WebSocket, in force within a
-fraction of a second, where Playwright's driver alone takes one to start), finds the page, puts
-the fault in force there and in the page's out-of-process frames, writes ``{"ok": true, ...}`` to
-its ready file and holds the sessions until its deadline, SIGTERM or SIGINT, or the browser
-going away. It then undoes what it did (``Fetch.disable``, network conditions back to none, the
-WebSocket guard removed) and disconnects. A DevTools setting lives only as long as its session:
-if this process is SIGKILLed, Chromium drops the Fetch interception and the network emulation
-with the session, and the page's WebSocket guard lapses on its own within
+to the browser over CDP (:mod:`chaosgenesys.browser.cdp`: one WebSocket, no Playwright driver to
+start first), finds the page, puts the fault in force there and in the page's out-of-process
+frames, writes ``{"ok": true, ...}`` to its ready file and holds the sessions until its
+deadline, SIGTERM or SIGINT, or the browser going away. It then undoes what it did
+(``Fetch.disable``, network conditions back to none, the WebSocket guard removed) and
+disconnects. A DevTools setting lives only as long as its session: if this process is
+SIGKILLed, Chromium drops the Fetch interception and the network emulation with the session,
+and the page's WebSocket guard lapses on its own within
 :data:`chaosgenesys.browser.ws_guard.LEASE_MS` (it refuses only while this process keeps
 renewing its rule).
 

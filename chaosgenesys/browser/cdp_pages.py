@@ -1,6 +1,6 @@
 """The desktop's page and its out-of-process frames, reached over :mod:`chaosgenesys.browser.cdp`
-(the fault holders' and ``close_browser_websockets``' way in; the observer goes through
-Playwright, :mod:`chaosgenesys.browser.devtools`)::
+(the fault holders' and ``close_browser_websockets``' way in, and the observer's through
+:mod:`chaosgenesys.browser.devtools`)::
 
     async with await Connection.open(ws_url) as browser:
         page = await attach_page(browser, re.compile(r"/desktop/"), timeout=5)

@@ -1,43 +1,45 @@
-"""Reach a browser's DevTools endpoint and the desktop's page in it, with Playwright over CDP.
+"""Reach a browser's DevTools endpoint and the desktop's page in it.
 
 The one place that turns what an experiment names (``devtools_url``, ``page_url_pattern``) into a
 DevTools WebSocket URL and a page pattern (the observer and the browser faults both check theirs
-here), and, for the observer, into a connected browser and a page (the faults reach theirs over
-:mod:`chaosgenesys.browser.cdp_pages`, without Playwright)::
+here), and, for the observer, into a connection and the page's session (the faults reach theirs
+over :mod:`chaosgenesys.browser.cdp_pages` in their own event loop)::
 
     from chaosgenesys.browser import devtools
 
-    with devtools.connected("http://127.0.0.1:9222") as browser:
-        page = devtools.find_page(browser, r"/desktop/")
+    link = devtools.connect("http://127.0.0.1:9222")
+    try:
+        page = devtools.find_page(link, r"/desktop/")
+        print(link.send("Runtime.evaluate", {"expression": "document.title"}, page))
+    finally:
+        link.close()
 
 ``devtools_url`` is the browser's DevTools HTTP endpoint (``http://127.0.0.1:9222``, what
 ``--remote-debugging-port=9222`` opens) or its WebSocket URL (``ws://…/devtools/browser/<id>``,
 which Chromium prints on start). Anything else, or an endpoint that does not answer as DevTools
 does, is an ``ActivityFailed`` naming the argument and its value; so is a pattern no page matches.
 Page URLs are shown without their query and fragment (a login redirect carries a token there).
-Playwright is imported here only, when a browser is really reached.
+The connection is :mod:`chaosgenesys.browser.cdp`'s (no Playwright, no Node driver).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.browser.redaction import shown_url
+from chaosgenesys.browser.redaction import first_line, shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from playwright.sync_api import Browser, Page
+    from chaosgenesys.browser.cdp import Session
+    from chaosgenesys.browser.cdp_link import Link
 
-__all__ = ["connected", "find_page", "no_page", "page_pattern", "shown_url", "websocket_url"]
+__all__ = ["connect", "find_page", "no_page", "page_pattern", "shown_url", "websocket_url"]
 
 
 def _version(http_url: str, timeout: float) -> dict[str, Any]:
@@ -78,25 +80,18 @@ def websocket_url(devtools_url: str, argument: str = "devtools_url", timeout: fl
     return url if scheme in ("ws", "wss") else found
 
 
-@contextmanager
-def connected(devtools_url: str, argument: str = "devtools_url") -> Iterator[Browser]:
-    """Playwright's ``Browser`` over CDP for the ``with`` block; disconnects after (the browser
-    itself keeps running: it is the user's)."""
+def connect(devtools_url: str, argument: str = "devtools_url") -> Link:
+    """A :class:`~chaosgenesys.browser.cdp_link.Link` to the browser at ``devtools_url``; the
+    caller closes it (the browser itself keeps running: it is the user's)."""
     ws_url = websocket_url(devtools_url, argument)
-    from playwright.sync_api import Error, sync_playwright
+    from chaosgenesys.browser.cdp_link import Link
 
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.connect_over_cdp(ws_url, timeout=15_000)
-        except Error as error:
-            raise ActivityFailed(
-                f"{argument} {devtools_url!r}: could not attach over DevTools: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        try:
-            yield browser
-        finally:
-            browser.close()
+    try:
+        return Link.open(ws_url)
+    except Exception as error:  # refused, timed out, or not a WebSocket that answers
+        raise ActivityFailed(
+            f"{argument} {devtools_url!r}: could not attach over DevTools: {first_line(error)}"
+        ) from None
 
 
 def page_pattern(pattern: str, argument: str = "page_url_pattern") -> re.Pattern[str]:
@@ -112,19 +107,19 @@ def page_pattern(pattern: str, argument: str = "page_url_pattern") -> re.Pattern
 
 
 def find_page(
-    browser: Browser, pattern: str, timeout: float = 10.0, argument: str = "page_url_pattern"
-) -> Page:
-    """The first page of ``browser`` whose URL ``pattern`` searches, waiting up to ``timeout``."""
+    link: Link, pattern: str, timeout: float = 10.0, argument: str = "page_url_pattern"
+) -> Session:
+    """A session on the first page whose URL ``pattern`` searches, waiting up to ``timeout``
+    seconds; its ``target`` is the page's ``TargetInfo``."""
     compiled = page_pattern(pattern, argument)
-    deadline = time.monotonic() + timeout
-    while True:
-        pages = [page for context in browser.contexts for page in context.pages]
-        for page in pages:
-            if compiled.search(page.url):
-                return page
-        if time.monotonic() >= deadline:
-            raise ActivityFailed(no_page(argument, pattern, timeout, [p.url for p in pages]))
-        time.sleep(0.1)
+    from chaosgenesys.browser.cdp import CdpError
+    from chaosgenesys.browser.cdp_pages import attach_page
+
+    assert link.browser is not None
+    try:
+        return link.run(attach_page(link.browser, compiled, timeout, argument), timeout + 30)
+    except CdpError as error:
+        raise ActivityFailed(str(error)) from None
 
 
 def no_page(argument: str, pattern: str, timeout: float, urls: list[str]) -> str:

@@ -8,9 +8,9 @@ it outlives the activity; the fault registry stops it)::
         [--metrics-port PORT]
     python -m chaosgenesys.browser.observer --dir DIR --open-url http://127.0.0.1:8080/desktop/
 
-It attaches with :func:`chaosgenesys.browser.devtools.connected`, waits for the page with
-:func:`~chaosgenesys.browser.devtools.find_page`, opens a CDP session on it (plus a
-browser-level one that follows its out-of-process iframes and workers) and writes
+It attaches with :func:`chaosgenesys.browser.devtools.connect` (our own DevTools client, no
+Playwright), waits for the page with :func:`~chaosgenesys.browser.devtools.find_page`, follows
+it and its out-of-process iframes and workers over that one connection and writes
 ``DIR/events.jsonl`` (the agents'
 :class:`~chaosgenesys.agent.eventlog.EventLog` format; schema in ``docs/browser.md``) and
 ``DIR/status.json`` (rewritten atomically about 4 times a second). Times of network events are
@@ -75,6 +75,8 @@ __all__ = [
 ]
 
 POLL_S = 0.25
+#: Set by SIGTERM or SIGINT: the observer ends at its next turn.
+STOP = threading.Event()
 #: Why an observer ends when nobody stopped it (it then forgets its own registry record).
 ENDED_BY_ITSELF = ("duration", "browser_gone", "page_closed")
 
@@ -112,15 +114,70 @@ def _register_browser(fault_id: str, launched: LaunchedBrowser) -> None:
             })
 
 
+def watch(observer: Observer, args: argparse.Namespace, launched: bool) -> None:
+    """Find the page, follow it and write what it does until the observer must end."""
+    link = observer.require_link()
+    if launched:  # attach first, then open the page: nothing missed
+        page = devtools.find_page(link, "^about:blank$", args.page_timeout)
+    else:
+        page = devtools.find_page(link, args.page_url_pattern, args.page_timeout)
+    observer.page_url = devtools.shown_url(str(page.target.get("url")))
+    observer.label = args.label or observer.page_url
+    observer.follow(page)
+    try:
+        observer.follow_children()
+    except Exception as error:  # the page still watched; its children not
+        observer.write("children_not_followed", error=redact(first_line(error), 200))
+    if launched:
+        observer.open(args.open_url, args.page_url_pattern, args.page_timeout)
+        observer.label = args.label or observer.page_url
+    elif args.reload:
+        observer.reload(args.page_timeout + 5)
+    link.pump(0)
+    observer.check_selectors()
+    observer.poll_ui()
+    observer.read_tokens()
+    observer.write("attached", url=observer.page_url)
+    observer.write_status(attached=True, attached_at=time.time())
+    # --duration is how long it watches: counted from now, not from its start (launching a
+    # browser and opening the page can take seconds on a loaded machine)
+    watching_since = time.monotonic()
+    while True:
+        if STOP.is_set():
+            observer.ended = "stopped"
+        elif args.duration and time.monotonic() - watching_since >= args.duration:
+            observer.ended = "duration"
+        elif args.owner_pid and not process_alive(args.owner_pid, args.owner_start):
+            observer.ended = "owner_gone"
+        elif link.closed:
+            observer.ended = "browser_gone"
+            observer.write("browser_gone")
+        elif observer.page_gone:
+            observer.ended = "page_closed"
+            observer.write("page_closed")
+        if observer.ended:
+            break
+        observer.poll_ui()
+        observer.read_tokens()
+        with contextlib.suppress(Exception):
+            observer.page_url = devtools.shown_url(observer.current_url())
+        observer.write_status()
+        link.pump(POLL_S)
+    with contextlib.suppress(Exception):
+        link.pump(0)
+        observer.read_tokens()  # a renewal of the last moment
+    observer.write("stop", reason=observer.ended)
+    observer.write_status()
+
+
 def run(args: argparse.Namespace) -> int:
     """Attach, watch until told to stop; the exit code."""
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     selectors = json.loads(args.selectors) if args.selectors else dict(DEFAULT_SELECTORS)
     observer = Observer(folder, args.api_hosts, selectors)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())
     launched: LaunchedBrowser | None = None
     metrics: Any = None
     observer.write_status(metrics=None)
@@ -146,67 +203,11 @@ def run(args: argparse.Namespace) -> int:
                                   browser_profile=launched.profile)
             _register_browser(args.fault_id, launched)
         argument = "devtools_url" if args.devtools_url else "open_url"
-        with devtools.connected(devtools_url, argument) as browser:
-            gone = threading.Event()
-            browser.on("disconnected", lambda *_: gone.set())
-            if launched is not None:  # attach first, then open the page: nothing missed
-                page = devtools.find_page(browser, "^about:blank$", args.page_timeout)
-            else:
-                page = devtools.find_page(browser, args.page_url_pattern, args.page_timeout)
-            closed = threading.Event()
-            page.on("close", lambda *_: closed.set())
-            observer.page = page
-            observer.page_url = devtools.shown_url(page.url)
-            observer.label = args.label or observer.page_url
-            page_session = observer.follow(page)
-            try:
-                observer.follow_children(browser, page_session)
-            except Exception as error:  # the page still watched; its children not
-                observer.write("children_not_followed", error=redact(str(error), 200))
-            if launched is not None:
-                observer.open(args.open_url, args.page_url_pattern, args.page_timeout)
-                observer.label = args.label or observer.page_url
-            elif args.reload:
-                observer.reload(args.page_timeout + 5)
-            observer.check_selectors()
-            observer.poll_ui()
-            observer.read_tokens(page_session)
-            observer.write("attached", url=observer.page_url)
-            observer.write_status(attached=True, attached_at=time.time())
-            # --duration is how long it watches: counted from now, not from its start (launching
-            # a browser and opening the page can take seconds on a loaded machine)
-            watching_since = time.monotonic()
-            while True:
-                if stop.is_set():
-                    observer.ended = "stopped"
-                elif args.duration and time.monotonic() - watching_since >= args.duration:
-                    observer.ended = "duration"
-                elif args.owner_pid and not process_alive(args.owner_pid, args.owner_start):
-                    observer.ended = "owner_gone"
-                elif gone.is_set() or not browser.is_connected():
-                    observer.ended = "browser_gone"
-                    observer.write("browser_gone")
-                elif closed.is_set():
-                    observer.ended = "page_closed"
-                    observer.write("page_closed")
-                if observer.ended:
-                    break
-                observer.poll_ui()
-                observer.read_tokens(page_session)
-                with contextlib.suppress(Exception):
-                    observer.page_url = devtools.shown_url(page.url)
-                observer.write_status()
-                try:
-                    page.wait_for_timeout(POLL_S * 1000)
-                except Exception:
-                    time.sleep(0.05)  # the page or browser went away: the next turn says which
-            with contextlib.suppress(Exception):
-                observer.read_tokens(page_session)  # a renewal of the last moment
-            observer.write("stop", reason=observer.ended)
-            observer.write_status()
-            with contextlib.suppress(Exception):
-                for session in observer.sessions:
-                    session.detach()
+        observer.link = link = devtools.connect(devtools_url, argument)
+        try:
+            watch(observer, args, launched is not None)
+        finally:
+            link.close()
     except ActivityFailed as error:
         observer.ended = "error"
         observer.write_status(error=str(error))

@@ -20,7 +20,10 @@ from chaosgenesys.agent.eventlog import EventLog
 from chaosgenesys.browser.runs import write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
-    from playwright.sync_api import CDPSession, Page
+    import asyncio
+
+    from chaosgenesys.browser.cdp import Session
+    from chaosgenesys.browser.cdp_link import Link
 
 __all__ = ["ObserverLog"]
 
@@ -33,7 +36,11 @@ class ObserverLog:
         self.log = EventLog(folder / "events.jsonl")
         self.api = re.compile(api_hosts) if api_hosts else None
         self.selectors = selectors
-        self.page: Page | None = None
+        self.link: Link | None = None
+        self.page: Session | None = None  # the page's own session
+        self.page_gone = False  # its target went away (closed)
+        self.navigations = 0  # documents the page's main frame has committed
+        self.loaded = False  # whether the last one's DOM is loaded
         self.label = "page"
         self.page_url = ""
         self.offset = time.time() - time.monotonic()  # wall - CDP monotonic, until calibrated
@@ -51,13 +58,16 @@ class ObserverLog:
         self.ui: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
         self.frames_followed: set[str] = set()
-        self.sessions: list[CDPSession] = []
-        self.page_target: tuple[CDPSession, str] | None = None
-        self.workers: dict[str, str] = {}  # child session id -> request id prefix
-        self.command_id = 0
-        self.resume_when_answered: dict[str, set[int]] = {}  # child -> commands unanswered
+        self.child_count = 0  # frames and workers followed (their request ids' prefixes)
+        self.child_tasks: set[asyncio.Task[None]] = set()  # children being set up (link's loop)
         self.ended = ""
         self.status: dict[str, Any] = {"attached": False, "pid": os.getpid()}
+
+    def require_link(self) -> Link:
+        """The observer's connection to the browser (there is one once it attached)."""
+        if self.link is None:
+            raise RuntimeError("the observer is not attached to a browser")
+        return self.link
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from chaoslib.exceptions import ActivityFailed
@@ -19,9 +19,6 @@ from chaoslib.exceptions import ActivityFailed
 from chaosgenesys.browser import devtools, ws_guard
 from chaosgenesys.browser.observer_log import ObserverLog
 from chaosgenesys.browser.redaction import redact
-
-if TYPE_CHECKING:  # pragma: no cover
-    from playwright.sync_api import CDPSession
 
 __all__ = [
     "DEFAULT_SELECTORS",
@@ -148,7 +145,7 @@ class PageRecorder(ObserverLog):
             return urlsplit(url).scheme in ("http", "https") and bool(
                 self.api.search(devtools.shown_url(url))
             )
-        return default_api_match(url, self.page_url or (self.page.url if self.page else ""))
+        return default_api_match(url, self.page_url)
 
     def _rest(self, request: dict[str, Any], ts: float, status: Any, **extra: Any) -> float:
         """Write the ``rest`` event of ``request`` ended at ``ts``; its latency (ms)."""
@@ -201,7 +198,7 @@ class PageRecorder(ObserverLog):
             ):  # the page's own session can read the body
                 self.token_responses.append((rid, ts, request["host"], took))
 
-    def read_tokens(self, session: CDPSession) -> None:
+    def read_tokens(self) -> None:
         """Note when each access token the page obtained expires (``token`` events): the
         ``expires_in`` of its ``/oauth/token`` answer, read from the browser. The token itself
         is never written; in a browser the observer launched (a session the run logged in) it
@@ -209,7 +206,9 @@ class PageRecorder(ObserverLog):
         while self.token_responses:
             rid, ts, host, took = self.token_responses.pop(0)
             try:
-                answer = session.send("Network.getResponseBody", {"requestId": rid})
+                answer = self.require_link().send(
+                    "Network.getResponseBody", {"requestId": rid}, self.page
+                )
                 body = answer.get("body") or ""
                 if answer.get("base64Encoded"):
                     body = base64.b64decode(body).decode("utf-8", "replace")
@@ -311,12 +310,15 @@ class PageRecorder(ObserverLog):
         "Log.entryAdded": "on_log_entry",
     }
 
+    def evaluate(self, function: str, argument: Any) -> Any:
+        """``function(argument)`` in the page (the observer's sessions provide it)."""
+        raise NotImplementedError
+
     # -- UI ------------------------------------------------------------------------------------
 
     def check_selectors(self) -> None:
         """Read the UI once; a selector the page cannot parse fails naming it."""
-        assert self.page is not None
-        found = self.page.evaluate(UI_SCRIPT, self.selectors)
+        found = self.evaluate(UI_SCRIPT, self.selectors)
         bad = {name: item["bad"] for name, item in found.items() if "bad" in item}
         if bad:
             name = sorted(bad)[0]
@@ -338,7 +340,7 @@ class PageRecorder(ObserverLog):
         if self.page is None:
             return
         try:
-            found = self.page.evaluate(POLL_SCRIPT, self.selectors)
+            found = self.evaluate(POLL_SCRIPT, self.selectors)
         except Exception:  # navigating, or going away: the next poll (or the end) tells
             return
         self.note_ui(found["ui"])

@@ -1,176 +1,216 @@
 """The browser observer's CDP sessions: the page's own, with the recorder's handlers on and the
-WebSocket guard resident in each new document, and a browser-level one that follows the page's
-out-of-process iframes and workers (paused until their domains are on); opening or reloading
-the page.
+WebSocket guard resident in each new document, and those of its out-of-process iframes and
+workers (held by the browser until their domains are on); opening or reloading the page.
+
+Everything goes over one :class:`~chaosgenesys.browser.cdp_link.Link`: the handlers run in the
+observer's thread when it pumps; what must not wait for it (a new frame or worker held until its
+domains are on) runs on the link's loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.browser import devtools, ws_guard
+from chaosgenesys.browser.cdp import CdpError, Session
 from chaosgenesys.browser.page_recorder import PageRecorder
 from chaosgenesys.browser.redaction import first_line, redact
 
-if TYPE_CHECKING:  # pragma: no cover
-    from playwright.sync_api import Browser, CDPSession, Page
-
 __all__ = ["Observer"]
+
+#: What a page, or an out-of-process frame, is asked to report. Every document it loads from
+#: then on starts with the WebSocket guard resident, before its own scripts:
+#: block_websocket_handshakes then reaches libraries that copy the constructor when they load
+#: (chaosgenesys.browser.ws_guard). Chromium runs a session's new-document scripts only once
+#: its Page domain is on.
+PAGE_COMMANDS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("Network.enable", {}),
+    ("Runtime.enable", {}),
+    ("Log.enable", {}),
+    ("Page.enable", {}),
+    ("Page.addScriptToEvaluateOnNewDocument", {"source": ws_guard.RESIDENT}),
+)
+#: A worker's console already comes through its page's Log domain.
+WORKER_COMMANDS: tuple[tuple[str, dict[str, Any]], ...] = (("Network.enable", {}),)
 
 
 class Observer(PageRecorder):
     """A browser observer: the page's CDP sessions, and what it records and writes from them."""
 
-    def follow(self, target: Page) -> CDPSession:
-        """A CDP session on the page with every handler on and the Network, Runtime and Log
-        domains enabled."""
-        assert self.page is not None
-        session = self.page.context.new_cdp_session(target)
+    def follow(self, page: Session) -> None:
+        """Watch ``page``: every handler on, its domains enabled, the guard resident; and
+        note when it closes or navigates."""
+        link = self.require_link()
+        self.page = page
         for event, name in self.HANDLERS.items():
-            session.on(event, getattr(self, name))
-        session.send("Network.enable")
-        session.send("Runtime.enable")
-        session.send("Log.enable")
-        # every document the page loads from now on starts with the WebSocket guard resident,
-        # before its own scripts: block_websocket_handshakes then reaches libraries that copy
-        # the constructor when they load (chaosgenesys.browser.ws_guard)
-        session.send("Page.enable")  # (Chromium runs a session's new-document scripts only then)
-        session.send("Page.addScriptToEvaluateOnNewDocument", {"source": ws_guard.RESIDENT})
-        self.sessions.append(session)
-        return session
+            link.on(page, event, getattr(self, name))
+        link.on(page, "Page.frameNavigated", self.on_frame_navigated)
+        link.on(page, "Page.domContentEventFired", self.on_dom_content)
+        assert link.browser is not None
+        link.on(link.browser, "Target.detachedFromTarget", self.on_detached)
+        for method, params in PAGE_COMMANDS:
+            link.send(method, params, page)
+
+    def follow_children(self) -> None:
+        """Follow the page's out-of-process iframes (and theirs) and its dedicated workers: each
+        is attached by the browser and held until its domains are on. Same-process iframes are
+        in the page's own session already."""
+        link = self.require_link()
+        assert self.page is not None
+        link.run(self._auto_attach(self.page))
+
+    # -- children, on the link's loop ----------------------------------------------------------
+
+    async def _auto_attach(self, session: Session) -> None:
+        children: set[asyncio.Task[None]] = self.child_tasks
+
+        def attached(event: dict[str, Any]) -> None:
+            info = event.get("targetInfo")
+            if not isinstance(info, dict):
+                return
+            child = session.connection.adopt(str(event.get("sessionId")), dict(info))
+            task = asyncio.ensure_future(self._child(child))
+            children.add(task)
+            task.add_done_callback(children.discard)
+
+        session.on("Target.attachedToTarget", attached)
+        await session.send(
+            "Target.setAutoAttach",
+            {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
+        )
+
+    async def _child(self, child: Session) -> None:
+        """Put the recorder on a new child target, then let it run."""
+        link = self.require_link()
+        kind = str(child.target.get("type"))
+        url = devtools.shown_url(str(child.target.get("url")))
+        self.child_count += 1
+        prefix = f"t{self.child_count}:"  # request ids are per target: keep the child's apart
+        for event, name in self.HANDLERS.items():
+            child.on(event, functools.partial(self._post_child_event, name, prefix))
+        if kind == "iframe":  # out of process: its console is not in the page's Log
+            link.post(self.note_frame, child.id, url)
+            commands = PAGE_COMMANDS
+        else:
+            link.post(functools.partial(self.write, "worker", kind=kind, url=url))
+            commands = WORKER_COMMANDS if kind == "worker" else ()
+        try:
+            # Held until every command has answered: a worker's Network domain lives in the
+            # browser process and would miss its first requests otherwise, and a frame's
+            # document must not run its scripts before the guard is resident.
+            for method, params in commands:
+                await child.send(method, params)
+            if kind == "iframe":
+                await self._auto_attach(child)
+        except CdpError:  # navigated or closed meanwhile
+            pass
+        finally:
+            with contextlib.suppress(CdpError):
+                await child.send("Runtime.runIfWaitingForDebugger")
+
+    def _post_child_event(self, name: str, prefix: str, params: dict[str, Any]) -> None:
+        self.require_link().post(self.on_child_event, name, prefix, params)
+
+    # -- in the observer's thread ----------------------------------------------------------------
+
+    def note_frame(self, session_id: str, url: str) -> None:
+        self.frames_followed.add(session_id)
+        self.write("frame_followed", url=url)
+
+    def on_child_event(self, name: str, prefix: str, params: dict[str, Any]) -> None:
+        data = dict(params)
+        if "requestId" in data:
+            data["requestId"] = prefix + str(data["requestId"])
+        getattr(self, name)(data)
+
+    def on_frame_navigated(self, params: dict[str, Any]) -> None:
+        frame = params.get("frame") or {}
+        if not frame.get("parentId"):  # the main frame: a new document
+            self.navigations += 1
+            self.loaded = False
+
+    def on_dom_content(self, params: dict[str, Any]) -> None:
+        self.loaded = True
+
+    def on_detached(self, params: dict[str, Any]) -> None:
+        if self.page is not None and params.get("sessionId") == self.page.id:
+            self.page_gone = True
+
+    def current_url(self) -> str:
+        """The page's URL now, as the browser has it."""
+        assert self.page is not None
+        answer = self.require_link().send(
+            "Target.getTargetInfo", {"targetId": str(self.page.target.get("targetId"))}
+        )
+        return str((answer.get("targetInfo") or {}).get("url") or "")
+
+    def _load(self, method: str, params: dict[str, Any], timeout: float) -> None:
+        """Send ``method`` (a navigation) to the page and wait until its new document's DOM is
+        loaded; an error (with the browser's reason) when it did not within ``timeout``."""
+        link = self.require_link()
+        link.pump(0)  # what happened before the command is not its answer
+        before = self.navigations
+        answer = link.send(method, params, self.page)
+        if answer.get("errorText"):
+            raise RuntimeError(str(answer["errorText"]))
+        if method == "Page.navigate" and not answer.get("loaderId"):
+            return  # the same document (a fragment): nothing to load
+        deadline = time.monotonic() + timeout
+        while not (self.navigations > before and self.loaded):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"no new document within {timeout:g} s")
+            if self.page_gone or link.closed:
+                raise RuntimeError("the page closed")
+            link.pump(min(left, 0.05))
 
     def reload(self, timeout: float) -> None:
         """Reload the page, so that its scripts load with the WebSocket guard resident."""
-        assert self.page is not None
         try:
-            self.page.reload(wait_until="domcontentloaded", timeout=timeout * 1000)
+            self._load("Page.reload", {}, timeout)
         except Exception as error:
             raise ActivityFailed(
-                f"reload_page: {devtools.shown_url(self.page.url)} did not load again: "
-                f"{redact(first_line(error), 200)}"
+                f"reload_page: {self.page_url} did not load again: {redact(first_line(error), 200)}"
             ) from None
 
     def open(self, url: str, pattern: str, timeout: float) -> None:
         """Open ``url`` in the (followed) page of a browser the observer launched."""
-        assert self.page is not None
         shown = devtools.shown_url(url)
         self.page_url = shown
         try:
-            self.page.goto(url, wait_until="domcontentloaded", timeout=15_000)
+            self._load("Page.navigate", {"url": url}, 15.0)
         except Exception as error:
             raise ActivityFailed(
                 f"open_url {shown!r} did not load: {redact(first_line(error), 200)}"
             ) from None
         compiled = devtools.page_pattern(pattern)
         deadline = time.monotonic() + timeout
-        while not compiled.search(self.page.url):  # a login may redirect it there and back
+        link = self.require_link()
+        while not compiled.search(current := self.current_url()):  # a login may redirect
             if time.monotonic() >= deadline:
                 raise ActivityFailed(
                     f"page_url_pattern {pattern!r} does not match the page open_url opened "
-                    f"({devtools.shown_url(self.page.url)}) after {timeout:g} s"
+                    f"({devtools.shown_url(current)}) after {timeout:g} s"
                 )
-            self.page.wait_for_timeout(100)
-        self.page_url = devtools.shown_url(self.page.url)
+            link.pump(0.1)
+        self.page_url = devtools.shown_url(current)
 
-    def follow_children(self, browser: Browser, page_session: CDPSession) -> None:
-        """Follow the page's out-of-process iframes and its workers: a browser-level session
-        attached to the page's target (non-flat, so its children's messages come to us and not
-        to Playwright) auto-attaches to each child, paused until our domains are on.
-        Same-process iframes are in the page's own session already."""
-        target = page_session.send("Target.getTargetInfo")["targetInfo"]["targetId"]
-        session = browser.new_browser_cdp_session()
-        self.sessions.append(session)
-        session.on("Target.receivedMessageFromTarget", self.on_page_target_message)
-        page_sid = session.send("Target.attachToTarget", {"targetId": target, "flatten": False})
-        self.page_target = (session, str(page_sid["sessionId"]))
-        self.to_page_target(
-            "Target.setAutoAttach",
-            {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": False},
+    def evaluate(self, function: str, argument: Any) -> Any:
+        """``function(argument)`` in the page's main frame, its value (JSON); its exception
+        raised."""
+        expression = f"({function})({json.dumps(argument)})"
+        answer = self.require_link().send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.page
         )
-
-    def to_page_target(self, method: str, params: dict[str, Any], worker: str = "") -> int:
-        """Send a command to the page's target, or to one of its children through it; the
-        command's id (its answer comes back in a message from the target)."""
-        if self.page_target is None:
-            return 0
-        session, page_sid = self.page_target
-        self.command_id += 1
-        sent = self.command_id
-        message = json.dumps({"id": sent, "method": method, "params": params})
-        if worker:
-            self.command_id += 1
-            message = json.dumps(
-                {
-                    "id": self.command_id,
-                    "method": "Target.sendMessageToTarget",
-                    "params": {"sessionId": worker, "message": message},
-                }
-            )
-        session.send("Target.sendMessageToTarget", {"sessionId": page_sid, "message": message})
-        return sent
-
-    def on_page_target_message(self, params: dict[str, Any]) -> None:
-        if self.page_target is None or params.get("sessionId") != self.page_target[1]:
-            return
-        try:
-            message = json.loads(str(params.get("message")))
-        except ValueError:
-            return
-        method, inner = message.get("method"), message.get("params") or {}
-        if method == "Target.attachedToTarget":
-            info = inner.get("targetInfo") or {}
-            child, kind = str(inner.get("sessionId")), str(info.get("type"))
-            self.workers[child] = f"t{len(self.workers) + 1}:"
-            url = devtools.shown_url(str(info.get("url")))
-            if kind == "iframe":  # out of process: its console is not in the page's Log
-                self.frames_followed.add(child)
-                self.write("frame_followed", url=url)
-                commands = [
-                    ("Network.enable", {}),
-                    ("Runtime.enable", {}),
-                    ("Log.enable", {}),
-                    ("Page.enable", {}),
-                    ("Page.addScriptToEvaluateOnNewDocument", {"source": ws_guard.RESIDENT}),
-                ]
-            else:  # a worker's console already comes through the page's Log domain
-                self.write("worker", kind=kind, url=url)
-                commands = [("Network.enable", {})]
-            # The child stays paused until every command has answered: a worker's Network
-            # domain lives in the browser process and would miss its first requests otherwise,
-            # and a frame's document must not run its scripts before the guard is resident.
-            waiting: set[int] = set()
-            self.resume_when_answered[child] = waiting
-            for method, params in commands:
-                with contextlib.suppress(Exception):
-                    waiting.add(self.to_page_target(method, params, child))
-            self.resume_if_answered(child)  # (Playwright may have resumed a worker already)
-        elif method == "Target.receivedMessageFromTarget":
-            prefix = self.workers.get(str(inner.get("sessionId")))
-            try:
-                event = json.loads(str(inner.get("message")))
-            except ValueError:
-                return
-            unanswered = self.resume_when_answered.get(str(inner.get("sessionId")))
-            if unanswered is not None and event.get("id") in unanswered:
-                unanswered.discard(event["id"])
-                self.resume_if_answered(str(inner.get("sessionId")))
-                return
-            handler = self.HANDLERS.get(str(event.get("method")))
-            if prefix is None or handler is None:
-                return
-            data = dict(event.get("params") or {})
-            if "requestId" in data:  # request ids are per target: keep the child's apart
-                data["requestId"] = prefix + str(data["requestId"])
-            getattr(self, handler)(data)
-
-    def resume_if_answered(self, child: str) -> None:
-        """Let a paused child run once the domains it waits for are on."""
-        if not self.resume_when_answered.get(child, {0}):
-            del self.resume_when_answered[child]
-            with contextlib.suppress(Exception):
-                self.to_page_target("Runtime.runIfWaitingForDebugger", {}, child)
+        details = answer.get("exceptionDetails")
+        if details:
+            exception = details.get("exception") or {}
+            raise RuntimeError(str(exception.get("description") or details.get("text")))
+        return (answer.get("result") or {}).get("value")

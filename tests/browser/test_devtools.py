@@ -17,12 +17,26 @@ def test_http_endpoint_and_ws_url_reach_the_same_browser_and_find_the_page() -> 
         http_url = "http://" + ws_url.split("/")[2]
         assert devtools.websocket_url(http_url) == ws_url
         assert devtools.websocket_url(ws_url) == ws_url
-        with devtools.connected(http_url) as browser:
-            browser.contexts[0].new_page().goto(site.url + "/?secret=abc#access_token=t")
-            page = devtools.find_page(browser, r"127\.0\.0\.1:\d+/")
-            assert page.get_attribute('[data-cg="presence"]', "data-cg") == "presence"
+        link = devtools.connect(http_url)
+        try:
+            opened = link.send("Target.createTarget", {"url": "about:blank"})
+            page = devtools.find_page(link, "^about:blank$")
+            link.send("Page.enable", session=page)
+            link.send("Page.navigate", {"url": site.url + "/?secret=abc#access_token=t"}, page)
+            page = devtools.find_page(link, r"127\.0\.0\.1:\d+/", timeout=5)
+            assert page.target["targetId"] == opened["targetId"]
+            answer = link.send(
+                "Runtime.evaluate",
+                {"expression": "document.querySelector('[data-cg=\"presence\"]') !== null",
+                 "returnByValue": True},
+                page,
+            )
+            assert answer["result"]["value"] is True
             with pytest.raises(ActivityFailed) as failed:
-                devtools.find_page(browser, r"/desktop/", timeout=0.3)
+                devtools.find_page(link, r"/desktop/", timeout=0.3)
+        finally:
+            link.close()
+        assert link.closed and not link.thread.is_alive()
         message = str(failed.value)
         assert "page_url_pattern '/desktop/' matches no page" in message
         assert site.url + "/" in message
@@ -50,3 +64,11 @@ def test_a_web_server_that_is_not_devtools_is_refused() -> None:
 def test_bad_pattern_is_named() -> None:
     with pytest.raises(ActivityFailed, match=r"page_url_pattern '\(' is not a regular"):
         devtools.page_pattern("(")
+
+
+def test_a_browser_that_refuses_the_websocket_is_named() -> None:
+    with chromium() as ws_url:
+        wrong = ws_url.rsplit("/", 1)[0] + "/no-such-browser"
+        with pytest.raises(ActivityFailed) as failed:
+            devtools.connect(wrong)
+    assert f"devtools_url {wrong!r}: could not attach over DevTools" in str(failed.value)

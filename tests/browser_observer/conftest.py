@@ -69,8 +69,23 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @contextmanager
 def page_in(devtools_url: str, pattern: str) -> Iterator[Any]:
-    """The test's own Playwright page for ``pattern`` in the browser at ``devtools_url``."""
+    """The test's own Playwright page for ``pattern`` in the browser at ``devtools_url``: the
+    test drives the page as a user would, through a client that is not the observer's."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
     from chaosgenesys.browser import devtools
 
-    with devtools.connected(devtools_url) as browser:
-        yield devtools.find_page(browser, pattern)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.connect_over_cdp(devtools.websocket_url(devtools_url))
+        try:
+            compiled = re.compile(pattern)
+            yield wait_for(
+                lambda: next(
+                    (p for c in browser.contexts for p in c.pages if compiled.search(p.url)), None
+                ),
+                10,
+            )
+        finally:
+            browser.close()

@@ -10,7 +10,9 @@ messages and the UI attributes the observer reads; the server side breaks its so
 The page (``PAGE``) keeps what it saw in ``window.__events`` (``{event, t, ...}`` with ``t`` from
 ``Date.now()``): ``open``, ``first_frame``, ``close`` (``code``), ``error``; it reconnects
 ``RECONNECT_MS`` after a close, as a desktop's own client would; with ``?captured`` in its URL it
-builds its sockets with the ``WebSocket`` it copied when its script ran, as libraries do.
+builds its sockets with the ``WebSocket`` it copied when its script ran, as libraries do; with
+``?worker`` it starts a dedicated worker whose first statements fetch ``/api/v2/from-worker``
+and open a socket to ``/ws``.
 ``window.callApi(path)`` fetches a path and resolves to the status. The server sends a frame
 every ``tick_ms`` on each socket.
 """
@@ -67,6 +69,12 @@ window.setPresence = (label) => {
   document.querySelector('[data-cg="presence"]').textContent = label;
 };
 connect();
+if (/[?&]worker(&|=|$)/.test(location.search)) {
+  const ws = location.origin.replace(/^http/, 'ws') + '/ws';
+  const code = `fetch('${location.origin}/api/v2/from-worker');
+    new WebSocket('${ws}').onmessage = () => {};`;
+  window.__worker = new Worker(URL.createObjectURL(new Blob([code])));
+}
 </script>
 </body></html>
 """.replace("RECONNECT_MS_VALUE", str(RECONNECT_MS))

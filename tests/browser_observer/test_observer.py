@@ -162,6 +162,48 @@ def test_iframes_in_and_out_of_process_and_workers_are_followed() -> None:
     assert len([e for e in events if e["event"] == "frame_followed"]) == 1  # the cross-site one
 
 
+def test_a_worker_inside_a_cross_site_iframe_is_followed() -> None:
+    # The page (127.0.0.1) holds a cross-site iframe (localhost) that starts a worker: the
+    # worker is a child of the frame's target, not of the page's.
+    with serve_test_page() as site:
+        started = actions.start_observer(open_url=site.url + "/")
+        port = site.url.rsplit(":", 1)[1]
+        with page_in(started["devtools_url"], "127\\.0\\.0\\.1") as page:
+            site.wait_connections(1)
+            page.evaluate(
+                "(port) => { const f = document.createElement('iframe');"
+                " f.src = `http://localhost:${port}/?worker`; document.body.append(f); }",
+                port,
+            )
+            site.wait_connections(3)  # the page's, the frame's and its worker's
+            wait_for(lambda: "/api/v2/from-worker" in site.api_calls, 10)
+            wait_for(lambda: len([e for e in read_events(Path(started["events"]))
+                                  if e["event"] == "ws_created"]) >= 3, 10)
+        actions.stop_observer()
+    events = read_events(Path(started["events"]))
+    assert [e["event"] for e in events if e["event"] in ("frame_followed", "worker")] == [
+        "frame_followed", "worker"
+    ]
+    created = sorted(e["url"] for e in events if e["event"] == "ws_created")
+    assert created == [f"ws://127.0.0.1:{port}/ws"] + [f"ws://localhost:{port}/ws"] * 2
+
+
+def test_a_worker_s_very_first_request_and_socket_are_seen() -> None:
+    # The worker fetches and opens its socket in its first statements: the observer sees them
+    # only if the browser holds the new worker until the observer's Network domain is on.
+    with serve_test_page() as site:
+        started = actions.start_observer(open_url=site.url + "/?worker")
+        port = site.url.rsplit(":", 1)[1]
+        site.wait_connections(2)  # the page's and the worker's
+        wait_for(lambda: "/api/v2/from-worker" in site.api_calls, 10)
+        actions.stop_observer()
+    events = read_events(Path(started["events"]))
+    assert [e["kind"] for e in events if e["event"] == "worker"] == ["worker"]
+    assert [e["path"] for e in events if e["event"] == "rest"] == ["/api/v2/from-worker"]
+    created = [e["url"] for e in events if e["event"] == "ws_created"]
+    assert created == [f"ws://127.0.0.1:{port}/ws"] * 2
+
+
 def test_an_observer_with_a_duration_stops_by_itself_with_its_browser() -> None:
     with serve_test_page() as site:
         started = actions.start_observer(open_url=site.url + "/", duration=2)

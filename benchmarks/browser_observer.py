@@ -10,9 +10,9 @@ Everything runs on 127.0.0.1: the test page of the browser tests (``tests/browse
 registry (which lists the observers) lives in a temporary ``CHAOSGENESYS_RUNTIME_DIR``.
 
 - **CPU**: user + system CPU (``/proc/<pid>/stat``) over fixed windows, as % of one core, of
-  the observer process plus its Playwright node driver, of the fault guardian, and of the
+  the observer process (and any process it started), of the fault guardian, and of the
   browser's processes (renderers apart), without the observer (two windows: before it starts
-  and after it stopped, W/2 each) and with it (W; 20 s, quick 4 s). **Goal: observer + driver +
+  and after it stopped, W/2 each) and with it (W; 20 s, quick 4 s). **Goal: observer +
   the browser's increase ≤ 5 % of a core** (issue: overhead on the desktop page at 10 WebSocket
   events/s). Not with ``--quick``: the same with the page's socket silent (W/2 with, W/2
   without), which separates the observer's own cost from what each frame costs.
@@ -455,9 +455,7 @@ def measure_with_browser(
         found = browser_groups(table, root)
         browser_pids.update(found["browser"])
         observed = descendants(table, observer["pid"]) if observer["pid"] else set()
-        found["observer + driver"] = observed
-        found["observer"] = {observer["pid"]} & observed
-        found["driver"] = observed - {observer["pid"]}
+        found["observer"] = observed
         guardian = guardian_pid(registry)
         found["guardian"] = {guardian} if guardian in table else set()
         return found
@@ -549,15 +547,15 @@ def frames_in(events: list[dict[str, Any]], window: Window) -> int:
 
 
 def caused(without: Window, watched: Window) -> float:
-    """Observer + driver + the browser's increase, % of a core."""
+    """Observer + the browser's increase, % of a core."""
     return (
-        watched.percent("observer + driver")
+        watched.percent("observer")
         + watched.percent("browser") - without.percent("browser")
     )
 
 
 def cpu_figures(without: Window, watched: Window, frames: int) -> list[Figure]:
-    observer = watched.percent("observer + driver")
+    observer = watched.percent("observer")
     extra = watched.percent("browser") - without.percent("browser")
     total = caused(without, watched)
     ratio = watched.percent("browser") / max(without.percent("browser"), 1e-9)
@@ -571,12 +569,7 @@ def cpu_figures(without: Window, watched: Window, frames: int) -> list[Figure]:
             f"frames in seen by the observer in the {watched.seconds:.0f} s window",
             f"{frames} ({frames / watched.seconds:.1f}/s)",
         ),
-        Figure(
-            "observer + driver CPU (observer / driver)",
-            f"{observer:.2f} ({watched.percent('observer'):.2f} / "
-            f"{watched.percent('driver'):.2f})",
-            "% of a core",
-        ),
+        Figure("observer CPU", observer, "% of a core"),
         Figure(
             "browser CPU without / with observer",
             f"{without.percent('browser'):.2f} / {watched.percent('browser'):.2f}",
@@ -598,7 +591,7 @@ def cpu_figures(without: Window, watched: Window, frames: int) -> list[Figure]:
             "% of a core",
         ),
         Figure(
-            "observer-caused CPU (observer + driver + browser's increase)",
+            "observer-caused CPU (observer + browser's increase)",
             total, "% of a core", f"<= {CPU_GOAL_PERCENT:g} %", total <= CPU_GOAL_PERCENT,
         ),
         Figure("fault guardian CPU while the observer runs", watched.percent("guardian"),
@@ -615,8 +608,8 @@ def silent_figures(
     per_frame = (ticking - idle) * 10.0 / max(rate, 1e-9)  # % of a core -> ms per second
     return [
         Figure(
-            f"socket silent ({frames} frames in): observer + driver / browser's increase",
-            f"{watched.percent('observer + driver'):.2f} / "
+            f"socket silent ({frames} frames in): observer / browser's increase",
+            f"{watched.percent('observer'):.2f} / "
             f"{watched.percent('browser') - without.percent('browser'):+.2f}", "% of a core",
         ),
         Figure("socket silent: observer-caused CPU", idle, "% of a core"),
@@ -699,8 +692,8 @@ def body() -> None:
         f"{counts.window_s / 2:g} s without (before the observer started and after it "
         f"stopped), {counts.window_s:g} s with; CPU from /proc in {1000 // TICKS} ms ticks; "
         f"{counts.closes} closes {counts.spacing_s:g} s apart",
-        "every start_observer spawns a new observer process (Python, then Playwright's node "
-        "driver): every attach, cold or warm, includes the driver's start",
+        "every start_observer spawns a new observer process (Python, its imports, one "
+        "DevTools WebSocket): every attach, cold or warm, includes its start",
     ]
     notes.append(
         f"ran {time.monotonic() - started:.0f} s; load average {load:.2f} before, "

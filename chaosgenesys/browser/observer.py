@@ -75,8 +75,6 @@ __all__ = [
 ]
 
 POLL_S = 0.25
-#: Set by SIGTERM or SIGINT: the observer ends at its next turn.
-STOP = threading.Event()
 #: Why an observer ends when nobody stopped it (it then forgets its own registry record).
 ENDED_BY_ITSELF = ("duration", "browser_gone", "page_closed")
 
@@ -114,8 +112,11 @@ def _register_browser(fault_id: str, launched: LaunchedBrowser) -> None:
             })
 
 
-def watch(observer: Observer, args: argparse.Namespace, launched: bool) -> None:
-    """Find the page, follow it and write what it does until the observer must end."""
+def watch(
+    observer: Observer, args: argparse.Namespace, launched: bool, stop: threading.Event
+) -> None:
+    """Find the page, follow it and write what it does until the observer must end (``stop``
+    set, its duration over, its owner, the browser or the page gone)."""
     link = observer.require_link()
     if launched:  # attach first, then open the page: nothing missed
         page = devtools.find_page(link, "^about:blank$", args.page_timeout)
@@ -143,7 +144,7 @@ def watch(observer: Observer, args: argparse.Namespace, launched: bool) -> None:
     # browser and opening the page can take seconds on a loaded machine)
     watching_since = time.monotonic()
     while True:
-        if STOP.is_set():
+        if stop.is_set():
             observer.ended = "stopped"
         elif args.duration and time.monotonic() - watching_since >= args.duration:
             observer.ended = "duration"
@@ -176,8 +177,9 @@ def run(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     selectors = json.loads(args.selectors) if args.selectors else dict(DEFAULT_SELECTORS)
     observer = Observer(folder, args.api_hosts, selectors)
-    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
-    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     launched: LaunchedBrowser | None = None
     metrics: Any = None
     observer.write_status(metrics=None)
@@ -205,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         argument = "devtools_url" if args.devtools_url else "open_url"
         observer.link = link = devtools.connect(devtools_url, argument)
         try:
-            watch(observer, args, launched is not None)
+            watch(observer, args, launched is not None, stop)
         finally:
             link.close()
     except ActivityFailed as error:

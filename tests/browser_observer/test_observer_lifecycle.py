@@ -91,6 +91,19 @@ def test_no_page_matching_and_a_bad_selector_leave_nothing_running(
         assert page.evaluate("1 + 1") == 2  # the user's browser is left as it was
 
 
+def test_an_open_url_that_does_not_load_is_named_with_the_browser_s_reason() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ActivityFailed) as failed:
+        actions.start_observer(open_url=f"http://127.0.0.1:{port}/desktop/?code=secret-code")
+    message = str(failed.value)
+    assert f"open_url 'http://127.0.0.1:{port}/desktop/' did not load" in message
+    assert "ERR_CONNECTION_REFUSED" in message and "secret-code" not in message
+    nothing_left()
+    (status,) = [json.loads((Path(r["dir"]) / "status.json").read_text())
+                 for r in runs.list_observers()]
+    assert status["ended"] == "error" and not alive(status["browser_pid"])
+
+
 OWNER = """
 import json, sys, time
 from chaosgenesys.browser import actions

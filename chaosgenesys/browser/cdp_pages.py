@@ -47,26 +47,41 @@ async def attach_page(
         await asyncio.sleep(0.1)
 
 
-async def follow_frames(session: Session, on_frame: Callable[[Session], Awaitable[None]]) -> None:
+async def follow_frames(
+    session: Session,
+    on_frame: Callable[[Session], Awaitable[None]],
+    on_worker: Callable[[Session], Awaitable[None]] | None = None,
+) -> None:
     """``await on_frame(frame)`` for every out-of-process frame of ``session``'s target (a
     cross-site iframe has its own DevTools target: its page's session does not see its requests
-    nor its heap), and of their frames in turn; returns once those there already are done,
-    and goes on with those that appear later, for as long as the connection lasts. A frame gone
-    meanwhile is skipped.
+    nor its heap), and of their frames in turn; ``await on_worker(worker)`` for every dedicated
+    worker of those (a worker's globals, its ``WebSocket`` among them, are its own); returns
+    once those there already are done, and goes on with those that appear later, for as long as
+    the connection lasts. A frame or worker gone meanwhile is skipped.
 
-    A frame that appears later is held before it loads anything until ``on_frame`` is done
-    (``waitForDebuggerOnStart``, then ``Runtime.runIfWaitingForDebugger``): Chromium attaches
-    it before its document commits, and a ``Fetch.enable`` sent to it while it runs on does not
-    reach the requests of the document it then loads (tried on Chromium 156). Other targets
-    the browser holds for us (workers) are let go at once. A target held this way is let go
-    by Chromium too if this connection closes first."""
+    A frame or worker that appears later is held before it runs anything until ``on_frame`` or
+    ``on_worker`` is done (``waitForDebuggerOnStart``, then ``Runtime.runIfWaitingForDebugger``):
+    Chromium attaches a frame before its document commits, and a ``Fetch.enable`` sent to it
+    while it runs on does not reach the requests of the document it then loads (tried on
+    Chromium 156). Other targets the browser holds for us (workers, without ``on_worker``) are
+    let go at once. A target held this way is let go by Chromium too if this connection closes
+    first; one that other DevTools clients hold as well runs once they have all let it go."""
     pending: set[asyncio.Task[None]] = set()
 
     async def frame(child: Session) -> None:
         try:
             await on_frame(child)
-            await follow_frames(child, on_frame)
+            await follow_frames(child, on_frame, on_worker)
         except CdpError:  # navigated or closed meanwhile
+            pass
+        finally:
+            await _let_go(child)
+
+    async def worker(child: Session) -> None:
+        try:
+            if on_worker is not None:
+                await on_worker(child)
+        except CdpError:  # ended meanwhile
             pass
         finally:
             await _let_go(child)
@@ -78,7 +93,9 @@ async def follow_frames(session: Session, on_frame: Callable[[Session], Awaitabl
         child = session.connection.adopt(str(event.get("sessionId")), dict(info))
         if info.get("type") == "iframe":
             task = asyncio.ensure_future(frame(child))
-        else:  # (workers: their own kind of target, not reached)
+        elif info.get("type") == "worker":
+            task = asyncio.ensure_future(worker(child))
+        else:  # (other kinds of target: not reached)
             task = asyncio.ensure_future(_let_go(child))
         pending.add(task)
         task.add_done_callback(pending.discard)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chaosgenesys.browser.cdp import Connection, Session
+from chaosgenesys.browser.cdp import CdpError, Connection, Session
 from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
 from chaosgenesys.browser.redaction import first_line, shown_url
 from chaosgenesys.browser.ws_guard import (
@@ -96,6 +96,8 @@ class Holder:
         self.sessions: list[Session] = []
         #: Per session: frame id -> the id of the frame's main-world JavaScript context.
         self.contexts: dict[str, dict[str, int]] = {}
+        #: The dedicated workers' sessions (``block``: their ``WebSocket`` is their own).
+        self.workers: list[Session] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     # -- the faults ------------------------------------------------------------------------
@@ -166,8 +168,9 @@ class Holder:
         return await self.in_every_frame(f"({UNGUARD})(...{json.dumps([source, flags])})")
 
     async def in_every_frame(self, expression: str, strict: bool = False) -> int:
-        """The sum of what ``expression`` answers in the main world of every frame (a frame
-        navigating away meanwhile is skipped); ``strict``: the page's main frame must answer."""
+        """The sum of what ``expression`` answers in the main world of every frame and in every
+        dedicated worker (one navigating away or ended meanwhile is skipped); ``strict``: the
+        page's main frame must answer."""
         assert self.page is not None
         main_frame = str(self.page.target.get("targetId"))  # Chromium: a page's main frame id
         total = 0
@@ -183,6 +186,13 @@ class Holder:
                         raise
         if strict and not main_answered:  # no context seen for it (yet): its default one
             total += await _evaluate(self.page, expression)
+        for worker in list(self.workers):
+            try:
+                total += await _evaluate(worker, expression)
+            except CdpError:  # ended: its session with it
+                self.workers.remove(worker)
+            except Exception:
+                pass
         return total
 
     async def apply(self) -> None:
@@ -191,8 +201,10 @@ class Holder:
             raise RuntimeError(f"unknown browser fault {self.kind!r}")
         assert self.page is not None
         await self.attach(self.page)
-        # the frames there now are attached before this returns; those to come, as they come
-        await follow_frames(self.page, self.attach)
+        # the frames and workers there now are attached before this returns; those to come, as
+        # they come (held until the fault is on them)
+        on_worker = self.attach_worker if self.kind == "block" else None
+        await follow_frames(self.page, self.attach, on_worker)
         if self.kind == "block":
             try:
                 await self.guard(strict=True)
@@ -211,7 +223,7 @@ class Holder:
                 from chaosgenesys.browser.page_sockets import close_in_sessions
 
                 self.ready["closed"] = await close_in_sessions(
-                    self.sessions, self.pattern, int(self.params["close_code"]),
+                    self.sessions + self.workers, self.pattern, int(self.params["close_code"]),
                     str(self.params.get("close_reason") or ""),
                 )
 
@@ -233,6 +245,12 @@ class Holder:
         else:
             await session.send("Network.enable")
             await session.send("Network.emulateNetworkConditions", self.params["conditions"])
+
+    async def attach_worker(self, session: Session) -> None:
+        """``block`` in a dedicated worker: the guard in its global scope (a worker held at its
+        start takes it before its own script runs), renewed with the frames'."""
+        await _evaluate(session, self.guard_expression())
+        self.workers.append(session)
 
     async def follow_contexts(self, session: Session) -> None:
         """Keep, for each frame of ``session``, the id of its main-world JavaScript context

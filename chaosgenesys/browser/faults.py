@@ -159,8 +159,8 @@ def block_websocket_handshakes(
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Refuse the handshake of every new WebSocket whose URL ``url_pattern`` searches, opened
-    by the page (and its frames) during the next ``duration`` seconds; open sockets are left
-    alone.
+    by the page (its frames, its dedicated workers) during the next ``duration`` seconds; open
+    sockets are left alone.
 
     The page sees what it sees when the service refuses the upgrade: ``error``, then ``close``
     with code 1006, and its own reconnect logic runs; the real endpoint never sees the
@@ -275,10 +275,10 @@ def close_browser_websockets(
     close ``code`` (1000 or 3000-4999: all the WebSocket API lets a page send) and ``reason``
     (at most 123 bytes).
 
-    The sockets are found with ``Runtime.queryObjects`` on ``WebSocket.prototype`` in the page
-    and each of its frames; ``close(code, reason)`` sends a close frame, the server sees the
-    code and the page's own reconnect logic runs. A drop *without* a close frame (1006) cannot
-    be made from the page: see docs/browser.md for what does it. Returns
+    The sockets are found with ``Runtime.queryObjects`` on ``WebSocket.prototype`` in the page,
+    each of its frames and each of its dedicated workers; ``close(code, reason)`` sends a close
+    frame, the server sees the code and the page's own reconnect logic runs. A drop *without* a
+    close frame (1006) cannot be made from the page: see docs/browser.md for what does it. Returns
     ``{"closed": [URLs without query], "code", "page"}``.
 
     ```json

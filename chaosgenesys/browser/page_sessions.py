@@ -37,8 +37,12 @@ PAGE_COMMANDS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("Page.enable", {}),
     ("Page.addScriptToEvaluateOnNewDocument", {"source": ws_guard.RESIDENT}),
 )
-#: A worker's console already comes through its page's Log domain.
-WORKER_COMMANDS: tuple[tuple[str, dict[str, Any]], ...] = (("Network.enable", {}),)
+#: A dedicated worker's: its console already comes through its page's Log domain; the guard is
+#: resident in its global scope before its script runs (its ``WebSocket`` is its own).
+WORKER_COMMANDS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("Network.enable", {}),
+    ("Runtime.evaluate", {"expression": ws_guard.RESIDENT}),
+)
 
 
 class Observer(PageRecorder):

@@ -62,8 +62,9 @@ def close_in_page(
     devtools: str = "",
 ) -> dict[str, Any]:
     """Close the open WebSockets ``pattern`` searches in the page ``page_pattern_text`` finds
-    (over the browser's DevTools WebSocket ``ws_url``, named ``devtools`` in errors) and in
-    its out-of-process frames; ``{"closed": [URLs without query], "code", "page"}``."""
+    (over the browser's DevTools WebSocket ``ws_url``, named ``devtools`` in errors), in its
+    out-of-process frames and in its dedicated workers; ``{"closed": [URLs without query],
+    "code", "page"}``."""
     return in_thread(
         lambda: asyncio.run(
             _close_in_page(ws_url, page_pattern_text, pattern, code, reason, devtools or ws_url)
@@ -96,7 +97,7 @@ async def _close_in_page(
             sessions.append(session)
 
         with contextlib.suppress(CdpError):
-            await follow_frames(page, frame)
+            await follow_frames(page, frame, frame)  # a worker's sockets are its own too
         closed = await close_in_sessions(sessions, pattern, code, reason)
     return {"closed": closed, "code": code, "page": shown_url(str(page.target.get("url")))}
 
@@ -105,11 +106,18 @@ async def close_in_sessions(
     sessions: list[Session], pattern: re.Pattern[str], code: int, reason: str
 ) -> list[str]:
     """The open WebSockets ``pattern`` searches closed in the targets of ``sessions`` (CDP
-    sessions whose ``send`` answers a command's result: the fault holder's, a page's and its
-    out-of-process frames'); their URLs without query."""
+    sessions whose ``send`` answers a command's result: a page's first, then its out-of-process
+    frames' and its dedicated workers'; one of those gone meanwhile is skipped); their URLs
+    without query."""
+    from chaosgenesys.browser.cdp import CdpError
+
     closed: list[str] = []
-    for session in sessions:
-        closed += await _close_in(session, pattern, code, reason)
+    for index, session in enumerate(sessions):
+        try:
+            closed += await _close_in(session, pattern, code, reason)
+        except CdpError:
+            if index == 0:
+                raise
     return closed
 
 

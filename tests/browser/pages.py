@@ -12,7 +12,9 @@ The page (``PAGE``) keeps what it saw in ``window.__events`` (``{event, t, ...}`
 ``RECONNECT_MS`` after a close, as a desktop's own client would; with ``?captured`` in its URL it
 builds its sockets with the ``WebSocket`` it copied when its script ran, as libraries do; with
 ``?worker`` it starts a dedicated worker whose first statements fetch ``/api/v2/from-worker``
-and open a socket to ``/ws``.
+and open a socket to ``/ws``, which it reopens ``RECONNECT_MS`` after a close (with
+``?captured`` too, through the ``WebSocket`` it copied when it started); the worker's ``open``
+and ``close`` (``code``) land in ``window.__workerEvents``.
 ``window.callApi(path)`` fetches a path and resolves to the status. The server sends a frame
 every ``tick_ms`` on each socket.
 """
@@ -72,8 +74,22 @@ connect();
 if (/[?&]worker(&|=|$)/.test(location.search)) {
   const ws = location.origin.replace(/^http/, 'ws') + '/ws';
   const code = `fetch('${location.origin}/api/v2/from-worker');
-    new WebSocket('${ws}').onmessage = () => {};`;
+    const Captured = ${CapturedSocket !== null} ? WebSocket : null;
+    function connect() {
+      const socket = new (Captured || WebSocket)('${ws}');
+      socket.onopen = () => postMessage({event: 'open'});
+      socket.onmessage = () => {};
+      socket.onclose = (e) => {
+        postMessage({event: 'close', code: e.code});
+        setTimeout(connect, RECONNECT_MS_VALUE);
+      };
+    }
+    connect();`;
+  window.__workerEvents = [];
   window.__worker = new Worker(URL.createObjectURL(new Blob([code])));
+  window.__worker.onmessage = (e) => {
+    window.__workerEvents.push(Object.assign({t: Date.now()}, e.data));
+  };
 }
 </script>
 </body></html>

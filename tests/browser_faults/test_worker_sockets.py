@@ -1,0 +1,104 @@
+"""A WebSocket a dedicated worker holds is the worker's own (its ``WebSocket`` is not the
+page's): ``close_browser_websockets`` closes it and ``block_websocket_handshakes`` refuses its
+reconnects, seen from the worker and from the server; a worker whose code copied the
+constructor when it started is reached once an observer saw it start."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaosgenesys.browser import actions, faults
+from chaosgenesys.faults import registry
+from tests.browser_faults.conftest import Browser, OpenPage, wait_for
+
+
+@pytest.fixture(params=[""], ids=["worker"])
+def worker_page(
+    browser: Browser, runtime_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[OpenPage]:
+    """A new page of the test site whose worker holds a socket of its own: two sockets open
+    (``request.param``: more of the page's query, e.g. ``&captured``)."""
+    marker = uuid.uuid4().hex[:12]
+    page = browser.playwright_browser.contexts[0].new_page()
+    before = browser.site.connections
+    page.goto(f"{browser.site.url}/?worker&case={marker}{request.param}")
+    wait_for(lambda: browser.site.connections >= before + 2, 10)
+    wait_for(lambda: _worker_events(page) == [{"event": "open"}], 10)
+    try:
+        yield OpenPage(page, rf"case={marker}", browser)
+    finally:
+        actions.stop_observer()
+        page.close()
+        wait_for(lambda: browser.site.connections <= before, 10)
+
+
+def _worker_events(page: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e.items() if k != "t"} for e in page.evaluate("__workerEvents")]
+
+
+def test_close_reaches_the_socket_a_worker_holds(worker_page: OpenPage) -> None:
+    site = worker_page.site
+    codes = len(site.close_codes)
+    closed = faults.close_browser_websockets(r"/ws$", 4001, **worker_page.target())["closed"]
+    ws_url = site.url.replace("http://", "ws://") + "/ws"
+    assert closed == [ws_url, ws_url]  # the page's, then the worker's
+    wait_for(lambda: site.close_codes[codes:] == [4001, 4001], 5)
+    wait_for(lambda: {"event": "close", "code": 4001} in _worker_events(worker_page.page), 5)
+    wait_for(lambda: site.connections == 2, 5)  # both come back
+
+
+def test_block_refuses_a_worker_s_reconnects_for_the_window(worker_page: OpenPage) -> None:
+    site = worker_page.site
+    codes, handshakes = len(site.close_codes), site.handshakes
+    started = faults.block_websocket_handshakes(
+        r"/ws$", 2.5, close_code=4002, **worker_page.target()
+    )
+    assert len(started["closed"]) == 2
+    wait_for(lambda: site.close_codes[codes:] == [4002, 4002], 5)
+    time.sleep(1.0)
+    seen = _worker_events(worker_page.page)
+    closes = [e["code"] for e in seen if e["event"] == "close"]
+    assert closes[0] == 4002 and closes[1:4] == [1006] * 3, seen
+    assert seen.count({"event": "open"}) == 1 and site.handshakes == handshakes
+    # the window ends: the worker's next try is accepted, as the page's
+    wait_for(lambda: site.connections == 2, 8)
+    assert site.handshakes == handshakes + 2
+    assert _worker_events(worker_page.page).count({"event": "open"}) == 2
+    wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
+
+
+@pytest.mark.parametrize("worker_page", ["&captured"], indirect=True, ids=["captured"])
+def test_a_worker_holding_its_own_websocket_is_reached_once_an_observer_saw_it_start(
+    worker_page: OpenPage,
+) -> None:
+    site = worker_page.site
+    # without an observer, the worker's copy is the native constructor: not refused
+    started = faults.block_websocket_handshakes(r"/ws$", 30, **worker_page.target())
+    handshakes = site.handshakes
+    worker_page.page.evaluate("__workerEvents.length = 0")
+    site.close_sockets(4000)
+    wait_for(lambda: _worker_events(worker_page.page)[-1:] == [{"event": "open"}], 5)
+    assert site.handshakes > handshakes
+    faults.clear_browser_faults()
+    wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
+    # the observer reloads the page: the new worker starts held, with the guard resident
+    actions.start_observer(reload_page=True, **worker_page.target())
+    wait_for(lambda: site.connections == 2, 10)
+    wait_for(lambda: _worker_events(worker_page.page) == [{"event": "open"}], 10)
+    codes, handshakes = len(site.close_codes), site.handshakes
+    started = faults.block_websocket_handshakes(
+        r"/ws$", 2.5, close_code=4002, **worker_page.target()
+    )
+    assert len(started["closed"]) == 2
+    time.sleep(1.0)
+    closes = [e["code"] for e in _worker_events(worker_page.page) if e["event"] == "close"]
+    assert closes[0] == 4002 and closes[1:4] == [1006] * 3, closes
+    assert site.handshakes == handshakes and site.close_codes[codes:] == [4002, 4002]
+    wait_for(lambda: site.connections == 2, 8)
+    wait_for(lambda: not registry.mine(kind=faults.KIND), 3)

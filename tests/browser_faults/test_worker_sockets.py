@@ -1,7 +1,8 @@
 """A WebSocket a dedicated worker holds is the worker's own (its ``WebSocket`` is not the
 page's): ``close_browser_websockets`` closes it and ``block_websocket_handshakes`` refuses its
 reconnects, seen from the worker and from the server; a worker whose code copied the
-constructor when it started is reached once an observer saw it start."""
+constructor when it started is reached once an observer saw it start. The network emulation of
+the page reaches a worker's requests."""
 
 from __future__ import annotations
 
@@ -102,3 +103,19 @@ def test_a_worker_holding_its_own_websocket_is_reached_once_an_observer_saw_it_s
     assert site.handshakes == handshakes and site.close_codes[codes:] == [4002, 4002]
     wait_for(lambda: site.connections == 2, 8)
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
+
+
+WORKER_FETCH = """() => new Promise((resolve) => {
+  const code = `fetch('${location.origin}/api/v2/from-a-new-worker')
+    .then((r) => postMessage('status ' + r.status), (e) => postMessage(String(e)))`;
+  const worker = new Worker(URL.createObjectURL(new Blob([code])));
+  worker.onmessage = (e) => { worker.terminate(); resolve(e.data); };
+})"""
+
+
+def test_offline_emulation_fails_a_worker_s_requests(worker_page: OpenPage) -> None:
+    faults.emulate_network(offline=True, duration=30, **worker_page.target())
+    assert worker_page.page.evaluate(WORKER_FETCH) == "TypeError: Failed to fetch"
+    assert "/api/v2/from-a-new-worker" not in worker_page.site.api_calls
+    faults.clear_browser_faults()
+    assert worker_page.page.evaluate(WORKER_FETCH) == "status 200"

@@ -11,18 +11,26 @@ private network namespace. The `tc` command lines build the same tree as chaosge
 (same keys, handles, rates and bursts; checked by comparing `tc -d` dumps of both). Each method
 injects, then reverts (restores the default root qdisc); rounds are interleaved and the order
 rotates every round. Needs root; touches only its own namespace.
+
+Beside them, the **floor** of the public call: the system calls its guarantees need (namespace
+switch, lock, socket, one qdisc dump, the record created and renamed, the guardian's lock, the
+batch and its acks; for the revert the record read, one dump, the restore, the unlink), made
+with prebuilt messages and no code of ours between (``_Floor``). The public call minus the floor
+is what our Python costs.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _common import BenchmarkError, Figure, median, parse_args, report, run_main
 
@@ -156,6 +164,11 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
             parts.append((t1 - t0, t2 - t1, t3 - t2))
             return t3 - t0, t4 - t3
 
+        floor = _Floor(Path(tmp) / "floor", netns, tc_tree.tree_messages(
+            tc_state.interface_index(DEV), DEV, 0x10, leaf,
+            target(DESTINATIONS, [], "udp", [PORTS]), with_root=True, ingress=False,
+        ), [tc_tree.restore_message(tc_state.interface_index(DEV), DEV, {"default": True})])
+
         def public() -> tuple[float, float]:
             # What a user calls: the same tree through the public activity, its record in the
             # fault registry (a directory on this machine's disk), then remove_faults by id.
@@ -174,6 +187,7 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
             "empty": tc_empty,
             "ours": ours,
             "public": public,
+            "floor": floor.cycle,
         }
         # Same tree on both sides: the kernel's own dump after tc -batch and after ours.
         subprocess.run(["tc", "-batch", str(batch_in)], check=True, stderr=subprocess.DEVNULL)
@@ -269,6 +283,13 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
                ">= 2x", batch_cold / public_cold >= 2),
         Figure("public: remove_faults by id, warm", public_revert * ms, "ms", "<= 0.3 ms",
                public_revert <= 0.3e-3),
+        Figure("  floor of the guarantees: inject / revert, warm (cold)",
+               f"{med(warm, 'floor') * ms:.3f} / {med(warm, 'floor', 1) * ms:.3f} "
+               f"({med(cold, 'floor') * ms:.3f} / {med(cold, 'floor', 1) * ms:.3f})", "ms"),
+        Figure("  tc -batch / floor inject, warm", batch_warm / med(warm, "floor"), "x"),
+        Figure("  public - floor: inject / revert, warm",
+               f"{(public_warm - med(warm, 'floor')) * ms:.3f} / "
+               f"{(public_revert - med(warm, 'floor', 1)) * ms:.3f}", "ms"),
         Figure("public: first remove_faults in a new process", first_call[1] * ms, "ms"),
         Figure("revert: tc qdisc del, warm", med(warm, "batch", 1) * ms, "ms"),
         Figure(
@@ -294,8 +315,125 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         "machine's disk (a temporary directory); first call = a new Python process, modules "
         "already imported, its first throttle_bandwidth and remove_faults (the guardian it "
         "starts included)",
+        "floor = the system work the public call's guarantees need, with no code of ours between "
+        "(benchmarks/network_inject.py _Floor): inject = into the namespace, the lock, a new "
+        "socket, if_nametoindex, one qdisc dump, the record created and renamed, the guardian's "
+        "lock checked, the same tree's messages (built once, before the clock) sent and acked, "
+        "out of the namespace; revert = in, the lock, the record read, a socket, one dump, the "
+        "restore, the record unlinked, out. What the public call takes beyond it is our Python: "
+        "argument checks, building the messages, planning, the record's object and the returned "
+        "plan",
     ]
     report("network_inject: targeted tc tree", figures, notes, as_json=as_json)
+
+
+class _Floor:
+    """The public call's system work alone: every system call its guarantees need, in the
+    order it makes them, with prebuilt messages and as little Python as can make them."""
+
+    def __init__(
+        self, directory: Path, netns: str, inject: list[Any], restore: list[Any]
+    ) -> None:
+        import struct
+
+        directory.mkdir()
+        self.directory = str(directory)
+        self.netns_path = f"/run/netns/{netns}"
+        (directory / "registry.lock").touch()
+        (directory / "guardian.lock").touch()
+        header = struct.Struct("=IHHII")
+        self.header = header
+        from chaosgenesys.network import nl, tc
+
+        def packed(messages: list[Any]) -> bytes:
+            buffer = bytearray()
+            for index, message in enumerate(messages):
+                body = message.body()
+                last = index == len(messages) - 1
+                flags = message.flags if last else message.flags & ~nl.NLM_F_ACK
+                buffer += header.pack(16 + len(body), message.type, flags, index + 1, 0) + body
+            return bytes(buffer)
+
+        self.inject = packed(inject)
+        self.restore = packed(restore)
+        request = tc.tcmsg(0)
+        self.dump = header.pack(
+            16 + len(request), tc.RTM_GETQDISC, nl.NLM_F_REQUEST | nl.NLM_F_DUMP, 1, 0
+        ) + request
+        self.spec = {"netns": netns, "interface": DEV, "direction": "egress", "minor": 16,
+                     "devices": [{"name": DEV, "role": "egress", "created_root": True,
+                                  "original_root": {"default": True, "kind": "noqueue"}}],
+                     "ifb": None, "target": {"destinations": DESTINATIONS, "ports": [PORTS]},
+                     "leaf": "tbf rate 1000000bit burst 3200b limit 9450b"}
+
+    def _answer(self, sock: socket.socket) -> None:
+        """Read until the kernel's last answer (an ack, an error or the end of a dump)."""
+        while True:
+            data = sock.recv(1 << 16)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind, _flags, _seq, _pid = self.header.unpack_from(data, offset)
+                if kind in (2, 3):  # NLMSG_ERROR (an ack) or NLMSG_DONE
+                    return
+                offset += (length + 3) & ~3
+
+    def cycle(self) -> tuple[float, float]:
+        import fcntl
+        import json
+
+        t0 = time.perf_counter()
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        there = os.open(self.netns_path, os.O_RDONLY)
+        os.setns(there, os.CLONE_NEWNET)
+        os.close(there)
+        lock = os.open(f"{self.directory}/registry.lock", os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock.bind((0, 0))
+        socket.if_nametoindex(DEV)
+        sock.send(self.dump)
+        self._answer(sock)
+        fault_id = "throttle-" + os.urandom(6).hex()
+        record = {"id": fault_id, "kind": "throttle", "created_at": time.time(),
+                  "owner_pid": os.getpid(), "spec": self.spec}
+        path = f"{self.directory}/{fault_id}.json"
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, json.dumps(record).encode())
+        os.close(fd)
+        os.replace(path + ".tmp", path)
+        guardian = os.open(f"{self.directory}/guardian.lock", os.O_RDONLY)
+        fcntl.flock(guardian, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(guardian, fcntl.LOCK_UN)
+        os.close(guardian)
+        sock.send(self.inject)
+        self._answer(sock)
+        sock.close()
+        os.close(lock)
+        os.setns(own, os.CLONE_NEWNET)
+        os.close(own)
+        t1 = time.perf_counter()
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        there = os.open(self.netns_path, os.O_RDONLY)
+        os.setns(there, os.CLONE_NEWNET)
+        os.close(there)
+        lock = os.open(f"{self.directory}/registry.lock", os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fd = os.open(path, os.O_RDONLY)
+        json.loads(os.read(fd, 1 << 16))
+        os.close(fd)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock.bind((0, 0))
+        socket.if_nametoindex(DEV)
+        sock.send(self.dump)
+        self._answer(sock)
+        sock.send(self.restore)
+        self._answer(sock)
+        sock.close()
+        os.unlink(path)
+        os.close(lock)
+        os.setns(own, os.CLONE_NEWNET)
+        os.close(own)
+        return t1 - t0, time.perf_counter() - t1
 
 
 _FIRST_CALL = """

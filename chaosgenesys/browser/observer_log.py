@@ -20,8 +20,6 @@ from chaosgenesys.agent.eventlog import EventLog
 from chaosgenesys.browser.runs import write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
-    import asyncio
-
     from chaosgenesys.browser.cdp import Session
     from chaosgenesys.browser.cdp_link import Link
 
@@ -59,7 +57,6 @@ class ObserverLog:
         self.counts: dict[str, int] = {}
         self.frames_followed: set[str] = set()
         self.child_count = 0  # frames and workers followed (their request ids' prefixes)
-        self.child_tasks: set[asyncio.Task[None]] = set()  # children being set up (link's loop)
         self.ended = ""
         self.status: dict[str, Any] = {"attached": False, "pid": os.getpid()}
 

@@ -9,8 +9,6 @@ domains are on) runs on the link's loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import time
@@ -19,7 +17,8 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from chaosgenesys.browser import devtools, ws_guard
-from chaosgenesys.browser.cdp import CdpError, Session
+from chaosgenesys.browser.cdp import Session
+from chaosgenesys.browser.cdp_pages import follow_frames
 from chaosgenesys.browser.page_recorder import PageRecorder
 from chaosgenesys.browser.redaction import first_line, redact
 
@@ -64,60 +63,41 @@ class Observer(PageRecorder):
 
     def follow_children(self) -> None:
         """Follow the page's out-of-process iframes (and theirs) and its dedicated workers: each
-        is attached by the browser and held until its domains are on. Same-process iframes are
-        in the page's own session already."""
+        is attached by the browser and held until its domains are on (those there now before
+        this returns, those to come as they come). Same-process iframes are in the page's own
+        session already."""
         link = self.require_link()
         assert self.page is not None
-        link.run(self._auto_attach(self.page))
+        link.run(follow_frames(self.page, self._follow_frame, self._follow_worker))
 
     # -- children, on the link's loop ----------------------------------------------------------
 
-    async def _auto_attach(self, session: Session) -> None:
-        children: set[asyncio.Task[None]] = self.child_tasks
-
-        def attached(event: dict[str, Any]) -> None:
-            info = event.get("targetInfo")
-            if not isinstance(info, dict):
-                return
-            child = session.connection.adopt(str(event.get("sessionId")), dict(info))
-            task = asyncio.ensure_future(self._child(child))
-            children.add(task)
-            task.add_done_callback(children.discard)
-
-        session.on("Target.attachedToTarget", attached)
-        await session.send(
-            "Target.setAutoAttach",
-            {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
-        )
-
-    async def _child(self, child: Session) -> None:
-        """Put the recorder on a new child target, then let it run."""
+    async def _follow_frame(self, child: Session) -> None:
+        """An out-of-process frame: its console is not in the page's Log, and its documents
+        must not run their scripts before the guard is resident."""
         link = self.require_link()
-        kind = str(child.target.get("type"))
+        self._record_child(child)
+        link.post(self.note_frame, child.id, devtools.shown_url(str(child.target.get("url"))))
+        for method, params in PAGE_COMMANDS:
+            await child.send(method, params)
+
+    async def _follow_worker(self, child: Session) -> None:
+        """A dedicated worker: its Network domain lives in the browser process and would miss
+        its first requests if the worker ran before it is on."""
+        link = self.require_link()
+        self._record_child(child)
         url = devtools.shown_url(str(child.target.get("url")))
+        link.post(functools.partial(self.write, "worker", kind="worker", url=url))
+        for method, params in WORKER_COMMANDS:
+            await child.send(method, params)
+
+    def _record_child(self, child: Session) -> None:
+        """The recorder's handlers on a child's session, its request ids kept apart from the
+        page's (they are per target)."""
         self.child_count += 1
-        prefix = f"t{self.child_count}:"  # request ids are per target: keep the child's apart
+        prefix = f"t{self.child_count}:"
         for event, name in self.HANDLERS.items():
             child.on(event, functools.partial(self._post_child_event, name, prefix))
-        if kind == "iframe":  # out of process: its console is not in the page's Log
-            link.post(self.note_frame, child.id, url)
-            commands = PAGE_COMMANDS
-        else:
-            link.post(functools.partial(self.write, "worker", kind=kind, url=url))
-            commands = WORKER_COMMANDS if kind == "worker" else ()
-        try:
-            # Held until every command has answered: a worker's Network domain lives in the
-            # browser process and would miss its first requests otherwise, and a frame's
-            # document must not run its scripts before the guard is resident.
-            for method, params in commands:
-                await child.send(method, params)
-            if kind == "iframe":
-                await self._auto_attach(child)
-        except CdpError:  # navigated or closed meanwhile
-            pass
-        finally:
-            with contextlib.suppress(CdpError):
-                await child.send("Runtime.runIfWaitingForDebugger")
 
     def _post_child_event(self, name: str, prefix: str, params: dict[str, Any]) -> None:
         self.require_link().post(self.on_child_event, name, prefix, params)

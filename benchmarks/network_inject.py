@@ -377,17 +377,29 @@ class _Floor:
                     return
                 offset += (length + 3) & ~3
 
-    def cycle(self) -> tuple[float, float]:
+    def _enter(self) -> tuple[int, int]:
+        """Into the namespace (the thread's own kept to come back to), the lock taken."""
         import fcntl
-        import json
 
-        t0 = time.perf_counter()
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         there = os.open(self.netns_path, os.O_RDONLY)
         os.setns(there, os.CLONE_NEWNET)
         os.close(there)
         lock = os.open(f"{self.directory}/registry.lock", os.O_RDWR)
         fcntl.flock(lock, fcntl.LOCK_EX)
+        return own, lock
+
+    def _leave(self, own: int, lock: int) -> None:
+        os.close(lock)
+        os.setns(own, os.CLONE_NEWNET)
+        os.close(own)
+
+    def cycle(self) -> tuple[float, float]:
+        import fcntl
+        import json
+
+        t0 = time.perf_counter()
+        own, lock = self._enter()
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         sock.bind((0, 0))
         socket.if_nametoindex(DEV)
@@ -408,16 +420,9 @@ class _Floor:
         sock.send(self.inject)
         self._answer(sock)
         sock.close()
-        os.close(lock)
-        os.setns(own, os.CLONE_NEWNET)
-        os.close(own)
+        self._leave(own, lock)
         t1 = time.perf_counter()
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        there = os.open(self.netns_path, os.O_RDONLY)
-        os.setns(there, os.CLONE_NEWNET)
-        os.close(there)
-        lock = os.open(f"{self.directory}/registry.lock", os.O_RDWR)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        own, lock = self._enter()
         fd = os.open(path, os.O_RDONLY)
         json.loads(os.read(fd, 1 << 16))
         os.close(fd)
@@ -430,9 +435,7 @@ class _Floor:
         self._answer(sock)
         sock.close()
         os.unlink(path)
-        os.close(lock)
-        os.setns(own, os.CLONE_NEWNET)
-        os.close(own)
+        self._leave(own, lock)
         return t1 - t0, time.perf_counter() - t1
 
 

@@ -98,22 +98,28 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         assert not left, f"faults left recorded: {[f.id for f in left]}"
 
 
-@pytest.fixture
-def test_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPage]:
-    """A new page of the test site, connected (one WebSocket open)."""
+@contextlib.contextmanager
+def opened_page(browser: Browser, query: str = "", sockets: int = 1) -> Iterator[OpenPage]:
+    """A new page of the test site (``query``: more of its URL's query, e.g. ``&captured``)
+    once ``sockets`` more WebSockets are open to the site; closed after, its sockets gone."""
     marker = uuid.uuid4().hex[:12]
-    context = browser.playwright_browser.contexts[0]
-    page = context.new_page()
+    page = browser.playwright_browser.contexts[0].new_page()
     before = browser.site.connections
-    page.goto(f"{browser.site.url}/?case={marker}")
-    wait_for(lambda: browser.site.connections > before, 10)
-    wait_for(lambda: any(e["event"] == "first_frame" for e in page.evaluate("window.__events")),
-             10)
+    page.goto(f"{browser.site.url}/?case={marker}{query}")
+    wait_for(lambda: browser.site.connections >= before + sockets, 10)
     try:
         yield OpenPage(page, rf"case={marker}", browser)
     finally:
         page.close()
         wait_for(lambda: browser.site.connections <= before, 10)
+
+
+@pytest.fixture
+def test_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPage]:
+    """A new page of the test site, connected (one WebSocket open, its first frame in)."""
+    with opened_page(browser) as opened:
+        wait_for(lambda: any(e["event"] == "first_frame" for e in opened.events()), 10)
+        yield opened
 
 
 def holder_running(pid: int) -> bool:

@@ -6,7 +6,6 @@ scripts), and the resident guard passes sockets through when no fault is in forc
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,23 +14,23 @@ import pytest
 from chaosgenesys.browser import actions, faults
 from chaosgenesys.browser.summary import read_events
 from chaosgenesys.faults import registry
-from tests.browser_faults.conftest import Browser, OpenPage, holder_running, wait_for
+from tests.browser_faults.conftest import (
+    Browser,
+    OpenPage,
+    holder_running,
+    opened_page,
+    wait_for,
+)
 
 
 @pytest.fixture
 def captured_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPage]:
     """A page of the test site whose socket code holds its own copy of ``WebSocket``."""
-    marker = uuid.uuid4().hex[:12]
-    page = browser.playwright_browser.contexts[0].new_page()
-    before = browser.site.connections
-    page.goto(f"{browser.site.url}/?case={marker}&captured")
-    wait_for(lambda: browser.site.connections > before, 10)
-    try:
-        yield OpenPage(page, rf"case={marker}", browser)
-    finally:
-        actions.stop_observer()
-        page.close()
-        wait_for(lambda: browser.site.connections <= before, 10)
+    with opened_page(browser, "&captured") as opened:
+        try:
+            yield opened
+        finally:
+            actions.stop_observer()
 
 
 def refused_for_the_window(page: OpenPage, seconds: float) -> dict[str, object]:

@@ -7,7 +7,6 @@ the page reaches a worker's requests."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from chaosgenesys.browser import actions, faults
 from chaosgenesys.faults import registry
-from tests.browser_faults.conftest import Browser, OpenPage, wait_for
+from tests.browser_faults.conftest import Browser, OpenPage, opened_page, wait_for
 
 
 @pytest.fixture(params=[""], ids=["worker"])
@@ -25,18 +24,12 @@ def worker_page(
 ) -> Iterator[OpenPage]:
     """A new page of the test site whose worker holds a socket of its own: two sockets open
     (``request.param``: more of the page's query, e.g. ``&captured``)."""
-    marker = uuid.uuid4().hex[:12]
-    page = browser.playwright_browser.contexts[0].new_page()
-    before = browser.site.connections
-    page.goto(f"{browser.site.url}/?worker&case={marker}{request.param}")
-    wait_for(lambda: browser.site.connections >= before + 2, 10)
-    wait_for(lambda: _worker_events(page) == [{"event": "open"}], 10)
-    try:
-        yield OpenPage(page, rf"case={marker}", browser)
-    finally:
-        actions.stop_observer()
-        page.close()
-        wait_for(lambda: browser.site.connections <= before, 10)
+    with opened_page(browser, f"&worker{request.param}", sockets=2) as opened:
+        wait_for(lambda: _worker_events(opened.page) == [{"event": "open"}], 10)
+        try:
+            yield opened
+        finally:
+            actions.stop_observer()
 
 
 def _worker_events(page: Any) -> list[dict[str, Any]]:

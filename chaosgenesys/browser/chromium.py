@@ -14,9 +14,8 @@ import subprocess
 import tempfile
 import threading
 
-from chaoslib.exceptions import ActivityFailed
-
 from chaosgenesys.browser.runs import start_time
+from chaosgenesys.failure import activity_failed
 
 __all__ = [
     "CHROMIUM",
@@ -87,7 +86,7 @@ class LaunchedBrowser:
         found.wait(timeout)
         if not self.ws_url:
             self.stop()
-            raise ActivityFailed(
+            raise activity_failed(
                 f"open_url: the browser {chromium_path()!r} did not open its DevTools port "
                 f"(set {ENV_CHROMIUM} to a Chromium, Chrome or Edge binary)"
             )

@@ -31,9 +31,8 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from chaoslib.exceptions import ActivityFailed
-
 from chaosgenesys.browser.redaction import first_line, shown_url
+from chaosgenesys.failure import activity_failed
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.browser.cdp import Session
@@ -53,7 +52,7 @@ def _version(http_url: str, timeout: float) -> dict[str, Any]:
 def websocket_url(devtools_url: str, argument: str = "devtools_url", timeout: float = 5.0) -> str:
     """The browser's DevTools WebSocket URL for ``devtools_url`` (HTTP endpoint or ws URL)."""
     if not isinstance(devtools_url, str) or not devtools_url.strip():
-        raise ActivityFailed(
+        raise activity_failed(
             f"{argument} must be a DevTools endpoint such as http://127.0.0.1:9222, "
             f"got {devtools_url!r}"
         )
@@ -64,19 +63,19 @@ def websocket_url(devtools_url: str, argument: str = "devtools_url", timeout: fl
     elif scheme in ("http", "https"):
         http = url
     else:
-        raise ActivityFailed(
+        raise activity_failed(
             f"{argument} must start with http://, https://, ws:// or wss://, got {url!r}"
         )
     try:
         version = _version(http, timeout)
     except (OSError, ValueError, urllib.error.URLError) as error:
-        raise ActivityFailed(
+        raise activity_failed(
             f"{argument} {url!r} is not a DevTools endpoint ({error}); start the browser with "
             "--remote-debugging-port=9222 and pass http://127.0.0.1:9222"
         ) from None
     found = version.get("webSocketDebuggerUrl")
     if not isinstance(found, str) or not found.startswith(("ws://", "wss://")):
-        raise ActivityFailed(f"{argument} {url!r} is not a DevTools endpoint (no browser URL)")
+        raise activity_failed(f"{argument} {url!r} is not a DevTools endpoint (no browser URL)")
     return url if scheme in ("ws", "wss") else found
 
 
@@ -89,7 +88,7 @@ def connect(devtools_url: str, argument: str = "devtools_url") -> Link:
     try:
         return Link.open(ws_url)
     except Exception as error:  # refused, timed out, or not a WebSocket that answers
-        raise ActivityFailed(
+        raise activity_failed(
             f"{argument} {devtools_url!r}: could not attach over DevTools: {first_line(error)}"
         ) from None
 
@@ -97,11 +96,11 @@ def connect(devtools_url: str, argument: str = "devtools_url") -> Link:
 def page_pattern(pattern: str, argument: str = "page_url_pattern") -> re.Pattern[str]:
     """``pattern`` compiled, or an ``ActivityFailed`` naming the argument."""
     if not isinstance(pattern, str) or not pattern:
-        raise ActivityFailed(f"{argument} must be a regular expression, got {pattern!r}")
+        raise activity_failed(f"{argument} must be a regular expression, got {pattern!r}")
     try:
         return re.compile(pattern)
     except re.error as error:
-        raise ActivityFailed(
+        raise activity_failed(
             f"{argument} {pattern!r} is not a regular expression: {error}"
         ) from None
 
@@ -119,7 +118,7 @@ def find_page(
     try:
         return link.run(attach_page(link.browser, compiled, timeout, argument), timeout + 30)
     except CdpError as error:
-        raise ActivityFailed(str(error)) from None
+        raise activity_failed(str(error)) from None
 
 
 def no_page(argument: str, pattern: str, timeout: float, urls: list[str]) -> str:

@@ -47,8 +47,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
-
 from chaosgenesys.browser import devtools
 from chaosgenesys.browser.chromium import CHROMIUM as CHROMIUM
 from chaosgenesys.browser.chromium import CHROMIUM_FLAGS as CHROMIUM_FLAGS
@@ -62,6 +60,7 @@ from chaosgenesys.browser.page_sessions import Observer
 from chaosgenesys.browser.redaction import first_line
 from chaosgenesys.browser.redaction import redact as redact
 from chaosgenesys.browser.runs import process_alive
+from chaosgenesys.failure import activity_failed, is_activity_failed
 
 __all__ = [
     "CHROMIUM",
@@ -192,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 metrics.start()
             except OSError as error:
                 metrics = None
-                raise ActivityFailed(str(error.strerror or error)) from None
+                raise activity_failed(str(error.strerror or error)) from None
             observer.log.listener = metrics.event
             observer.write_status(metrics={"port": metrics.port, "url": metrics.url})
         devtools_url = args.devtools_url
@@ -210,11 +209,11 @@ def run(args: argparse.Namespace) -> int:
             watch(observer, args, launched is not None, stop)
         finally:
             link.close()
-    except ActivityFailed as error:
-        observer.ended = "error"
-        observer.write_status(error=str(error))
-        return 2
     except Exception as error:
+        if is_activity_failed(error):  # a message for the user, as the activity will raise it
+            observer.ended = "error"
+            observer.write_status(error=str(error))
+            return 2
         if not observer.ended:
             observer.ended = "browser_gone" if observer.status.get("attached") else "error"
             if observer.ended == "browser_gone":

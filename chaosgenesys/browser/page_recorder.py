@@ -14,11 +14,10 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from chaoslib.exceptions import ActivityFailed
-
 from chaosgenesys.browser import devtools, ws_guard
 from chaosgenesys.browser.observer_log import ObserverLog
 from chaosgenesys.browser.redaction import redact
+from chaosgenesys.failure import activity_failed
 
 __all__ = [
     "DEFAULT_SELECTORS",
@@ -322,7 +321,7 @@ class PageRecorder(ObserverLog):
         bad = {name: item["bad"] for name, item in found.items() if "bad" in item}
         if bad:
             name = sorted(bad)[0]
-            raise ActivityFailed(
+            raise activity_failed(
                 f"selectors[{name!r}] {self.selectors[name]!r} is not a CSS selector the page "
                 f"accepts: {bad[name]}"
             )

@@ -14,13 +14,12 @@ import json
 import time
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
-
 from chaosgenesys.browser import devtools, ws_guard
 from chaosgenesys.browser.cdp import Session
 from chaosgenesys.browser.cdp_pages import follow_frames
 from chaosgenesys.browser.page_recorder import PageRecorder
 from chaosgenesys.browser.redaction import first_line, redact
+from chaosgenesys.failure import activity_failed
 
 __all__ = ["Observer"]
 
@@ -160,7 +159,7 @@ class Observer(PageRecorder):
         try:
             self._load("Page.reload", {}, timeout)
         except Exception as error:
-            raise ActivityFailed(
+            raise activity_failed(
                 f"reload_page: {self.page_url} did not load again: {redact(first_line(error), 200)}"
             ) from None
 
@@ -171,7 +170,7 @@ class Observer(PageRecorder):
         try:
             self._load("Page.navigate", {"url": url}, 15.0)
         except Exception as error:
-            raise ActivityFailed(
+            raise activity_failed(
                 f"open_url {shown!r} did not load: {redact(first_line(error), 200)}"
             ) from None
         compiled = devtools.page_pattern(pattern)
@@ -179,7 +178,7 @@ class Observer(PageRecorder):
         link = self.require_link()
         while not compiled.search(current := self.current_url()):  # a login may redirect
             if time.monotonic() >= deadline:
-                raise ActivityFailed(
+                raise activity_failed(
                     f"page_url_pattern {pattern!r} does not match the page open_url opened "
                     f"({devtools.shown_url(current)}) after {timeout:g} s"
                 )

@@ -1,5 +1,5 @@
 """Bad input fails naming the argument and leaves nothing running; a killed owner leaves no
-observer and no browser; the probes import no Playwright."""
+observer and no browser; the probes import no Playwright, the observer process no chaoslib."""
 
 from __future__ import annotations
 
@@ -168,6 +168,15 @@ def test_a_killed_owner_alone_stops_the_observer_and_its_browser() -> None:
 def test_the_activity_modules_import_no_playwright() -> None:
     code = ("import sys, chaosgenesys.browser.probes, chaosgenesys.browser.actions; "
             "print(sorted(m for m in sys.modules if m.startswith('playwright')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_observer_process_loads_without_chaoslib() -> None:
+    # chaoslib takes about a tenth of a second to import: a quarter of an observer's start
+    code = ("import sys, chaosgenesys.browser.observer; "
+            "print(sorted(m for m in sys.modules if m.startswith(('chaoslib', 'playwright'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -40,6 +40,10 @@ Result = TypeVar("Result")
 COMMAND_TIMEOUT_S = 30.0
 
 
+def _nothing() -> None:
+    """What :meth:`Link.wake` queues."""
+
+
 class Link:
     """One :class:`~chaosgenesys.browser.cdp.Connection` on its own event-loop thread."""
 
@@ -96,11 +100,12 @@ class Link:
         """Have ``call(*args)`` run in the thread that pumps (from the loop's thread)."""
         self.events.put((call, args))
 
-    def pump(self, seconds: float) -> None:
+    def pump(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
         """Run the handlers of the events that arrive in the next ``seconds`` (and of those
-        waiting already); a handler that raises is printed, the others still run."""
+        waiting already), or until ``until()`` says enough after one of them (:meth:`wake`
+        makes it look at once); a handler that raises is printed, the others still run."""
         deadline = time.monotonic() + seconds
-        while True:
+        while until is None or not until():
             left = deadline - time.monotonic()
             try:
                 call, args = self.events.get(timeout=left) if left > 0 else self.events.get_nowait()
@@ -112,6 +117,10 @@ class Link:
                 import traceback
 
                 traceback.print_exc()
+
+    def wake(self) -> None:
+        """Have :meth:`pump` look at its ``until`` now (safe from a signal handler)."""
+        self.events.put((_nothing, ()))
 
     @property
     def closed(self) -> bool:

@@ -162,7 +162,7 @@ def watch(
         with contextlib.suppress(Exception):
             observer.page_url = devtools.shown_url(observer.current_url())
         observer.write_status()
-        link.pump(POLL_S)
+        link.pump(POLL_S, stop.is_set)
     with contextlib.suppress(Exception):
         link.pump(0)
         observer.read_tokens()  # a renewal of the last moment
@@ -177,8 +177,14 @@ def run(args: argparse.Namespace) -> int:
     selectors = json.loads(args.selectors) if args.selectors else dict(DEFAULT_SELECTORS)
     observer = Observer(folder, args.api_hosts, selectors)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def stopping(*_: object) -> None:
+        stop.set()
+        if observer.link is not None:
+            observer.link.wake()  # out of its wait at once, not at the end of the poll
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
     launched: LaunchedBrowser | None = None
     metrics: Any = None
     observer.write_status(metrics=None)

@@ -91,3 +91,19 @@ def test_a_browser_that_goes_away_is_seen_and_its_commands_fail() -> None:
             link.send("Target.getTargets")
         link.close()
         assert not link.thread.is_alive()
+
+
+def test_a_wake_ends_a_pump_whose_until_is_met() -> None:
+    with chromium() as ws_url:
+        link = Link.open(ws_url)
+        try:
+            done = threading.Event()
+            timer = threading.Timer(0.2, lambda: (done.set(), link.wake()))
+            timer.start()
+            started = time.monotonic()
+            link.pump(30, done.is_set)  # nothing else arrives: only the wake ends it
+            waited = time.monotonic() - started
+            timer.join()
+        finally:
+            link.close()
+    assert done.is_set() and waited < 15, waited

@@ -195,7 +195,8 @@ def test_a_worker_s_very_first_request_and_socket_are_seen() -> None:
         started = actions.start_observer(open_url=site.url + "/?worker")
         port = site.url.rsplit(":", 1)[1]
         site.wait_connections(2)  # the page's and the worker's
-        wait_for(lambda: "/api/v2/from-worker" in site.api_calls, 10)
+        wait_for(lambda: any(e["event"] == "rest"
+                             for e in read_events(Path(started["events"]))), 10)
         actions.stop_observer()
     events = read_events(Path(started["events"]))
     assert [e["kind"] for e in events if e["event"] == "worker"] == ["worker"]

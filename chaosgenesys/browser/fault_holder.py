@@ -218,6 +218,7 @@ class Holder:
                 raise
             # resident: the observer put the guard in before the page's scripts loaded
             self.ready["reaches_libraries"] = bool(await _evaluate(self.page, IS_RESIDENT))
+            self.ready["workers"] = len(self.workers)
             if self.params.get("close_code"):
                 # closed now the refusals are in force: every reconnect try meets them
                 from chaosgenesys.browser.page_sockets import close_in_sessions

@@ -169,7 +169,9 @@ def block_websocket_handshakes(
     ``WebSocket`` (the official streaming client does) are reached when the page loaded while a
     browser observer watched it (``start_observer``: ``open_url``, or ``reload_page``); on a
     page loaded before, only code that builds its sockets with the page's ``WebSocket`` at the
-    time is. The result's ``"reaches_libraries"`` says which.
+    time is. The result's ``"reaches_libraries"`` says which. The page's dedicated workers have
+    their own ``WebSocket``: the refusals are in force in each (``"workers"``: how many there
+    were when it returned; those that start later get them too).
 
     ``close_code`` (1000 or 3000-4999; 0, the default, leaves open sockets alone) also closes,
     from the page, its open WebSockets that ``url_pattern`` searches, with that code and
@@ -178,8 +180,8 @@ def block_websocket_handshakes(
     busy the machine (``close_browser_websockets`` as the next action comes later, by as long as
     the run takes to reach it: a delay the desktop's first try can fall outside the window by).
     Returns ``{"id", "kind": "block", "url_pattern", "duration", "page", "pid",
-    "reaches_libraries"}`` once the fault is in force, with ``"close_code"``, ``"close_reason"``
-    and ``"closed"`` (the URLs closed, without query) when it closed sockets.
+    "reaches_libraries", "workers"}`` once the fault is in force, with ``"close_code"``,
+    ``"close_reason"`` and ``"closed"`` (the URLs closed, without query) when it closed sockets.
 
     ```json
     {"type": "action", "name": "streaming-socket-closed-and-handshakes-refused-for-30s",

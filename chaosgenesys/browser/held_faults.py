@@ -127,6 +127,8 @@ def hold(
     answer.update({"duration": duration, "page": ready.get("page", ""), "pid": process.pid})
     if "reaches_libraries" in ready:
         answer["reaches_libraries"] = bool(ready["reaches_libraries"])
+    if isinstance(ready.get("workers"), int):
+        answer["workers"] = int(ready["workers"])
     if isinstance(ready.get("closed"), list):
         answer["closed"] = [str(url) for url in ready["closed"]]
     return answer

@@ -18,6 +18,7 @@ def test_handshakes_are_refused_for_the_window_then_the_page_reconnects(
     since = test_page.count()
     started = faults.block_websocket_handshakes(r"/ws$", 2.5, **test_page.target())
     assert started["kind"] == "block" and started["url_pattern"] == "/ws$"
+    assert started["workers"] == 0
     # the window runs from when the fault is in force (the activity's return), however long
     # attaching took
     record = registry.get(started["id"])

@@ -53,7 +53,7 @@ def test_block_refuses_a_worker_s_reconnects_for_the_window(worker_page: OpenPag
     started = faults.block_websocket_handshakes(
         r"/ws$", 2.5, close_code=4002, **worker_page.target()
     )
-    assert len(started["closed"]) == 2
+    assert len(started["closed"]) == 2 and started["workers"] == 1
     wait_for(lambda: site.close_codes[codes:] == [4002, 4002], 5)
     time.sleep(1.0)
     seen = _worker_events(worker_page.page)

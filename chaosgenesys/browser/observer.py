@@ -74,6 +74,9 @@ __all__ = [
 ]
 
 POLL_S = 0.25
+#: How long a stopped observer still takes in what the browser reports before it writes ``stop``
+#: (events on their way when the stop came; a request still waiting for its answer is not).
+SETTLE_S = 0.1
 #: Why an observer ends when nobody stopped it (it then forgets its own registry record).
 ENDED_BY_ITSELF = ("duration", "browser_gone", "page_closed")
 
@@ -164,7 +167,8 @@ def watch(
         observer.write_status()
         link.pump(POLL_S, stop.is_set)
     with contextlib.suppress(Exception):
-        link.pump(0)
+        if not link.closed:  # what the browser reported as the stop came is still written
+            link.pump(SETTLE_S)
         observer.read_tokens()  # a renewal of the last moment
     observer.write("stop", reason=observer.ended)
     observer.write_status()

@@ -151,6 +151,10 @@ def test_iframes_in_and_out_of_process_and_workers_are_followed() -> None:
             site.wait_connections(4)  # the page, both iframes and the worker
             wait_for(lambda: len([e for e in read_events(Path(started["events"]))
                                   if e["event"] == "ws_frame"]) > 12, 10)
+            # the worker's fetch is written once its answer is in, which a loaded machine may
+            # take a while to deliver: the stop does not wait for it
+            wait_for(lambda: any(e["event"] == "rest"
+                                 for e in read_events(Path(started["events"]))), 10)
         actions.stop_observer()
     events = read_events(Path(started["events"]))
     created = [e["url"] for e in events if e["event"] == "ws_created"]

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["CdpError", "Connection", "Session"]
+__all__ = ["CdpError", "Connection", "Session", "evaluated"]
 
 Handler = Callable[[dict[str, Any]], None]
 
@@ -38,6 +38,16 @@ _CHUNK = 1 << 16
 
 class CdpError(Exception):
     """The browser answered a command with an error, or the connection is gone."""
+
+
+def evaluated(answer: dict[str, Any]) -> Any:
+    """The value a ``Runtime.evaluate`` sent with ``returnByValue`` answered; the exception the
+    script threw, raised as a ``RuntimeError`` with its description."""
+    details = answer.get("exceptionDetails")
+    if details:
+        exception = details.get("exception") or {}
+        raise RuntimeError(str(exception.get("description") or details.get("text") or details))
+    return (answer.get("result") or {}).get("value")
 
 
 class Session:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chaosgenesys.browser.cdp import CdpError, Connection, Session
+from chaosgenesys.browser.cdp import CdpError, Connection, Session, evaluated
 from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
 from chaosgenesys.browser.redaction import first_line, shown_url
 from chaosgenesys.browser.ws_guard import (
@@ -321,12 +321,7 @@ async def _evaluate(session: Session, expression: str, context: int | None = Non
     params: dict[str, Any] = {"expression": expression, "returnByValue": True}
     if context is not None:
         params["contextId"] = context
-    answer = await session.send("Runtime.evaluate", params)
-    details = answer.get("exceptionDetails")
-    if details:
-        exception = details.get("exception") or {}
-        raise RuntimeError(str(exception.get("description") or details.get("text") or details))
-    return int((answer.get("result") or {}).get("value") or 0)
+    return int(evaluated(await session.send("Runtime.evaluate", params)) or 0)
 
 
 def _write(path: str, data: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from chaosgenesys.browser import devtools, ws_guard
+from chaosgenesys.browser.cdp import evaluated
 from chaosgenesys.browser.observer_log import ObserverLog
 from chaosgenesys.browser.redaction import redact
 from chaosgenesys.failure import activity_failed
@@ -310,8 +311,14 @@ class PageRecorder(ObserverLog):
     }
 
     def evaluate(self, function: str, argument: Any) -> Any:
-        """``function(argument)`` in the page (the observer's sessions provide it)."""
-        raise NotImplementedError
+        """``function(argument)`` in the page's main frame, its value (JSON); its exception
+        raised."""
+        expression = f"({function})({json.dumps(argument)})"
+        return evaluated(
+            self.require_link().send(
+                "Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.page
+            )
+        )
 
     # -- UI ------------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ domains are on) runs on the link's loop.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from typing import Any
 
@@ -184,16 +183,3 @@ class Observer(PageRecorder):
                 )
             link.pump(0.1)
         self.page_url = devtools.shown_url(current)
-
-    def evaluate(self, function: str, argument: Any) -> Any:
-        """``function(argument)`` in the page's main frame, its value (JSON); its exception
-        raised."""
-        expression = f"({function})({json.dumps(argument)})"
-        answer = self.require_link().send(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.page
-        )
-        details = answer.get("exceptionDetails")
-        if details:
-            exception = details.get("exception") or {}
-            raise RuntimeError(str(exception.get("description") or details.get("text")))
-        return (answer.get("result") or {}).get("value")

@@ -38,7 +38,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.browser.cdp import Session
     from chaosgenesys.browser.cdp_link import Link
 
-__all__ = ["connect", "find_page", "no_page", "page_pattern", "shown_url", "websocket_url"]
+__all__ = [
+    "connect",
+    "find_page",
+    "no_page",
+    "not_attached",
+    "page_pattern",
+    "shown_url",
+    "websocket_url",
+]
 
 
 def _version(http_url: str, timeout: float) -> dict[str, Any]:
@@ -88,9 +96,15 @@ def connect(devtools_url: str, argument: str = "devtools_url") -> Link:
     try:
         return Link.open(ws_url)
     except Exception as error:  # refused, timed out, or not a WebSocket that answers
-        raise activity_failed(
-            f"{argument} {devtools_url!r}: could not attach over DevTools: {first_line(error)}"
-        ) from None
+        raise not_attached(argument, devtools_url, error) from None
+
+
+def not_attached(argument: str, value: str, error: BaseException) -> Exception:
+    """The failure to raise when the DevTools WebSocket of ``argument`` ``value`` refused us,
+    timed out or did not answer as DevTools does (``error``)."""
+    return activity_failed(
+        f"{argument} {value!r}: could not attach over DevTools: {first_line(error)}"
+    )
 
 
 def page_pattern(pattern: str, argument: str = "page_url_pattern") -> re.Pattern[str]:

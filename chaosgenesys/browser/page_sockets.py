@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosgenesys.browser.redaction import first_line, shown_url
+from chaosgenesys.browser.redaction import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from chaosgenesys.browser.cdp import Session
@@ -78,14 +78,12 @@ async def _close_in_page(
 ) -> dict[str, Any]:
     from chaosgenesys.browser.cdp import CdpError, Connection
     from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
-    from chaosgenesys.browser.devtools import page_pattern
+    from chaosgenesys.browser.devtools import not_attached, page_pattern
 
     try:
         browser = await Connection.open(ws_url, timeout=15)
     except Exception as error:  # refused, timed out, or not a WebSocket that answers
-        raise ActivityFailed(
-            f"devtools_url {devtools!r}: could not attach over DevTools: {first_line(error)}"
-        ) from None
+        raise not_attached("devtools_url", devtools, error) from None
     async with browser:
         try:
             page = await attach_page(browser, page_pattern(page_pattern_text), PAGE_TIMEOUT)

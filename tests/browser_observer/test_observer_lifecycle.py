@@ -20,6 +20,7 @@ from chaosgenesys.faults import registry
 from tests.browser.chromium import chromium
 from tests.browser.pages import serve_test_page
 from tests.browser_observer.conftest import alive, page_in, processes_with, wait_for
+from tests.fresh_imports import imported_by
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,17 +167,10 @@ def test_a_killed_owner_alone_stops_the_observer_and_its_browser() -> None:
 
 
 def test_the_activity_modules_import_no_playwright() -> None:
-    code = ("import sys, chaosgenesys.browser.probes, chaosgenesys.browser.actions; "
-            "print(sorted(m for m in sys.modules if m.startswith('playwright')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    modules = ["chaosgenesys.browser.probes", "chaosgenesys.browser.actions"]
+    assert imported_by(modules, ("playwright",)) == []
 
 
 def test_the_observer_process_loads_without_chaoslib() -> None:
     # chaoslib takes about a tenth of a second to import: a quarter of an observer's start
-    code = ("import sys, chaosgenesys.browser.observer; "
-            "print(sorted(m for m in sys.modules if m.startswith(('chaoslib', 'playwright'))))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert imported_by(["chaosgenesys.browser.observer"], ("chaoslib", "playwright")) == []

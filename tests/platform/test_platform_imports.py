@@ -3,22 +3,13 @@ asyncio (about 10 ms of a probe's first call: benchmarks/probe_cost.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
+from tests.fresh_imports import imported_by
 from tests.platform.platform_fixtures import isolated_platform  # noqa: F401 - autouse
 
 
 def test_platform_import_pulls_no_heavy_library() -> None:
-    code = (
-        "import sys, chaosgenesys.platform, chaosgenesys.platform.client;"
-        "print(sorted(m for m in ('aiohttp', 'pyroute2', 'mitmproxy', 'asyncio')"
-        " if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == "[]"
+    modules = ["chaosgenesys.platform", "chaosgenesys.platform.client"]
+    assert imported_by(modules, ("aiohttp", "pyroute2", "mitmproxy", "asyncio")) == []
 
 
 def test_public_names() -> None:

@@ -95,7 +95,7 @@ def _tc_dump() -> str:
     return "".join(out)
 
 
-Timer = Callable[[], tuple[float, float]]
+Timer = Callable[[], tuple[float, ...]]
 
 
 def _measure(netns: str, rounds: int, as_json: bool) -> None:
@@ -167,7 +167,8 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         floor = _Floor(Path(tmp) / "floor", netns, tc_tree.tree_messages(
             tc_state.interface_index(DEV), DEV, 0x10, leaf,
             target(DESTINATIONS, [], "udp", [PORTS]), with_root=True, ingress=False,
-        ), [tc_tree.restore_message(tc_state.interface_index(DEV), DEV, {"default": True})])
+        ), [tc_tree.restore_message(tc_state.interface_index(DEV), DEV, {"default": True})],
+            [tc.htb_root(tc_state.interface_index(DEV), tc.handle(0xC4A0), 1, "bare root")])
 
         def public() -> tuple[float, float]:
             # What a user calls: the same tree through the public activity, its record in the
@@ -215,14 +216,15 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         n_filters = dump_ours.count("*flowid")
         same_tree = dump_tc == dump_ours == dump_public and n_filters == 2 * len(DESTINATIONS)
 
+        root_change = floor.root_change(rounds * 4)
         for method in methods.values():  # warm-up: page cache, imports, first allocations
             method()
             method()
         # Each round runs every method twice in a row: the first call comes right after another
         # method ran (cold: CPU caches hold another process, as in a chaos run that shells out
         # or imports between faults), the second right after itself (warm, both sides alike).
-        cold: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
-        warm: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
+        cold: dict[str, list[tuple[float, ...]]] = {name: [] for name in methods}
+        warm: dict[str, list[tuple[float, ...]]] = {name: [] for name in methods}
         parts_warm: list[tuple[float, float, float]] = []
         order = list(methods)
         for round_ in range(rounds):
@@ -233,7 +235,7 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
                 if name == "ours":
                     parts_warm.append(parts[-1])
 
-    def med(results: dict[str, list[tuple[float, float]]], name: str, which: int = 0) -> float:
+    def med(results: dict[str, list[tuple[float, ...]]], name: str, which: int = 0) -> float:
         return median([r[which] for r in results[name]])
 
     ms = 1000.0
@@ -286,6 +288,11 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         Figure("  floor of the guarantees: inject / revert, warm (cold)",
                f"{med(warm, 'floor') * ms:.3f} / {med(warm, 'floor', 1) * ms:.3f} "
                f"({med(cold, 'floor') * ms:.3f} / {med(cold, 'floor', 1) * ms:.3f})", "ms"),
+        Figure("    of which the kernel (batch / restore, send to ack), warm",
+               f"{med(warm, 'floor', 2) * ms:.3f} / {med(warm, 'floor', 3) * ms:.3f}", "ms"),
+        Figure("    kernel: a bare htb root put on / taken off, device up (down)",
+               f"{root_change['up'][0] * ms:.3f} / {root_change['up'][1] * ms:.3f} "
+               f"({root_change['down'][0] * ms:.3f} / {root_change['down'][1] * ms:.3f})", "ms"),
         Figure("  tc -batch / floor inject, warm", batch_warm / med(warm, "floor"), "x"),
         Figure("  public - floor: inject / revert, warm",
                f"{(public_warm - med(warm, 'floor')) * ms:.3f} / "
@@ -323,6 +330,12 @@ def _measure(netns: str, rounds: int, as_json: bool) -> None:
         "restore, the record unlinked, out. What the public call takes beyond it is our Python: "
         "argument checks, building the messages, planning, the record's object and the returned "
         "plan",
+        "of which the kernel = the floor's batch and its restore, each from the send to the ack; "
+        "a bare root = an htb root alone (no class, no filter) put on and taken off, on the "
+        "device up, then down, then up again (the second pass shown): a root change on a device "
+        "that is up stops and restarts its queues (the kernel's qdisc_graft -> dev_deactivate, "
+        "which waits for an RCU grace period), so every inject and every revert of a first "
+        "fault pays it, whoever sends the message",
     ]
     report("network_inject: targeted tc tree", figures, notes, as_json=as_json)
 
@@ -332,7 +345,12 @@ class _Floor:
     order it makes them, with prebuilt messages and as little Python as can make them."""
 
     def __init__(
-        self, directory: Path, netns: str, inject: list[Any], restore: list[Any]
+        self,
+        directory: Path,
+        netns: str,
+        inject: list[Any],
+        restore: list[Any],
+        bare_root: list[Any],
     ) -> None:
         import struct
 
@@ -356,6 +374,7 @@ class _Floor:
 
         self.inject = packed(inject)
         self.restore = packed(restore)
+        self.bare_root = packed(bare_root)
         request = tc.tcmsg(0)
         self.dump = header.pack(
             16 + len(request), tc.RTM_GETQDISC, nl.NLM_F_REQUEST | nl.NLM_F_DUMP, 1, 0
@@ -394,7 +413,36 @@ class _Floor:
         os.setns(own, os.CLONE_NEWNET)
         os.close(own)
 
-    def cycle(self) -> tuple[float, float]:
+    def root_change(self, rounds: int) -> dict[str, tuple[float, float]]:
+        """Medians (put on, taken off) of a bare htb root (no class, no filter) on the device,
+        with the device up and with it down: what replacing a root costs the kernel itself.
+        Called from a thread inside the namespace."""
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock.bind((0, 0))
+        found: dict[str, tuple[float, float]] = {}
+        try:
+            for state in ("up", "down", "up"):
+                _ip("link", "set", DEV, state)
+                on: list[float] = []
+                off: list[float] = []
+                for _ in range(rounds):
+                    t0 = time.perf_counter()
+                    sock.send(self.bare_root)
+                    self._answer(sock)
+                    t1 = time.perf_counter()
+                    sock.send(self.restore)
+                    self._answer(sock)
+                    on.append(t1 - t0)
+                    off.append(time.perf_counter() - t1)
+                found[state] = (median(on), median(off))  # "up": the second, warmer pass
+        finally:
+            _ip("link", "set", DEV, "up")
+            sock.close()
+        return found
+
+    def cycle(self) -> tuple[float, float, float, float]:
+        """(inject, revert, the kernel's share of each): the kernel's share is the tree's batch
+        and the restore, each from its send to its ack."""
         import fcntl
         import json
 
@@ -417,8 +465,10 @@ class _Floor:
         fcntl.flock(guardian, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(guardian, fcntl.LOCK_UN)
         os.close(guardian)
+        k0 = time.perf_counter()
         sock.send(self.inject)
         self._answer(sock)
+        kernel_inject = time.perf_counter() - k0
         sock.close()
         self._leave(own, lock)
         t1 = time.perf_counter()
@@ -431,12 +481,14 @@ class _Floor:
         socket.if_nametoindex(DEV)
         sock.send(self.dump)
         self._answer(sock)
+        k0 = time.perf_counter()
         sock.send(self.restore)
         self._answer(sock)
+        kernel_revert = time.perf_counter() - k0
         sock.close()
         os.unlink(path)
         self._leave(own, lock)
-        return t1 - t0, time.perf_counter() - t1
+        return t1 - t0, time.perf_counter() - t1, kernel_inject, kernel_revert
 
 
 _FIRST_CALL = """

@@ -50,6 +50,12 @@ def evaluated(answer: dict[str, Any]) -> Any:
     return (answer.get("result") or {}).get("value")
 
 
+def _read_quietly(answer: asyncio.Future[Any]) -> None:
+    """Mark a failure as read: nobody may wait for it (an ended worker's answer)."""
+    if not answer.cancelled():
+        answer.exception()
+
+
 class Session:
     """One target's flattened session (or the browser's own, with ``id`` empty)."""
 
@@ -67,6 +73,20 @@ class Session:
     async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a command on this session; its result."""
         return await self.connection.command(method, params or {}, self.id)
+
+    def send_now(
+        self, method: str, params: dict[str, Any] | None = None
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Write a command on this session at once, ahead of anything sent after this call
+        returns; the future of its result (awaiting it raises its failure; one nobody awaits
+        is dropped quietly).
+
+        A service worker the browser holds answers nothing until it is let go, yet carries out
+        what it was sent before then ahead of its own script: its commands go this way, then
+        the one that lets it go, then their answers are awaited."""
+        answer = self.connection.submit(method, params or {}, self.id)
+        answer.add_done_callback(_read_quietly)
+        return answer
 
     def __repr__(self) -> str:
         return f"Session({self.id!r}, {self.target.get('type', 'browser')!r})"
@@ -179,6 +199,17 @@ class Connection(Session):
         return session
 
     async def command(self, method: str, params: dict[str, Any], session_id: str) -> dict[str, Any]:
+        answer = self.submit(method, params, session_id)
+        try:
+            await self._writer.drain()
+            return await answer
+        finally:
+            answer.cancel()  # (nothing once answered) not waited for any more: forgotten
+
+    def submit(
+        self, method: str, params: dict[str, Any], session_id: str
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Write a command now; the future of its answer (forgotten once done or cancelled)."""
         if self.closed.is_set():
             raise CdpError(f"{method}: the browser is gone")
         self._next_id += 1
@@ -188,12 +219,13 @@ class Connection(Session):
             message["sessionId"] = session_id
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[sent] = answer
+        answer.add_done_callback(lambda _done: self._waiting.pop(sent, None))
         try:
             self._send(json.dumps(message))
-            await self._writer.drain()
-            return await answer
-        finally:
+        except CdpError:
             self._waiting.pop(sent, None)
+            raise
+        return answer
 
     def _send(self, text: str) -> None:
         from wsproto.events import TextMessage

@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 
 from chaosgenesys.browser.cdp import CdpError, Connection, Session
 
-__all__ = ["attach_page", "follow_frames"]
+__all__ = ["WORKER_TYPES", "attach_page", "follow_frames"]
+
+#: The targets a page's session is told of that run scripts of the page's origin with globals
+#: of their own: its dedicated workers, and the service workers whose scope holds it (Chromium
+#: auto-attaches those to the page's session too; shared workers only to the browser's).
+WORKER_TYPES = ("worker", "service_worker")
 
 
 async def attach_page(
@@ -55,7 +60,8 @@ async def follow_frames(
     """``await on_frame(frame)`` for every out-of-process frame of ``session``'s target (a
     cross-site iframe has its own DevTools target: its page's session does not see its requests
     nor its heap), and of their frames in turn; ``await on_worker(worker)`` for every dedicated
-    worker of those (a worker's globals, its ``WebSocket`` among them, are its own); returns
+    worker of those and every service worker the browser ties to them (a worker's globals, its
+    ``WebSocket`` among them, are its own; ``worker.target["type"]`` says which); returns
     once those there already are done, and goes on with those that appear later, for as long as
     the connection lasts. A frame or worker gone meanwhile is skipped.
 
@@ -63,7 +69,12 @@ async def follow_frames(
     ``on_worker`` is done (``waitForDebuggerOnStart``, then ``Runtime.runIfWaitingForDebugger``):
     Chromium attaches a frame before its document commits, and a ``Fetch.enable`` sent to it
     while it runs on does not reach the requests of the document it then loads (tried on
-    Chromium 156). Other targets the browser holds for us (workers, without ``on_worker``) are
+    Chromium 156). A held service worker answers no command until it is let go, but carries out
+    those sent before then ahead of its own script (tried on Chromium 156: ``Network.enable``
+    was answered only once it was let go, and a global set by a ``Runtime.evaluate`` sent before
+    was there in its first statement), so ``on_worker`` sends with :meth:`Session.send_now` and
+    returns without waiting for the answers. Other targets the browser holds for us (workers,
+    without ``on_worker``) are
     let go at once. A target held this way is let go by Chromium too if this connection closes
     first; one that other DevTools clients hold as well runs once they have all let it go."""
     pending: set[asyncio.Task[None]] = set()
@@ -93,7 +104,7 @@ async def follow_frames(
         child = session.connection.adopt(str(event.get("sessionId")), dict(info))
         if info.get("type") == "iframe":
             task = asyncio.ensure_future(frame(child))
-        elif info.get("type") == "worker":
+        elif info.get("type") in WORKER_TYPES:
             task = asyncio.ensure_future(worker(child))
         else:  # (other kinds of target: not reached)
             task = asyncio.ensure_future(_let_go(child))

@@ -203,8 +203,7 @@ class Holder:
         await self.attach(self.page)
         # the frames and workers there now are attached before this returns; those to come, as
         # they come (held until the fault is on them)
-        on_worker = self.attach_worker if self.kind == "block" else None
-        await follow_frames(self.page, self.attach, on_worker)
+        await follow_frames(self.page, self.attach, self.attach_worker)
         if self.kind == "block":
             try:
                 await self.guard(strict=True)
@@ -248,10 +247,29 @@ class Holder:
             await session.send("Network.emulateNetworkConditions", self.params["conditions"])
 
     async def attach_worker(self, session: Session) -> None:
-        """``block`` in a dedicated worker: the guard in its global scope (a worker held at its
-        start takes it before its own script runs), renewed with the frames'."""
-        await _evaluate(session, self.guard_expression())
-        self.workers.append(session)
+        """Put the fault in force in a dedicated or service worker (one held at its start has it
+        before its own script runs). Only sent: a held service worker answers once it runs.
+
+        ``block``: the guard in the worker's global scope (its ``WebSocket`` is its own),
+        renewed with the frames' (the renewals read what it answers). ``delay``, ``fail`` and
+        ``emulate`` in a service worker: its requests are its own too (those it makes for the
+        page it answers among them), which the page's ``Fetch`` and emulation do not reach; a
+        dedicated worker's requests are the page's already."""
+        if self.kind == "block":
+            session.send_now(
+                "Runtime.evaluate", {"expression": self.guard_expression(), "returnByValue": True}
+            )
+            self.workers.append(session)
+            return
+        if session.target.get("type") != "service_worker":
+            return
+        self.sessions.append(session)
+        if self.kind in ("delay", "fail"):
+            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
+            session.send_now("Fetch.enable", {"patterns": FETCH_PATTERNS})
+        else:
+            session.send_now("Network.enable")
+            session.send_now("Network.emulateNetworkConditions", self.params["conditions"])
 
     async def follow_contexts(self, session: Session) -> None:
         """Keep, for each frame of ``session``, the id of its main-world JavaScript context

@@ -169,9 +169,9 @@ def block_websocket_handshakes(
     ``WebSocket`` (the official streaming client does) are reached when the page loaded while a
     browser observer watched it (``start_observer``: ``open_url``, or ``reload_page``); on a
     page loaded before, only code that builds its sockets with the page's ``WebSocket`` at the
-    time is. The result's ``"reaches_libraries"`` says which. The page's dedicated workers have
-    their own ``WebSocket``: the refusals are in force in each (``"workers"``: how many there
-    were when it returned; those that start later get them too).
+    time is. The result's ``"reaches_libraries"`` says which. The page's dedicated workers and
+    its service workers have their own ``WebSocket``: the refusals are in force in each
+    (``"workers"``: how many there were when it returned; those that start later get them too).
 
     ``close_code`` (1000 or 3000-4999; 0, the default, leaves open sockets alone) also closes,
     from the page, its open WebSockets that ``url_pattern`` searches, with that code and

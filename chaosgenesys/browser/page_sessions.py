@@ -80,21 +80,26 @@ class Observer(PageRecorder):
             await child.send(method, params)
 
     async def _follow_worker(self, child: Session) -> None:
-        """A dedicated worker: its Network domain lives in the browser process and would miss
-        its first requests if the worker ran before it is on."""
+        """A dedicated or service worker: its Network domain lives in the browser process and
+        would miss its first requests if the worker ran before it is on. A service worker's
+        HTTP requests are not recorded, its WebSockets are: the page's requests it answers are
+        in the page's session already (its own fetch of them would count them twice)."""
         link = self.require_link()
-        self._record_child(child)
+        kind = str(child.target.get("type") or "worker")
+        self._record_child(child, websockets_only=kind == "service_worker")
         url = devtools.shown_url(str(child.target.get("url")))
-        link.post(functools.partial(self.write, "worker", kind="worker", url=url))
-        for method, params in WORKER_COMMANDS:
-            await child.send(method, params)
+        link.post(functools.partial(self.write, "worker", kind=kind, url=url))
+        for method, params in WORKER_COMMANDS:  # only sent: a held service worker answers late
+            child.send_now(method, params)
 
-    def _record_child(self, child: Session) -> None:
-        """The recorder's handlers on a child's session, its request ids kept apart from the
-        page's (they are per target)."""
+    def _record_child(self, child: Session, websockets_only: bool = False) -> None:
+        """The recorder's handlers on a child's session (``websockets_only``: those of its
+        WebSockets), its request ids kept apart from the page's (they are per target)."""
         self.child_count += 1
         prefix = f"t{self.child_count}:"
         for event, name in self.HANDLERS.items():
+            if websockets_only and not event.startswith("Network.webSocket"):
+                continue
             child.on(event, functools.partial(self._post_child_event, name, prefix))
 
     def _post_child_event(self, name: str, prefix: str, params: dict[str, Any]) -> None:

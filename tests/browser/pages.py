@@ -14,7 +14,9 @@ builds its sockets with the ``WebSocket`` it copied when its script ran, as libr
 ``?worker`` it starts a dedicated worker whose first statements fetch ``/api/v2/from-worker``
 and open a socket to ``/ws``, which it reopens ``RECONNECT_MS`` after a close (with
 ``?captured`` too, through the ``WebSocket`` it copied when it started); the worker's ``open``
-and ``close`` (``code``) land in ``window.__workerEvents``.
+and ``close`` (``code``) land in ``window.__workerEvents``. With ``?service-worker`` it registers
+``/sw.js`` (``SERVICE_WORKER``), whose socket to ``/ws`` reconnects the same way and whose
+``open`` and ``close`` land there too; ``window.stopServiceWorker()`` ends it.
 ``window.callApi(path)`` fetches a path and resolves to the status. The server sends a frame
 every ``tick_ms`` on each socket.
 """
@@ -91,8 +93,58 @@ if (/[?&]worker(&|=|$)/.test(location.search)) {
     window.__workerEvents.push(Object.assign({t: Date.now()}, e.data));
   };
 }
+if (/[?&]service-worker(&|=|$)/.test(location.search)) {
+  window.__workerEvents = [];
+  navigator.serviceWorker.onmessage = (e) => {
+    window.__workerEvents.push(Object.assign({t: Date.now()}, e.data));
+  };
+  window.__serviceWorker = navigator.serviceWorker.register('/sw.js');
+  // another script URL: a new service worker replaces the one there (its socket closes)
+  window.startServiceWorker = (url) => {
+    window.__serviceWorker = navigator.serviceWorker.register(url);
+  };
+  window.stopServiceWorker = async () => {
+    const registration = await window.__serviceWorker;
+    (registration.active || registration.waiting || registration.installing).postMessage('stop');
+    await registration.unregister();
+  };
+}
 </script>
 </body></html>
+""".replace("RECONNECT_MS_VALUE", str(RECONNECT_MS))
+
+#: ``/sw.js``, the service worker of ``?service-worker``: once active it controls the page
+#: (fetching the page's ``/api/`` requests itself, as an offline-capable app's does), opens a
+#: socket to ``/ws`` and reopens it ``RECONNECT_MS`` after a close, telling every page of its
+#: origin ``open`` and ``close`` (``code``; ``sw``: its script URL's query, when it has one,
+#: e.g. ``/sw.js?second`` that ``window.startServiceWorker(url)`` starts in its place); a ``stop``
+#: message closes it for good.
+SERVICE_WORKER = """
+let stopped = false, socket = null;
+async function tell(data) {
+  if (location.search) data.sw = location.search;  // which of the site's service workers
+  for (const client of await clients.matchAll({includeUncontrolled: true, type: 'window'})) {
+    client.postMessage(data);
+  }
+}
+function connect() {
+  if (stopped) return;
+  socket = new WebSocket(location.origin.replace(/^http/, 'ws') + '/ws');
+  socket.onopen = () => tell({event: 'open'});
+  socket.onmessage = () => {};
+  socket.onclose = (e) => {
+    tell({event: 'close', code: e.code});
+    setTimeout(connect, RECONNECT_MS_VALUE);
+  };
+}
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (e) => e.waitUntil(clients.claim().then(connect)));
+self.addEventListener('fetch', (e) => {
+  if (new URL(e.request.url).pathname.startsWith('/api/')) e.respondWith(fetch(e.request));
+});
+self.addEventListener('message', (e) => {
+  if (e.data === 'stop') { stopped = true; if (socket) socket.close(1000); }
+});
 """.replace("RECONNECT_MS_VALUE", str(RECONNECT_MS))
 
 
@@ -155,6 +207,9 @@ def _app(site: PageSite) -> web.Application:
     async def page(_: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
+    async def service_worker(_: web.Request) -> web.Response:
+        return web.Response(text=SERVICE_WORKER, content_type="text/javascript")
+
     async def api(request: web.Request) -> web.Response:
         site.api_calls.append(request.path)
         delay = float(request.query.get("delay_ms", "0"))
@@ -210,6 +265,7 @@ def _app(site: PageSite) -> web.Application:
     app = web.Application()
     app.router.add_post("/oauth/token", token)
     app.router.add_get("/", page)
+    app.router.add_get("/sw.js", service_worker)
     app.router.add_get("/ws", socket)
     app.router.add_route("*", "/api/{tail:.*}", api)
     return app

@@ -209,6 +209,27 @@ def test_a_worker_s_very_first_request_and_socket_are_seen() -> None:
     assert created == [f"ws://127.0.0.1:{port}/ws"] * 2
 
 
+def test_a_service_worker_s_socket_is_seen_and_the_requests_it_answers_counted_once() -> None:
+    # The service worker controls the page and fetches the page's /api/ requests itself: the
+    # page's session sees each one already, so the worker's own fetch must not count it again.
+    with serve_test_page() as site:
+        started = actions.start_observer(open_url=site.url + "/?service-worker")
+        port = site.url.rsplit(":", 1)[1]
+        site.wait_connections(2)  # the page's and the service worker's
+        with page_in(started["devtools_url"], "127\\.0\\.0\\.1") as page:
+            wait_for(lambda: page.evaluate("!!navigator.serviceWorker.controller"), 10)
+            assert page.evaluate("callApi('/api/v2/through-the-worker')") == 200
+        assert site.api_calls.count("/api/v2/through-the-worker") == 1
+        wait_for(lambda: any(e["event"] == "rest"
+                             for e in read_events(Path(started["events"]))), 10)
+        actions.stop_observer()
+    events = read_events(Path(started["events"]))
+    assert [e["kind"] for e in events if e["event"] == "worker"] == ["service_worker"]
+    assert [e["path"] for e in events if e["event"] == "rest"] == ["/api/v2/through-the-worker"]
+    created = [e["url"] for e in events if e["event"] == "ws_created"]
+    assert created == [f"ws://127.0.0.1:{port}/ws"] * 2
+
+
 def test_an_observer_with_a_duration_stops_by_itself_with_its_browser() -> None:
     with serve_test_page() as site:
         started = actions.start_observer(open_url=site.url + "/", duration=2)

@@ -107,7 +107,10 @@ def _smallest_experiment(data: Any) -> dict[str, Any]:
         "controls": [VERDICT],
         "method": [NOOP],
     }
-    if _is_activity(data):
+    if _is_activity(data) and "tolerance" in data:
+        # where a tolerance is read: chaoslib checks it (a JSONPath that parses) only there
+        experiment["steady-state-hypothesis"] = {"title": "the block's check", "probes": [data]}
+    elif _is_activity(data):
         experiment["method"] = [data]
     elif _is_control(data):
         experiment["controls"] = [data, VERDICT]

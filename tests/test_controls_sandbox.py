@@ -113,3 +113,76 @@ def test_a_sandbox_that_cannot_start_stops_chaos_run_before_any_activity(tmp_pat
     assert outcome["run"] == []
     text = log.read_text()
     assert "the Genesys sandbox did not start" in text and "presense" in text
+
+
+def _validated(arguments: dict[str, Any], tmp_path: Path) -> Any:
+    """``chaos validate`` of the smallest experiment with the control and ``arguments``."""
+    import json
+    import subprocess
+    import sys
+
+    experiment = {
+        "title": "validate the sandbox control",
+        "description": "its arguments are checked before any run",
+        "configuration": {"grace": 1},
+        "controls": [
+            {
+                "name": "genesys-sandbox",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.controls.sandbox",
+                    "arguments": arguments,
+                },
+            }
+        ],
+        "method": [
+            {
+                "type": "probe",
+                "name": "faults",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosgenesys.faults.probes",
+                    "func": "active_faults",
+                },
+            }
+        ],
+    }
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(experiment))
+    chaos = str(Path(sys.executable).with_name("chaos"))
+    return subprocess.run(
+        [chaos, "--no-version-check", "--log-file", str(tmp_path / "log"), "validate", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"session_grace_seconds": "two"}, "session_grace_seconds must be a number, got 'two'"),
+        ({"heartbeat_interval": 0}, "heartbeat_interval must be greater than 0"),
+        ({"renew_on_queue": "yes"}, "renew_on_queue must be true or false"),
+        ({"port": 70000}, "port must be at most 65535"),
+        ({"agents": "0b6b3c5e"}, "agents must be a list of user ids"),
+        ({"seed": "examples/no-such-seed.yaml"}, "seed 'examples/no-such-seed.yaml' is not a file"),
+        ({"session_grace": 1}, "unknown argument(s) session_grace"),
+    ],
+)
+def test_chaos_validate_names_a_bad_control_argument(
+    arguments: dict[str, Any], named: str, tmp_path: Path
+) -> None:
+    done = _validated({"seed": "examples/seed.yaml", **arguments}, tmp_path)
+    assert done.returncode != 0
+    assert named in done.stdout + done.stderr + (tmp_path / "log").read_text()
+
+
+def test_chaos_validate_takes_the_control_s_good_and_substituted_arguments(
+    tmp_path: Path,
+) -> None:
+    done = _validated(
+        {"seed": "examples/seed.yaml", "heartbeat_interval": 1.0,
+         "session_grace_seconds": "${grace}", "agents": ["${agent_1}"],
+         "agent_options": {"ping_interval": 1}},
+        tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -53,10 +53,15 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from chaoslib.exceptions import ActivityFailed
+from chaoslib.exceptions import ActivityFailed, InvalidControl
 from chaoslib.types import Configuration, Experiment, Secrets
 
-from chaosgenesys.arguments import require_int, substitutes_own_arguments
+from chaosgenesys.arguments import (
+    require_bool,
+    require_int,
+    require_number,
+    substitutes_own_arguments,
+)
 from chaosgenesys.controls.startup import StartupFailure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +74,7 @@ __all__ = [
     "configure_control",
     "running_agents",
     "running_sandbox",
+    "validate_control",
 ]
 
 logger = logging.getLogger("chaostoolkit")
@@ -112,17 +118,19 @@ def configure_control(
     """
     global _running
     with _startup.remembering("The Genesys sandbox control could not start"):
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ActivityFailed(f"port must be an integer from 0 to 65535, got {port!r}")
-        if seed is not None and not isinstance(seed, str | dict):
-            kind = type(seed).__name__
-            raise ActivityFailed(
-                f"seed must be a path to a seed file or an inline mapping, got {kind}"
-            )
+        _check_arguments(
+            {
+                "seed": seed,
+                "port": port,
+                "heartbeat_interval": heartbeat_interval,
+                "rate_limit_per_minute": rate_limit_per_minute,
+                "session_grace_seconds": session_grace_seconds,
+                "presence_renew_seconds": presence_renew_seconds,
+                "renew_on_queue": renew_on_queue,
+                "desktop_token_lifetime": desktop_token_lifetime,
+            }
+        )
         mode = _check_agents(configuration, agents, agent_options)
-        if desktop_token_lifetime:
-            require_int("desktop_token_lifetime", desktop_token_lifetime, minimum=1,
-                        maximum=48 * 3600)
         from chaosgenesys.platform.settings import register_default_credentials
         from chaosgenesys.sandbox import Sandbox
 
@@ -164,6 +172,81 @@ def before_experiment_control(context: Experiment = None, **kwargs: Any) -> None
     """Stop the run, before anything executes, when the sandbox could not start."""
     _startup.refuse_if_failed()
 
+
+
+#: The control's own arguments (``configure_control``'s, beside what Chaos Toolkit passes).
+ARGUMENTS = (
+    "seed",
+    "port",
+    "heartbeat_interval",
+    "rate_limit_per_minute",
+    "session_grace_seconds",
+    "presence_renew_seconds",
+    "renew_on_queue",
+    "agents",
+    "agent_options",
+    "desktop_token_lifetime",
+)
+
+
+def _check_arguments(values: dict[str, Any]) -> None:
+    """The sandbox's own arguments among ``values``, each checked by name (``None``: left to
+    the seed), ActivityFailed naming the first that is wrong."""
+    seed = values.get("seed")
+    if seed is not None and not isinstance(seed, str | dict):
+        kind = type(seed).__name__
+        raise ActivityFailed(f"seed must be a path to a seed file or an inline mapping, got {kind}")
+    if "port" in values:
+        require_int("port", values["port"], maximum=65535)
+    if "heartbeat_interval" in values:
+        require_number("heartbeat_interval", values["heartbeat_interval"], exclusive_minimum=True)
+    if "rate_limit_per_minute" in values:
+        require_int("rate_limit_per_minute", values["rate_limit_per_minute"])
+    for name in ("session_grace_seconds", "presence_renew_seconds"):
+        if values.get(name) is not None:
+            require_number(name, values[name])
+    if values.get("renew_on_queue") is not None:
+        require_bool("renew_on_queue", values["renew_on_queue"])
+    if values.get("desktop_token_lifetime"):
+        require_int(
+            "desktop_token_lifetime", values["desktop_token_lifetime"], minimum=1,
+            maximum=48 * 3600,
+        )
+
+
+def validate_control(control: dict[str, Any]) -> None:
+    """``chaos validate``: the arguments are known and, those that are not ``${...}``
+    substitutions, well formed (a seed file that is not there is named too)."""
+    from pathlib import Path
+
+    arguments = (control.get("provider") or {}).get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise InvalidControl("sandbox control: arguments must be a mapping")
+    unknown = set(arguments) - set(ARGUMENTS)
+    if unknown:
+        raise InvalidControl(
+            f"sandbox control: unknown argument(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(ARGUMENTS)})"
+        )
+    given = {name: value for name, value in arguments.items() if "${" not in str(value)}
+    try:
+        _check_arguments(given)
+        agents = given.get("agents")
+        if agents is not None and (
+            not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents)
+        ):
+            raise ActivityFailed(f"agents must be a list of user ids, got {agents!r}")
+        options = given.get("agent_options")
+        if options is not None and not isinstance(options, dict):
+            raise ActivityFailed(f"agent_options must be a mapping, got {options!r}")
+    except ActivityFailed as error:
+        raise InvalidControl(f"sandbox control: {error}") from None
+    seed = given.get("seed")
+    if isinstance(seed, str) and not Path(seed).is_file():
+        raise InvalidControl(
+            f"sandbox control: seed {seed!r} is not a file (a path is read from the directory "
+            f"chaos runs in, {Path.cwd()})"
+        )
 
 
 def _check_agents(configuration: Configuration, agents: Any, agent_options: Any) -> str:

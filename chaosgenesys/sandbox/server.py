@@ -133,6 +133,11 @@ def create_app(
                 context_id=request["correlation_id"],
                 headers=headers,
             )
+        except ConnectionResetError:
+            # the client went away mid-request (a desktop stopped while it waited): nothing
+            # failed here, and nobody reads the answer
+            logger.debug("sandbox: %s %s: the client went away", request.method, request.path)
+            return error_response(500, context_id=request["correlation_id"])
         except Exception:
             logger.exception("sandbox: %s %s failed", request.method, request.path)
             return error_response(500, context_id=request["correlation_id"])

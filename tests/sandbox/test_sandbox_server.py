@@ -208,3 +208,27 @@ def test_request_accounting(sandbox: Any, api: Api) -> None:
     assert api.admin("GET", "/requests", params={"path": "("}).status_code == 400
     sandbox.reset_requests()
     assert sandbox.requests() == 0
+
+
+def test_a_client_gone_mid_request_is_not_logged_as_a_failure(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A desktop stopped while its token request was on its way: the sandbox reads a body that
+    # never comes. Nothing failed in the sandbox; its log must not say so (with a traceback).
+    import logging
+    import socket
+    import struct
+
+    host, port = api.url.removeprefix("http://").split(":")
+    caplog.set_level(logging.DEBUG, logger="chaosgenesys")
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(
+            b"POST /oauth/token HTTP/1.1\r\nHost: sandbox\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n"
+            b"grant_type=client"
+        )
+        time.sleep(0.2)  # the handler is reading the body
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_until(lambda: "the client went away" in caplog.text, 5)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert api.get(ROUTING).status_code == 200  # and it serves on

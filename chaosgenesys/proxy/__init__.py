@@ -2,6 +2,7 @@
 
 - :mod:`chaosgenesys.proxy.rules`: the rule model (validation, matching, Fiddler import); pure.
 - :mod:`chaosgenesys.proxy.addon`: the mitmproxy addon (runs only in the proxy process).
+- :mod:`chaosgenesys.proxy.reverse`: reverse mode's ``connectUri`` rewrite and socket routes; pure.
 - :mod:`chaosgenesys.proxy.server`: ``python -m chaosgenesys.proxy.server``, the proxy process.
 - :mod:`chaosgenesys.proxy.control`: start, steer (control API) and stop proxies; the registry
   reverter ``chaosgenesys.proxy.control:revert``.

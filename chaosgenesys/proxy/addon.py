@@ -17,6 +17,9 @@ POST       ``/shutdown``        stop the proxy
 
 A rule change is applied on the proxy's event loop before the answer is written, so the next
 request the proxy reads sees it.
+
+In reverse mode the notifications channel's ``connectUri`` is pointed back at the proxy and its
+WebSocket sent to the host the upstream named (``reverse.py``).
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from typing import Any, cast
 import wsproto.events
 from mitmproxy import ctx, http
 from mitmproxy.connection import ConnectionState
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from chaosgenesys.proxy.control_server import ControlServer
-from chaosgenesys.proxy.patches import WS_LAYERS, Hold, Pacer, patch_mitmproxy
+from chaosgenesys.proxy.patches import CLIENT_HOST, WS_LAYERS, Hold, Pacer, patch_mitmproxy
+from chaosgenesys.proxy.reverse import ChannelRoutes, public_base
 from chaosgenesys.proxy.rules import (
     HTTP_ACTIONS,
     Rule,
@@ -53,6 +58,8 @@ __all__ = ["ChaosAddon"]
 logger = logging.getLogger(__name__)
 
 _LATENCY_WINDOW = 20_000
+#: ``flow.metadata`` key: a reverse-mode channel answer whose ``connectUri`` is rewritten.
+_CHANNELS = "chaosgenesys_channels"
 #: How late the event loop's timers fire, taken off every injected sleep (seconds).
 _TIMER_SLACK = 0.0008
 async def _sleep_until(due: float, precise: bool = True) -> None:
@@ -128,6 +135,7 @@ class ChaosAddon:
             "websocket_messages_delayed": 0,
         }
         self.injected_delay_ms = 0.0
+        self.channel_routes = ChannelRoutes()
         self.live_websockets: dict[str, http.HTTPFlow] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
@@ -183,6 +191,47 @@ class ChaosAddon:
     @rules.setter
     def rules(self, rules: Iterable[Rule]) -> None:
         self._rules = RuleSet(rules)
+
+    # -- reverse mode: the channel's connectUri -------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Reverse mode: mark a channel request (its answer's ``connectUri`` is rewritten in
+        :meth:`_rewrite_channels`), send a ``connectUri`` this proxy handed out to its host.
+
+        Before the ``request`` hook, so rules match the host the socket goes to.
+        """
+        if not isinstance(flow.client_conn.proxy_mode, ReverseMode):
+            return
+        request = flow.request
+        if ChannelRoutes.is_channels_request(request.method, request.path):
+            flow.metadata[_CHANNELS] = True
+            return
+        target = self.channel_routes.target(request.path)
+        if target is not None:
+            # each setter rewrites Host too (the server's own name, as it expects); the TLS SNI
+            # and the certificate check follow request.host
+            request.scheme = target.scheme
+            request.host = target.host
+            request.port = target.port
+
+    def _rewrite_channels(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or not 200 <= response.status_code < 300:
+            return
+        if "json" not in response.headers.get("content-type", "json").lower():
+            return
+        text = response.get_text(strict=False)
+        if not text:
+            return
+        client_host = flow.metadata.get(CLIENT_HOST)
+        if not client_host:  # an HTTP/1.0 client without Host: the address it connected to
+            host, port = flow.client_conn.sockname[:2]
+            client_host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        rewritten = self.channel_routes.rewrite_body(
+            text, public_base(client_host, flow.client_conn.tls)
+        )
+        if rewritten is not None:
+            response.text = rewritten
 
     # -- HTTP ------------------------------------------------------------------------------------
 
@@ -285,7 +334,7 @@ class ChaosAddon:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         throttle = flow.metadata.get("chaosgenesys_throttle")
-        if throttle is not None and flow.response is not None:
+        if throttle is not None and flow.response is not None and not flow.metadata.get(_CHANNELS):
             # Stream the body (mitmproxy would otherwise read all of it first), paced by
             # _throttled_response_body.
             flow.response.stream = True
@@ -302,6 +351,14 @@ class ChaosAddon:
         self.injected_delay_ms += injected
 
     async def response(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(_CHANNELS):
+            self._rewrite_channels(flow)
+            throttle = flow.metadata.get("chaosgenesys_throttle")
+            if throttle is not None and flow.response is not None:
+                # read whole to be rewritten (not streamed): the body, a few hundred bytes,
+                # is held for as long as it would take at the rule's rate instead
+                size = len(flow.response.raw_content or b"")
+                await self._sleep(throttle, size / throttle.rate_kbps)
         self.counters["responses"] += 1
         self.latencies.append((time.time() - flow.request.timestamp_start) * 1000.0)
 
@@ -445,6 +502,7 @@ class ChaosAddon:
             "uptime_s": round(time.time() - self.started, 3),
             **self.counters,
             "websockets_open": len(self.live_websockets),
+            "connect_uris_rewritten": self.channel_routes.rewritten,
             "injected_delay_ms": round(self.injected_delay_ms, 3),
             "latency_ms": _percentiles(list(self.latencies)),
             "rules": [rule.to_dict() for rule in self.rules],

@@ -1,7 +1,7 @@
 """What the proxy adds to mitmproxy itself, in the proxy's own process only: the hold of a
 stream's layer (a delayed request, a throttled body's next slice), the paced response body, a
-handle on each WebSocket layer, and ``ws://`` targets through an HTTP proxy. ``addon.py`` (the
-rules) completes the holds and decides what to pace.
+handle on each WebSocket layer, ``ws://`` targets through an HTTP proxy, and (reverse mode) the
+``Host`` the client sent. ``addon.py`` (the rules) completes the holds and decides what to pace.
 """
 
 from __future__ import annotations
@@ -15,16 +15,21 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.proxy import commands
 from mitmproxy.proxy.layers import websocket as ws_layer
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from chaosgenesys.proxy.rules import Rule
 
-__all__ = ["WS_LAYERS", "Hold", "HoldHook", "Pacer", "patch_mitmproxy"]
+__all__ = ["CLIENT_HOST", "WS_LAYERS", "Hold", "HoldHook", "Pacer", "patch_mitmproxy"]
 
 
 #: A throttled body is sent in slices of about this many seconds' worth of bytes.
 _THROTTLE_TICK = 0.05
 _THROTTLE_MIN_SLICE = 256
 _THROTTLE_MAX_SLICE = 64 * 1024
+
+#: ``flow.metadata`` key (reverse mode): the request's ``Host`` (HTTP/2: ``:authority``) as the
+#: client sent it, before mitmproxy replaced it with the upstream's; None if it sent none.
+CLIENT_HOST = "chaosgenesys_client_host"
 
 #: flow id -> the WebsocketLayer relaying it (to inject a close frame with a chosen code).
 WS_LAYERS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
@@ -111,7 +116,7 @@ _ORIGINAL_STREAM_STATE: Callable[..., Any] | None = None
 
 
 def patch_mitmproxy() -> None:
-    """Four additions to mitmproxy, in this (the proxy's own) process only.
+    """Five additions to mitmproxy, in this (the proxy's own) process only.
 
     - Remember each WebsocketLayer by its flow id (mitmproxy has no public handle to it), so a
       close frame with a chosen code can be injected.
@@ -123,6 +128,9 @@ def patch_mitmproxy() -> None:
       ``HttpStream.make_server_connection``, after the upstream connection is obtained and
       before the request is sent: opening it (TCP, TLS) happens during the delay, and what is
       left after the wake-up is writing the request.
+    - In reverse mode, keep the ``Host`` the client sent in ``flow.metadata[CLIENT_HOST]``:
+      mitmproxy replaces it with the upstream's before any addon hook runs, and it is the
+      address the client knows the proxy by (``reverse.py`` builds ``connectUri`` from it).
     """
     global _patched, _ORIGINAL_STREAM_STATE
     if _patched:
@@ -165,7 +173,30 @@ def patch_mitmproxy() -> None:
                 yield HoldHook(hold)
                 hold = None
 
+    original_headers: Callable[..., Any] = http_layers.HttpStream.state_wait_for_request_headers
+
+    def state_wait_for_request_headers(self: Any, event: Any) -> Any:
+        if not isinstance(self.context.client.proxy_mode, ReverseMode):
+            return (yield from original_headers(self, event))
+        client_host = event.request.host_header
+        generator = original_headers(self, event)
+        reply: Any = None
+        first = True
+        while True:  # ``yield from generator``, noting the Host once the flow exists
+            try:
+                command = generator.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                if first:  # the flow is made before the first command (the headers hook)
+                    first = False
+                    flow = getattr(self, "flow", None)
+                    if flow is not None and flow.request is event.request:
+                        flow.metadata[CLIENT_HOST] = client_host
+            reply = yield command
+
     _ORIGINAL_STREAM_STATE = http_layers.HttpStream.state_stream_response_body
+    http_layers.HttpStream.state_wait_for_request_headers = state_wait_for_request_headers  # type: ignore[method-assign]
     http_layers.HttpStream.make_server_connection = make_server_connection  # type: ignore[method-assign]
     ws_layer.WebsocketLayer.__init__ = init  # type: ignore[method-assign]
     http_layers.validate_request = validate_request

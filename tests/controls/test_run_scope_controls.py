@@ -72,7 +72,10 @@ def test_a_run_interrupted_before_it_started_leaves_another_runs_fault(
     theirs = tmp_path / "theirs"
     theirs.write_text("another run's fault")
     with other_run("agents", REMOVE, {"path": str(theirs)}) as other:
-        experiment = _experiment(str(tmp_path / "no-such-seed.yaml"), tmp_path / "never")
+        # a seed the sandbox refuses when it starts (chaos validate does not read it)
+        bad_seed = tmp_path / "bad-seed.yaml"
+        bad_seed.write_text("users:\n  - {id: u, presense: Away}\n")
+        experiment = _experiment(str(bad_seed), tmp_path / "never")
         run = chaos_run(experiment, tmp_path, runtime)
         assert run.journal["status"] == "interrupted", run.log[-3000:]
         assert run.activities() == []

@@ -23,20 +23,25 @@ What it does:
   check runs at ``chaos validate`` time (``validate_control``), with the experiment's own
   configuration values.
 * **During the run** (``after_activity_control``) it notes every *action* of the method that
-  failed (and every rollback action that failed: a fault may still be in force) with its error,
-  and logs at ERROR at once that the run will fail.
+  failed (and every rollback action that failed: a fault may still be in force) with its error
+  (the exception's name said once), and logs at ERROR at once that the run will fail; and the
+  ``duration`` an action resolved from a ``${placeholder}``.
 * **A steady state that did not hold before the method**: Chaos Toolkit ends that run
   ``completed``, not deviated, exit 0, although the method never ran. The control fails it too:
   nothing was tested.
 * **After the hypothesis** (``after_hypothesis_control``) it logs each probe that was not within
-  its tolerance with the value it observed and the tolerance it was held to.
+  its tolerance with the value it observed (the field a ``target`` or a plain JSONPath names,
+  not the whole output) and the tolerance it was held to.
 * **At the end** (``after_experiment_control``, which Chaos Toolkit calls after the rollbacks and
   before it writes the journal) a run that would have ended ``completed`` with a failed method or
   rollback action ends ``failed`` instead, so ``chaos run`` exits 1, and the journal's
   ``experiment.extensions`` gets ``{"name": "chaosgenesys-verdict", "failed_actions":
   [{"name", "phase": "method"|"rollback", "module", "func", "error"}],
   "steady_state_before_met": false|null, "argument_problems": [...],
-  "deviations": [{"name", "observed", "tolerance"}], "status_changed": true|false}``, plus
+  "deviations": [{"name", "observed", "tolerance"}], "durations": [{"name", "start",
+  "duration"}], "status_changed": true|false}`` (``durations``: the ``duration`` each action
+  given one as a ``${placeholder}`` resolved from the run's configuration, ``--var`` applied,
+  which the journal records nowhere else), plus
   ``"protocol"`` (the baseline, injection and recovery figures and the time to recover, also
   logged) when the run used ``chaosgenesys.protocol.probes``, and ``"desktops"``: the figures
   of this run's synthetic desktops (those stopped during the run included: their status files
@@ -70,6 +75,7 @@ from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidContr
 from chaosgenesys.arguments import require_bool
 from chaosgenesys.controls.journal import add_extension
 from chaosgenesys.controls.verdict_figures import desktop_figures, protocol_outcome
+from chaosgenesys.results.verdict import error_of, observed_words
 
 __all__ = [
     "after_activity_control",
@@ -95,6 +101,9 @@ _phase = ""
 _failed: list[dict[str, Any]] = []
 _deviations: list[dict[str, Any]] = []
 _argument_problems: list[str] = []
+#: The ``duration`` each action run resolved from the run's configuration (``--var`` applied):
+#: the journal keeps the argument as written and the file's configuration only.
+_durations: list[dict[str, Any]] = []
 #: The journal of the run that just ended, for the summary logged in ``cleanup_control``.
 _journal: dict[str, Any] | None = None
 
@@ -116,11 +125,30 @@ def _check_own(ignore: Any, check_arguments: Any) -> tuple[set[str], bool]:
         raise InterruptExecution(f"verdict control: {error}") from None
 
 
-def _error_of(run: dict[str, Any]) -> str:
-    """The last line of the activity's exception, as Chaos Toolkit recorded it."""
-    lines = run.get("exception") or []
-    text = "".join(str(line) for line in lines).strip()
-    return text.splitlines()[-1] if text else "failed"
+def _note_duration(context: dict[str, Any], state: dict[str, Any], configuration: Any) -> None:
+    """An action whose ``duration`` is a placeholder: note the value this run resolved it to
+    (what ``chaosgenesys verdict`` takes for the fault's window when the action's output does
+    not say)."""
+    provider = context.get("provider")
+    arguments = provider.get("arguments") if isinstance(provider, dict) else None
+    written = arguments.get("duration") if isinstance(arguments, dict) else None
+    if not isinstance(written, str) or "${" not in written or not configuration:
+        return
+    from chaoslib import substitute
+
+    try:
+        value = substitute(written, configuration, {})
+    except Exception:  # a value the verdict cannot read is no reason to touch the run
+        return
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        with _lock:
+            _durations.append({"name": context.get("name"), "start": state.get("start"),
+                               "duration": value})
 
 
 def before_experiment_control(
@@ -139,6 +167,7 @@ def before_experiment_control(
         _failed.clear()
         _deviations.clear()
         _argument_problems.clear()
+        _durations.clear()
     from chaosgenesys.progress import watch_pauses
 
     phases = sys.modules.get("chaosgenesys.protocol.phases")
@@ -182,12 +211,20 @@ def after_rollback_control(context: Any, **kwargs: Any) -> None:
 
 
 def after_activity_control(
-    context: Any, state: Any = None, ignore: list[str] | None = None, **kwargs: Any
+    context: Any,
+    state: Any = None,
+    ignore: list[str] | None = None,
+    configuration: Any = None,
+    **kwargs: Any,
 ) -> None:
-    """Note a failed action of the method or of the rollbacks."""
+    """Note a failed action of the method or of the rollbacks, and the ``duration`` an
+    action resolved from the run's configuration."""
     if not isinstance(context, dict) or not isinstance(state, dict):
         return
-    if context.get("type") != "action" or state.get("status") != "failed":
+    if context.get("type") != "action":
+        return
+    _note_duration(context, state, configuration)
+    if state.get("status") != "failed":
         return
     name = str(context.get("name"))
     with _lock:
@@ -209,7 +246,7 @@ def after_activity_control(
         "phase": phase,
         "module": provider.get("module"),
         "func": provider.get("func"),
-        "error": _error_of(state),
+        "error": error_of(state),
     }
     with _lock:
         _failed.append(entry)
@@ -233,13 +270,13 @@ def after_hypothesis_control(context: Any, state: Any = None, **kwargs: Any) -> 
             "tolerance": activity.get("tolerance"),
         }
         if run.get("status") == "failed":
-            entry["error"] = _error_of(run)
+            entry["error"] = error_of(run)
         with _lock:
             _deviations.append(entry)
         logger.error(
             "Verdict: probe %r is outside its tolerance: observed %s, tolerance %s%s",
             entry["name"],
-            _short(entry["observed"]),
+            observed_words(entry["observed"], entry["tolerance"], 300),
             _short(entry["tolerance"]),
             f" (the probe failed: {entry['error']})" if "error" in entry else "",
         )
@@ -274,6 +311,7 @@ def after_experiment_control(context: Any, state: Any = None, **kwargs: Any) -> 
             "steady_state_before_met": None,
             "argument_problems": list(_argument_problems),
             "deviations": list(_deviations),
+            "durations": list(_durations),
             "status_changed": False,
         }
     if not isinstance(state, dict):

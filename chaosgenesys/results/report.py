@@ -92,6 +92,63 @@ def _clip(text: str, limit: int = 38) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: The figure's width (inches) and resolution; the title is wrapped to fit this width.
+_WIDTH_IN, _DPI = 13, 100
+#: The title's font sizes: the first whose wrapped title takes at most :data:`_TITLE_LINES`
+#: lines; at the last, a title still longer is cut there with "…" (the HTML's heading has
+#: all of it), the run's outcome kept.
+_TITLE_SIZES = (12.0, 10.5)
+_TITLE_LINES = 3
+
+
+def _title_lines(text: str, size: float, width_px: float) -> list[str]:
+    """``text`` wrapped into lines each at most ``width_px`` wide in bold at ``size`` points
+    (measured from the font's outlines: Agg's hinted text, the PNG's, is about 2% wider, which
+    the caller's margin leaves room for); a word wider than a line is split."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    font = FontProperties(size=size, weight="bold")
+
+    def fits(line: str) -> bool:
+        points = text_to_path.get_text_width_height_descent(line, font, ismath=False)[0]
+        return points * _DPI / 72.0 <= width_px
+
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while len(word) > 1 and not fits(word):
+            cut = len(word) - 1
+            while cut > 1 and not fits(word[:cut]):
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines or [""]
+
+
+def _title(title: str, outcome: str) -> tuple[str, float]:
+    """The figure's title, ``title  (PASSED)``, wrapped to the figure's width (one line of a
+    long experiment title is wider than the figure and was cut off on both sides), and its
+    font size."""
+    width = _WIDTH_IN * _DPI * 0.94  # a margin on each side, and room for hinting
+    ending = f"({outcome})"
+    for size in _TITLE_SIZES:
+        lines = _title_lines(f"{title}  {ending}", size, width)
+        if len(lines) <= _TITLE_LINES:
+            return "\n".join(lines), size
+    # still too long at the smallest size: its first lines, then "…" and the outcome
+    words = " ".join(lines[:_TITLE_LINES]).split()
+    while words:
+        lines = _title_lines(" ".join([*words, "…", ending]), size, width)
+        if len(lines) <= _TITLE_LINES:
+            return "\n".join(lines), size
+        words.pop()
+    return ending, size
+
+
 def _matplotlib() -> Any:
     try:
         import matplotlib
@@ -129,10 +186,13 @@ def figure(data: dict[str, Any]) -> Any:
     if agent_rows:
         heights.append((0.28 if len(agent_rows) <= WORDY_ROWS else 0.17) * len(agent_rows) + 0.4)
     heights.append(2.4)
-    fig = Figure(figsize=(13, sum(heights) + 1.2), dpi=100, layout="constrained")
+    title, title_size = _title(str(data["title"]),
+                               "PASSED" if data["summary"]["passed"] else "FAILED")
+    extra = 0.25 * title.count("\n")  # the title's further lines get their own room
+    fig = Figure(figsize=(_WIDTH_IN, sum(heights) + 1.2 + extra), dpi=_DPI,
+                 layout="constrained")
     axes = fig.subplots(len(heights), 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
-    fig.suptitle(f"{data['title']}  ({'PASSED' if data['summary']['passed'] else 'FAILED'})",
-                 fontsize=12, fontweight="bold",
+    fig.suptitle(title, fontsize=title_size, fontweight="bold",
                  color="#006d2c" if data["summary"]["passed"] else "#a50f15")
 
     def x(at: float) -> float:

@@ -6,22 +6,29 @@ deviated, its skipped faults were not applied, and its verdict speaks of the con
 :func:`summarize` gathers what decides and explains the outcome: the status; each probe of the
 hypothesis (before and after the method) with what it observed against its tolerance; the
 actions that failed; each fault with its window (from the action that applied it to its
-duration's end or the action that removed it); the desktops' figures (the synthetic desktops'
-and the browser pages' that the verdict control journaled); the protocol's phases and time to
-recover; and what the preflight, the safeguard, the kill switch and the tokens control decided.
-:func:`render` writes it as a few lines of text. ``chaosgenesys verdict journal.json`` prints
-either (``--json``).
+duration's end or the action that removed it; the duration the action ran with: its output's,
+else the one the verdict control resolved, ``--var`` applied, else the journal's configuration
+for a ``${placeholder}``); the desktops' figures (the synthetic desktops' and the browser
+pages' that the verdict control journaled); the protocol's phases and time to recover; and what
+the preflight, the safeguard, the kill switch and the tokens control decided. :func:`render`
+writes it as a few lines of text: a deviated probe with the field its tolerance held to
+(:func:`observed_words`), the probes that held (a probe that deviated, before or after the
+method, is not one of them), an error with its exception's name once.
+``chaosgenesys verdict journal.json`` prints either (``--json``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from typing import Any
 
 from chaosgenesys.results.journal import activity_key, extension, parse_time, runs
 
 __all__ = [
-    "FAULT_ACTIONS", "INSTANT_ACTIONS", "REMOVAL_ACTIONS", "hit_words", "render", "summarize",
+    "FAULT_ACTIONS", "INSTANT_ACTIONS", "REMOVAL_ACTIONS", "error_of", "hit_words",
+    "observed_words", "once", "render", "summarize",
 ]
 
 #: Actions that put a fault in force (by ``module.func``).
@@ -98,16 +105,44 @@ def _probes(journal: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _resolved(value: Any, journal: dict[str, Any]) -> Any:
     """A ``"${key}"`` argument as the experiment's configuration gives it (the journal keeps
     activities as written); anything else, or a key given another way (an environment
-    variable, ``--var``), as it is."""
+    variable, ``--var``), as it is. The configuration the journal keeps is the file's, not the
+    one the run used (``chaos run --var`` is recorded nowhere): the last resort of
+    :func:`_duration_used`."""
     if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
         configured = ((journal.get("experiment") or {}).get("configuration") or {}).get(
             value[2:-1])
-        if isinstance(configured, int | float) and not isinstance(configured, bool):
+        if _number(configured):
             return configured
     return value
+
+
+def _duration_used(item: dict[str, Any], journal: dict[str, Any]) -> Any:
+    """The duration a fault action ran with: what its output says it put in force
+    (``duration``; ``null`` or 0: none); else what the verdict control resolved from the
+    run's configuration (``--var`` applied) for this very run of it (``durations``, matched by
+    name and start); else its ``duration`` argument, a ``"${key}"`` resolved from the
+    configuration the journal keeps."""
+    output = item.get("output")
+    if isinstance(output, dict) and "duration" in output and (
+            output["duration"] is None or _number(output["duration"])):
+        return output["duration"]
+    activity = item.get("activity") or {}
+    control = extension(journal, "chaosgenesys-verdict") or {}
+    for entry in control.get("durations") or ():
+        if (isinstance(entry, dict) and entry.get("name") == activity.get("name")
+                and entry.get("start") == item.get("start")
+                and (entry.get("duration") is None or _number(entry.get("duration")))):
+            return entry.get("duration")
+    arguments = (activity.get("provider") or {}).get("arguments") or {}
+    return _resolved(arguments.get("duration") if isinstance(arguments, dict) else None,
+                     journal)
 
 
 def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,8 +165,7 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
             })
             continue
         start = parse_time(item.get("start"))
-        arguments = (item.get("activity") or {}).get("provider", {}).get("arguments") or {}
-        duration = _resolved(arguments.get("duration"), journal)
+        duration = _duration_used(item, journal)
         end, ended_by = None, "the end of the run"
         if key in INSTANT_ACTIONS:
             faults.append({
@@ -143,8 +177,7 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
                 "ended_by": "itself (a single event)",
             })
             continue
-        if (isinstance(duration, int | float) and not isinstance(duration, bool)
-                and duration > 0 and start is not None):
+        if _number(duration) and duration > 0 and start is not None:
             end, ended_by = start + float(duration), f"its duration ({duration:g} s)"
         removals = (
             later for later in items[position + 1:]
@@ -210,8 +243,12 @@ def summarize(journal: dict[str, Any]) -> dict[str, Any]:
     """The verdict of the run the journal records (module docstring)."""
     verdict = extension(journal, "chaosgenesys-verdict") or {}
     probes = _probes(journal)
-    failed = verdict.get("failed_actions") or [
-        {"name": (item.get("activity") or {}).get("name"), "phase": phase, "error": "failed"}
+    failed = [
+        {**entry, "error": once(str(entry.get("error")))} if isinstance(entry, dict) else entry
+        for entry in verdict.get("failed_actions") or ()
+    ] or [
+        {"name": (item.get("activity") or {}).get("name"), "phase": phase,
+         "error": error_of(item)}
         for phase, part in (("method", "run"), ("rollback", "rollbacks"))
         for item in runs(journal, part)
         if item.get("status") == "failed" and (item.get("activity") or {}).get("type") == "action"
@@ -257,8 +294,78 @@ def _rate(value: Any) -> str:
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def once(text: str) -> str:
+    """An error without its exception's name repeated: chaoslib wraps an exception of an
+    activity in ``ActivityFailed`` whose message starts with the wrapped one's name, and the
+    journal's traceback names ``ActivityFailed`` again, so an ``ActivityFailed`` raised by the
+    activity reads ``chaoslib.exceptions.ActivityFailed: chaoslib.exceptions.ActivityFailed:
+    delay_ms must be ...``; this says the name once."""
+    while True:
+        name, colon, rest = text.partition(": ")
+        if not colon or not name or " " in name or not rest.startswith(name + ": "):
+            return text
+        text = rest
+
+
+def error_of(run: dict[str, Any]) -> str:
+    """The last line of an activity run's exception as the journal keeps it, the exception's
+    name said once (:func:`once`); ``"failed"`` when the journal has none."""
+    lines = run.get("exception") or []
+    text = "".join(str(line) for line in lines).strip() if isinstance(lines, list) else ""
+    return once(text.splitlines()[-1]) if text else "failed"
+
+
+_MISSING = object()
+#: A JSONPath this reader follows: ``$`` then ``.name`` and ``[index]`` steps.
+_PATH = re.compile(r"\$(?:\.[A-Za-z_][\w-]*|\[\d+\])+")
+_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]")
+
+
+def _at_path(value: Any, path: str) -> Any:
+    """The value at a plain JSONPath (``$.ui.connection``, ``$.items[0].id``); ``_MISSING``
+    when it is not there or the path is not plain."""
+    for name, index in _STEP.findall(path[1:]):
+        if name and isinstance(value, dict) and name in value:
+            value = value[name]
+        elif index and isinstance(value, list) and int(index) < len(value):
+            value = value[int(index)]
+        else:
+            return _MISSING
+    return value
+
+
+def observed_words(observed: Any, tolerance: Any, limit: int = 160) -> str:
+    """What a probe observed, as a deviation line says it: the field its tolerance held to
+    (``token_refreshes = 1`` for a ``target``; ``$.ui.connection = "disconnected"`` for a
+    plain JSONPath), not the start of a long output cut off before it; the output (shortened
+    to ``limit``) otherwise."""
+    if not isinstance(tolerance, dict):
+        return _short(observed, limit)
+    value, said = observed, ""
+    target = tolerance.get("target")
+    if isinstance(target, str) and target:
+        # chaoslib holds the whole output to the tolerance when the field is not in it
+        if not isinstance(value, dict) or target not in value:
+            return f"no {target} in {_short(observed, limit)}"
+        value, said = value[target], target
+    path = tolerance.get("path")
+    if tolerance.get("type") == "jsonpath" and isinstance(path, str) and _PATH.fullmatch(path):
+        if isinstance(value, str | bytes):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        found = _at_path(value, path)
+        where = f"{said} {path}" if said else path
+        if found is _MISSING:
+            return f"no {where} in {_short(value, limit)}"
+        return f"{where} = {_short(found, limit)}"
+    return f"{said} = {_short(value, limit)}" if said else _short(observed, limit)
 
 
 def _desktop_lines(desktops: dict[str, Any]) -> list[str]:
@@ -361,8 +468,11 @@ def render(summary: dict[str, Any]) -> str:
     ]
     for probe in summary["deviations"]:
         lines.append(f"deviated ({probe['when']} the method): {probe['name']} observed "
-                     f"{_short(probe['observed'])}, tolerance {_short(probe['tolerance'])}")
-    held = [p for p in summary["probes"] if p["met"]]
+                     f"{observed_words(probe['observed'], probe['tolerance'])}, tolerance "
+                     f"{_short(probe['tolerance'])}")
+    # a probe that deviated, before or after the method, held nothing: not one of its checks
+    deviated = {p["name"] for p in summary["deviations"]}
+    held = [p for p in summary["probes"] if p["met"] and p["name"] not in deviated]
     if held:
         names = sorted({str(p["name"]) for p in held})
         lines.append(f"held: {len(held)} check(s) of {len(names)} probe(s) ("

@@ -207,7 +207,9 @@ def test_a_browser_run_draws_the_page_socket_down_over_the_fault(
     assert socket_outages(events, kept=0) == {"up_since": page["up_since"], "outages": [],
                                               "outages_dropped": 1}
 
-    # the refusal's window is its duration, "${refuse_seconds}" as the experiment configures it
+    # the refusal's window is the duration it ran with (its output's: "${refuse_seconds}", 4 s
+    # as the experiment configures it and no --var changed; tests/results/
+    # test_verdict_summary.py has a run that changed it)
     from chaosgenesys.results.verdict import summarize
 
     (refusal,) = [f for f in summarize(run.journal)["faults"]
@@ -380,3 +382,51 @@ def test_importing_the_verdict_control_and_the_command_stays_cheap() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done
+
+
+def test_a_long_title_fits_the_png(tmp_path: Path) -> None:
+    """examples/browser-websocket-close.json's title (about 150 characters) is wrapped to the
+    figure's width: the PNG's title is not cut off on either side, and all of it is there."""
+    from chaosgenesys.results.report import figure, write_report
+    from chaosgenesys.results.timeline import timeline
+
+    title = json.loads((ROOT / "examples" / "browser-websocket-close.json").read_text())["title"]
+    journal = {
+        "experiment": {"title": title}, "status": "completed", "deviated": False,
+        "start": "2026-12-08T03:00:00+00:00", "end": "2026-12-08T03:00:20+00:00",
+        "duration": 20.0, "steady_states": {"before": None, "after": None}, "run": [],
+    }
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    endless = " ".join(["a very long experiment title"] * 40)
+    for written, said in ((title, f"{title} (PASSED)"), (endless, None)):
+        fig = figure(timeline({**journal, "experiment": {"title": written}}))
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        shown = fig._suptitle
+        assert shown is not None
+        box = shown.get_window_extent(canvas.get_renderer())
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (box, fig.bbox.width)
+        assert box.y1 <= fig.bbox.height, (box, fig.bbox.height)
+        text = fig.get_suptitle()
+        assert shown.get_fontsize() >= 10 and text.count("\n") <= 2, text
+        if said is not None:  # all of it, wrapped
+            assert " ".join(text.split()) == said, text
+        else:  # cut, its outcome kept (the HTML's heading has all of it)
+            assert text.startswith("a very long") and text.endswith(" … (PASSED)"), text
+
+    # the PNG as written: the title's green ink stays clear of both edges, in its top rows
+    write_report(journal, tmp_path / "long.html")
+    pixels = _pixels(tmp_path / "long.png")
+    green = ((abs(pixels[:, :, 0] - 0x00) < 40) & (abs(pixels[:, :, 1] - 0x6d) < 40)
+             & (abs(pixels[:, :, 2] - 0x2c) < 40))
+    rows = green.any(axis=1).nonzero()[0]
+    assert len(rows) and rows.min() < 120, "the title is drawn at the top"
+    block = [int(rows[0])]  # the title's lines: green rows up to the first gap of 10 rows
+    for row in rows[1:]:
+        if row - block[-1] > 10:
+            break
+        block.append(int(row))
+    columns = green[block[0]: block[-1] + 1].any(axis=0).nonzero()[0]
+    assert columns.min() > 5 and columns.max() < pixels.shape[1] - 6, (
+        columns.min(), columns.max(), pixels.shape)

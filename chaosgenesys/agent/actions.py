@@ -154,7 +154,7 @@ def stop_agents(
     ```
     """
     from chaosgenesys.agent import process
-    from chaosgenesys.agent.runtime import list_runs
+    from chaosgenesys.agent.this_run import this_runs
     from chaosgenesys.faults import registry
 
     require_text("run_id", run_id, allow_empty=True)
@@ -164,12 +164,7 @@ def stop_agents(
     elif chosen == "all":
         run_ids = None
     else:
-        own_faults = {fault.id for fault in registry.mine()}
-        run_ids = [
-            str(record["id"])
-            for record in list_runs()
-            if record.get("fault_id") in own_faults
-        ]
+        run_ids = [str(record["id"]) for record in this_runs()]
     stopped = process.stop_all(run_ids)
     return {"stopped": [record["id"] for record in stopped]}
 
@@ -182,7 +177,8 @@ def wait_until_agent_token_expiry(
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Sleep until the synthetic desktop of ``user_id`` has ``seconds_before`` seconds left on
-    its access token (the token it holds when called, as its ``agent_summary`` reports it).
+    its access token (the token it holds when called, as its ``agent_summary`` reports it: this
+    run's desktop of the user, another run's only when this run has none).
 
     Lines a fault up with the end of the *desktop's* token (the guide's edge case 3: a delay
     on ``/oauth/token`` about 60 s before expiry), not the tooling's own token that
@@ -211,7 +207,7 @@ def wait_until_agent_token_expiry(
     before = require_number("seconds_before", seconds_before, minimum=0.0,
                             maximum=MAX_TOKEN_WAIT)
     bound = require_number("max_wait", max_wait, minimum=0.0, maximum=MAX_TOKEN_WAIT)
-    summary = agent_summary(user, configuration, secrets)
+    summary = agent_summary(user, configuration=configuration, secrets=secrets)
     expires_at = summary.get("token_expires_at")
     if not isinstance(expires_at, int | float) or expires_at <= 0:
         raise ActivityFailed(
@@ -220,5 +216,7 @@ def wait_until_agent_token_expiry(
         )
     return wait_until_token_moment(
         float(expires_at), before, bound, whose=f"the desktop's access token of user_id {user!r}",
-        latest_expiry=lambda: agent_summary(user, configuration, secrets).get("token_expires_at"),
+        latest_expiry=lambda: agent_summary(
+            user, configuration=configuration, secrets=secrets
+        ).get("token_expires_at"),
     )

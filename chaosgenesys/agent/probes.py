@@ -1,16 +1,18 @@
 """What the synthetic agents measured: reconnects, latency, zombie time, consistency, logouts.
 
-Reads the status file the agent process rewrites every 0.5 s (kept after it stops). Importing
-this module does not import aiohttp.
+Reads the status file the agent process rewrites every 0.5 s (kept after it stops): the one of
+this run's desktop of the user (``chaosgenesys.agent.this_run``), another run's only when this
+run has none and ``scope`` allows it. Importing this module does not import aiohttp.
 """
 
-from pathlib import Path
+import logging
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_id
+from chaosgenesys.shown import show
 
 __all__ = [
     "agent_summary",
@@ -19,10 +21,40 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger("chaostoolkit")
+
+#: ``scope`` values: ``run``, only this run's desktop; ``all``, this run's, else another run's.
+SCOPES = ("run", "all")
+#: ``(run id, user id)`` of the other runs' desktops a warning was logged for (once each).
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _scope(scope: str) -> str:
+    if not isinstance(scope, str) or scope.strip().lower() not in SCOPES:
+        raise ActivityFailed(
+            f"scope must be one of 'run', 'all' (this run's desktop only; this run's, else "
+            f"another run's), got {show(scope)}"
+        )
+    return scope.strip().lower()
+
+
 def agent_summary(
-    user_id: str, configuration: Configuration = None, secrets: Secrets = None
+    user_id: str,
+    scope: str = "all",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """The summary of the synthetic agent of ``user_id`` (newest run that has it).
+    """The summary of this run's synthetic desktop of ``user_id``.
+
+    Which desktop: the newest one of **this run** (started by ``start_agents`` in this process,
+    or in a process it started, directly or not: the fault registry's rule, as ``stop_agents``
+    decides what is this run's), running or stopped, even when another run (another
+    ``chaos run`` on the machine) has a newer desktop of the same user. Only when this run has
+    none for the user, ``scope`` ``all`` (the default) reads the newest desktop of another run
+    (a desktop another process started, e.g. a harness that keeps desktops running for
+    experiments that only read them), says so (``this_run`` false, ``run_id`` names it) and
+    logs a warning once; ``scope`` ``run`` fails instead, naming the other run. No desktop at
+    all: ``ActivityFailed``.
 
     ``reconnects``, ``reconnect_latency_ms`` (``min``, ``median``, ``max``, ``count``: from the
     disconnect to the socket open again and re-subscribed), ``zombie_seconds`` (time it believed
@@ -40,7 +72,8 @@ def agent_summary(
     ``token_expires_at`` (epoch seconds the desktop's own access token expires; never the
     token) and ``token_expires_in`` (seconds left, computed when read); ``reconnect_backoff``
     (the next reconnect delay it would use); plus ``running`` (whether the agent process
-    still runs) and ``age_seconds`` (how old the figures are).
+    still runs), ``age_seconds`` (how old the figures are), ``run_id`` (the agent run read)
+    and ``this_run`` (whether it is this run's).
 
     ```json
     {"type": "probe", "name": "agent-reconnected-fast",
@@ -53,45 +86,57 @@ def agent_summary(
     import time
 
     from chaosgenesys.agent.process import process_alive
-    from chaosgenesys.agent.runtime import list_runs, read_json
+    from chaosgenesys.agent.this_run import desktop_of
 
     user = require_id("user_id", user_id)
-    for record in list_runs():
-        if user not in (record.get("users") or []):
-            continue
-        status = read_json(Path(str(record.get("status", ""))))
-        agents = (status or {}).get("agents") or {}
-        summary = agents.get(user)
-        if not isinstance(summary, dict):
-            continue
-        running = bool((status or {}).get("running")) and process_alive(
-            int(record.get("pid") or 0), str(record.get("start_time") or "")
-        )
-        result = dict(summary)
-        result["running"] = running
-        result["run_id"] = record.get("id")
-        age = max(0.0, time.time() - float((status or {}).get("updated_at", 0)))
-        result["age_seconds"] = round(age, 3)
-        expires_at = result.get("token_expires_at")
-        result["token_expires_in"] = None
-        if isinstance(expires_at, int | float) and expires_at > 0:
-            result["token_expires_in"] = round(max(0.0, expires_at - time.time()), 3)
-        started_at = result.get("started_at")
-        if "uptime_seconds" not in result and isinstance(started_at, int | float):
-            # the status file keeps when the agent started; its age is computed now
-            end = time.time() if running else float((status or {}).get("updated_at", 0))
-            result["uptime_seconds"] = round(max(0.0, end - started_at), 3)
-        current = result.get("off_queue_current_seconds")
-        if running and result.get("off_queue_now") and isinstance(current, int | float):
-            # the stretch has gone on since the figures were written
-            result["longest_off_queue_seconds"] = round(
-                max(float(result.get("longest_off_queue_seconds") or 0.0), current + age), 3
+    chosen = _scope(scope)
+    found = desktop_of(user, others=chosen == "all")
+    if found is None:
+        other = desktop_of(user) if chosen == "run" else None
+        if other is not None:
+            raise ActivityFailed(
+                f"scope 'run': this run has no synthetic agent for user_id {user!r} (another "
+                f"run's desktop, run {other[0].get('id')!r}, has one: scope 'all' reads it); "
+                "start one with chaosgenesys.agent.actions.start_agents"
             )
-        return result
-    raise ActivityFailed(
-        f"no synthetic agent has run for user_id {user!r}: start one with "
-        "chaosgenesys.agent.actions.start_agents"
+        raise ActivityFailed(
+            f"no synthetic agent has run for user_id {user!r}"
+            + (" in this run" if chosen == "run" else "")
+            + ": start one with chaosgenesys.agent.actions.start_agents"
+        )
+    record, status, this_run = found
+    run_id = str(record.get("id"))
+    if not this_run and (run_id, user) not in _WARNED:
+        _WARNED.add((run_id, user))
+        logger.warning(
+            "agent_summary: this run has no synthetic agent for user_id %r; reading another "
+            "run's desktop (run %s)", user, run_id,
+        )
+    running = bool(status.get("running")) and process_alive(
+        int(record.get("pid") or 0), str(record.get("start_time") or "")
     )
+    result = dict(status["agents"][user])
+    result["running"] = running
+    result["run_id"] = run_id
+    result["this_run"] = this_run
+    age = max(0.0, time.time() - float(status.get("updated_at", 0)))
+    result["age_seconds"] = round(age, 3)
+    expires_at = result.get("token_expires_at")
+    result["token_expires_in"] = None
+    if isinstance(expires_at, int | float) and expires_at > 0:
+        result["token_expires_in"] = round(max(0.0, expires_at - time.time()), 3)
+    started_at = result.get("started_at")
+    if "uptime_seconds" not in result and isinstance(started_at, int | float):
+        # the status file keeps when the agent started; its age is computed now
+        end = time.time() if running else float(status.get("updated_at", 0))
+        result["uptime_seconds"] = round(max(0.0, end - started_at), 3)
+    current = result.get("off_queue_current_seconds")
+    if running and result.get("off_queue_now") and isinstance(current, int | float):
+        # the stretch has gone on since the figures were written
+        result["longest_off_queue_seconds"] = round(
+            max(float(result.get("longest_off_queue_seconds") or 0.0), current + age), 3
+        )
+    return result
 
 
 #: The longest window the path probes accept (seconds): a week.
@@ -108,6 +153,7 @@ def _window(window_seconds: float) -> float:
 def desktop_longest_off_queue(
     user_id: str,
     window_seconds: float = 0.0,
+    scope: str = "all",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> float:
@@ -115,10 +161,12 @@ def desktop_longest_off_queue(
     desktop's own view (presence not On Queue, or no socket), counted from the first time it
     was On Queue; an ongoing stretch counts up to now. ``window_seconds`` > 0 looks only at
     the last that many seconds (a stretch is clipped to the window; the latest 200 stretches
-    are kept); 0 (the default) looks at the whole run (newest run that has the user). A
-    verdict on the path, not only on the end state: "back On Queue at the end" says nothing
-    about the 40 s it was not. The platform's view of the same thing comes from
-    ``chaosgenesys.notifications.probes`` (``watch_events``).
+    are kept); 0 (the default) looks at the whole run. The desktop is the one
+    ``agent_summary`` reads with the same ``scope``: this run's; another run's only when this
+    run has none and ``scope`` is ``all`` (the default). A verdict on the path, not only on the
+    end state: "back On Queue at the end" says nothing about the 40 s it was not. The
+    platform's view of the same thing comes from ``chaosgenesys.notifications.probes``
+    (``watch_events``).
 
     ```json
     {"type": "probe", "name": "desktop-never-off-queue-for-more-than-10-s",
@@ -131,7 +179,7 @@ def desktop_longest_off_queue(
     import time
 
     window = _window(window_seconds)
-    summary = agent_summary(user_id, configuration, secrets)
+    summary = agent_summary(user_id, scope, configuration=configuration, secrets=secrets)
     if not window:
         return float(summary.get("longest_off_queue_seconds") or 0.0)
     now = time.time()
@@ -153,6 +201,7 @@ def desktop_longest_off_queue(
 def desktop_max_reconnect_latency(
     user_id: str,
     window_seconds: float = 0.0,
+    scope: str = "all",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> float:
@@ -160,8 +209,10 @@ def desktop_max_reconnect_latency(
     re-subscribed) of the synthetic desktop of ``user_id``, as the desktop measured it; 0.0
     when it never had to reconnect (check ``agent_summary``'s ``disconnects`` if that
     matters). ``window_seconds`` > 0 counts only reconnects that ended in the last that many
-    seconds (the latest 200 are kept); 0 (the default) the whole run. A desktop that is still
-    reconnecting has not reported the latency yet: pair it with ``desktop_longest_off_queue``.
+    seconds (the latest 200 are kept); 0 (the default) the whole run. The desktop is the one
+    ``agent_summary`` reads with the same ``scope`` (this run's; another run's only when this
+    run has none and ``scope`` is ``all``, the default). A desktop that is still reconnecting
+    has not reported the latency yet: pair it with ``desktop_longest_off_queue``.
 
     ```json
     {"type": "probe", "name": "desktop-reconnected-within-10-s",
@@ -174,7 +225,7 @@ def desktop_max_reconnect_latency(
     import time
 
     window = _window(window_seconds)
-    summary = agent_summary(user_id, configuration, secrets)
+    summary = agent_summary(user_id, scope, configuration=configuration, secrets=secrets)
     if window:
         low = time.time() - window
         latencies = [

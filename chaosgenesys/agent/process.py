@@ -163,6 +163,9 @@ def start_run(
             duration=duration + READY_TIMEOUT if duration else None,
         )
         record["fault_id"] = fault.id
+        # the record as recorded: whose run this is (chaosgenesys.agent.this_run) once the
+        # registry has forgotten it (the agents stopped)
+        record["fault_record"] = fault.to_dict()
     write_json_atomic(folder / "run.json", record)
     undone = (
         registry.undone_on_failure(fault.id)

@@ -86,7 +86,7 @@ def test_start_summary_stop_end_to_end(
                                configuration=configuration, secrets=secrets)
     try:
         assert run["users"] == [AGENT_1] and run["pid"] > 0
-        summary = probes.agent_summary(AGENT_1, configuration, secrets)
+        summary = probes.agent_summary(AGENT_1, configuration=configuration, secrets=secrets)
         assert summary["running"] and summary["connected"] and summary["reconnects"] == 0
         fast_sandbox.close_notification_sockets(code=1001)
         assert wait_for(lambda: probes.agent_summary(AGENT_1)["reconnects"] == 1, 5)

@@ -200,6 +200,8 @@ def figure(data: dict[str, Any]) -> Any:
 
     for ax in axes:
         for fault in faults:
+            if not fault["applied"]:  # nothing was in force: no band, no line
+                continue
             if fault["instant"]:
                 ax.axvline(x(fault["start"]), color=_FAULT, linestyle="--", linewidth=1.2,
                            alpha=0.8, zorder=0)
@@ -220,6 +222,10 @@ def figure(data: dict[str, Any]) -> Any:
         run.text(x(phase["start"]) + 0.2, y, phase["name"], va="center", fontsize=8)
     for index, fault in enumerate(faults):
         y = first_fault - index
+        if not fault["applied"]:
+            run.text(x(fault["start"]) + 0.2, y + 0.38, f"{fault['name']} (not applied)",
+                     va="bottom", fontsize=7.5, color="#737373")
+            continue
         if fault["instant"]:
             run.plot([x(fault["start"])], [y], marker="|", markersize=14, color=_FAULT,
                      markeredgewidth=2.5, gid=f"fault-{index}")
@@ -406,7 +412,8 @@ def html_report(data: dict[str, Any], svg: str, png_name: str | None = None) -> 
         return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S.%f")[:-3]
 
     faults = [[e(f["name"]), e(str(f["action"])), e(str(f["status"])), clock(f["start"]),
-               "a single event" if f["instant"] else f"{f['end'] - f['start']:.3f} s",
+               "not applied" if not f["applied"]
+               else "a single event" if f["instant"] else f"{f['end'] - f['start']:.3f} s",
                e(str(f["ended_by"]) + hit_words(f))] for f in data["faults"]]
     checks = [[e(c["when"]), e(c["name"]), clock(c["at"]),
                '<span class="failed">deviated</span>' if c["met"] is False

@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosgenesys.results.journal import activity_key, extension, parse_time, runs
-from chaosgenesys.results.verdict import summarize
+from chaosgenesys.results.verdict import applied, summarize
 
 __all__ = ["DEFAULT_P99_LIMIT_MS", "OBSERVER", "timeline"]
 
@@ -61,6 +61,7 @@ def _faults(summary: dict[str, Any], end_of_run: float) -> list[dict[str, Any]]:
         instant = str(fault.get("ended_by") or "").startswith("itself")
         seconds = _number(fault.get("seconds"))
         faults.append({
+            "applied": applied(fault),
             "name": str(fault.get("name")),
             "action": fault.get("action"),
             "status": fault.get("status"),

@@ -145,6 +145,18 @@ def _duration_used(item: dict[str, Any], journal: dict[str, Any]) -> Any:
                      journal)
 
 
+#: A fault action that failed: a chaosgenesys fault leaves nothing half-applied, so it had no
+#: window (the verdict says so; the timeline draws none).
+NOT_APPLIED = "itself (the action failed: nothing was applied)"
+
+
+def applied(fault: dict[str, Any]) -> bool:
+    """Whether a fault of :func:`summarize` was in force at all (not a failed action, not a
+    dry run's)."""
+    ended_by = str(fault.get("ended_by") or "")
+    return ended_by != NOT_APPLIED and "dry run" not in ended_by
+
+
 def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
     """Each fault of the method and its window."""
     items = runs(journal) + runs(journal, "rollbacks")
@@ -162,6 +174,16 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
                 "start": item.get("start"),
                 "seconds": 0.0,
                 "ended_by": "itself (a dry run injects nothing)",
+            })
+            continue
+        if item.get("status") == "failed":  # refused before anything changed, or undone
+            faults.append({
+                "name": (item.get("activity") or {}).get("name"),
+                "action": key.removeprefix("chaosgenesys."),
+                "status": "failed",
+                "start": item.get("start"),
+                "seconds": 0.0,
+                "ended_by": NOT_APPLIED,
             })
             continue
         start = parse_time(item.get("start"))
@@ -484,7 +506,8 @@ def render(summary: dict[str, Any]) -> str:
         lines.append("faults:")
         lines.extend(
             f"  {f['name']} ({f['action']}, {f['status']}) at {_clock(f['start'])}: "
-            + ("not applied" if "dry run" in f["ended_by"]
+            + ("not applied (the action failed)" if f["ended_by"] == NOT_APPLIED
+               else "not applied" if "dry run" in f["ended_by"]
                else "a single event" if f["ended_by"].startswith("itself")
                else f"{f['seconds']} s, ended by {f['ended_by']}{hit_words(f)}")
             for f in summary["faults"]

@@ -178,3 +178,19 @@ def test_an_exception_s_name_is_said_once() -> None:
         "start": _at(1), "end": _at(1.1), "duration": 0.1}
     summary = summarize(_journal([failed]))
     assert f"failed method action negative-delay: {once}" in render(summary).splitlines()
+
+
+def test_a_fault_action_that_failed_had_no_window() -> None:
+    """A refused fault leaves nothing applied: the verdict says so, the timeline has no band
+    for it, and the report's table says it was not applied."""
+    from chaosgenesys.results.report import html_report
+
+    journal = _journal([_refusal(None, status="failed")], configuration={"refuse_seconds": 4})
+    fault = _window(journal)
+    assert fault["seconds"] == 0.0 and fault["status"] == "failed", fault
+    assert ("handshakes-refused (browser.actions.block_websocket_handshakes, failed) at "
+            "03:00:02.000: not applied (the action failed)") in render(summarize(journal))
+    data = timeline(journal)
+    (band,) = data["faults"]
+    assert band["applied"] is False and band["end"] == band["start"]
+    assert "<td>not applied</td>" in html_report(data, "")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import re
 import typing
 from collections.abc import Iterator
 from typing import Any
@@ -90,6 +91,22 @@ def _unresolved(value: Any) -> bool:
     return False
 
 
+_PLACEHOLDER = re.compile(r"^\$\{([^${}]+)\}$")
+
+
+def _missing_keys(value: Any) -> list[str]:
+    """The keys of the values that are a whole ``${key}`` placeholder still (substitution found
+    no such key), in ``value`` or the lists and objects it holds."""
+    if isinstance(value, str):
+        found = _PLACEHOLDER.match(value)
+        return [found.group(1)] if found else []
+    if isinstance(value, list):
+        return [key for item in value for key in _missing_keys(item)]
+    if isinstance(value, dict):
+        return [key for item in value.values() for key in _missing_keys(item)]
+    return []
+
+
 def _function(module: str, func: str) -> Any:
     try:
         return getattr(importlib.import_module(module), func, None)
@@ -115,11 +132,16 @@ def argument_problems(
     Arguments are substituted first with ``configuration`` and ``secrets`` (as Chaos Toolkit
     does just before an activity runs); without a configuration, with the plain values of the
     experiment's own ``configuration`` block. Activities of other extensions are not looked at.
+    Given the run's ``configuration`` (the run is about to start: nothing can define a key
+    later), an argument that is still a whole ``${key}`` placeholder is a problem too: no
+    configuration key or secret is named ``key`` (``chaos run --var key=...`` does not add one:
+    chaoslib's ``load_configuration`` only changes the keys the experiment declares).
     """
     from chaoslib import substitute
 
     if not isinstance(experiment, dict):
         return []
+    final = configuration is not None
     if configuration is None:
         configuration = _plain_configuration(experiment)
     problems: list[str] = []
@@ -141,6 +163,16 @@ def argument_problems(
         parameters = inspect.signature(function).parameters
         given = substitute(arguments, configuration or {}, secrets or {})
         for name, value in given.items():
+            missing = _missing_keys(value) if final and name in parameters else []
+            if missing:
+                keys = ", ".join(dict.fromkeys(missing))
+                problems.append(
+                    f"activity {activity.get('name')!r} ({module}.{func}): {name} is "
+                    f"{show(value, 80)}, and no configuration key or secret is named {keys} "
+                    f"(declare it in the experiment's configuration: chaos run --var only "
+                    f"changes a key declared there)"
+                )
+                continue
             if name not in parameters or name not in hints or _unresolved(value):
                 continue
             problem = _type_problem(name, hints[name], value)

@@ -223,6 +223,23 @@ def test_substituted_arguments_are_checked_before_the_steady_state(tmp_path: Pat
     assert journal["status"] == "completed", journal["log"][-3000:]
 
 
+def test_a_placeholder_nothing_defines_refuses_the_run_before_the_steady_state(
+    tmp_path: Path,
+) -> None:
+    # The configuration lacks agent_1: the probe would look for a user named '${agent_1}'.
+    # chaos validate does not read the run's configuration; the run does, before it starts.
+    # A --var does not add the key either: chaoslib only changes the keys declared.
+    experiment = _experiment([CLEAR])
+    del experiment["configuration"]["agent_1"]
+    for case, variables in (("missing", ()), ("var", (f"agent_1={AGENT_1}",))):
+        (tmp_path / case).mkdir()
+        journal = _run_with_vars(experiment, tmp_path / case, *variables)
+        assert journal["status"] == "interrupted", case
+        assert journal["steady_states"]["before"] is None and journal["run"] == []
+        assert ("user_id is '${agent_1}', and no configuration key or secret is named agent_1"
+                " (declare it in the experiment's configuration") in journal["log"], case
+
+
 def test_chaos_validate_catches_wrong_argument_types(tmp_path: Path) -> None:
     path = tmp_path / "experiment.json"
     path.write_text(json.dumps(_experiment([_inject("slow", path_pattern="^/", delay_ms="5s")])))

@@ -172,7 +172,10 @@ def inject_api_fault(
         "duration": seconds or None,
         "retry_after": wait,
     }
-    return _as_dict(_admin(configuration, "POST", "/faults", body), "id")
+    answer = _as_dict(_admin(configuration, "POST", "/faults", body), "id")
+    # what the verdict and the report take for the fault's window (--var changes included)
+    answer["duration"] = seconds or None
+    return answer
 
 
 def clear_sandbox_faults(

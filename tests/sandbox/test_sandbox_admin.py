@@ -200,3 +200,17 @@ def test_the_clock_is_advanced_only_on_a_manual_clock(api: Api) -> None:
             fresh.close()
         finally:
             manual.close()
+
+
+def test_inject_api_fault_answers_the_window_it_put_in_force(sandbox: Any) -> None:
+    # the verdict and the report read a fault's window from its action's output
+    from chaosgenesys.sandbox.actions import clear_sandbox_faults, inject_api_fault
+
+    configuration = {"genesys_api_url": sandbox.url, "genesys_login_url": sandbox.url}
+    timed = inject_api_fault("/presences", status=503, duration=30, configuration=configuration)
+    until_cleared = inject_api_fault("/routingstatus", delay_ms=10, configuration=configuration)
+    try:
+        assert timed["duration"] == 30.0 and until_cleared["duration"] is None
+        assert timed["id"] != until_cleared["id"]
+    finally:
+        clear_sandbox_faults(configuration=configuration)

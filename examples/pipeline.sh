@@ -27,7 +27,9 @@ if ! "$bin/chaosgenesys" doctor "${only[@]}"; then
     exit 3
 fi
 
-# 2. Run. Rollbacks always play, even when the run is interrupted.
+# 2. Run. Rollbacks always play, even when the run is interrupted. An earlier run's journal is
+# put away first: a run that never starts writes none, and its verdict must not be that one's.
+rm -f "$results/journal.json"
 "$bin/chaos" --no-version-check --log-file "$results/chaostoolkit.log" run \
     --rollback-strategy always --journal-path "$results/journal.json" "$@" "$experiment"
 status=$?
@@ -39,6 +41,11 @@ if ! "$bin/chaosgenesys" cleanup; then
 fi
 
 # 4. The verdict, one line per fact, for the job's log.
+if [ ! -f "$results/journal.json" ]; then
+    echo "verdict: no journal: the run did not start (chaos exited $status; see $results/chaostoolkit.log)"
+    [ "$status" -eq 0 ] && status=1
+    exit $status
+fi
 "$bin/python" - "$results/journal.json" <<'PY'
 import json, sys
 
@@ -69,6 +76,8 @@ for extension in journal["experiment"].get("extensions") or []:
                 print(f"verdict: preflight: {row['check']} {row['subject']}: {row['fix']}")
     if extension.get("name") == "chaosgenesys-killswitch" and extension.get("tripped"):
         print(f"verdict: {extension['reason']}")
+    if extension.get("name") == "chaosgenesys-killswitch" and extension.get("refused"):
+        print(f"verdict: {extension['refused']}")
     if extension.get("name") == "chaosgenesys-safeguard" and extension.get("refused"):
         print(f"verdict: {extension['refused']}")
     if extension.get("name") == "chaosgenesys-tokens":

@@ -152,3 +152,21 @@ def test_a_failed_preflight_runs_nothing(tmp_path: Path) -> None:
     assert "preflight failed, nothing was run" in done.stderr
     assert "FAIL  CAP_NET_ADMIN" in done.stdout
     assert not (tmp_path / "results" / "journal.json").exists()
+
+
+def test_a_run_that_never_starts_says_so_not_an_earlier_run_s_verdict(tmp_path: Path) -> None:
+    # An earlier job's journal in the results folder: a run that never starts (here, an
+    # experiment path that does not exist) writes none, and must not print that one's verdict.
+    results = tmp_path / "results"
+    results.mkdir()
+    earlier = {"status": "completed", "deviated": True, "experiment": {},
+               "steady_states": {"before": None, "after": None}}
+    (results / "journal.json").write_text(json.dumps(earlier))
+    done = _pipeline(tmp_path, "experiments/no-such-experiment.json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert _verdict(done) == [
+        "verdict: no journal: the run did not start (chaos exited 1; see "
+        f"{results}/chaostoolkit.log)"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (results / "journal.json").exists()

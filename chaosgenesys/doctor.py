@@ -37,7 +37,7 @@ from chaoslib.exceptions import ActivityFailed
 __all__ = ["GROUPS", "LAB", "Check", "run_checks"]
 
 #: The groups of checks, in the order they run.
-GROUPS = ("platform", "proxy", "network", "sockets")
+GROUPS = ("platform", "proxy", "browser", "network", "sockets")
 #: The prefix of the doctor's throwaway test network, ``cgdoctor<pid>`` (namespaces
 #: ``cgdoctor<pid>-a`` / ``-b``): one per doctor process, so two doctors at once (two pipelines
 #: on one runner) neither refuse nor delete each other's.
@@ -156,6 +156,42 @@ def _proxy_checks() -> list[Check]:
             detail,
         )
     ]
+
+
+def _browser_checks() -> list[Check]:
+    """A headless Chromium launched here opens its DevTools port (what ``start_observer`` with
+    ``open_url`` does), then is stopped, its profile removed."""
+    import json
+    import shutil
+    import urllib.request
+
+    from chaosgenesys.browser.chromium import ENV_CHROMIUM, LaunchedBrowser, chromium_path
+
+    name = "Chromium with a DevTools port"
+    needed_for = (
+        "start_observer(open_url=...) and the browser faults on the browser it launches (a "
+        "browser you start yourself with --remote-debugging-port needs none here)"
+    )
+    path = chromium_path()
+    if shutil.which(path) is None:
+        return [Check("browser", name, needed_for, False,
+                      f"{path} not found: install Chromium (scripts/bootstrap: apt-get install "
+                      f"chromium) or set {ENV_CHROMIUM} to a Chromium, Chrome or Edge binary")]
+    try:
+        browser = LaunchedBrowser(timeout=20.0)
+    except Exception as error:  # ActivityFailed: it did not open its port
+        return [Check("browser", name, needed_for, False, str(error))]
+    try:
+        port = browser.ws_url.split("//", 1)[1].split("/", 1)[0]
+        with urllib.request.urlopen(f"http://{port}/json/version", timeout=5) as answer:
+            version = str(json.loads(answer.read()).get("Browser") or "?")
+        return [Check("browser", name, needed_for, True,
+                      f"{version} at {path}: launched headless, DevTools answered, stopped")]
+    except (OSError, ValueError) as error:
+        return [Check("browser", name, needed_for, False,
+                      f"{path} launched but its DevTools port did not answer: {error}")]
+    finally:
+        browser.stop()
 
 
 def _attempt(group: str, name: str, needed_for: str, action: Callable[[], str]) -> Check:
@@ -338,6 +374,8 @@ def run_checks(groups: Iterable[str] = GROUPS) -> list[Check]:
         checks += _platform_checks()
     if "proxy" in selected:
         checks += _proxy_checks()
+    if "browser" in selected:
+        checks += _browser_checks()
     if selected & {"network", "sockets"}:
         checks += _kernel_checks(selected)
     return checks

@@ -87,6 +87,42 @@ def test_platform_and_proxy_checks_pass_here(tmp_path: Path) -> None:
     )
 
 
+def _chromium_processes() -> set[int]:
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"chaosgenesys-observer-" in cmdline.read():
+                    found.add(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_the_browser_check_launches_chromium_and_leaves_nothing(tmp_path: Path) -> None:
+    before = _chromium_processes()
+    code, report = _doctor(tmp_path, "--only", "browser")
+    assert code == 0 and report["ok"] is True, report
+    (check,) = report["checks"]
+    assert check["group"] == "browser" and check["name"] == "Chromium with a DevTools port"
+    assert re.match(r"(Chrome|Chromium|HeadlessChrome)/\d+\.", check["detail"]), check
+    assert _chromium_processes() <= before  # stopped, not left behind
+
+
+def test_the_browser_check_says_what_to_install_when_there_is_none(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [CHAOSGENESYS, "doctor", "--json", "--only", "browser"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CHAOSGENESYS_RUNTIME_DIR": str(tmp_path / "runtime"),
+             "CHAOSGENESYS_CHROMIUM": str(tmp_path / "no-chromium")},
+    )  # fmt: skip
+    assert done.returncode == 1
+    (check,) = json.loads(done.stdout)["checks"]
+    assert check["ok"] is False
+    assert f"{tmp_path / 'no-chromium'} not found: install Chromium" in check["detail"]
+    assert "CHAOSGENESYS_CHROMIUM" in check["detail"]
+
+
 def test_the_human_report_lists_each_check_and_the_verdict(tmp_path: Path) -> None:
     done = subprocess.run(
         [CHAOSGENESYS, "doctor", "--only", "platform"],

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -102,14 +101,17 @@ def _browsers() -> dict[str, Any]:
 
 
 def _desktops() -> dict[str, Any]:
+    """This run's synthetic desktops' tokens: those still running are stopped (each revokes its
+    own as it stops), then every desktop of the run is counted, those stopped earlier in the
+    run included (by an action, a duration, or the kill switch's revert)."""
     from chaosgenesys.agent.actions import stop_agents
-    from chaosgenesys.agent.runtime import agents_dir, read_json
+    from chaosgenesys.agent.this_run import agent_runs
 
-    stopped = stop_agents()["stopped"]
+    stop_agents()
+    runs = agent_runs()
     revoked = still = 0
     problems: list[str] = []
-    for run_id in stopped:
-        status = read_json(Path(agents_dir()) / str(run_id) / "status.json") or {}
+    for _run_id, status in runs:
         for user_id, summary in (status.get("agents") or {}).items():
             revoked += bool(summary.get("token_revoked"))
             still += bool(summary.get("token_still_works"))
@@ -117,7 +119,7 @@ def _desktops() -> dict[str, Any]:
                 summary.get("token_revocation") and not summary.get("token_revoked")
             ):
                 problems.append(f"desktop {user_id}: {summary.get('token_revocation')}")
-    return {"runs": len(stopped), "revoked": revoked, "still_working": still,
+    return {"runs": len(runs), "revoked": revoked, "still_working": still,
             "problems": problems}
 
 

@@ -89,6 +89,25 @@ def test_every_token_of_the_run_is_revoked_and_proved_dead(
         assert "chaos-secret" not in text and "access_token" not in text
 
 
+def test_a_desktop_stopped_during_the_run_is_counted_with_its_revoked_token(
+    sandbox: Sandbox, runtime: Path, tmp_path: Path
+) -> None:
+    # The method stops the desktop itself (as a kill switch's revert does): it revoked its
+    # token as it stopped, and the control's count must say so, not "0 desktops".
+    experiment = _experiment(sandbox.url, [VERDICT, TOKENS])
+    experiment["method"] = [
+        experiment["method"][0],
+        {"type": "action", "name": "desktop-1-stops", "provider": {
+            "type": "python", "module": "chaosgenesys.agent.actions", "func": "stop_agents"}},
+    ]
+    run = chaos_run(experiment, tmp_path, runtime)
+    assert run.returncode == 0, run.output + run.log[-4000:]
+    report = run.extension("chaosgenesys-tokens")
+    assert report["desktops"]["runs"] == 1 and report["desktops"]["revoked"] == 1, report
+    assert report["still_working"] == 0 and report["problems"] == [], report
+    assert active_tokens({"genesys_api_url": sandbox.url}) == {CLIENT_ID: 0, DESKTOP_CLIENT: 0}
+
+
 def test_declared_after_the_sandbox_control_the_run_is_refused(
     runtime: Path, tmp_path: Path
 ) -> None:

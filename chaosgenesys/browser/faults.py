@@ -107,7 +107,7 @@ def delay_browser_requests(
     seconds = check_duration(duration)
     devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
     return hold(
-        "delay", f"browser requests /{pattern}/ delayed {delay} ms", pattern,
+        "delay", f"browser requests matching {pattern!r} delayed {delay} ms", pattern,
         {"delay_ms": delay}, seconds, devtools, page, ws_url,
     )
 
@@ -143,7 +143,7 @@ def fail_browser_requests(
     seconds = check_duration(duration)
     devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
     return hold(
-        "fail", f"browser requests /{pattern}/ answered {code}", pattern,
+        "fail", f"browser requests matching {pattern!r} answered {code}", pattern,
         {"status": code}, seconds, devtools, page, ws_url,
     )
 
@@ -204,8 +204,8 @@ def block_websocket_handshakes(
         )
     devtools, page, ws_url = find_target(devtools_url, page_url_pattern)
     return hold(
-        "block", f"browser WebSocket handshakes /{pattern}/ refused", pattern, params, seconds,
-        devtools, page, ws_url,
+        "block", f"browser WebSocket handshakes matching {pattern!r} refused", pattern, params,
+        seconds, devtools, page, ws_url,
     )
 
 

@@ -40,7 +40,12 @@ def register(commands: Any) -> None:
         "unless --retry.",
     )
     _common(cleanup)
-    cleanup.add_argument("--kind", help="only faults of this kind (netem, nft, proxy, ...)")
+    cleanup.add_argument(
+        "--kind",
+        help="only faults of this kind (netem, throttle, nft-loss, blackhole, nft-reject, "
+        "proxy, agents, test-network, browser-fault, browser-observer: the kinds "
+        "`chaosgenesys status` lists)",
+    )
     cleanup.add_argument(
         "--retry", action="store_true", help="retry faults given up after failed reverts too"
     )

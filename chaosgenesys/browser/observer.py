@@ -24,8 +24,10 @@ It ends on SIGTERM, when its owner process is gone, when the browser or the page
 (``browser_gone`` / ``page_closed`` events) or ``--duration`` seconds after it attached. Without
 ``--devtools-url`` it launches the system Chromium headless (``CHAOSGENESYS_CHROMIUM`` or
 ``/usr/bin/chromium``, a fresh profile, ``--remote-debugging-port=0``), attaches to its blank
-page and then opens ``--open-url`` in it; that browser is its child and stops with it. An
-observer that ends by itself (duration, browser or page gone) forgets its registry record.
+page and then opens ``--open-url`` in it; that browser is its child and stops with it, and
+the tokens its page obtained are revoked however the observer ends, an error while it starts
+included (:func:`settle`). An observer that ends by itself (duration, browser or page gone)
+forgets its registry record.
 
 This module is the process: its arguments and its run. The observer itself is
 :class:`chaosgenesys.browser.page_sessions.Observer` (its CDP sessions), built on
@@ -77,6 +79,9 @@ POLL_S = 0.25
 #: How long a stopped observer still takes in what the browser reports before it writes ``stop``
 #: (events on their way when the stop came; a request still waiting for its answer is not).
 SETTLE_S = 0.1
+#: How long an ending observer of a browser it launched waits for the answer of a token request
+#: of the page already on its way (the token it brings is revoked with the others).
+TOKEN_WAIT_S = 3.0
 #: Why an observer ends when nobody stopped it (it then forgets its own registry record).
 ENDED_BY_ITSELF = ("duration", "browser_gone", "page_closed")
 
@@ -114,6 +119,29 @@ def _register_browser(fault_id: str, launched: LaunchedBrowser) -> None:
             })
 
 
+def settle(observer: Observer) -> None:
+    """The last of the page, however the observer ends (stopped, its duration, its owner gone,
+    an error while it started): what the browser reports in the next ``SETTLE_S``, and, in a
+    browser the observer launched, every token the page obtained until now kept for
+    :meth:`~chaosgenesys.browser.page_recorder.PageRecorder.revoke_tokens`. New token requests
+    of the page are refused from here on and one on its way is waited for (up to
+    ``TOKEN_WAIT_S``): no token the page obtains escapes the revocation."""
+    link = observer.require_link()
+    if link.closed:  # the browser is gone: the tokens read while it was there are all there are
+        return
+    if observer.keep_tokens:
+        with contextlib.suppress(Exception):  # the page gone: nothing more will come from it
+            observer.refuse_new_tokens()
+    link.pump(SETTLE_S)
+    deadline = time.monotonic() + TOKEN_WAIT_S
+    while observer.keep_tokens and observer.token_pending() and not observer.page_gone:
+        left = deadline - time.monotonic()
+        if left <= 0 or link.closed:
+            break
+        link.pump(min(left, 0.05), lambda: not observer.token_pending())
+    observer.read_tokens()
+
+
 def watch(
     observer: Observer, args: argparse.Namespace, launched: bool, stop: threading.Event
 ) -> None:
@@ -132,6 +160,9 @@ def watch(
     except Exception as error:  # the page still watched; its children not
         observer.write("children_not_followed", error=redact(first_line(error), 200))
     if launched:
+        # a selector the browser refuses fails now, on the blank page, before the page opens
+        # (and a desktop logs in: a bad argument changes nothing)
+        observer.check_selectors(note=False)
         observer.open(args.open_url, args.page_url_pattern, args.page_timeout)
         observer.label = args.label or observer.page_url
     elif args.reload:
@@ -167,9 +198,7 @@ def watch(
         observer.write_status()
         link.pump(POLL_S, stop.is_set)
     with contextlib.suppress(Exception):
-        if not link.closed:  # what the browser reported as the stop came is still written
-            link.pump(SETTLE_S)
-        observer.read_tokens()  # a renewal of the last moment
+        settle(observer)  # what the browser reported as the stop came, a renewal of the last moment
     observer.write("stop", reason=observer.ended)
     observer.write_status()
 
@@ -217,7 +246,15 @@ def run(args: argparse.Namespace) -> int:
         observer.link = link = devtools.connect(devtools_url, argument)
         try:
             watch(observer, args, launched is not None, stop)
+        except Exception:
+            with contextlib.suppress(Exception):
+                settle(observer)  # the page may have logged in before the error: its tokens
+            raise
         finally:
+            if launched is not None:
+                # however it ends; before an error is written (start_observer raises on it)
+                with contextlib.suppress(Exception):
+                    observer.revoke_tokens()
             link.close()
     except Exception as error:
         if is_activity_failed(error):  # a message for the user, as the activity will raise it
@@ -232,8 +269,6 @@ def run(args: argparse.Namespace) -> int:
         return 0 if observer.ended == "browser_gone" else 3
     finally:
         if launched is not None:
-            with contextlib.suppress(Exception):
-                observer.revoke_tokens()
             launched.stop()
         if metrics is not None:
             metrics.stop()

@@ -224,6 +224,23 @@ class PageRecorder(ObserverLog):
             if self.keep_tokens and isinstance(token, str) and token:
                 self.session_tokens.append((api_url_for(self.page_url, host), token))
 
+    def token_pending(self) -> bool:
+        """Whether a token request of the page's own session still waits for its answer."""
+        return any(
+            request["path"].endswith(TOKEN_PATH) and ":" not in rid
+            for rid, request in self.requests.items()
+        )
+
+    def refuse_new_tokens(self) -> None:
+        """Have the browser refuse every new token request of the page (the page's ``fetch``
+        fails, ``TypeError: Failed to fetch``; nothing is sent): the session is ending, and a
+        token the page obtained after its revocation would outlive the run. One already on its
+        way is not stopped: :func:`chaosgenesys.browser.observer.settle` waits for its answer."""
+        if self.page is not None:
+            self.require_link().send(
+                "Network.setBlockedURLs", {"urls": [f"*{TOKEN_PATH}*"]}, self.page
+            )
+
     def revoke_tokens(self) -> None:
         """Revoke every token the page obtained in the browser the observer launched, and
         check each no longer works (``tokens_revoked`` event; ``status.json``). The run is
@@ -322,8 +339,10 @@ class PageRecorder(ObserverLog):
 
     # -- UI ------------------------------------------------------------------------------------
 
-    def check_selectors(self) -> None:
-        """Read the UI once; a selector the page cannot parse fails naming it."""
+    def check_selectors(self, note: bool = True) -> None:
+        """Read the UI once (``note``: and record what it shows); a selector the page cannot
+        parse fails naming it. Parsing a selector needs no particular document: a blank page
+        refuses the same ones."""
         found = self.evaluate(UI_SCRIPT, self.selectors)
         bad = {name: item["bad"] for name, item in found.items() if "bad" in item}
         if bad:
@@ -332,7 +351,8 @@ class PageRecorder(ObserverLog):
                 f"selectors[{name!r}] {self.selectors[name]!r} is not a CSS selector the page "
                 f"accepts: {bad[name]}"
             )
-        self.note_ui(found)
+        if note:
+            self.note_ui(found)
 
     def note_ui(self, found: dict[str, Any]) -> None:
         for name, item in found.items():

@@ -81,9 +81,14 @@ it stops the thread and reverts every fault of this run again (idempotent; other
 are left alone here too). What it saw and did is added to
 the journal under ``experiment.extensions`` as ``{"name": "chaosgenesys-killswitch",
 "tripped": ..., "reason": ..., "reverted": [...], "checks": ..., "peaks": {"api_p99_ms",
-"websocket_error_rate"}, "last_sample": {...}, "reverted_after": [...]}``; in Python,
-:func:`status`. Bad arguments refuse the run (``InterruptExecution`` naming the argument):
-a chaos run without its kill switch must not start.
+"websocket_error_rate"}, "last_sample": {...}, "reverted_after": [...], "refused": null}``;
+in Python, :func:`status`. Each entry of ``reverted`` and ``reverted_after`` has ``at`` (epoch
+seconds, when its revert was done) and the registry's ``id``, the ``fault_id`` (or ``id``) the
+fault action answered; the sandbox's entry has ``fault_ids``, the server-side faults it removed:
+the verdict ends those faults' windows there (docs/controls.md). Bad arguments refuse the run
+(``InterruptExecution`` naming the argument): a chaos run without its kill switch must not
+start, and the journal says why: ``{"name": "chaosgenesys-killswitch", "refused": reason,
+"reverted_after": [...]}``.
 
 This module is the control: its hooks, its arguments and the one watcher of the run. The
 watcher and what a trip reverts are in :mod:`chaosgenesys.controls.killswitch_watcher`, the
@@ -132,6 +137,8 @@ _watcher: Watcher | None = None
 _in_rollbacks = False
 _final: list[dict[str, Any]] = []
 _last_report: dict[str, Any] | None = None
+#: Why this run's switch refused to arm (a bad argument), for the journal; None otherwise.
+_refusal: str | None = None
 
 
 def before_experiment_control(
@@ -154,7 +161,9 @@ def before_experiment_control(
     **kwargs: Any,
 ) -> None:
     """Start watching (a background thread); bad arguments refuse the run."""
-    global _watcher, _in_rollbacks, _final
+    global _watcher, _in_rollbacks, _final, _refusal
+    with _lock:
+        _refusal = None
     try:
         thresholds = check_thresholds(
             max_api_p99_ms=max_api_p99_ms,
@@ -176,7 +185,10 @@ def before_experiment_control(
         if prometheus is not None:
             prometheus.check_queries()  # an invalid query refuses the run; no answer: blind
     except ActivityFailed as error:
-        raise InterruptExecution(f"killswitch control: {error}") from None
+        reason = f"killswitch control: {error}"
+        with _lock:
+            _refusal = reason
+        raise InterruptExecution(reason) from None
     watcher = Watcher(thresholds, configuration, immediate, clear, prometheus)
     with _lock:
         previous, _watcher = _watcher, watcher
@@ -264,11 +276,18 @@ def _disarm(configuration: Configuration = None) -> dict[str, Any] | None:
 def after_experiment_control(
     context: Any, state: Any = None, configuration: Configuration = None, **kwargs: Any
 ) -> None:
-    """Stop watching, revert every fault, add the kill switch's report to the journal."""
+    """Stop watching, revert every fault, add the kill switch's report to the journal (or,
+    when it refused to arm, why: ``{"name": "chaosgenesys-killswitch", "refused": reason}``)."""
     global _last_report
     report = _disarm(configuration)
     if report is None:
+        with _lock:
+            refused = _refusal
+        if refused is not None:
+            add_extension(state, {"name": EXTENSION, "refused": refused,
+                                  "reverted_after": list(_final)})
         return
+    report["refused"] = None
     report["reverted_after"] = list(_final)
     with _lock:
         _last_report = report
@@ -277,7 +296,9 @@ def after_experiment_control(
 
 def cleanup_control() -> None:
     """Chaos Toolkit calls this even on interruption: stop watching, revert every fault."""
-    global _last_report
+    global _last_report, _refusal
+    with _lock:
+        _refusal = None  # journaled by now (after_experiment_control): not the next run's
     report = _disarm()
     if report is not None:
         report["reverted_after"] = list(_final)

@@ -38,21 +38,37 @@ def revert_everything(
     The run is this process and the processes it started (``registry.revert_all``'s default
     scope): another run's faults in a shared registry directory are left alone. Never raises:
     a failure is an entry with ``status: failed`` (and logged at ERROR).
+
+    Each entry has ``at`` (epoch seconds: when its revert was done) and the registry's ``id``
+    (the ``fault_id``/``id`` the fault action answered); the sandbox's entry has
+    ``fault_ids``, the server-side faults it removed (the ``id`` ``inject_api_fault``
+    answered), when the sandbox is the one the sandbox control started. That is what the
+    verdict matches a fault action to, to end its window here.
     """
     from chaosgenesys.faults.registry import revert_all
 
     results: list[dict[str, Any]] = []
     try:
-        results.extend(revert_all(scope="run"))
+        done = revert_all(scope="run")
     except Exception as error:  # the registry itself unreadable: say so, go on
         logger.error("Kill switch: could not revert the recorded faults: %s", error)
-        results.append({"id": None, "kind": "registry", "status": "failed", "error": str(error)})
+        results.append({"id": None, "kind": "registry", "status": "failed", "error": str(error),
+                        "at": round(time.time(), 3)})
+    else:
+        at = round(time.time(), 3)
+        results.extend({**entry, "at": at} for entry in done)
     from chaosgenesys.controls.sandbox import running_sandbox
 
     sandbox = running_sandbox()
+    fault_ids: list[str] | None = None
     try:
         if sandbox is not None:
-            cleared = sandbox.clear_faults()
+            # one by one, to know which: the faults in force now, then any added meanwhile
+            fault_ids = [
+                str(fault["id"]) for fault in sandbox.faults()
+                if sandbox.remove_fault(str(fault["id"]))
+            ]
+            cleared = len(fault_ids) + sandbox.clear_faults()
         elif clear_sandbox_faults:
             from chaosgenesys.sandbox.actions import clear_sandbox_faults as clear
 
@@ -61,7 +77,8 @@ def revert_everything(
             cleared = 0
     except Exception as error:
         logger.error("Kill switch: could not clear the sandbox faults: %s", error)
-        results.append({"id": None, "kind": "sandbox", "status": "failed", "error": str(error)})
+        results.append({"id": None, "kind": "sandbox", "status": "failed", "error": str(error),
+                        "at": round(time.time(), 3)})
     else:
         if cleared:
             results.append(
@@ -70,6 +87,8 @@ def revert_everything(
                     "kind": "sandbox",
                     "description": f"{cleared} sandbox server-side fault(s)",
                     "status": "reverted",
+                    "at": round(time.time(), 3),
+                    **({"fault_ids": fault_ids} if fault_ids is not None else {}),
                 }
             )
     return results

@@ -4,8 +4,8 @@
 
 * the run's window (the journal's ``start`` and ``end``);
 * each fault's window (``chaosgenesys.results.verdict.summarize``'s ``faults``: from the action
-  that applied it to its duration's end or the action that removed it; closes and resets are
-  single events);
+  that applied it to its duration's end, the action that removed it or the kill switch's revert
+  of it; closes and resets are single events);
 * the protocol's phases (baseline, injection, recovery) when the run measured them;
 * each steady-state probe, before and after the method, with when it ran and whether it held;
 * each user's presence and routing status over time, as an external observer saw them (the
@@ -261,6 +261,10 @@ def timeline(journal: dict[str, Any]) -> dict[str, Any]:
                        "an older chaosgenesys")
     if killswitch is None:
         missing.append("no kill switch in this run: its default API p99 limit "
+                       f"({DEFAULT_P99_LIMIT_MS:,.0f} ms) is drawn")
+    elif limit is None:  # it refused to arm: no thresholds
+        why = killswitch.get("refused") or "its journal has no thresholds"
+        missing.append(f"the kill switch never armed ({why}): the default API p99 limit "
                        f"({DEFAULT_P99_LIMIT_MS:,.0f} ms) is drawn")
     browser_figures = desktops_figures.get("browser") or {}
     browsers = _browsers(browser_figures, end)

@@ -6,11 +6,16 @@ deviated, its skipped faults were not applied, and its verdict speaks of the con
 :func:`summarize` gathers what decides and explains the outcome: the status; each probe of the
 hypothesis (before and after the method) with what it observed against its tolerance; the
 actions that failed; each fault with its window (from the action that applied it to its
-duration's end or the action that removed it; the duration the action ran with: its output's,
+duration's end, the action that removed it or the kill switch's revert of it, on its trip or
+after the run, whichever came first; the kill switch's journaled ``reverted`` and
+``reverted_after`` entries name the fault ids they reverted, matched to the id the fault
+action's output carries; the duration the action ran with: its output's,
 else the one the verdict control resolved, ``--var`` applied, else the journal's configuration
 for a ``${placeholder}``); the desktops' figures (the synthetic desktops' and the browser
 pages' that the verdict control journaled); the protocol's phases and time to recover; and what
-the preflight, the safeguard, the kill switch and the tokens control decided. :func:`render`
+the preflight, the safeguard, the kill switch and the tokens control decided (a control the
+run stopped before it, whose entry shows no check, is said not to have checked, never to have
+passed; a control that refused the run says why). :func:`render`
 writes it as a few lines of text: a deviated probe with the field its tolerance held to
 (:func:`observed_words`), the probes that held (a probe that deviated, before or after the
 method, is not one of them), an error with its exception's name once.
@@ -157,10 +162,95 @@ def applied(fault: dict[str, Any]) -> bool:
     return ended_by != NOT_APPLIED and "dry run" not in ended_by
 
 
+#: How the verdict says the kill switch ended a fault: when it tripped, and after the run.
+KILLSWITCH_TRIP = "the kill switch"
+KILLSWITCH_AFTER = "the kill switch's revert after the run"
+
+
+def _killswitch_reverts(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the kill switch reverted, each ``{"at", "by", "kind", "ids"}``: ``ids`` the
+    registry fault id (``kind`` any but ``sandbox``) or the sandbox faults it removed
+    (``kind`` ``sandbox``; ``None``: it did not say which, so every sandbox fault in force
+    then). Only what it did revert (not ``gone``: something else had; not ``failed``). ``at``
+    is the entry's, else the trip's ``tripped_at`` (a trip's revert) or the run's end (the
+    revert after it: Chaos Toolkit calls that hook once the run has ended)."""
+    switch = extension(journal, "chaosgenesys-killswitch") or {}
+    tripped_at = switch.get("tripped_at")
+    found = []
+    for part, by, default in (
+            ("reverted", KILLSWITCH_TRIP, tripped_at if _number(tripped_at) else None),
+            ("reverted_after", KILLSWITCH_AFTER, parse_time(journal.get("end")))):
+        for entry in switch.get(part) or ():
+            if not isinstance(entry, dict) or entry.get("status") != "reverted":
+                continue
+            at = entry.get("at") if _number(entry.get("at")) else default
+            if at is None:
+                continue
+            if entry.get("kind") == "sandbox":
+                listed = entry.get("fault_ids")
+                ids = ({str(i) for i in listed} if isinstance(listed, list) else None)
+            elif entry.get("id"):
+                ids = {str(entry["id"])}
+            else:
+                continue
+            found.append({"at": float(at), "by": by, "kind": entry.get("kind"), "ids": ids})
+    return found
+
+
+def _fault_id(item: dict[str, Any], earlier: list[dict[str, Any]]) -> str | None:
+    """The id a fault action's output carries, which the kill switch's reverted entries name:
+    the registry's ``fault_id`` (network, sockets) or ``id`` (browser; for a sandbox fault, the
+    sandbox's own id); for a proxy rule, the ``fault_id`` of the ``start_proxy`` (of the same
+    ``name``) that started the proxy it went to, the latest before it."""
+    key = activity_key(item)
+    if _family(key) == "proxy":
+        arguments = ((item.get("activity") or {}).get("provider") or {}).get("arguments") or {}
+        name = arguments.get("name", "default") if isinstance(arguments, dict) else "default"
+        for before in reversed(earlier):
+            output = before.get("output")
+            if (activity_key(before) == "chaosgenesys.proxy.actions.start_proxy"
+                    and isinstance(output, dict) and output.get("name") == name):
+                return str(output["fault_id"]) if output.get("fault_id") else None
+        return None
+    output = item.get("output")
+    if not isinstance(output, dict):
+        return None
+    found = output.get("fault_id") or output.get("id")
+    return str(found) if isinstance(found, str | int) and found else None
+
+
+def _killswitch_end(item: dict[str, Any], earlier: list[dict[str, Any]], start: float,
+                    reverts: list[dict[str, Any]]) -> tuple[float, str] | None:
+    """When, and by which of its reverts, the kill switch ended this fault (the first); None
+    when it did not."""
+    sandbox = _family(activity_key(item)) == "sandbox"
+    fault_id = _fault_id(item, earlier)
+
+    def ended(revert: dict[str, Any]) -> bool:
+        if revert["at"] < start or (revert["kind"] == "sandbox") != sandbox:
+            return False
+        if revert["ids"] is None:  # the sandbox cleared, not saying which: every fault in it
+            return True
+        return fault_id is not None and fault_id in revert["ids"]
+
+    return min(((r["at"], r["by"]) for r in reverts if ended(r)), default=None)
+
+
+def _own_sandbox(journal: dict[str, Any]) -> bool:
+    """Whether the run declared the sandbox control: the sandbox its faults went to stopped
+    with the run, and every server-side fault with it."""
+    return any(
+        isinstance(control, dict)
+        and (control.get("provider") or {}).get("module") == "chaosgenesys.controls.sandbox"
+        for control in (journal.get("experiment") or {}).get("controls") or ()
+    )
+
+
 def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
     """Each fault of the method and its window."""
     items = runs(journal) + runs(journal, "rollbacks")
     end_of_run = parse_time(journal.get("end"))
+    reverts = _killswitch_reverts(journal)
     faults: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         key = activity_key(item)
@@ -214,6 +304,13 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
                 end = removed_at
                 ended_by = f"{(removal.get('activity') or {}).get('name')}"
                 hits = _hits(item, removal)
+        if start is not None:
+            stopped = _killswitch_end(item, items[:position], start, reverts)
+            if stopped is not None and (end is None or stopped[0] < end):
+                (end, ended_by), hits = stopped, None
+        if (end is not None and end_of_run is not None and end > end_of_run
+                and _family(key) == "sandbox" and _own_sandbox(journal)):
+            end, ended_by = end_of_run, "the end of the run (its sandbox stopped)"
         if end is None:
             end = end_of_run
         fault = {
@@ -418,32 +515,94 @@ def _longest(figures: dict[str, Any]) -> str:
     return "" if longest is None else f", longest {longest} ms"
 
 
+#: What a control's line says when its journal entry shows it never decided anything.
+NOT_CHECKED = "not checked (the run stopped before it)"
+
+
 def _control_lines(controls: dict[str, Any]) -> list[str]:
+    """One line per control that journaled itself; each says only what its entry shows it did
+    (a control the run stopped before says it never checked, not that all was well)."""
     lines = []
     preflight = controls.get("preflight")
     if preflight is not None:
-        missing = [r for r in preflight.get("rows") or () if r.get("status") == "missing"]
-        lines.append("preflight: passed" if preflight.get("passed") else
-                     "preflight: REFUSED: " + "; ".join(
-                         f"{r['check']} {r['subject']}" for r in missing))
+        lines.append(_preflight_line(preflight))
     safeguard = controls.get("safeguard")
     if safeguard is not None:
-        lines.append(f"safeguard: REFUSED: {safeguard['refused']}" if safeguard.get("refused")
-                     else "safeguard: the chaos queue was isolated")
+        lines.append(_safeguard_line(safeguard))
     killswitch = controls.get("killswitch")
     if killswitch is not None:
-        peaks = killswitch.get("peaks") or {}
-        lines.append(
-            f"kill switch: TRIPPED: {killswitch.get('reason')}" if killswitch.get("tripped")
-            else f"kill switch: not tripped (peaks: API p99 {peaks.get('api_p99_ms')} ms, "
-                 f"WebSocket error rate {_rate(peaks.get('websocket_error_rate'))}"
-                 f"{_closest(killswitch)})"
-        )
+        lines.append(_killswitch_line(killswitch))
     tokens = controls.get("tokens")
     if tokens is not None:
-        lines.append(f"tokens: {tokens.get('revoked')} revoked, "
-                     f"{tokens.get('still_working')} still working")
+        lines.append(_tokens_line(tokens))
     return lines
+
+
+def _preflight_line(preflight: dict[str, Any]) -> str:
+    passed = preflight.get("passed")
+    if passed is True:
+        return "preflight: passed"
+    if passed is None:
+        return f"preflight: {NOT_CHECKED}"
+    missing = [r for r in preflight.get("rows") or ()
+               if isinstance(r, dict) and r.get("status") == "missing"]
+    return "preflight: REFUSED: " + ("; ".join(
+        f"{r.get('check')} {r.get('subject')}" for r in missing) or "(no row says why)")
+
+
+def _safeguard_line(safeguard: dict[str, Any]) -> str:
+    if safeguard.get("refused"):
+        return f"safeguard: REFUSED: {safeguard['refused']}"
+    last = safeguard.get("last_check")
+    if not isinstance(last, dict):
+        return f"safeguard: {NOT_CHECKED}"
+    if last.get("isolated") is True:
+        return "safeguard: the chaos queue was isolated"
+    return f"safeguard: the chaos queue was not shown isolated (last check {_short(last)})"
+
+
+def _killswitch_line(killswitch: dict[str, Any]) -> str:
+    unreverted = _unreverted(killswitch)
+    if killswitch.get("refused"):
+        return f"kill switch: REFUSED: {killswitch['refused']}{unreverted}"
+    if killswitch.get("tripped"):
+        return f"kill switch: TRIPPED: {killswitch.get('reason')}{unreverted}"
+    if "tripped" not in killswitch:
+        return f"kill switch: {NOT_CHECKED}{unreverted}"
+    if not killswitch.get("checks"):
+        return ("kill switch: armed, never checked (the run ended before its first check)"
+                f"{unreverted}")
+    peaks = killswitch.get("peaks") or {}
+    p99 = peaks.get("api_p99_ms")
+    return (f"kill switch: not tripped (peaks: API p99 "
+            f"{'n/a' if p99 is None else f'{p99} ms'}, "
+            f"WebSocket error rate {_rate(peaks.get('websocket_error_rate'))}"
+            f"{_closest(killswitch)}){unreverted}")
+
+
+def _unreverted(killswitch: dict[str, Any]) -> str:
+    """``"; 1 fault(s) it could NOT revert (...): ..."``: what the switch failed to revert in
+    the end; "" when it reverted all it found. Its revert after the run tries again what its
+    trip could not (a fault reverted since is no longer recorded): that one is the last word,
+    the trip's when the journal has none."""
+    last = killswitch.get("reverted_after")
+    if not isinstance(last, list):
+        last = killswitch.get("reverted") or []
+    failed = [entry for entry in last
+              if isinstance(entry, dict) and entry.get("status") == "failed"]
+    if not failed:
+        return ""
+    return (f"; {len(failed)} fault(s) it could NOT revert (run `chaosgenesys cleanup`): "
+            + "; ".join(str(e.get("description") or e.get("kind")) for e in failed))
+
+
+def _tokens_line(tokens: dict[str, Any]) -> str:
+    if tokens.get("revoked") is None and tokens.get("still_working") is None:
+        return f"tokens: {NOT_CHECKED}"
+    line = (f"tokens: {tokens.get('revoked')} revoked, "
+            f"{tokens.get('still_working')} still working")
+    problems = [str(p) for p in tokens.get("problems") or ()]
+    return line + (f"; problems: {'; '.join(problems)}" if problems else "")
 
 
 def _closest(killswitch: dict[str, Any]) -> str:

@@ -376,3 +376,65 @@ def test_the_synthetic_agents_slow_api_calls_trip_the_switch(
     assert api["agent_calls"] == api["calls"] >= 1 and api["p99_ms"] >= 300, api
     assert not marker.exists()
     assert run.seconds < 20  # stop_immediately cut the 30 s pause short
+
+
+def test_a_refusal_is_journaled_and_not_carried_into_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``chaos run --var p99:int=-5``: the switch refuses to arm; Chaos Toolkit still calls every
+    control's ``after_experiment_control``, and the journal gets why (the verdict prints it).
+    The next run in the same process starts with no refusal."""
+    monkeypatch.setenv("CHAOSGENESYS_RUNTIME_DIR", str(tmp_path / "runtime"))
+    with pytest.raises(InterruptExecution, match="max_api_p99_ms"):
+        killswitch.before_experiment_control(context={}, max_api_p99_ms=-5)
+    journal: dict[str, Any] = {"experiment": {}}
+    killswitch.after_experiment_control(context={}, state=journal)
+    killswitch.cleanup_control()
+    (entry,) = journal["experiment"]["extensions"]
+    assert entry == {
+        "name": "chaosgenesys-killswitch",
+        "refused": "killswitch control: max_api_p99_ms must be greater than 0, got -5",
+        "reverted_after": [],
+    }
+    armed: dict[str, Any] = {"experiment": {}}
+    killswitch.before_experiment_control(context={}, check_interval=5)
+    try:
+        killswitch.after_experiment_control(context={}, state=armed)
+    finally:
+        killswitch.cleanup_control()
+    (entry,) = armed["experiment"]["extensions"]
+    assert entry["refused"] is None and entry["tripped"] is False, entry
+    nothing: dict[str, Any] = {"experiment": {}}
+    killswitch.after_experiment_control(context={}, state=nothing)  # never armed: no entry
+    assert nothing == {"experiment": {}}
+
+
+def test_the_journal_says_which_fault_each_revert_ended_and_when(
+    tmp_path: Path, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault reverted by the trip and one reverted after the run: each entry has the
+    registry's id (the id the fault action answered) and when it was reverted, which the
+    verdict ends the fault's window at."""
+    from tests.controls.faulty import apply_marker
+
+    monkeypatch.setenv("CHAOSGENESYS_RUNTIME_DIR", str(runtime))
+    killswitch.before_experiment_control(context={}, check_interval=5)
+    journal: dict[str, Any] = {"experiment": {}}
+    try:
+        first = apply_marker(str(tmp_path / "first"))
+        watcher = killswitch._watcher
+        assert watcher is not None
+        watcher.trip("test breach")
+        assert watcher.tripped_at is not None
+        second = apply_marker(str(tmp_path / "second"))  # a rollback's, say, after the trip
+        killswitch.after_experiment_control(context={}, state=journal)
+        ended = time.time()
+    finally:
+        killswitch.cleanup_control()
+    (entry,) = journal["experiment"]["extensions"]
+    (tripped,) = entry["reverted"]
+    assert tripped["id"] == first["id"] and tripped["status"] == "reverted", tripped
+    assert watcher.tripped_at - 0.001 <= tripped["at"] <= watcher.tripped_at + 5, tripped
+    (after,) = entry["reverted_after"]
+    assert after["id"] == second["id"] and after["status"] == "reverted", after
+    assert tripped["at"] <= after["at"] <= ended + 0.001, after

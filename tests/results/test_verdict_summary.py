@@ -194,3 +194,182 @@ def test_a_fault_action_that_failed_had_no_window() -> None:
     (band,) = data["faults"]
     assert band["applied"] is False and band["end"] == band["start"]
     assert "<td>not applied</td>" in html_report(data, "")
+
+
+# -- the kill switch's reverts end windows; a control that never checked never passed ----------
+
+def _epoch(seconds: float) -> float:
+    from chaosgenesys.results.journal import parse_time
+
+    value = parse_time(_at(seconds))
+    assert value is not None
+    return value
+
+
+def _fault(label: str, module: str, func: str, output: Any, at: float = 1.0,
+           **arguments: Any) -> dict[str, Any]:
+    return {"activity": {"type": "action", "name": label, "provider": {
+        "type": "python", "module": module, "func": func, "arguments": arguments}},
+        "output": output, "status": "succeeded", "start": _at(at), "end": _at(at + 0.1),
+        "duration": 0.1}
+
+
+def _switch(tripped_at: float | None, reverted: list[dict[str, Any]],
+            after: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The kill switch's journal entry, shaped as ``killswitch.after_experiment_control``
+    writes it (the fields the verdict reads)."""
+    return {"name": "chaosgenesys-killswitch", "tripped": tripped_at is not None,
+            "reason": "kill switch: API latency p99 ..." if tripped_at is not None else None,
+            "tripped_at": None if tripped_at is None else _epoch(tripped_at),
+            "reverted": reverted, "reverted_after": after or [],
+            "thresholds": {"max_api_p99_ms": 500, "api_window_seconds": 3},
+            "checks": 50, "peaks": {"api_p99_ms": 1500.0, "websocket_error_rate": None},
+            "refused": None}
+
+
+def _faults_of(journal: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(f["name"]): f for f in summarize(journal)["faults"]}
+
+
+def test_the_faults_the_kill_switch_reverted_end_at_its_revert() -> None:
+    """Matched by the id each fault action's output carries: a network fault's ``fault_id``, a
+    browser fault's ``id``, a proxy rule by its proxy's ``start_proxy`` ``fault_id``, a sandbox
+    fault's ``id`` among the sandbox entry's ``fault_ids``. What the switch did not revert
+    (another id; ``gone``: something else had; ``failed``) keeps its own end."""
+    netem = _fault("latency", "chaosgenesys.network.actions", "add_latency",
+                   {"fault_id": "netem-1", "duration": 30.0}, delay_ms=200, duration=30)
+    other = _fault("loss", "chaosgenesys.network.actions", "add_packet_loss",
+                   {"fault_id": "netem-2", "duration": 20.0}, loss_percent=5, duration=20)
+    gone = _fault("throttle", "chaosgenesys.network.actions", "throttle_bandwidth",
+                  {"fault_id": "htb-3", "duration": 25.0}, rate="1mbit", duration=25)
+    page = _fault("page-slow", "chaosgenesys.browser.actions", "delay_browser_requests",
+                  {"id": "browser-4", "kind": "delay", "duration": 30.0}, url_pattern="x",
+                  delay_ms=100, duration=30)
+    proxy = _fault("start", "chaosgenesys.proxy.actions", "start_proxy",
+                   {"name": "desk", "fault_id": "proxy-5"}, at=0.5, name="desk")
+    rule = _fault("rule", "chaosgenesys.proxy.actions", "delay_requests",
+                  {"id": "r1", "duration": 30.0}, name="desk", path_pattern=".", delay_ms=9,
+                  duration=30)
+    api = _fault("users-api-slow", "chaosgenesys.sandbox.actions", "inject_api_fault",
+                 {"id": "sandbox-6", "fault": {}, "duration": 30}, path_pattern="/users",
+                 delay_ms=1500, duration=30)
+    at = _epoch(5.25)
+    switch = _switch(5.2, [
+        {"id": "netem-1", "kind": "netem", "status": "reverted", "at": at},
+        {"id": "htb-3", "kind": "htb", "status": "gone", "at": at},
+        {"id": "browser-4", "kind": "browser-fault", "status": "reverted", "at": at},
+        {"id": "proxy-5", "kind": "proxy", "status": "reverted", "at": at},
+        {"id": None, "kind": "sandbox", "description": "1 sandbox server-side fault(s)",
+         "status": "reverted", "at": at, "fault_ids": ["sandbox-6"]},
+    ])
+    journal = _journal([netem, other, gone, page, proxy, rule, api], extensions=[switch])
+    faults = _faults_of(journal)
+    for name in ("latency", "page-slow", "rule", "users-api-slow"):
+        assert faults[name]["ended_by"] == "the kill switch", faults[name]
+        assert faults[name]["seconds"] == 4.25, faults[name]
+    assert faults["loss"]["ended_by"] == "its duration (20 s)"
+    assert faults["throttle"]["ended_by"] == "its duration (25 s)"
+    text = render(summarize(journal))
+    assert ("users-api-slow (sandbox.actions.inject_api_fault, succeeded) at 03:00:01.000: "
+            "4.25 s, ended by the kill switch") in text, text
+    bands = {band["name"]: band for band in timeline(journal)["faults"]}
+    assert bands["users-api-slow"]["end"] == at
+
+
+def test_a_journal_without_the_revert_times_ends_them_at_the_trip() -> None:
+    """A kill switch journal of an older chaosgenesys: no ``at``, no ``fault_ids``. The trip's
+    ``tripped_at`` is the end, and a sandbox fault in force then was cleared with the rest."""
+    api = _fault("users-api-slow", "chaosgenesys.sandbox.actions", "inject_api_fault",
+                 {"id": "sandbox-6", "fault": {}, "duration": 30}, path_pattern="/users",
+                 delay_ms=1500, duration=30)
+    switch = _switch(5.0, [{"id": None, "kind": "sandbox", "status": "reverted",
+                            "description": "1 sandbox server-side fault(s)"}])
+    (fault,) = summarize(_journal([api], extensions=[switch]))["faults"]
+    assert fault["seconds"] == 4.0 and fault["ended_by"] == "the kill switch", fault
+    later = _fault("after-the-trip", "chaosgenesys.sandbox.actions", "inject_api_fault",
+                   {"id": "sandbox-7", "duration": 3}, at=8.0, path_pattern="/x", delay_ms=1,
+                   duration=3)
+    faults = _faults_of(_journal([api, later], extensions=[switch]))
+    assert faults["after-the-trip"]["ended_by"] == "its duration (3 s)"  # began after it
+
+
+def test_the_kill_switch_s_revert_after_the_run_ends_what_it_reverted() -> None:
+    """Nothing removed the browser fault; its 60 s outlast the 30 s run: the kill switch's
+    revert after the run ended it (at its ``at``; the run's end for a journal without it)."""
+    page = _fault("page-slow", "chaosgenesys.browser.actions", "delay_browser_requests",
+                  {"id": "browser-4", "kind": "delay", "duration": 60.0}, url_pattern="x",
+                  delay_ms=100, duration=60)
+    after = {"id": "browser-4", "kind": "browser-fault", "status": "reverted",
+             "at": _epoch(30.4)}
+    (fault,) = summarize(_journal([page], extensions=[_switch(None, [], [after])]))["faults"]
+    assert fault["ended_by"] == "the kill switch's revert after the run", fault
+    assert fault["seconds"] == 29.4, fault
+    del after["at"]
+    (fault,) = summarize(_journal([page], extensions=[_switch(None, [], [after])]))["faults"]
+    assert fault["seconds"] == 29.0, fault  # the run's end: the hook runs once it has ended
+
+
+def test_a_sandbox_fault_ends_with_the_run_whose_control_stopped_its_sandbox() -> None:
+    """The embedded sandbox stops with the run (the sandbox control's after hook), and its
+    faults with it; a sandbox elsewhere (no sandbox control) keeps them for their duration."""
+    api = _fault("users-api-slow", "chaosgenesys.sandbox.actions", "inject_api_fault",
+                 {"id": "sandbox-6", "fault": {}, "duration": 60}, path_pattern="/users",
+                 delay_ms=1500, duration=60)
+    journal = _journal([api])
+    (fault,) = summarize(journal)["faults"]
+    assert fault["seconds"] == 60.0, fault
+    journal["experiment"]["controls"] = [{"name": "genesys-sandbox", "provider": {
+        "type": "python", "module": "chaosgenesys.controls.sandbox"}}]
+    (fault,) = summarize(journal)["faults"]
+    assert fault["seconds"] == 29.0, fault
+    assert fault["ended_by"] == "the end of the run (its sandbox stopped)", fault
+
+
+def _control_lines(*extensions: dict[str, Any]) -> list[str]:
+    journal = _journal(extensions=list(extensions))
+    journal["status"] = "interrupted"
+    return [line for line in render(summarize(journal)).splitlines()
+            if line.split(":")[0] in ("preflight", "safeguard", "kill switch", "tokens")]
+
+
+def test_a_control_that_never_checked_is_not_said_to_have_passed() -> None:
+    """The safeguard's entry when the run stopped before it (the preflight refused):
+    ``{"refused": null, "last_check": null}``: it never checked; nor did a kill switch that
+    armed and never reached its first check. What a control could not do is said."""
+    assert _control_lines(
+        {"name": "chaosgenesys-safeguard", "refused": None, "last_check": None},
+    ) == ["safeguard: not checked (the run stopped before it)"]
+    assert _control_lines(
+        {"name": "chaosgenesys-safeguard", "refused": None,
+         "last_check": {"queue_id": "q", "isolated": True, "members": 1}},
+    ) == ["safeguard: the chaos queue was isolated"]
+    assert _control_lines({"name": "chaosgenesys-preflight", "passed": None}) == [
+        "preflight: not checked (the run stopped before it)"]
+    assert _control_lines({"name": "chaosgenesys-preflight", "passed": False, "rows": []}) == [
+        "preflight: REFUSED: (no row says why)"]
+    never = {**_switch(None, []), "checks": 0, "peaks": {"api_p99_ms": None,
+                                                        "websocket_error_rate": None}}
+    assert _control_lines(never) == [
+        "kill switch: armed, never checked (the run ended before its first check)"]
+    failed = {"id": "netem-1", "kind": "netem", "description": "netem delay on eth0",
+              "status": "failed", "error": "EPERM"}
+    (line,) = _control_lines(_switch(5.0, [failed], [failed]))
+    assert line.endswith("; 1 fault(s) it could NOT revert (run `chaosgenesys cleanup`): "
+                         "netem delay on eth0"), line
+    retried = {**failed, "status": "reverted", "at": _epoch(30.1)}  # after the run, it could
+    (line,) = _control_lines(_switch(5.0, [failed], [retried]))
+    assert line.startswith("kill switch: TRIPPED: ") and "NOT revert" not in line, line
+    assert _control_lines({"name": "chaosgenesys-tokens", "revoked": 0, "still_working": 0,
+                           "problems": ["tooling: ConnectionError: refused"]}) == [
+        "tokens: 0 revoked, 0 still working; problems: tooling: ConnectionError: refused"]
+
+
+def test_a_kill_switch_that_refused_the_run_says_why() -> None:
+    """``killswitch.after_experiment_control``'s entry when it refused to arm."""
+    reason = "killswitch control: max_api_p99_ms must be greater than 0, got -5"
+    refused = {"name": "chaosgenesys-killswitch", "refused": reason, "reverted_after": []}
+    assert _control_lines(refused) == [f"kill switch: REFUSED: {reason}"]
+    drawn = timeline(_journal(extensions=[refused]))
+    assert drawn["p99_limit_from"] == "default"
+    assert (f"the kill switch never armed ({reason}): the default API p99 limit (2,000 ms) is "
+            "drawn") in drawn["missing"], drawn["missing"]

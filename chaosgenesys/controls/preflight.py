@@ -94,7 +94,10 @@ def before_experiment_control(
             user_ids, queue_id, organization_id, check_roles, unknown_activities
         )
     except ActivityFailed as error:
-        raise InterruptExecution(f"preflight control: {error}") from None
+        refusal = f"preflight control: {error}"
+        with _lock:  # journaled: the verdict says why nothing ran
+            _last = {"passed": False, "refused": refusal, "rows": []}
+        raise InterruptExecution(refusal) from None
     result = check(context, configuration, secrets, users, queue, org, roles, unknown)
     with _lock:
         _last = result.to_dict()

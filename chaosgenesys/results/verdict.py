@@ -544,6 +544,8 @@ def _preflight_line(preflight: dict[str, Any]) -> str:
         return "preflight: passed"
     if passed is None:
         return f"preflight: {NOT_CHECKED}"
+    if preflight.get("refused"):  # its own arguments: it checked nothing
+        return f"preflight: REFUSED: {preflight['refused']}"
     missing = [r for r in preflight.get("rows") or ()
                if isinstance(r, dict) and r.get("status") == "missing"]
     return "preflight: REFUSED: " + ("; ".join(

@@ -407,3 +407,27 @@ def test_a_kill_switch_that_refused_the_run_is_in_its_journal_and_its_verdict(
     assert "safeguard: not checked (the run stopped before it)" in lines, lines
     data = json.loads(_verdict(str(tmp_path / "journal.json"), "--json").stdout)
     assert data["controls"]["killswitch"]["refused"] == reason
+
+
+def test_a_preflight_refused_for_its_own_arguments_says_why_in_the_verdict(
+    tmp_path: Path,
+) -> None:
+    """``chaos run --var agent_1=a/b`` with ``user_ids: ["${agent_1}"]``: the preflight refuses
+    its own argument before it checks anything. The journal and the verdict say why."""
+    experiment = {
+        "title": "a preflight with a bad user id", "description": "refused",
+        "configuration": {"agent_1": AGENT_1},
+        "controls": [
+            VERDICT, SANDBOX,
+            _control("genesys-preflight", "chaosgenesys.controls.preflight",
+                     user_ids=["${agent_1}"]),
+        ],
+        "method": [_probe("presence", "get_presence", None, user_id=AGENT_1)],
+    }
+    journal = _run(experiment, tmp_path, "--var", "agent_1=a/b")
+    assert journal["status"] == "interrupted" and journal["run"] == []
+    preflight = _extension(journal, "chaosgenesys-preflight")
+    assert preflight["refused"].startswith("preflight control: user_ids"), preflight
+    assert "'a/b'" in preflight["refused"], preflight
+    lines = _verdict(str(tmp_path / "journal.json")).stdout.splitlines()
+    assert f"preflight: REFUSED: {preflight['refused']}" in lines, lines

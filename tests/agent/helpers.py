@@ -171,3 +171,13 @@ __all__ = [
     "fast_options",
     "wait_for",
 ]
+
+
+def agent_run_alive(run_id: str) -> bool:
+    """Whether the agent process of run ``run_id`` (its ``run.json``) is running."""
+    from chaosgenesys.agent import process
+
+    for record in process.list_runs():
+        if record.get("id") == run_id:
+            return process.process_alive(int(record["pid"]), str(record.get("start_time") or ""))
+    return False

@@ -15,18 +15,11 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from tests.agent.helpers import fast_options, wait_for
+from tests.agent.helpers import agent_run_alive, fast_options, wait_for
 from tests.conftest import AGENT_1, AGENT_2
-from tests.faults.runs import is_descendant, other_process
+from tests.faults.runs import DETACH, is_descendant, other_process
 
-OTHER = """
-import json, os, sys, time
-launcher = os.getpid()
-if os.fork() > 0:
-    os._exit(0)
-os.setsid()
-while os.getppid() == launcher:
-    time.sleep(0.005)
+OTHER = DETACH + """
 from chaosgenesys.agent import actions
 configuration, secrets, options = (json.loads(arg) for arg in sys.argv[1:4])
 run = actions.start_agents([sys.argv[4]], "", "resilient", options=options,
@@ -34,15 +27,6 @@ run = actions.start_agents([sys.argv[4]], "", "resilient", options=options,
 print(run["id"], os.getpid(), flush=True)
 time.sleep(120)
 """
-
-
-def _running(run_id: str) -> bool:
-    from chaosgenesys.agent import process
-
-    for record in process.list_runs():
-        if record.get("id") == run_id:
-            return process.process_alive(int(record["pid"]), str(record.get("start_time") or ""))
-    return False
 
 
 def test_stop_agents_leaves_another_runs_agents_unless_scope_all(
@@ -58,13 +42,13 @@ def test_stop_agents_leaves_another_runs_agents_unless_scope_all(
         theirs = other.fault_id  # the other run's agent run id
         mine = actions.start_agents([AGENT_1], "", "resilient", options=fast_options(),
                                     configuration=configuration, secrets=secrets)["id"]
-        assert _running(theirs) and _running(mine)
+        assert agent_run_alive(theirs) and agent_run_alive(mine)
         with pytest.raises(ActivityFailed, match="scope must be one of"):
             actions.stop_agents(scope="everyone")
-        assert _running(mine)
+        assert agent_run_alive(mine)
         assert actions.stop_agents()["stopped"] == [mine]
-        assert wait_for(lambda: not _running(mine), 5)
-        assert _running(theirs)
+        assert wait_for(lambda: not agent_run_alive(mine), 5)
+        assert agent_run_alive(theirs)
         assert actions.stop_agents()["stopped"] == []
         assert actions.stop_agents(scope="all")["stopped"] == [theirs]
-        assert wait_for(lambda: not _running(theirs), 5)
+        assert wait_for(lambda: not agent_run_alive(theirs), 5)

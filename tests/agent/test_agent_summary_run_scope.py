@@ -19,22 +19,15 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from tests.agent.helpers import fast_options, wait_for
+from tests.agent.helpers import agent_run_alive, fast_options, wait_for
 from tests.conftest import AGENT_1, AGENT_2, AGENT_3
-from tests.faults.runs import is_descendant, other_process
+from tests.faults.runs import DETACH, is_descendant, other_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Another run: no descendant of the test process, it starts desktops for the users it is given
 #: and stays alive with them.
-OTHER = """
-import json, os, sys, time
-launcher = os.getpid()
-if os.fork() > 0:
-    os._exit(0)
-os.setsid()
-while os.getppid() == launcher:
-    time.sleep(0.005)
+OTHER = DETACH + """
 from chaosgenesys.agent import actions
 configuration, secrets, options, users = (json.loads(arg) for arg in sys.argv[1:5])
 run = actions.start_agents(users, "", "resilient", options=options,
@@ -54,15 +47,6 @@ run = actions.start_agents(users, "", "resilient", options=options,
 print(run["id"], run["pid"], flush=True)
 sys.stdin.read()
 """
-
-
-def _running(run_id: str) -> bool:
-    from chaosgenesys.agent import process
-
-    for record in process.list_runs():
-        if record.get("id") == run_id:
-            return process.process_alive(int(record["pid"]), str(record.get("start_time") or ""))
-    return False
 
 
 def test_agent_summary_reads_this_runs_desktop_when_another_runs_is_newer(
@@ -119,7 +103,7 @@ def test_agent_summary_reads_this_runs_desktop_when_another_runs_is_newer(
 
             # stopped (its fault record reverted), this run's desktop is still the one read
             assert actions.stop_agents()["stopped"] == [mine]
-            assert _running(theirs)
+            assert agent_run_alive(theirs)
             final = probes.agent_summary(AGENT_1)
             assert (final["run_id"], final["this_run"], final["running"]) == (mine, True, False)
             assert final["reconnects"] == 1
@@ -160,10 +144,10 @@ def test_a_desktop_started_by_a_process_this_run_started_is_this_runs(
             # the child ends: its desktop stops (its owner is gone), its record is reverted
             child.stdin.close()
             child.wait(timeout=20)
-            assert wait_for(lambda: not _running(ours), 10)
+            assert wait_for(lambda: not agent_run_alive(ours), 10)
             after = probes.agent_summary(AGENT_1)
             assert (after["run_id"], after["this_run"], after["running"]) == (ours, True, False)
-            assert _running(theirs)
+            assert agent_run_alive(theirs)
     finally:
         if child.poll() is None:
             child.kill()

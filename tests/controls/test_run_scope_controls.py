@@ -18,7 +18,7 @@ from chaosgenesys.faults.registry import ENV_DIR, Registry
 from tests.conftest import AGENT_1, make_seed
 from tests.controls.runner import chaos_run
 from tests.faults.conftest import REMOVE, stop_guardians
-from tests.faults.runs import other_process, other_run
+from tests.faults.runs import DETACH, other_process, other_run
 
 
 @pytest.fixture
@@ -105,14 +105,7 @@ def test_a_completed_run_reverts_its_fault_and_leaves_another_runs(
 #: Another run: its own sandbox, whose user reads take 300 ms, and a synthetic agent that
 #: syncs every 0.2 s against it; once the agent has made a slow call, its WebSocket is closed
 #: and refused.
-OTHER_AGENTS = """
-import json, os, sys, time
-launcher = os.getpid()
-if os.fork() > 0:
-    os._exit(0)
-os.setsid()
-while os.getppid() == launcher:
-    time.sleep(0.005)
+OTHER_AGENTS = DETACH + """
 from chaosgenesys.agent.actions import start_agents
 from chaosgenesys.platform.settings import register_default_credentials
 from chaosgenesys.sandbox import Sandbox

@@ -21,15 +21,21 @@ from typing import Any
 
 from tests.faults.conftest import CLI, ROOT
 
-OTHER = """
+#: The start of another run's script: it double-forks and goes on only once it is no longer
+#: below the test process (re-parented), in a session of its own; ``json``, ``os``, ``sys`` and
+#: ``time`` imported.
+DETACH = """
 import json, os, sys, time
-from chaosgenesys.faults import registry
 launcher = os.getpid()
 if os.fork() > 0:
     os._exit(0)
 os.setsid()
-while os.getppid() == launcher:   # record only once no longer below the test process
+while os.getppid() == launcher:
     time.sleep(0.005)
+"""
+
+OTHER = DETACH + """
+from chaosgenesys.faults import registry
 fault = registry.record(sys.argv[1], "another run's fault", sys.argv[2], json.loads(sys.argv[3]))
 print(fault.id, os.getpid(), flush=True)
 time.sleep(120)

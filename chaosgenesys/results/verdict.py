@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from chaosgenesys.results.journal import activity_key, extension, parse_time, runs
@@ -289,6 +290,11 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
                 "ended_by": "itself (a single event)",
             })
             continue
+        started = item.get("start")
+        delayed = _start_after(item)
+        if delayed and start is not None:  # a proxy rule in force only from start_after on
+            start += delayed
+            started = datetime.fromtimestamp(start, UTC).isoformat(timespec="microseconds")
         if _number(duration) and duration > 0 and start is not None:
             end, ended_by = start + float(duration), f"its duration ({duration:g} s)"
         removals = (
@@ -317,7 +323,7 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
             "name": (item.get("activity") or {}).get("name"),
             "action": key.removeprefix("chaosgenesys."),
             "status": item.get("status"),
-            "start": item.get("start"),
+            "start": started,
             "seconds": None if start is None or end is None else round(max(0.0, end - start), 3),
             "ended_by": ended_by,
         }
@@ -325,6 +331,17 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
             fault["hits"] = hits
         faults.append(fault)
     return faults
+
+
+def _start_after(item: dict[str, Any]) -> float:
+    """Seconds after its action a fault came into force: a proxy rule's ``start_after`` (its
+    output is the rule as the proxy keeps it); 0 for every other fault."""
+    output = item.get("output")
+    if not isinstance(output, dict) or not activity_key(item).startswith(
+            "chaosgenesys.proxy.actions."):
+        return 0.0
+    value: Any = output.get("start_after")
+    return float(value) if _number(value) and float(value) > 0 else 0.0
 
 
 #: How the verdict says what a browser fault hit (``clear_browser_faults``' ``hits``).

@@ -373,3 +373,23 @@ def test_a_kill_switch_that_refused_the_run_says_why() -> None:
     assert drawn["p99_limit_from"] == "default"
     assert (f"the kill switch never armed ({reason}): the default API p99 limit (2,000 ms) is "
             "drawn") in drawn["missing"], drawn["missing"]
+
+
+def test_a_proxy_rule_s_window_starts_when_its_start_after_has_passed() -> None:
+    """``delay_requests(start_after=5, duration=10)`` added at 2 s: in force from 7 s to 17 s
+    (the rule the proxy answers carries both), in the verdict and the timeline."""
+    rule = {"id": "r1", "kind": "delay", "path_pattern": "/oauth", "delay_ms": 5000,
+            "start_after": 5.0, "duration": 10.0}
+    item = {
+        "activity": {"type": "action", "name": "slow-oauth-later", "provider": {
+            "type": "python", "module": "chaosgenesys.proxy.actions", "func": "delay_requests",
+            "arguments": {"path_pattern": "/oauth", "delay_ms": 5000, "start_after": 5,
+                          "duration": 10}}},
+        "output": rule, "status": "succeeded", "start": _at(2), "end": _at(2.1), "duration": 0.1,
+    }
+    journal = _journal([item])
+    fault = _window(journal)
+    assert fault["seconds"] == 10.0 and fault["ended_by"] == "its duration (10 s)", fault
+    assert "at 03:00:07.000: 10.0 s, ended by its duration (10 s)" in render(summarize(journal))
+    (band,) = timeline(journal)["faults"]
+    assert band["end"] - band["start"] == 10.0

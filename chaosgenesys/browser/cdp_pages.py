@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from chaosgenesys.browser.cdp import CdpError, Connection, Session
 
-__all__ = ["WORKER_TYPES", "attach_page", "follow_frames"]
+__all__ = ["WORKER_TYPES", "attach_page", "follow_frames", "follow_shared_workers", "origin_of"]
 
 #: The targets a page's session is told of that run scripts of the page's origin with globals
 #: of their own: its dedicated workers, and the service workers whose scope holds it (Chromium
@@ -119,6 +119,58 @@ async def follow_frames(
     )
     while pending:
         await asyncio.wait(list(pending))
+
+
+async def follow_shared_workers(
+    browser: Connection, origin: str, on_worker: Callable[[Session], Awaitable[None]]
+) -> None:
+    """``await on_worker(worker)`` for every shared worker of ``origin`` (``scheme://host:port``)
+    in the browser: a shared worker is a browser-level target, no page's session is told of it
+    (tried on Chromium 156). Returns once those there already are done and goes on with those
+    that appear later, for as long as the connection lasts; each new one is held until
+    ``on_worker`` is done (which sends with :meth:`Session.send_now`, as for a held service
+    worker). Shared workers of other origins are let go and left."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def worker(child: Session) -> None:
+        ours = origin_of(str(child.target.get("url") or "")) == origin
+        try:
+            if ours:
+                await on_worker(child)
+        except CdpError:  # ended meanwhile
+            pass
+        finally:
+            await _let_go(child)
+            if not ours:
+                with contextlib.suppress(CdpError):
+                    await browser.send("Target.detachFromTarget", {"sessionId": child.id})
+
+    def attached(event: dict[str, object]) -> None:
+        info = event.get("targetInfo")
+        if not isinstance(info, dict) or info.get("type") != "shared_worker":
+            return
+        task = asyncio.ensure_future(
+            worker(browser.adopt(str(event.get("sessionId")), dict(info)))
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    browser.on("Target.attachedToTarget", attached)
+    await browser.send(
+        "Target.setAutoAttach",
+        {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True,
+         "filter": [{"type": "shared_worker"}]},
+    )
+    while pending:
+        await asyncio.wait(list(pending))
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of ``url``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 async def _let_go(target: Session) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaosgenesys.browser.cdp import CdpError, Connection, Session, evaluated
-from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
+from chaosgenesys.browser.cdp_pages import attach_page, follow_frames, follow_shared_workers
 from chaosgenesys.browser.redaction import first_line, shown_url
 from chaosgenesys.browser.ws_guard import (
     GUARD,
@@ -204,6 +204,12 @@ class Holder:
         # the frames and workers there now are attached before this returns; those to come, as
         # they come (held until the fault is on them)
         await follow_frames(self.page, self.attach, self.attach_worker)
+        if self.kind in ("block", "emulate"):
+            # a shared worker's globals and requests are its own too; its Fetch domain does
+            # not pause its requests (tried on Chromium 156), so delay and fail do not reach it
+            await follow_shared_workers(
+                self.page.connection, _origin(self.page_url), self.attach_worker
+            )
         if self.kind == "block":
             try:
                 await self.guard(strict=True)
@@ -261,7 +267,7 @@ class Holder:
             )
             self.workers.append(session)
             return
-        if session.target.get("type") != "service_worker":
+        if session.target.get("type") not in ("service_worker", "shared_worker"):
             return
         self.sessions.append(session)
         if self.kind in ("delay", "fail"):

@@ -77,7 +77,12 @@ async def _close_in_page(
     devtools: str,
 ) -> dict[str, Any]:
     from chaosgenesys.browser.cdp import CdpError, Connection
-    from chaosgenesys.browser.cdp_pages import attach_page, follow_frames
+    from chaosgenesys.browser.cdp_pages import (
+        attach_page,
+        follow_frames,
+        follow_shared_workers,
+        origin_of,
+    )
     from chaosgenesys.browser.devtools import not_attached, page_pattern
 
     try:
@@ -96,6 +101,7 @@ async def _close_in_page(
 
         with contextlib.suppress(CdpError):
             await follow_frames(page, frame, frame)  # a worker's sockets are its own too
+            await follow_shared_workers(browser, origin_of(str(page.target.get("url"))), frame)
         closed = await close_in_sessions(sessions, pattern, code, reason)
     return {"closed": closed, "code": code, "page": shown_url(str(page.target.get("url")))}
 

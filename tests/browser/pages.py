@@ -16,7 +16,10 @@ and open a socket to ``/ws``, which it reopens ``RECONNECT_MS`` after a close (w
 ``?captured`` too, through the ``WebSocket`` it copied when it started); the worker's ``open``
 and ``close`` (``code``) land in ``window.__workerEvents``. With ``?service-worker`` it registers
 ``/sw.js`` (``SERVICE_WORKER``), whose socket to ``/ws`` reconnects the same way and whose
-``open`` and ``close`` land there too; ``window.stopServiceWorker()`` ends it.
+``open`` and ``close`` land there too; ``window.stopServiceWorker()`` ends it. With
+``?shared-worker`` it starts a shared worker of its own (``/shared.js``, named by the page's
+query) whose socket reconnects the same way, its events there too;
+``window.sharedWorkerFetch(path)`` has it fetch a path.
 ``window.callApi(path)`` fetches a path and resolves to the status. The server sends a frame
 every ``tick_ms`` on each socket.
 """
@@ -93,6 +96,20 @@ if (/[?&]worker(&|=|$)/.test(location.search)) {
     window.__workerEvents.push(Object.assign({t: Date.now()}, e.data));
   };
 }
+if (/[?&]shared-worker(&|=|$)/.test(location.search)) {
+  // named by the page's own query: a test's shared worker is its page's alone
+  window.__workerEvents = [];
+  window.__sharedWorker = new SharedWorker('/shared.js', location.search);
+  window.__sharedWorker.port.onmessage = (e) => {
+    window.__workerEvents.push(Object.assign({t: Date.now()}, e.data));
+  };
+  window.__sharedWorker.port.start();
+  window.sharedWorkerFetch = (path) => new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (e) => resolve(e.data);
+    window.__sharedWorker.port.postMessage({fetch: path}, [channel.port2]);
+  });
+}
 if (/[?&]service-worker(&|=|$)/.test(location.search)) {
   window.__workerEvents = [];
   navigator.serviceWorker.onmessage = (e) => {
@@ -111,6 +128,33 @@ if (/[?&]service-worker(&|=|$)/.test(location.search)) {
 }
 </script>
 </body></html>
+""".replace("RECONNECT_MS_VALUE", str(RECONNECT_MS))
+
+#: ``/shared.js``, the shared worker of ``?shared-worker``: it opens a socket to ``/ws`` and
+#: reopens it ``RECONNECT_MS`` after a close, telling its pages ``open`` and ``close``
+#: (``code``); a message ``{fetch: path}`` with a port fetches the path and answers
+#: ``status <code>`` or the error on that port.
+SHARED_WORKER = """
+const ports = [];
+function tell(data) { for (const port of ports) port.postMessage(data); }
+function connect() {
+  const socket = new WebSocket(location.origin.replace(/^http/, 'ws') + '/ws');
+  socket.onopen = () => tell({event: 'open'});
+  socket.onmessage = () => {};
+  socket.onclose = (e) => {
+    tell({event: 'close', code: e.code});
+    setTimeout(connect, RECONNECT_MS_VALUE);
+  };
+}
+onconnect = (e) => {
+  const port = e.ports[0];
+  ports.push(port);
+  port.onmessage = (m) => {
+    fetch(m.data.fetch).then((r) => m.ports[0].postMessage('status ' + r.status),
+                             (err) => m.ports[0].postMessage(String(err)));
+  };
+  if (ports.length === 1) connect();
+};
 """.replace("RECONNECT_MS_VALUE", str(RECONNECT_MS))
 
 #: ``/sw.js``, the service worker of ``?service-worker``: once active it controls the page
@@ -210,6 +254,9 @@ def _app(site: PageSite) -> web.Application:
     async def service_worker(_: web.Request) -> web.Response:
         return web.Response(text=SERVICE_WORKER, content_type="text/javascript")
 
+    async def shared_worker(_: web.Request) -> web.Response:
+        return web.Response(text=SHARED_WORKER, content_type="text/javascript")
+
     async def api(request: web.Request) -> web.Response:
         site.api_calls.append(request.path)
         delay = float(request.query.get("delay_ms", "0"))
@@ -266,6 +313,7 @@ def _app(site: PageSite) -> web.Application:
     app.router.add_post("/oauth/token", token)
     app.router.add_get("/", page)
     app.router.add_get("/sw.js", service_worker)
+    app.router.add_get("/shared.js", shared_worker)
     app.router.add_get("/ws", socket)
     app.router.add_route("*", "/api/{tail:.*}", api)
     return app

@@ -57,13 +57,14 @@ def check_number(name: str, value: Any, low: float, high: float, *, whole: bool 
 
 
 def check_duration(duration: Any) -> float:
-    value = check_number("duration", duration, 0, MAX_DURATION)
-    if value <= 0:
+    """Seconds above 0 and at most :data:`MAX_DURATION`: one message, whichever bound fails."""
+    ok = isinstance(duration, (int, float)) and not isinstance(duration, bool)
+    if not ok or not math.isfinite(float(duration)) or not 0 < float(duration) <= MAX_DURATION:
         raise ActivityFailed(
-            f"duration must be a number of seconds above 0 (at most {MAX_DURATION:g}), "
+            f"duration must be a number of seconds above 0 and at most {MAX_DURATION:g}, "
             f"got {duration!r}"
         )
-    return value
+    return float(duration)
 
 
 def _text(name: str, value: Any) -> str:

@@ -235,12 +235,8 @@ class Holder:
 
     async def attach(self, session: Session) -> None:
         """Put the fault in force on one target's session."""
-        self.sessions.append(session)
-        if self.kind in ("delay", "fail"):
-            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
-            # only XHR and fetch pause: documents, scripts, images and preflights never wait
-            await session.send("Fetch.enable", {"patterns": FETCH_PATTERNS})
-        elif self.kind == "block":
+        if self.kind == "block":
+            self.sessions.append(session)
             await self.follow_contexts(session)
             # documents loaded during the window start guarded (the script goes with the
             # session; Chromium runs a session's new-document scripts only with Page enabled)
@@ -248,34 +244,39 @@ class Holder:
             await session.send(
                 "Page.addScriptToEvaluateOnNewDocument", {"source": self.guard_expression()}
             )
-        else:
-            await session.send("Network.enable")
-            await session.send("Network.emulateNetworkConditions", self.params["conditions"])
+            return
+        for answer in self.fault_requests(session):
+            await answer
+
+    def fault_requests(self, session: Session) -> list[asyncio.Future[dict[str, Any]]]:
+        """``delay``, ``fail`` or ``emulate`` on a target's requests: its commands sent at once
+        (:meth:`Session.send_now`), their answers to be awaited by whoever can."""
+        self.sessions.append(session)
+        if self.kind in ("delay", "fail"):
+            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
+            # only XHR and fetch pause: documents, scripts, images and preflights never wait
+            return [session.send_now("Fetch.enable", {"patterns": FETCH_PATTERNS})]
+        return [
+            session.send_now("Network.enable"),
+            session.send_now("Network.emulateNetworkConditions", self.params["conditions"]),
+        ]
 
     async def attach_worker(self, session: Session) -> None:
-        """Put the fault in force in a dedicated or service worker (one held at its start has it
-        before its own script runs). Only sent: a held service worker answers once it runs.
+        """Put the fault in force in a dedicated, service or shared worker (one held at its
+        start has it before its own script runs). Only sent: a held worker answers once it runs.
 
         ``block``: the guard in the worker's global scope (its ``WebSocket`` is its own),
         renewed with the frames' (the renewals read what it answers). ``delay``, ``fail`` and
-        ``emulate`` in a service worker: its requests are its own too (those it makes for the
-        page it answers among them), which the page's ``Fetch`` and emulation do not reach; a
-        dedicated worker's requests are the page's already."""
+        ``emulate`` in a service or shared worker: its requests are its own too (those a service
+        worker makes for the page it answers among them), which the page's ``Fetch`` and
+        emulation do not reach; a dedicated worker's requests are the page's already."""
         if self.kind == "block":
             session.send_now(
                 "Runtime.evaluate", {"expression": self.guard_expression(), "returnByValue": True}
             )
             self.workers.append(session)
-            return
-        if session.target.get("type") not in ("service_worker", "shared_worker"):
-            return
-        self.sessions.append(session)
-        if self.kind in ("delay", "fail"):
-            session.on("Fetch.requestPaused", lambda event: self._spawn(session, event))
-            session.send_now("Fetch.enable", {"patterns": FETCH_PATTERNS})
-        else:
-            session.send_now("Network.enable")
-            session.send_now("Network.emulateNetworkConditions", self.params["conditions"])
+        elif session.target.get("type") in ("service_worker", "shared_worker"):
+            self.fault_requests(session)
 
     async def follow_contexts(self, session: Session) -> None:
         """Keep, for each frame of ``session``, the id of its main-world JavaScript context

@@ -231,14 +231,7 @@ def validate_control(control: dict[str, Any]) -> None:
     given = {name: value for name, value in arguments.items() if "${" not in str(value)}
     try:
         _check_arguments(given)
-        agents = given.get("agents")
-        if agents is not None and (
-            not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents)
-        ):
-            raise ActivityFailed(f"agents must be a list of user ids, got {agents!r}")
-        options = given.get("agent_options")
-        if options is not None and not isinstance(options, dict):
-            raise ActivityFailed(f"agent_options must be a mapping, got {options!r}")
+        _check_agent_arguments(given.get("agents"), given.get("agent_options"))
     except ActivityFailed as error:
         raise InvalidControl(f"sandbox control: {error}") from None
     seed = given.get("seed")
@@ -249,15 +242,22 @@ def validate_control(control: dict[str, Any]) -> None:
         )
 
 
+def _check_agent_arguments(agents: Any, agent_options: Any) -> None:
+    """``agents`` a list of user ids and ``agent_options`` a mapping, each when given."""
+    if agents is not None and (
+        not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents)
+    ):
+        raise ActivityFailed(f"agents must be a list of user ids, got {agents!r}")
+    if agent_options is not None and not isinstance(agent_options, dict):
+        raise ActivityFailed(f"agent_options must be a mapping, got {agent_options!r}")
+
+
 def _check_agents(configuration: Configuration, agents: Any, agent_options: Any) -> str:
     """The agent mode (from the configuration), after checking the agent arguments."""
     mode = (configuration or {}).get("agent_mode") or "resilient"
     if not agents:
         return str(mode)
-    if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
-        raise ActivityFailed(f"agents must be a list of user ids, got {agents!r}")
-    if agent_options is not None and not isinstance(agent_options, dict):
-        raise ActivityFailed(f"agent_options must be a mapping, got {agent_options!r}")
+    _check_agent_arguments(agents, agent_options)
     if mode not in _MODES:
         raise ActivityFailed(
             f"configuration agent_mode must be one of {', '.join(_MODES)}, got {mode!r}"

@@ -114,6 +114,11 @@ def opened_page(browser: Browser, query: str = "", sockets: int = 1) -> Iterator
         wait_for(lambda: browser.site.connections <= before, 10)
 
 
+def worker_events(page: Any) -> list[dict[str, Any]]:
+    """What the test page's worker (dedicated, service or shared) told it, without times."""
+    return [{k: v for k, v in e.items() if k != "t"} for e in page.evaluate("__workerEvents")]
+
+
 @pytest.fixture
 def test_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPage]:
     """A new page of the test site, connected (one WebSocket open, its first frame in)."""

@@ -16,7 +16,13 @@ import pytest
 
 from chaosgenesys.browser import faults
 from chaosgenesys.faults import registry
-from tests.browser_faults.conftest import Browser, OpenPage, opened_page, wait_for
+from tests.browser_faults.conftest import (
+    Browser,
+    OpenPage,
+    opened_page,
+    wait_for,
+    worker_events,
+)
 
 
 @pytest.fixture
@@ -27,15 +33,11 @@ def service_worker_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPag
     before = browser.site.connections
     with opened_page(browser, "&service-worker", sockets=2) as opened:
         try:
-            wait_for(lambda: _worker_events(opened.page) == [{"event": "open"}], 10)
+            wait_for(lambda: worker_events(opened.page) == [{"event": "open"}], 10)
             yield opened
         finally:
             opened.page.evaluate("stopServiceWorker()")
             wait_for(lambda: browser.site.connections <= before + 1, 10)
-
-
-def _worker_events(page: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if k != "t"} for e in page.evaluate("__workerEvents")]
 
 
 def test_close_reaches_the_socket_a_service_worker_holds(service_worker_page: OpenPage) -> None:
@@ -46,7 +48,7 @@ def test_close_reaches_the_socket_a_service_worker_holds(service_worker_page: Op
     assert closed["closed"] == [ws_url, ws_url]  # the page's, then the service worker's
     wait_for(lambda: site.close_codes[codes:] == [4001, 4001], 5)
     wait_for(
-        lambda: {"event": "close", "code": 4001} in _worker_events(service_worker_page.page), 5
+        lambda: {"event": "close", "code": 4001} in worker_events(service_worker_page.page), 5
     )
     wait_for(lambda: site.connections == 2, 5)  # both come back
 
@@ -62,14 +64,14 @@ def test_block_refuses_a_service_worker_s_reconnects_for_the_window(
     assert len(started["closed"]) == 2 and started["workers"] == 1
     wait_for(lambda: site.close_codes[codes:] == [4002, 4002], 5)
     time.sleep(1.0)
-    seen = _worker_events(service_worker_page.page)
+    seen = worker_events(service_worker_page.page)
     closes = [e["code"] for e in seen if e["event"] == "close"]
     assert closes[0] == 4002 and closes[1:4] == [1006] * 3, seen
     assert seen.count({"event": "open"}) == 1 and site.handshakes == handshakes
     # the window ends: the service worker's next try is accepted, as the page's
     wait_for(lambda: site.connections == 2, 8)
     assert site.handshakes == handshakes + 2
-    assert _worker_events(service_worker_page.page).count({"event": "open"}) == 2
+    assert worker_events(service_worker_page.page).count({"event": "open"}) == 2
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
 
 
@@ -84,7 +86,7 @@ def test_a_service_worker_that_starts_during_the_window_is_refused_from_its_firs
     handshakes = site.handshakes
     page.evaluate("startServiceWorker('/sw.js?second')")
     second = lambda: [  # noqa: E731
-        e for e in _worker_events(page) if e.get("sw") == "?second"
+        e for e in worker_events(page) if e.get("sw") == "?second"
     ]
     wait_for(lambda: len(second()) >= 3, 5)
     assert all(e == {"event": "close", "code": 1006, "sw": "?second"} for e in second()[:3])

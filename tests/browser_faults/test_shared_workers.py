@@ -8,13 +8,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from chaosgenesys.browser import faults
 from chaosgenesys.faults import registry
-from tests.browser_faults.conftest import Browser, OpenPage, opened_page, wait_for
+from tests.browser_faults.conftest import (
+    Browser,
+    OpenPage,
+    opened_page,
+    wait_for,
+    worker_events,
+)
 
 
 @pytest.fixture
@@ -22,12 +27,8 @@ def shared_worker_page(browser: Browser, runtime_dir: Path) -> Iterator[OpenPage
     """A new page of the test site whose shared worker holds a socket of its own: two sockets
     open. The shared worker ends with its only page."""
     with opened_page(browser, "&shared-worker", sockets=2) as opened:
-        wait_for(lambda: _worker_events(opened.page) == [{"event": "open"}], 10)
+        wait_for(lambda: worker_events(opened.page) == [{"event": "open"}], 10)
         yield opened
-
-
-def _worker_events(page: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if k != "t"} for e in page.evaluate("__workerEvents")]
 
 
 def test_close_reaches_the_socket_a_shared_worker_holds(shared_worker_page: OpenPage) -> None:
@@ -38,7 +39,7 @@ def test_close_reaches_the_socket_a_shared_worker_holds(shared_worker_page: Open
     assert closed["closed"] == [ws_url, ws_url]  # the page's, then the shared worker's
     wait_for(lambda: site.close_codes[codes:] == [4001, 4001], 5)
     wait_for(
-        lambda: {"event": "close", "code": 4001} in _worker_events(shared_worker_page.page), 5
+        lambda: {"event": "close", "code": 4001} in worker_events(shared_worker_page.page), 5
     )
     wait_for(lambda: site.connections == 2, 5)  # both come back
 
@@ -54,7 +55,7 @@ def test_block_refuses_a_shared_worker_s_reconnects_for_the_window(
     assert len(started["closed"]) == 2 and started["workers"] == 1
     wait_for(lambda: site.close_codes[codes:] == [4002, 4002], 5)
     time.sleep(1.0)
-    seen = _worker_events(shared_worker_page.page)
+    seen = worker_events(shared_worker_page.page)
     closes = [e["code"] for e in seen if e["event"] == "close"]
     assert closes[0] == 4002 and closes[1:4] == [1006] * 3, seen
     assert seen.count({"event": "open"}) == 1 and site.handshakes == handshakes

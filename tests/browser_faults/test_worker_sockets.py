@@ -9,13 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from chaosgenesys.browser import actions, faults
 from chaosgenesys.faults import registry
-from tests.browser_faults.conftest import Browser, OpenPage, opened_page, wait_for
+from tests.browser_faults.conftest import (
+    Browser,
+    OpenPage,
+    opened_page,
+    wait_for,
+    worker_events,
+)
 
 
 @pytest.fixture(params=[""], ids=["worker"])
@@ -25,15 +30,11 @@ def worker_page(
     """A new page of the test site whose worker holds a socket of its own: two sockets open
     (``request.param``: more of the page's query, e.g. ``&captured``)."""
     with opened_page(browser, f"&worker{request.param}", sockets=2) as opened:
-        wait_for(lambda: _worker_events(opened.page) == [{"event": "open"}], 10)
+        wait_for(lambda: worker_events(opened.page) == [{"event": "open"}], 10)
         try:
             yield opened
         finally:
             actions.stop_observer()
-
-
-def _worker_events(page: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if k != "t"} for e in page.evaluate("__workerEvents")]
 
 
 def test_close_reaches_the_socket_a_worker_holds(worker_page: OpenPage) -> None:
@@ -43,7 +44,7 @@ def test_close_reaches_the_socket_a_worker_holds(worker_page: OpenPage) -> None:
     ws_url = site.url.replace("http://", "ws://") + "/ws"
     assert closed == [ws_url, ws_url]  # the page's, then the worker's
     wait_for(lambda: site.close_codes[codes:] == [4001, 4001], 5)
-    wait_for(lambda: {"event": "close", "code": 4001} in _worker_events(worker_page.page), 5)
+    wait_for(lambda: {"event": "close", "code": 4001} in worker_events(worker_page.page), 5)
     wait_for(lambda: site.connections == 2, 5)  # both come back
 
 
@@ -56,14 +57,14 @@ def test_block_refuses_a_worker_s_reconnects_for_the_window(worker_page: OpenPag
     assert len(started["closed"]) == 2 and started["workers"] == 1
     wait_for(lambda: site.close_codes[codes:] == [4002, 4002], 5)
     time.sleep(1.0)
-    seen = _worker_events(worker_page.page)
+    seen = worker_events(worker_page.page)
     closes = [e["code"] for e in seen if e["event"] == "close"]
     assert closes[0] == 4002 and closes[1:4] == [1006] * 3, seen
     assert seen.count({"event": "open"}) == 1 and site.handshakes == handshakes
     # the window ends: the worker's next try is accepted, as the page's
     wait_for(lambda: site.connections == 2, 8)
     assert site.handshakes == handshakes + 2
-    assert _worker_events(worker_page.page).count({"event": "open"}) == 2
+    assert worker_events(worker_page.page).count({"event": "open"}) == 2
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
 
 
@@ -77,21 +78,21 @@ def test_a_worker_holding_its_own_websocket_is_reached_once_an_observer_saw_it_s
     handshakes = site.handshakes
     worker_page.page.evaluate("__workerEvents.length = 0")
     site.close_sockets(4000)
-    wait_for(lambda: _worker_events(worker_page.page)[-1:] == [{"event": "open"}], 5)
+    wait_for(lambda: worker_events(worker_page.page)[-1:] == [{"event": "open"}], 5)
     assert site.handshakes > handshakes
     faults.clear_browser_faults()
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
     # the observer reloads the page: the new worker starts held, with the guard resident
     actions.start_observer(reload_page=True, **worker_page.target())
     wait_for(lambda: site.connections == 2, 10)
-    wait_for(lambda: _worker_events(worker_page.page) == [{"event": "open"}], 10)
+    wait_for(lambda: worker_events(worker_page.page) == [{"event": "open"}], 10)
     codes, handshakes = len(site.close_codes), site.handshakes
     started = faults.block_websocket_handshakes(
         r"/ws$", 2.5, close_code=4002, **worker_page.target()
     )
     assert len(started["closed"]) == 2
     time.sleep(1.0)
-    closes = [e["code"] for e in _worker_events(worker_page.page) if e["event"] == "close"]
+    closes = [e["code"] for e in worker_events(worker_page.page) if e["event"] == "close"]
     assert closes[0] == 4002 and closes[1:4] == [1006] * 3, closes
     assert site.handshakes == handshakes and site.close_codes[codes:] == [4002, 4002]
     wait_for(lambda: site.connections == 2, 8)

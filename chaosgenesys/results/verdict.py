@@ -252,44 +252,25 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
     items = runs(journal) + runs(journal, "rollbacks")
     end_of_run = parse_time(journal.get("end"))
     reverts = _killswitch_reverts(journal)
+    dry = _dry(journal) in ("actions", "activities")
     faults: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         key = activity_key(item)
         if key not in FAULT_ACTIONS:
             continue
-        if _dry(journal) in ("actions", "activities"):
-            faults.append({
-                "name": (item.get("activity") or {}).get("name"),
-                "action": key.removeprefix("chaosgenesys."),
-                "status": "skipped (dry run)",
-                "start": item.get("start"),
-                "seconds": 0.0,
-                "ended_by": "itself (a dry run injects nothing)",
-            })
+        if dry:
+            faults.append(_without_window(item, "skipped (dry run)",
+                                          "itself (a dry run injects nothing)"))
             continue
         if item.get("status") == "failed":  # refused before anything changed, or undone
-            faults.append({
-                "name": (item.get("activity") or {}).get("name"),
-                "action": key.removeprefix("chaosgenesys."),
-                "status": "failed",
-                "start": item.get("start"),
-                "seconds": 0.0,
-                "ended_by": NOT_APPLIED,
-            })
+            faults.append(_without_window(item, "failed", NOT_APPLIED))
+            continue
+        if key in INSTANT_ACTIONS:
+            faults.append(_without_window(item, item.get("status"), "itself (a single event)"))
             continue
         start = parse_time(item.get("start"))
         duration = _duration_used(item, journal)
         end, ended_by = None, "the end of the run"
-        if key in INSTANT_ACTIONS:
-            faults.append({
-                "name": (item.get("activity") or {}).get("name"),
-                "action": key.removeprefix("chaosgenesys."),
-                "status": item.get("status"),
-                "start": item.get("start"),
-                "seconds": 0.0,
-                "ended_by": "itself (a single event)",
-            })
-            continue
         started = item.get("start")
         delayed = _start_after(item)
         if delayed and start is not None:  # a proxy rule in force only from start_after on
@@ -331,6 +312,18 @@ def _faults(journal: dict[str, Any]) -> list[dict[str, Any]]:
             fault["hits"] = hits
         faults.append(fault)
     return faults
+
+
+def _without_window(item: dict[str, Any], status: Any, ended_by: str) -> dict[str, Any]:
+    """A fault action with no window of its own: a dry run's, a failed one, a single event."""
+    return {
+        "name": (item.get("activity") or {}).get("name"),
+        "action": activity_key(item).removeprefix("chaosgenesys."),
+        "status": status,
+        "start": item.get("start"),
+        "seconds": 0.0,
+        "ended_by": ended_by,
+    }
 
 
 def _start_after(item: dict[str, Any]) -> float:

@@ -12,7 +12,6 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosgenesys.arguments import require_id
-from chaosgenesys.shown import show
 
 __all__ = [
     "agent_summary",
@@ -23,19 +22,15 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-#: ``scope`` values: ``run``, only this run's desktop; ``all``, this run's, else another run's.
-SCOPES = ("run", "all")
 #: ``(run id, user id)`` of the other runs' desktops a warning was logged for (once each).
 _WARNED: set[tuple[str, str]] = set()
 
 
 def _scope(scope: str) -> str:
-    if not isinstance(scope, str) or scope.strip().lower() not in SCOPES:
-        raise ActivityFailed(
-            f"scope must be one of 'run', 'all' (this run's desktop only; this run's, else "
-            f"another run's), got {show(scope)}"
-        )
-    return scope.strip().lower()
+    """``run``: only this run's desktop; ``all``: this run's, else another run's."""
+    from chaosgenesys.faults.record_checks import check_scope
+
+    return check_scope(scope, meaning="this run's desktop only; this run's, else another run's")
 
 
 def agent_summary(

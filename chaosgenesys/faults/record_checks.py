@@ -34,12 +34,15 @@ __all__ = [
 SCOPES = ("run", "all")
 
 
-def check_scope(scope: Any, name: str = "scope") -> str:
-    """``scope`` as one of :data:`SCOPES`; ``ActivityFailed`` naming ``name`` otherwise."""
+def check_scope(
+    scope: Any, name: str = "scope", meaning: str = "the faults of this run, or every run's"
+) -> str:
+    """``scope`` as one of :data:`SCOPES`; ``ActivityFailed`` naming ``name`` (and what each
+    value means to the caller) otherwise."""
     if not isinstance(scope, str) or scope.strip().lower() not in SCOPES:
         raise ActivityFailed(
-            f"{name} must be one of {', '.join(repr(s) for s in SCOPES)} (the faults of this "
-            f"run, or every run's), got {show(scope)}"
+            f"{name} must be one of {', '.join(repr(s) for s in SCOPES)} ({meaning}), "
+            f"got {show(scope)}"
         )
     return scope.strip().lower()
 

@@ -37,6 +37,13 @@ class ChaosRun:
         raise AssertionError(f"no {name!r} extension in the journal: {self.log[-3000:]}")
 
 
+def action(name: str, module: str, func: str, **arguments: Any) -> dict[str, Any]:
+    """A Python action of an experiment, for the tests that write their experiments."""
+    return {"type": "action", "name": name,
+            "provider": {"type": "python", "module": module, "func": func,
+                         "arguments": arguments}}
+
+
 def chaos_run(experiment: dict[str, Any], tmp_path: Path, runtime: Path) -> ChaosRun:
     """``chaos run`` from the repository root with a log file and a runtime dir in ``tmp_path``."""
     path = tmp_path / "experiment.json"

@@ -21,7 +21,7 @@ from chaosgenesys.preflight import PreflightResult, Row, check, format_table
 from chaosgenesys.sandbox import Sandbox
 from chaosgenesys.sandbox.actions import inject_api_fault
 from tests.conftest import AGENT_1, AGENT_2, AGENT_3, CLIENT_ID, CLIENT_SECRET, QUEUE, make_seed
-from tests.controls.runner import chaos_run
+from tests.controls.runner import action, chaos_run
 
 SALES = "7c1d2a90-0000-4000-8000-0000000000bb"
 SECRETS = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
@@ -29,12 +29,6 @@ SECRETS = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 
 def _probe(name: str, module: str, func: str, **arguments: Any) -> dict[str, Any]:
     return {"type": "probe", "name": name, "tolerance": True,
-            "provider": {"type": "python", "module": module, "func": func,
-                         "arguments": arguments}}
-
-
-def _action(name: str, module: str, func: str, **arguments: Any) -> dict[str, Any]:
-    return {"type": "action", "name": name,
             "provider": {"type": "python", "module": module, "func": func,
                          "arguments": arguments}}
 
@@ -49,11 +43,11 @@ EXPERIMENT: dict[str, Any] = {
                user_id=AGENT_1, expected="On Queue"),
     ]},
     "method": [
-        _action("away", "chaosgenesys.users.actions", "set_presence",
+        action("away", "chaosgenesys.users.actions", "set_presence",
                 user_id=AGENT_1, presence="Away"),
     ],
     "rollbacks": [
-        _action("back", "chaosgenesys.users.actions", "restore_presence", user_id=AGENT_1),
+        action("back", "chaosgenesys.users.actions", "restore_presence", user_id=AGENT_1),
     ],
 }
 
@@ -154,8 +148,8 @@ def test_an_agent_on_a_live_queue_is_named(org: Any) -> None:
 def test_unknown_and_foreign_activities(org: Any) -> None:
     configuration = org()
     typo = {**EXPERIMENT, "method": [
-        _action("typo", "chaosgenesys.users.actions", "set_presense", user_id=AGENT_1),
-        _action("other", "os.path", "exists", path="/"),
+        action("typo", "chaosgenesys.users.actions", "set_presense", user_id=AGENT_1),
+        action("other", "os.path", "exists", path="/"),
         {"type": "action", "name": "shell", "provider": {"type": "process", "path": "true"}},
     ]}
     result = check(typo, configuration, SECRETS, [AGENT_1], QUEUE)

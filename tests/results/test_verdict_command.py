@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.controls.runner import chaos_run
+from tests.controls.runner import action, chaos_run
 
 CHAOSGENESYS = str(Path(sys.executable).with_name("chaosgenesys"))
 
@@ -109,12 +109,6 @@ def _probe(name: str, func: str, tolerance: Any, module: str = "chaosgenesys.use
                          "arguments": arguments}}
 
 
-def _action(name: str, module: str, func: str, **arguments: Any) -> dict[str, Any]:
-    return {"type": "action", "name": name,
-            "provider": {"type": "python", "module": module, "func": func,
-                         "arguments": arguments}}
-
-
 def _sandbox_run(probes: list[dict[str, Any]], method: list[dict[str, Any]], tmp_path: Path,
                  *var: str, **configuration: Any) -> Path:
     """``chaos run [--var ...]`` of an experiment on the embedded sandbox with the verdict
@@ -152,7 +146,7 @@ def test_a_duration_changed_by_var_is_the_window_the_verdict_and_report_show(
     that is the window the verdict, its JSON and the report's timeline give."""
     on_queue = _probe("on-queue", "presence_is", True, user_id="${agent_1}",
                       expected="On Queue")
-    fault = _action("slow-nothing-for-a-while", "chaosgenesys.sandbox.actions",
+    fault = action("slow-nothing-for-a-while", "chaosgenesys.sandbox.actions",
                     "inject_api_fault", path_pattern="^/api/v2/nothing-reads-this$",
                     delay_ms=10, duration="${fault_seconds}")
     fault["pauses"] = {"after": 3}
@@ -211,9 +205,9 @@ def test_a_probe_that_deviated_is_not_held_and_an_error_is_said_once(tmp_path: P
         _probe("on-queue", "presence_is", True, user_id="${agent_1}", expected="On Queue"),
     ]
     method = [
-        _action("agent-takes-a-break", "chaosgenesys.users.actions", "set_presence",
+        action("agent-takes-a-break", "chaosgenesys.users.actions", "set_presence",
                 user_id="${agent_1}", presence="Break"),
-        _action("negative-delay", "chaosgenesys.sandbox.actions", "inject_api_fault",
+        action("negative-delay", "chaosgenesys.sandbox.actions", "inject_api_fault",
                 path_pattern="^/api/v2/nothing$", delay_ms=-5),
     ]
     journal_path = _sandbox_run(probes, method, tmp_path)
@@ -310,7 +304,7 @@ def test_a_fault_the_kill_switch_reverted_ends_at_the_trip(tmp_path: Path) -> No
     """The users API 1,500 ms slower for 30 s; the kill switch (p99 over 500 ms for 1 s) trips
     a few seconds in and removes the fault. Its window ends there, by the kill switch, in the
     verdict, its JSON and the report's band: not at its 30 s."""
-    slow = _action("users-api-slow", "chaosgenesys.sandbox.actions", "inject_api_fault",
+    slow = action("users-api-slow", "chaosgenesys.sandbox.actions", "inject_api_fault",
                    path_pattern="/api/v2/users", delay_ms=1500, duration=30)
     read = _probe("read-presence", "get_presence", None, user_id="${agent_1}")
     read["pauses"] = {"after": 20}
@@ -354,12 +348,12 @@ def test_a_proxy_rule_the_kill_switch_s_final_revert_ended(tmp_path: Path) -> No
     """A proxy rule of 30 s in a run of about a second: nothing removes it, the kill switch's
     revert after the run stops the proxy it is in (its journal names the proxy's fault id,
     which ``start_proxy`` answered). The rule lasted until then, not 30 s."""
-    start = _action("start-proxy", "chaosgenesys.proxy.actions", "start_proxy",
+    start = action("start-proxy", "chaosgenesys.proxy.actions", "start_proxy",
                     port=0, confdir=str(tmp_path / "ca"))
-    rule = _action("slow-nothing", "chaosgenesys.proxy.actions", "delay_requests",
+    rule = action("slow-nothing", "chaosgenesys.proxy.actions", "delay_requests",
                    path_pattern="^/nothing", delay_ms=10, duration=30)
-    for action in (start, rule):  # a proxy of its own name: the rule goes to it
-        action["provider"]["arguments"]["name"] = "walk"
+    for step in (start, rule):  # a proxy of its own name: the rule goes to it
+        step["provider"]["arguments"]["name"] = "walk"
     rule["pauses"] = {"after": 1}
     experiment = {
         "title": "a proxy rule", "description": "ended by the kill switch after the run",

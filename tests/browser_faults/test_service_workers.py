@@ -71,7 +71,8 @@ def test_block_refuses_a_service_worker_s_reconnects_for_the_window(
     # the window ends: the service worker's next try is accepted, as the page's
     wait_for(lambda: site.connections == 2, 8)
     assert site.handshakes == handshakes + 2
-    assert worker_events(service_worker_page.page).count({"event": "open"}) == 2
+    # the service worker tells its pages through clients.matchAll: after the server sees it
+    wait_for(lambda: worker_events(service_worker_page.page).count({"event": "open"}) == 2, 5)
     wait_for(lambda: not registry.mine(kind=faults.KIND), 3)
 
 
